@@ -1,0 +1,104 @@
+/**
+ * The one table of errors the proxy itself answers with. Every error a client can see from the
+ * proxy is a JSON-RPC error body built here, with the HTTP status beside it and a stable
+ * `data.reason` that scripts and dashboards can match on (messages may be reworded, reasons not).
+ */
+
+export interface ProxyErrorSpec {
+  readonly status: number;
+  /** JSON-RPC error code: the standard ones where they fit, the MCP SDK's where clients know them. */
+  readonly code: number;
+  readonly message: string;
+}
+
+export const PROXY_ERRORS = {
+  PARSE_ERROR: { status: 400, code: -32700, message: 'Parse error: the body is not valid JSON' },
+  INVALID_REQUEST: {
+    status: 400,
+    code: -32600,
+    message: 'Invalid Request: the body is not a JSON-RPC 2.0 message or batch',
+  },
+  EMPTY_BATCH: { status: 400, code: -32600, message: 'Invalid Request: empty batch' },
+  INITIALIZE_IN_BATCH: {
+    status: 400,
+    code: -32600,
+    message: 'Invalid Request: initialize must not be part of a batch',
+  },
+  INITIALIZE_WITH_SESSION: {
+    status: 400,
+    code: -32600,
+    message: 'Bad Request: initialize must not carry an Mcp-Session-Id; send it without one to start a new session',
+  },
+  // Same code and text as the TypeScript SDK's server transport, so clients see familiar errors.
+  SESSION_REQUIRED: { status: 400, code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' },
+  // 404 is what the spec tells clients to answer with a fresh initialize.
+  SESSION_NOT_FOUND: { status: 404, code: -32001, message: 'Session not found' },
+  PAYLOAD_TOO_LARGE: { status: 413, code: -32600, message: 'Payload Too Large: the body exceeds the configured limit' },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    code: -32000,
+    message: 'Unsupported Media Type: Content-Type must be application/json',
+  },
+  METHOD_NOT_ALLOWED: { status: 405, code: -32000, message: 'Method Not Allowed: use GET, POST or DELETE' },
+  UPSTREAM_UNAVAILABLE: { status: 502, code: -32000, message: 'Bad Gateway: the upstream MCP server is unreachable' },
+  UPSTREAM_TIMEOUT: { status: 504, code: -32000, message: 'Gateway Timeout: the upstream MCP server did not answer in time' },
+  UPSTREAM_BAD_SESSION_ID: {
+    status: 502,
+    code: -32000,
+    message: 'Bad Gateway: the upstream sent an unusable Mcp-Session-Id',
+  },
+  UPSTREAM_BAD_INITIALIZE: {
+    status: 502,
+    code: -32000,
+    message: 'Bad Gateway: the upstream answered initialize with something that is not an InitializeResult',
+  },
+  REPLAY_FAILED: {
+    status: 502,
+    code: -32000,
+    message: 'Bad Gateway: the upstream could not re-establish the session',
+  },
+  INTERNAL_ERROR: { status: 500, code: -32603, message: 'Internal error in mcp-session-proxy' },
+  // Never sent: the client went away. Named so logs and metrics can tell it from real failures.
+  CLIENT_CLOSED: { status: 499, code: -32000, message: 'Client closed the request' },
+} as const satisfies Record<string, ProxyErrorSpec>;
+
+export type ProxyErrorReason = keyof typeof PROXY_ERRORS;
+
+export type JsonRpcId = string | number;
+
+/** Extra facts a client may use (never secrets): the upstream's HTTP status, for instance. */
+export interface ErrorDetail {
+  readonly upstreamStatus?: number;
+}
+
+/** Thrown inside the request flow; the route's error handler turns it into the body below. */
+export class ProxyError extends Error {
+  readonly reason: ProxyErrorReason;
+  readonly detail: ErrorDetail | undefined;
+  /** The JSON-RPC id of the request this error answers, when there is exactly one. */
+  readonly requestId: JsonRpcId | null;
+  constructor(
+    reason: ProxyErrorReason,
+    options: { detail?: ErrorDetail; requestId?: JsonRpcId | null; cause?: unknown } = {},
+  ) {
+    super(PROXY_ERRORS[reason].message, { cause: options.cause });
+    this.name = 'ProxyError';
+    this.reason = reason;
+    this.detail = options.detail;
+    this.requestId = options.requestId ?? null;
+  }
+  get status(): number {
+    return PROXY_ERRORS[this.reason].status;
+  }
+}
+
+export function errorBody(reason: ProxyErrorReason, id: JsonRpcId | null = null, detail?: ErrorDetail): string {
+  const spec = PROXY_ERRORS[reason];
+  const message =
+    detail?.upstreamStatus === undefined ? spec.message : `${spec.message} (upstream status ${detail.upstreamStatus})`;
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    error: { code: spec.code, message, data: { reason, ...detail } },
+  });
+}

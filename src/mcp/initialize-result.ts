@@ -1,0 +1,55 @@
+/**
+ * Read the upstream's answer to an initialize (the client's own, or a replayed one).
+ * The answer is either one JSON body or a short SSE stream that carries the response as an event.
+ */
+import { createParser } from 'eventsource-parser';
+import type { JsonRpcId } from '../errors.js';
+
+export interface InitializeOutcome {
+  /** The protocol version the upstream negotiated (InitializeResult.protocolVersion). */
+  readonly protocolVersion: string;
+}
+
+/** JSON-RPC messages in a buffered upstream body, whichever of the two media types it used. */
+export function messagesOf(body: string, contentType: string | undefined): unknown[] {
+  if (contentType?.toLowerCase().startsWith('text/event-stream')) {
+    const messages: unknown[] = [];
+    const parser = createParser({
+      onEvent(event) {
+        const parsed = parseJson(event.data);
+        if (parsed !== undefined) messages.push(parsed);
+      },
+    });
+    parser.feed(body);
+    // A stream cut after its last event has no trailing blank line; flush what is complete.
+    parser.feed('\n\n');
+    return messages;
+  }
+  const parsed = parseJson(body);
+  if (parsed === undefined) return [];
+  return Array.isArray(parsed) ? parsed : [parsed];
+}
+
+/** The InitializeResult answering request `id`, or undefined when the upstream refused or garbled it. */
+export function initializeOutcomeOf(
+  body: string,
+  contentType: string | undefined,
+  id: JsonRpcId,
+): InitializeOutcome | undefined {
+  for (const message of messagesOf(body, contentType)) {
+    if (typeof message !== 'object' || message === null) continue;
+    const { id: messageId, result } = message as { id?: unknown; result?: unknown };
+    if (messageId !== id || typeof result !== 'object' || result === null) continue;
+    const { protocolVersion } = result as { protocolVersion?: unknown };
+    return typeof protocolVersion === 'string' ? { protocolVersion } : undefined;
+  }
+  return undefined;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}

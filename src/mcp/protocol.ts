@@ -1,0 +1,81 @@
+/**
+ * MCP Streamable HTTP facts the proxy relies on, and the classification of a POST body.
+ * Pure: no I/O, never throws on any input (property-tested).
+ */
+import type { JsonRpcId, ProxyErrorReason } from '../errors.js';
+
+// Node lower-cases incoming header names, and undici hands upstream headers back lower-cased.
+export const SESSION_HEADER = 'mcp-session-id';
+export const PROTOCOL_VERSION_HEADER = 'mcp-protocol-version';
+export const LAST_EVENT_ID_HEADER = 'last-event-id';
+
+/** What a client expects when it sends a POST (spec: both media types are listed). */
+export const POST_ACCEPT = 'application/json, text/event-stream';
+
+export type ClassifiedBody =
+  /** A lone initialize request: starts a new session. `params` is kept verbatim for replay. */
+  | { readonly kind: 'initialize'; readonly id: JsonRpcId; readonly params: object }
+  /** Anything else that is valid: requests, notifications, responses, or a batch of them. */
+  | { readonly kind: 'messages'; readonly id: JsonRpcId | null }
+  | { readonly kind: 'invalid'; readonly reason: ProxyErrorReason; readonly id: JsonRpcId | null };
+
+type Obj = Record<string, unknown>;
+
+function isObject(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isId(value: unknown): value is JsonRpcId {
+  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+/** JSON-RPC 2.0 request, notification or response, as MCP uses them. */
+export function isJsonRpcMessage(value: unknown): value is Obj {
+  if (!isObject(value) || value.jsonrpc !== '2.0') return false;
+  if ('method' in value) {
+    if (typeof value.method !== 'string') return false;
+    if ('id' in value && !isId(value.id)) return false;
+    return value.params === undefined || typeof value.params === 'object';
+  }
+  // A response: exactly one of result / error; error responses may carry id null.
+  const hasResult = 'result' in value;
+  const hasError = 'error' in value;
+  if (hasResult === hasError) return false;
+  if (!(isId(value.id) || (hasError && value.id === null))) return false;
+  return !hasError || (isObject(value.error) && typeof value.error.code === 'number');
+}
+
+function requestIdOf(message: Obj): JsonRpcId | null {
+  return 'method' in message && isId(message.id) ? message.id : null;
+}
+
+/**
+ * Classify a parsed POST body. `undefined` means the body did not parse as JSON.
+ * The id returned is the one an error reply should carry (null when there is no single request).
+ */
+export function classifyBody(body: unknown): ClassifiedBody {
+  if (body === undefined) return { kind: 'invalid', reason: 'PARSE_ERROR', id: null };
+  if (Array.isArray(body)) {
+    // Batches exist only in protocol 2025-03-26; they are judged as a whole.
+    if (body.length === 0) return { kind: 'invalid', reason: 'EMPTY_BATCH', id: null };
+    for (const message of body) {
+      if (!isJsonRpcMessage(message)) return { kind: 'invalid', reason: 'INVALID_REQUEST', id: null };
+    }
+    for (const message of body as Obj[]) {
+      if (message.method === 'initialize') return { kind: 'invalid', reason: 'INITIALIZE_IN_BATCH', id: null };
+    }
+    return { kind: 'messages', id: null };
+  }
+  if (!isJsonRpcMessage(body)) {
+    const id = isObject(body) && isId(body.id) ? body.id : null;
+    return { kind: 'invalid', reason: 'INVALID_REQUEST', id };
+  }
+  if (body.method === 'initialize') {
+    // initialize is a request: it needs an id and its params (protocolVersion, capabilities, clientInfo).
+    if (!isId(body.id) || !isObject(body.params)) {
+      return { kind: 'invalid', reason: 'INVALID_REQUEST', id: requestIdOf(body) };
+    }
+    return { kind: 'initialize', id: body.id, params: body.params };
+  }
+  return { kind: 'messages', id: requestIdOf(body) };
+}

@@ -1,0 +1,28 @@
+/**
+ * Pino JSON lines. Session ids, credentials and cookies must never reach a log line: our own
+ * log calls pass only fingerprints, and the redaction below is the safety net for any object
+ * (a request, a response, a headers map) that a library or a future change logs whole.
+ */
+import pino, { type DestinationStream, type Logger } from 'pino';
+import type { LogLevel } from '../config.js';
+
+const SECRET_HEADERS = ['authorization', 'cookie', 'set-cookie', 'mcp-session-id', 'proxy-authorization', 'x-api-key'];
+const HEADER_HOLDERS = ['headers', 'req.headers', 'res.headers', 'request.headers', 'response.headers'];
+
+export const REDACTED_PATHS = HEADER_HOLDERS.flatMap((holder) =>
+  SECRET_HEADERS.map((name) => `${holder}["${name}"]`),
+);
+
+export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // A URL may carry a token in its query string: log the path only.
+      serializers: {
+        req: (req: { method?: string; url?: string }) => ({ method: req.method, path: req.url?.split('?')[0] }),
+      },
+    },
+    destination,
+  );
+}

@@ -1,0 +1,67 @@
+/**
+ * Which headers cross the proxy, in each direction. Pure.
+ *
+ * The session header is always rewritten: the upstream sees only its own id, the client only the
+ * one the proxy minted. Hop-by-hop headers stay on their own hop (RFC 9110 §7.6.1).
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { SESSION_HEADER } from '../mcp/protocol.js';
+import type { ClientSessionId, UpstreamSessionId } from '../session/ids.js';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+// Never forwarded upstream: host and length belong to the new request, and the upstream must
+// answer uncompressed because the proxy reads initialize answers and loss errors itself.
+const NOT_FORWARDED_UPSTREAM = new Set([...HOP_BY_HOP, 'host', 'content-length', 'accept-encoding', SESSION_HEADER]);
+const NOT_FORWARDED_DOWNSTREAM = new Set([...HOP_BY_HOP, SESSION_HEADER]);
+
+export type OutgoingHeaders = Record<string, string | string[]>;
+
+function copyHeaders(from: IncomingHttpHeaders, skip: ReadonlySet<string>): OutgoingHeaders {
+  const extra = connectionTokens(from.connection);
+  const out: OutgoingHeaders = {};
+  for (const name in from) {
+    const value = from[name];
+    if (value === undefined || skip.has(name) || extra?.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Headers named in `Connection` are hop-by-hop too. Rare, so the common case allocates nothing. */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  if (!text.includes(',') && /^\s*(keep-alive|close)\s*$/i.test(text)) return undefined;
+  return new Set(text.split(',').map((token) => token.trim().toLowerCase()));
+}
+
+/** The client's headers, as the upstream must see them (with its own session id, if it has one). */
+export function toUpstreamHeaders(
+  clientHeaders: IncomingHttpHeaders,
+  upstreamId: UpstreamSessionId | undefined,
+): OutgoingHeaders {
+  const headers = copyHeaders(clientHeaders, NOT_FORWARDED_UPSTREAM);
+  if (upstreamId !== undefined) headers[SESSION_HEADER] = upstreamId;
+  return headers;
+}
+
+/** The upstream's response headers, as the client must see them (with its proxy-minted id). */
+export function toClientHeaders(
+  upstreamHeaders: IncomingHttpHeaders,
+  clientId: ClientSessionId | undefined,
+): OutgoingHeaders {
+  const headers = copyHeaders(upstreamHeaders, NOT_FORWARDED_DOWNSTREAM);
+  if (clientId !== undefined) headers[SESSION_HEADER] = clientId;
+  return headers;
+}

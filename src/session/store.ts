@@ -1,0 +1,67 @@
+/**
+ * Client sessions, in memory. The only lru-cache import: bounded by count (a flood of initializes
+ * evicts the least recently used sessions instead of growing memory) and by idle time.
+ */
+import { LRUCache } from 'lru-cache';
+import type { ClientSessionId, UpstreamSessionId } from './ids.js';
+
+export interface Session {
+  readonly id: ClientSessionId;
+  /** Log-safe fingerprint of `id`, computed once at creation so the hot path never hashes. */
+  readonly logId: string;
+  /** The client's initialize params as JSON text, replayed verbatim to the upstream. */
+  readonly initParams: string;
+  /** Protocol version the upstream negotiated with this client. */
+  protocolVersion: string;
+  /** The upstream's current id; undefined for upstreams that never issue one. */
+  upstreamId: UpstreamSessionId | undefined;
+  /** Bumped each time the upstream session is re-established, to tell stale failures from new ones. */
+  generation: number;
+  /** The replay in flight, shared by every request that found the upstream session lost. */
+  replaying: Promise<void> | undefined;
+}
+
+export type EndReason = 'evict' | 'expire' | 'delete';
+
+export interface SessionStoreOptions {
+  readonly maxSessions: number;
+  readonly idleTtlMs: number;
+  /** Called once per session that leaves the store, with why (injected for logs and metrics). */
+  readonly onEnd?: (session: Session, reason: EndReason) => void;
+  /** Clock, injectable so TTL tests need no sleeping. */
+  readonly now?: () => number;
+}
+
+export interface SessionStore {
+  get(id: ClientSessionId): Session | undefined;
+  add(session: Session): void;
+  delete(id: ClientSessionId): boolean;
+  readonly size: number;
+}
+
+export function createSessionStore(options: SessionStoreOptions): SessionStore {
+  const { onEnd } = options;
+  const cache = new LRUCache<ClientSessionId, Session>({
+    max: options.maxSessions,
+    ttl: options.idleTtlMs,
+    // Idle TTL: every use of a session starts its clock again.
+    updateAgeOnGet: true,
+    ...(options.now ? { perf: { now: options.now } } : {}),
+    ...(onEnd
+      ? {
+          dispose: (session: Session, _id: ClientSessionId, reason: LRUCache.DisposeReason) => {
+            // 'set' would mean an id was reused, which minting 256 random bits rules out.
+            if (reason === 'evict' || reason === 'expire' || reason === 'delete') onEnd(session, reason);
+          },
+        }
+      : {}),
+  });
+  return {
+    get: (id) => cache.get(id),
+    add: (session) => void cache.set(session.id, session),
+    delete: (id) => cache.delete(id),
+    get size() {
+      return cache.size;
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * The only undici import: a keep-alive pool to the upstream MCP endpoint, timeouts, abort, and the
+ * mapping of transport failures onto the proxy's error table.
+ */
+import { Pool, type Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { ProxyError, type ProxyErrorReason } from '../errors.js';
+
+export interface UpstreamOptions {
+  readonly url: URL;
+  /** Time to wait for response headers. SSE bodies are exempt: they may idle for hours. */
+  readonly headersTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+}
+
+export interface UpstreamRequest {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly headers: Record<string, string | string[]>;
+  readonly body?: Buffer | string;
+  readonly signal?: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  readonly statusCode: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Dispatcher.ResponseData['body'];
+}
+
+export interface UpstreamClient {
+  /** Path and query of the upstream MCP endpoint. */
+  readonly path: string;
+  request(request: UpstreamRequest): Promise<UpstreamResponse>;
+  close(): Promise<void>;
+}
+
+// A pooled socket the upstream closed (restart, idle timeout) fails like this before any answer
+// arrives; the request never reached a live server, so one retry on a fresh socket is safe.
+const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
+  const pool = new Pool(options.url.origin, {
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: 0,
+    connect: { timeout: options.connectTimeoutMs },
+  });
+  const path = options.url.pathname + options.url.search;
+
+  const send = (request: UpstreamRequest) =>
+    pool.request({
+      path,
+      method: request.method,
+      headers: request.headers,
+      body: request.body ?? null,
+      signal: request.signal ?? null,
+    });
+
+  return {
+    path,
+    async request(request) {
+      try {
+        return await send(request);
+      } catch (error) {
+        if (request.signal?.aborted || !STALE_SOCKET_CODES.has(codeOf(error))) {
+          throw toProxyError(error, request.signal);
+        }
+        try {
+          return await send(request);
+        } catch (retryError) {
+          throw toProxyError(retryError, request.signal);
+        }
+      }
+    },
+    close: () => pool.close(),
+  };
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
+/** Map a transport failure; an aborted signal says whether a deadline passed or the client left. */
+export function toProxyError(error: unknown, signal?: AbortSignal): ProxyError {
+  if (error instanceof ProxyError) return error;
+  if (signal?.aborted) {
+    const timedOut = (signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError';
+    return new ProxyError(timedOut ? 'UPSTREAM_TIMEOUT' : 'CLIENT_CLOSED', { cause: error });
+  }
+  const reason = TIMEOUT_CODES.has(codeOf(error)) ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE';
+  return new ProxyError(reason, { cause: error });
+}
+
+/**
+ * Read a short upstream body (an initialize answer, an error) in full. More than `limit` bytes is
+ * not something these answers ever are, so it fails with `tooLarge` rather than growing memory.
+ */
+export async function readBody(
+  body: UpstreamResponse['body'],
+  limit: number,
+  tooLarge: ProxyErrorReason,
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) {
+        body.destroy();
+        throw new ProxyError(tooLarge);
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    throw toProxyError(error, signal);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}

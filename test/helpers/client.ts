@@ -1,0 +1,31 @@
+/** The official SDK client over Streamable HTTP, unmodified, as users run it. */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+export interface Connected {
+  readonly client: Client;
+  readonly transport: StreamableHTTPClientTransport;
+  /** The session id the client holds right now. */
+  sessionId(): string | undefined;
+  close(): Promise<void>;
+}
+
+export async function connect(url: string, name = 'test-client', headers?: Record<string, string>): Promise<Connected> {
+  const client = new Client({ name, version: '3.1.4' }, { capabilities: { sampling: {}, roots: { listChanged: true } } });
+  const transport = new StreamableHTTPClientTransport(new URL(url), headers ? { requestInit: { headers } } : undefined);
+  await client.connect(transport);
+  return {
+    client,
+    transport,
+    sessionId: () => transport.sessionId,
+    close: () => client.close(),
+  };
+}
+
+/** Text of the first content item of a tool result. */
+export async function callText(c: Connected, name: string, args: Record<string, unknown> = {}): Promise<string> {
+  const result = await c.client.callTool({ name, arguments: args });
+  const first = (result.content as Array<{ type: string; text?: string }>)[0];
+  if (result.isError) throw new Error(`tool ${name} failed: ${first?.text}`);
+  return first?.text ?? '';
+}

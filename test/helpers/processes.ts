@@ -1,0 +1,172 @@
+/**
+ * Real processes on 127.0.0.1 for integration tests: the proxy (the built dist/main.js, exactly
+ * what users run), fixture upstreams, and @modelcontextprotocol/server-everything.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const PROXY_MAIN = `${ROOT}dist/main.js`;
+const FIXTURE = `${ROOT}test/fixtures/legacy-upstream.ts`;
+const EVERYTHING = `${ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
+
+export interface Proc {
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGKILL, and wait for the exit. */
+  kill(): Promise<void>;
+}
+
+const running = new Set<Proc>();
+
+/** Kill whatever a test file left running (call from afterAll). */
+export async function killAll(): Promise<void> {
+  await Promise.all([...running].map((p) => p.kill()));
+}
+
+function start(args: string[], env: Record<string, string>, ready: (line: string) => number | undefined) {
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  let buffered = '';
+  const exited = once(child, 'exit');
+  const proc: Proc = {
+    child,
+    output: () => text,
+    async kill() {
+      running.delete(proc);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+  running.add(proc);
+  const port = new Promise<number>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      buffered += chunk.toString();
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        const found = ready(line);
+        if (found !== undefined) resolve(found);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.once('exit', (code) => reject(new Error(`process exited with ${code} before it was ready:\n${text}`)));
+    setTimeout(() => reject(new Error(`process not ready after 15 s:\n${text}`)), 15_000).unref();
+  });
+  return { proc, port };
+}
+
+function jsonLine(line: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+export type FixtureMode = 'sdk' | 'strict' | 'stateless' | 'rotating';
+
+export interface Fixture extends Proc {
+  readonly port: number;
+  readonly mcpUrl: string;
+  readonly origin: string;
+  stats(): Promise<FixtureStats>;
+  drop(): Promise<void>;
+  release(): Promise<void>;
+}
+
+export interface FixtureStats {
+  initializes: Record<string, number>;
+  issuedIds: string[];
+  foreignIds: string[];
+  staleIdUses: number;
+  requestsBeforeInitialized: number;
+  initializedProtocolHeaders: (string | null)[];
+  deletes: number;
+  drops: number;
+  activeSessions: number;
+  authorizationSeen: string[];
+}
+
+export async function startFixture(mode: FixtureMode, options: { port?: number; idleMs?: number } = {}): Promise<Fixture> {
+  const { proc, port } = start(
+    ['--import', 'tsx', FIXTURE, '--mode', mode, '--port', String(options.port ?? 0), '--idle-ms', String(options.idleMs ?? 0)],
+    {},
+    (line) => {
+      const json = jsonLine(line);
+      return json?.event === 'listening' ? Number(json.port) : undefined;
+    },
+  );
+  const p = await port;
+  const origin = `http://127.0.0.1:${p}`;
+  const admin = async (path: string, method = 'POST') => {
+    const res = await fetch(`${origin}/admin/${path}`, { method });
+    if (!res.ok) throw new Error(`fixture admin ${path}: ${res.status}`);
+    return res.json() as Promise<unknown>;
+  };
+  return {
+    ...proc,
+    port: p,
+    origin,
+    mcpUrl: `${origin}/mcp`,
+    stats: () => admin('stats', 'GET') as Promise<FixtureStats>,
+    drop: async () => void (await admin('drop')),
+    release: async () => void (await admin('release')),
+  };
+}
+
+export interface Proxy extends Proc {
+  readonly port: number;
+  readonly url: string;
+  readonly origin: string;
+}
+
+export async function startProxy(upstreamUrl: string, env: Record<string, string> = {}): Promise<Proxy> {
+  const { proc, port } = start([PROXY_MAIN, '--upstream', upstreamUrl, '--port', '0', '--host', '127.0.0.1'], env, (line) => {
+    const json = jsonLine(line);
+    return json?.msg === 'mcp-session-proxy listening' ? Number(json.port) : undefined;
+  });
+  const p = await port;
+  return { ...proc, port: p, origin: `http://127.0.0.1:${p}`, url: `http://127.0.0.1:${p}/mcp` };
+}
+
+/** A port that was free a moment ago, for servers (server-everything) that cannot listen on 0. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+export async function startEverything(port?: number): Promise<Proc & { port: number; mcpUrl: string }> {
+  const p = port ?? (await freePort());
+  const { proc, port: ready } = start([EVERYTHING, 'streamableHttp'], { PORT: String(p) }, () => undefined);
+  void ready.catch(() => undefined);
+  // It announces itself on stderr; poll until it answers instead.
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      await fetch(`http://127.0.0.1:${p}/mcp`, { method: 'GET' });
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`server-everything not up:\n${proc.output()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { ...proc, port: p, mcpUrl: `http://127.0.0.1:${p}/mcp` };
+}
