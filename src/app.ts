@@ -3,7 +3,7 @@
  * main.ts both use it). This file only wires; the flow lives in proxy/routes.ts.
  */
 import httpProxy from '@fastify/http-proxy';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { createLogger } from './observability/logger.js';
@@ -23,7 +23,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // One access line per MCP request is written by the route itself (with the session fingerprint).
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // SSE streams may stay open for hours; the upstream timeout bounds the wait for headers instead.
     requestTimeout: 0,
     bodyLimit: config.bodyLimitBytes,

@@ -98,6 +98,8 @@ export interface FixtureStats {
   drops: number;
   activeSessions: number;
   authorizationSeen: string[];
+  lastEventIds: string[];
+  abortedResponses: number;
 }
 
 export async function startFixture(mode: FixtureMode, options: { port?: number; idleMs?: number } = {}): Promise<Fixture> {

@@ -1,0 +1,42 @@
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../helpers/client.js';
+import { killAll, startEverything, startProxy, type Proxy } from '../helpers/processes.js';
+
+describe('@modelcontextprotocol/server-everything as a real upstream', () => {
+  let proxy: Proxy;
+  beforeAll(async () => {
+    const everything = await startEverything();
+    proxy = await startProxy(everything.mcpUrl);
+  });
+  afterAll(killAll);
+
+  it('streams every progress notification of a long-running tool, then its result', async () => {
+    const c = await connect(proxy.url, 'progress-watcher');
+    const events: string[] = [];
+    const result = await c.client.callTool(
+      { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 } },
+      undefined,
+      { onprogress: (p) => events.push(`progress ${p.progress}/${p.total}`) },
+    );
+    events.push('result');
+    expect(events).toEqual(['progress 1/4', 'progress 2/4', 'progress 3/4', 'progress 4/4', 'result']);
+    expect(JSON.stringify(result.content)).toMatch(/completed/i);
+    await c.close();
+  });
+
+  it('carries a server-to-client sampling request and the client\'s answer through the session', async () => {
+    const c = await connect(proxy.url, 'sampler');
+    c.client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+      model: 'test-model',
+      role: 'assistant',
+      content: { type: 'text', text: 'sampled through the proxy' },
+    }));
+    const result = await c.client.callTool({
+      name: 'trigger-sampling-request',
+      arguments: { prompt: 'say something', maxTokens: 20 },
+    });
+    expect(JSON.stringify(result.content)).toContain('sampled through the proxy');
+    await c.close();
+  });
+});

@@ -1,0 +1,26 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callText, connect } from '../helpers/client.js';
+import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+
+describe('upstream that issues a new Mcp-Session-Id on every answer', () => {
+  let upstream: Fixture;
+  let proxy: Proxy;
+  beforeAll(async () => {
+    upstream = await startFixture('rotating');
+    proxy = await startProxy(upstream.mcpUrl);
+  });
+  afterAll(killAll);
+
+  it('follows the newest upstream id while the client id never changes', async () => {
+    const c = await connect(proxy.url, 'rotated');
+    const id = c.sessionId();
+    for (let i = 0; i < 5; i++) expect(await callText(c, 'echo', { text: `n${i}` })).toBe(`n${i}`);
+    expect(c.sessionId()).toBe(id);
+    const stats = await upstream.stats();
+    expect(stats.issuedIds.length).toBeGreaterThan(5);
+    expect(stats.issuedIds).not.toContain(id);
+    expect(stats.staleIdUses).toBe(0);
+    expect(stats.initializes['rotated']).toBe(1);
+    await c.close();
+  });
+});

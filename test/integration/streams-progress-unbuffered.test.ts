@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../helpers/client.js';
+import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+
+describe('SSE answers stream through as they arrive', () => {
+  let upstream: Fixture;
+  let proxy: Proxy;
+  beforeAll(async () => {
+    upstream = await startFixture('sdk');
+    proxy = await startProxy(upstream.mcpUrl);
+  });
+  afterAll(killAll);
+
+  it('delivers each progress notification before the tool may go on (a buffering proxy would stall it)', async () => {
+    const c = await connect(proxy.url, 'gated');
+    const seen: number[] = [];
+    // The tool waits after each notification until the client has seen it (the fixture's gate).
+    const result = await c.client.callTool({ name: 'gated-progress', arguments: { steps: 3 } }, undefined, {
+      onprogress: (p) => {
+        seen.push(p.progress);
+        void upstream.release();
+      },
+    });
+    expect(result.isError).toBeFalsy();
+    expect((result.content as Array<{ text: string }>)[0]!.text).toBe('done 3');
+    expect(seen).toEqual([1, 2, 3]);
+    await c.close();
+  });
+
+  it('aborts the upstream request when the client disconnects mid-stream', async () => {
+    const c = await connect(proxy.url, 'quitter');
+    const before = (await upstream.stats()).abortedResponses;
+    // A client that goes away: a raw request on the same session, dropped after the first event.
+    const controller = new AbortController();
+    const res = await fetch(proxy.url, {
+      method: 'POST',
+      signal: controller.signal,
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': c.sessionId()!,
+        'mcp-protocol-version': c.transport.protocolVersion!,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 99,
+        method: 'tools/call',
+        params: { name: 'gated-progress', arguments: { steps: 2 }, _meta: { progressToken: 'p' } },
+      }),
+    });
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toContain('notifications/progress');
+    controller.abort();
+    // The fixture counts answers whose connection closed before they were complete.
+    await expect.poll(async () => (await upstream.stats()).abortedResponses, { timeout: 4000 }).toBe(before + 1);
+    await c.close();
+  });
+});
