@@ -12,7 +12,7 @@
  * Decisions live in pure modules (mcp/, proxy/headers.ts, session/ids.ts); this file does I/O.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import type { Config } from '../config.js';
 import { errorBody, PROXY_ERRORS, ProxyError, type JsonRpcId } from '../errors.js';
 import { initializeOutcomeOf } from '../mcp/initialize-result.js';
@@ -23,7 +23,7 @@ import { MAX_INITIALIZE_ANSWER_BYTES } from '../session/handshake.js';
 import { asClientSessionId, mintClientSessionId, readUpstreamId, type Fingerprint } from '../session/ids.js';
 import type { Session, SessionStore } from '../session/store.js';
 import { readBody, toProxyError, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
-import { toClientHeaders, toUpstreamHeaders } from './headers.js';
+import { toClientHeaders, toUpstreamHeaders, type OutgoingHeaders } from './headers.js';
 
 export interface McpRouteDeps {
   readonly config: Config;
@@ -57,6 +57,8 @@ declare module 'fastify' {
     sessionLogId: string | null;
     /** Why this request needed a replay, if it did. */
     replayedFor: LossSignal | null;
+    /** Aborts when the client goes away before its answer is complete; aborts the upstream call. */
+    clientGone: AbortSignal | null;
   }
 }
 
@@ -66,6 +68,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
 
   app.decorateRequest('sessionLogId', null);
   app.decorateRequest('replayedFor', null);
+  app.decorateRequest('clientGone', null);
 
   // Keep the bytes: the proxy forwards what the client sent instead of re-serializing it.
   app.removeAllContentTypeParsers();
@@ -76,17 +79,27 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
   );
 
   app.setErrorHandler(replyWithError);
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info(
-      {
-        method: request.method,
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        sid: request.sessionLogId,
-        replayed: request.replayedFor,
-      },
-      'mcp request',
-    );
+  // One listener per request does both jobs: abort the upstream call if the client leaves early,
+  // and write the access line once the answer is over (relayed answers bypass Fastify's hooks).
+  app.addHook('onRequest', (request, reply, done) => {
+    const controller = new AbortController();
+    request.clientGone = controller.signal;
+    const res = reply.raw;
+    res.once('close', () => {
+      if (!res.writableFinished) controller.abort();
+      request.log.info(
+        {
+          method: request.method,
+          status: res.statusCode,
+          ms: Math.round(reply.elapsedTime * 10) / 10,
+          sid: request.sessionLogId,
+          replayed: request.replayedFor,
+          complete: res.writableFinished,
+        },
+        'mcp request',
+      );
+    });
+    done();
   });
 
   app.post(path, async (request, reply) => {
@@ -161,7 +174,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     params: object,
   ) {
     // The initialize answer is read whole (it is one small result) to learn the negotiated version.
-    const signal = AbortSignal.any([clientGone(reply), AbortSignal.timeout(config.upstreamTimeoutMs)]);
+    const signal = AbortSignal.any([request.clientGone!, AbortSignal.timeout(config.upstreamTimeoutMs)]);
     const response = await upstream.request({
       method: 'POST',
       headers: toUpstreamHeaders(request.headers, undefined),
@@ -173,7 +186,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     const outcome = ok ? initializeOutcomeOf(answer.toString(), response.headers['content-type'], requestId) : undefined;
     if (outcome === undefined) {
       // The upstream refused (unsupported version, auth, ...): its answer goes back as is, no session.
-      return reply.code(response.statusCode).headers(toClientHeaders(response.headers, undefined)).send(answer);
+      return relay(reply, response.statusCode, toClientHeaders(response.headers, undefined), answer);
     }
     const upstreamId = readUpstreamId(response.headers[SESSION_HEADER]);
     if (upstreamId.kind === 'invalid') throw new ProxyError('UPSTREAM_BAD_SESSION_ID', { requestId });
@@ -194,11 +207,11 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
       { sid: session.logId, upstream: session.upstreamId === undefined ? null : fingerprint(session.upstreamId) },
       'session created',
     );
-    return reply.code(response.statusCode).headers(toClientHeaders(response.headers, id)).send(answer);
+    return relay(reply, response.statusCode, toClientHeaders(response.headers, id), answer);
   }
 
   async function forward(request: FastifyRequest, reply: FastifyReply, session: Session, body: Buffer | undefined) {
-    const signal = clientGone(reply);
+    const signal = request.clientGone!;
     // A replay in flight will hand out a new upstream id: sending with the old one would only fail.
     if (session.replaying !== undefined) await session.replaying.catch(() => undefined);
     let generation = session.generation;
@@ -214,10 +227,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     }
     const { response } = answer;
     if (response.statusCode >= 200 && response.statusCode < 300) followRotation(session, generation, answer);
-    return reply
-      .code(response.statusCode)
-      .headers(toClientHeaders(response.headers, session.id))
-      .send(answer.payload);
+    return relay(reply, response.statusCode, toClientHeaders(response.headers, session.id), answer.payload);
   }
 
   /** One upstream round trip; bodies of answers that may signal a loss are read to classify them. */
@@ -254,14 +264,24 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
   }
 }
 
-/** Aborts when the client disconnects before its answer is complete, which aborts the upstream call. */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
+/**
+ * Send the upstream's answer on the raw response. Headers go out at once (an SSE client must
+ * learn its stream is open before the first event; Fastify's stream mode would hold them back
+ * until the first chunk) and the body is piped as it arrives, never buffered.
+ */
+function relay(reply: FastifyReply, status: number, headers: OutgoingHeaders, payload: Readable | Buffer): FastifyReply {
+  reply.hijack();
   const res = reply.raw;
-  res.once('close', () => {
-    if (!res.writableFinished) controller.abort();
-  });
-  return controller.signal;
+  res.writeHead(status, headers);
+  if (Buffer.isBuffer(payload)) {
+    res.end(payload);
+    return reply;
+  }
+  res.flushHeaders();
+  // An upstream that dies mid-stream ends the client's response too (no hang); the access
+  // line records it as incomplete.
+  pipeline(payload, res, () => undefined);
+  return reply;
 }
 
 function parseJson(raw: Buffer): unknown {

@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../helpers/client.js';
+import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+
+function getStream(url: string, sessionId: string, extra: Record<string, string> = {}) {
+  return fetch(url, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, ...extra } });
+}
+
+describe('GET (server-to-client stream) and DELETE', () => {
+  let upstream: Fixture;
+  let proxy: Proxy;
+  beforeAll(async () => {
+    upstream = await startFixture('sdk');
+    proxy = await startProxy(upstream.mcpUrl);
+  });
+  afterAll(killAll);
+
+  it('replays a lost upstream session before the stream opens, and forwards Last-Event-ID and the protocol version', async () => {
+    const c = await connect(proxy.url, 'streamer');
+    await upstream.drop();
+    const res = await getStream(proxy.url, c.sessionId()!, {
+      'last-event-id': 'evt-41',
+      'mcp-protocol-version': c.transport.protocolVersion!,
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    expect(res.headers.get('mcp-session-id')).toBe(c.sessionId());
+    await res.body!.cancel();
+    const stats = await upstream.stats();
+    expect(stats.initializes['streamer']).toBe(2);
+    expect(stats.lastEventIds).toContain('evt-41');
+    await c.close();
+  });
+
+  it('passes a 405 from an upstream without GET streams through', async () => {
+    const stateless = await startFixture('stateless');
+    const statelessProxy = await startProxy(stateless.mcpUrl);
+    const c = await connect(statelessProxy.url, 'no-stream');
+    const res = await getStream(statelessProxy.url, c.sessionId()!);
+    expect(res.status).toBe(405);
+    await res.body?.cancel();
+    await c.close();
+  });
+
+  it('DELETE tells the upstream with its own id, then the client id is gone (404)', async () => {
+    const c = await connect(proxy.url, 'leaver');
+    const id = c.sessionId()!;
+    const deletesBefore = (await upstream.stats()).deletes;
+    await c.transport.terminateSession();
+    const stats = await upstream.stats();
+    expect(stats.deletes).toBe(deletesBefore + 1);
+    expect(stats.foreignIds).toEqual([]);
+    const again = await getStream(proxy.url, id);
+    expect(again.status).toBe(404);
+    expect(await again.json()).toMatchObject({ error: { code: -32001 } });
+    const del = await fetch(proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': id } });
+    expect(del.status).toBe(404);
+    await c.close();
+  });
+
+  it('DELETE succeeds when the upstream already lost the session', async () => {
+    const c = await connect(proxy.url, 'late-leaver');
+    await upstream.drop();
+    const res = await fetch(proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': c.sessionId()! } });
+    expect(res.status).toBe(200);
+    await c.close();
+  });
+});
