@@ -181,6 +181,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
       body: raw,
       signal,
     });
+    request.log.trace({ status: response.statusCode, headers: response.headers }, 'initialize answer from upstream');
     const answer = await readBody(response.body, MAX_INITIALIZE_ANSWER_BYTES, 'UPSTREAM_BAD_INITIALIZE', signal);
     const ok = response.statusCode >= 200 && response.statusCode < 300;
     const outcome = ok ? initializeOutcomeOf(answer.toString(), response.headers['content-type'], requestId) : undefined;
@@ -237,12 +238,16 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     body: Buffer | undefined,
     signal: AbortSignal,
   ): Promise<Answer> {
+    const headers = toUpstreamHeaders(request.headers, session.upstreamId);
+    // Whole header maps at trace: the logger's redaction removes ids, credentials and cookies.
+    request.log.trace({ sid: session.logId, headers }, 'to upstream');
     const response = await upstream.request({
       method: request.method as 'GET' | 'POST',
-      headers: toUpstreamHeaders(request.headers, session.upstreamId),
+      headers,
       ...(body === undefined ? {} : { body }),
       signal,
     });
+    request.log.trace({ sid: session.logId, status: response.statusCode, headers: response.headers }, 'from upstream');
     if (!mayBeLoss(response.statusCode, config.loss)) return { response, payload: response.body, loss: undefined };
     const payload = await readBody(response.body, MAX_ERROR_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
     return { response, payload, loss: classifyLoss(response.statusCode, payload.toString(), config.loss) };

@@ -56,6 +56,7 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     });
     const text = (await readBody(answer.body, MAX_INITIALIZE_ANSWER_BYTES, 'REPLAY_FAILED', signal)).toString();
     const upstreamStatus = answer.statusCode;
+    log.trace({ sid: session.logId, status: upstreamStatus, headers: answer.headers }, 'replayed initialize answered');
     const outcome =
       upstreamStatus >= 200 && upstreamStatus < 300
         ? initializeOutcomeOf(text, answer.headers['content-type'], requestId)

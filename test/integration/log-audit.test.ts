@@ -1,0 +1,61 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { callText, connect } from '../helpers/client.js';
+import { killAll, startFixture, startProxy } from '../helpers/processes.js';
+
+const TOKEN = 'Bearer tok-7f3a9c1e5b2d4f60aa';
+const COOKIE = 'session=cookie-3e8d1f0b7c6a5e42';
+const GARBAGE_ID = 'not-a-real-session-id-b51f0e2d9c';
+
+afterAll(killAll);
+
+describe('logs never carry a raw session id, credential or cookie, at any level', () => {
+  it('a full story at trace level: create, call, lose and replay, rotate, stream, errors, delete', async () => {
+    const secrets: string[] = [TOKEN, 'tok-7f3a9c1e5b2d4f60aa', COOKIE, 'cookie-3e8d1f0b7c6a5e42', GARBAGE_ID];
+    const outputs: string[] = [];
+
+    for (const mode of ['sdk', 'rotating', 'strict'] as const) {
+      const upstream = await startFixture(mode);
+      const proxy = await startProxy(upstream.mcpUrl, { LOG_LEVEL: 'trace' });
+      const c = await connect(proxy.url, `audited-${mode}`, { authorization: TOKEN, cookie: COOKIE });
+      const id = c.sessionId()!;
+      secrets.push(id);
+      expect(await callText(c, 'echo', { text: 'x' })).toBe('x');
+      await upstream.drop();
+      expect(await callText(c, 'echo', { text: 'y' })).toBe('y');
+      await c.client.listTools();
+
+      // A GET stream, an unknown id, a malformed id, bad JSON, a pass-through path.
+      const get = await fetch(proxy.url, { headers: { accept: 'text/event-stream', 'mcp-session-id': id, authorization: TOKEN } });
+      await get.body?.cancel();
+      const post = (headers: Record<string, string>, body: string) =>
+        fetch(proxy.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+          body,
+        }).then((r) => r.text());
+      await post({ 'mcp-session-id': GARBAGE_ID, cookie: COOKIE }, '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+      await post({ 'mcp-session-id': 'A'.repeat(43), authorization: TOKEN }, '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+      await post({ 'mcp-session-id': id }, '{not json');
+      await fetch(`${proxy.origin}/.well-known/oauth-protected-resource?token=${GARBAGE_ID}`, {
+        headers: { authorization: TOKEN, cookie: COOKIE },
+      }).then((r) => r.text());
+      await c.transport.terminateSession();
+      await c.close();
+
+      secrets.push(...(await upstream.stats()).issuedIds);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // let the last log lines flush
+      outputs.push(proxy.output());
+    }
+
+    const output = outputs.join('\n');
+    // The audit is only meaningful if the proxy really logged the story, with fingerprints.
+    expect(output).toMatch(/"level":10/); // trace lines were written
+    expect(output).toContain('upstream session re-established');
+    expect(output).toContain('session deleted by client');
+    expect(output).toMatch(/"sid":"fp:[0-9a-f]{12}"/);
+    expect(secrets.length).toBeGreaterThan(10);
+    for (const secret of secrets) {
+      expect(output.includes(secret), `a secret (${secret.slice(0, 4)}…) reached the logs`).toBe(false);
+    }
+  });
+});

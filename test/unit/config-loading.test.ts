@@ -1,0 +1,300 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  DEFAULT_BODY_LIMIT_BYTES,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_HOST,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_MCP_PATH,
+  DEFAULT_PORT,
+  DEFAULT_SESSION_IDLE_TTL_MS,
+  DEFAULT_UPSTREAM_TIMEOUT_MS,
+  loadConfig,
+} from '../../src/config.js';
+import { classifyLoss, DEFAULT_LOSS_PATTERNS } from '../../src/mcp/loss.js';
+
+const UPSTREAM = 'http://127.0.0.1:8000/mcp';
+const baseEnv = { UPSTREAM_URL: UPSTREAM } as NodeJS.ProcessEnv;
+
+/** The ConfigError thrown by loadConfig, or a failure if it did not throw one. */
+function configError(argv: readonly string[], env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(argv, env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig(${JSON.stringify(argv)}, ${JSON.stringify(env)}) did not throw`);
+}
+
+describe('loadConfig defaults', () => {
+  it('fills every setting but the upstream from defaults', () => {
+    const config = loadConfig([], baseEnv);
+    expect(config.upstreamUrl).toBeInstanceOf(URL);
+    expect(config.upstreamUrl.href).toBe(UPSTREAM);
+    expect(config).toMatchObject({
+      host: DEFAULT_HOST,
+      port: DEFAULT_PORT,
+      mcpPath: DEFAULT_MCP_PATH,
+      logLevel: DEFAULT_LOG_LEVEL,
+      maxSessions: DEFAULT_MAX_SESSIONS,
+      sessionIdleTtlMs: DEFAULT_SESSION_IDLE_TTL_MS,
+      bodyLimitBytes: DEFAULT_BODY_LIMIT_BYTES,
+      upstreamTimeoutMs: DEFAULT_UPSTREAM_TIMEOUT_MS,
+      connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+    });
+    expect([...config.loss.lossStatuses]).toEqual([404]);
+    expect([...config.loss.patternStatuses].sort()).toEqual([400, 401, 403, 409, 410, 422, 503]);
+    expect(config.loss.patterns).toEqual(DEFAULT_LOSS_PATTERNS);
+  });
+
+  it('has the documented default values', () => {
+    expect(DEFAULT_HOST).toBe('0.0.0.0');
+    expect(DEFAULT_PORT).toBe(8080);
+    expect(DEFAULT_MCP_PATH).toBe('/mcp');
+    expect(DEFAULT_LOG_LEVEL).toBe('info');
+  });
+
+  it('treats empty environment variables as unset', () => {
+    const config = loadConfig([], { ...baseEnv, PORT: '', HOST: '', LOG_LEVEL: '' });
+    expect(config.port).toBe(DEFAULT_PORT);
+    expect(config.host).toBe(DEFAULT_HOST);
+    expect(config.logLevel).toBe(DEFAULT_LOG_LEVEL);
+  });
+
+  it('does not read process.env, only the env it is given', () => {
+    const error = configError([], {});
+    expect(error.message).toBe('--upstream / UPSTREAM_URL is required');
+  });
+});
+
+describe('loadConfig precedence: flags over env over defaults', () => {
+  const env: NodeJS.ProcessEnv = {
+    UPSTREAM_URL: 'http://env-upstream:9000/mcp',
+    HOST: '127.0.0.1',
+    PORT: '9001',
+    MCP_PATH: '/env',
+    LOG_LEVEL: 'warn',
+    MAX_SESSIONS: '100',
+    SESSION_IDLE_TTL_MS: '60000',
+    BODY_LIMIT_BYTES: '2048',
+    UPSTREAM_TIMEOUT_MS: '1000',
+    CONNECT_TIMEOUT_MS: '500',
+    LOSS_STATUSES: '404,410',
+    LOSS_PATTERN_STATUSES: '400',
+    LOSS_PATTERNS: 'env pattern',
+  };
+
+  it('reads every setting from the environment', () => {
+    const config = loadConfig([], env);
+    expect(config.upstreamUrl.href).toBe('http://env-upstream:9000/mcp');
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      port: 9001,
+      mcpPath: '/env',
+      logLevel: 'warn',
+      maxSessions: 100,
+      sessionIdleTtlMs: 60_000,
+      bodyLimitBytes: 2048,
+      upstreamTimeoutMs: 1000,
+      connectTimeoutMs: 500,
+    });
+    expect([...config.loss.lossStatuses]).toEqual([404, 410]);
+    expect([...config.loss.patternStatuses]).toEqual([400]);
+    expect(config.loss.patterns.map((p) => p.name)).toEqual([...DEFAULT_LOSS_PATTERNS.map((p) => p.name), 'custom_1']);
+  });
+
+  it('lets every flag override its environment variable', () => {
+    const argv = [
+      '--upstream=https://flag-upstream/rpc',
+      '--host',
+      '::1',
+      '--port=9002',
+      '--mcp-path',
+      '/flag',
+      '--log-level=debug',
+      '--max-sessions=7',
+      '--session-idle-ttl-ms=2000',
+      '--body-limit-bytes=4096',
+      '--upstream-timeout-ms=300',
+      '--connect-timeout-ms=200',
+      '--loss-statuses=404',
+      '--loss-pattern-statuses=503,401',
+      '--loss-patterns=flag one||flag two',
+    ];
+    const config = loadConfig(argv, env);
+    expect(config.upstreamUrl.href).toBe('https://flag-upstream/rpc');
+    expect(config).toMatchObject({
+      host: '::1',
+      port: 9002,
+      mcpPath: '/flag',
+      logLevel: 'debug',
+      maxSessions: 7,
+      sessionIdleTtlMs: 2000,
+      bodyLimitBytes: 4096,
+      upstreamTimeoutMs: 300,
+      connectTimeoutMs: 200,
+    });
+    expect([...config.loss.lossStatuses]).toEqual([404]);
+    expect([...config.loss.patternStatuses]).toEqual([503, 401]);
+    const custom = config.loss.patterns.slice(DEFAULT_LOSS_PATTERNS.length);
+    expect(custom.map((p) => p.name)).toEqual(['custom_1', 'custom_2']);
+    expect(custom.map((p) => p.pattern.source)).toEqual(['flag one', 'flag two']);
+  });
+
+  it('mixes sources setting by setting', () => {
+    const config = loadConfig(['--port', '7000'], { ...baseEnv, LOG_LEVEL: 'error' });
+    expect(config.port).toBe(7000);
+    expect(config.logLevel).toBe('error');
+    expect(config.host).toBe(DEFAULT_HOST);
+  });
+
+  it('does not validate an environment variable that a flag overrides', () => {
+    expect(loadConfig(['--port=81'], { ...baseEnv, PORT: 'not a number' }).port).toBe(81);
+  });
+
+  it('uses the last of a repeated flag', () => {
+    expect(loadConfig(['--port=81', '--port=82'], baseEnv).port).toBe(82);
+  });
+});
+
+describe('loadConfig values', () => {
+  it('accepts log levels in any case', () => {
+    expect(loadConfig([], { ...baseEnv, LOG_LEVEL: 'DEBUG' }).logLevel).toBe('debug');
+    for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
+      expect(loadConfig([`--log-level=${level}`], baseEnv).logLevel).toBe(level);
+    }
+  });
+
+  it('accepts integers with surrounding spaces and at the bounds', () => {
+    expect(loadConfig([], { ...baseEnv, PORT: ' 81 ' }).port).toBe(81);
+    expect(loadConfig([], { ...baseEnv, PORT: '0' }).port).toBe(0);
+    expect(loadConfig([], { ...baseEnv, PORT: '65535' }).port).toBe(65_535);
+    expect(loadConfig([], { ...baseEnv, MAX_SESSIONS: '1' }).maxSessions).toBe(1);
+    expect(loadConfig([], { ...baseEnv, SESSION_IDLE_TTL_MS: '1000' }).sessionIdleTtlMs).toBe(1000);
+  });
+
+  it('accepts https upstreams with a query', () => {
+    expect(loadConfig(['--upstream=https://example.com/mcp?tenant=a'], {}).upstreamUrl.search).toBe('?tenant=a');
+  });
+
+  it('tolerates spaces and empty items in status lists', () => {
+    expect([...loadConfig([], { ...baseEnv, LOSS_STATUSES: ' 404 , 410,,' }).loss.lossStatuses]).toEqual([404, 410]);
+    // A list with no items empties the set (no status is a loss by itself).
+    expect(loadConfig(['--loss-statuses=,'], baseEnv).loss.lossStatuses.size).toBe(0);
+  });
+
+  it('compiles custom patterns case-insensitively, skipping empty ones', () => {
+    const config = loadConfig([], { ...baseEnv, LOSS_PATTERNS: ' conversation (gone|lost) || || ctx \\d+ missing ' });
+    const custom = config.loss.patterns.slice(DEFAULT_LOSS_PATTERNS.length);
+    expect(custom.map((p) => p.name)).toEqual(['custom_1', 'custom_2']);
+    expect(custom[0]?.pattern.test('Conversation LOST')).toBe(true);
+    expect(custom[1]?.pattern.test('CTX 42 MISSING')).toBe(true);
+  });
+
+  it('builds loss rules that change what classifyLoss answers', () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Conversation gone' } });
+    const defaults = loadConfig([], baseEnv).loss;
+    expect(classifyLoss(400, body, defaults)).toBeUndefined();
+    expect(classifyLoss(500, 'Session not found', defaults)).toBeUndefined();
+    expect(classifyLoss(404, '', defaults)).toBe('status_404');
+
+    const custom = loadConfig(
+      ['--loss-patterns=conversation gone', '--loss-pattern-statuses=400,500', '--loss-statuses=410'],
+      baseEnv,
+    ).loss;
+    expect(classifyLoss(400, body, custom)).toBe('custom_1');
+    expect(classifyLoss(500, 'Session not found', custom)).toBe('session_not_found');
+    expect(classifyLoss(410, 'Gone', custom)).toBe('status_410');
+    expect(classifyLoss(404, '', custom)).toBeUndefined();
+    expect(classifyLoss(503, 'Session not found', custom)).toBeUndefined();
+  });
+});
+
+describe('loadConfig validation: each error names the setting', () => {
+  it('requires the upstream, naming both its flag and its variable', () => {
+    const error = configError([], {});
+    expect(error.name).toBe('ConfigError');
+    expect(error.message).toContain('--upstream');
+    expect(error.message).toContain('UPSTREAM_URL');
+  });
+
+  it.each([
+    ['UPSTREAM_URL', 'not a url', 'not a URL'],
+    ['UPSTREAM_URL', 'ftp://example.com/mcp', 'http:// or https://'],
+    ['UPSTREAM_URL', 'http://user:secret@example.com/mcp', 'credentials'],
+    ['UPSTREAM_URL', 'http://example.com/mcp#frag', 'fragment'],
+    ['HOST', 'local host', 'host name'],
+    ['PORT', 'abc', 'whole number'],
+    ['PORT', '-1', 'whole number'],
+    ['PORT', '65536', 'from 0 to 65535'],
+    ['PORT', '80.5', 'whole number'],
+    ['PORT', '1e3', 'whole number'],
+    ['MCP_PATH', 'mcp', 'starting with /'],
+    ['MCP_PATH', '/mcp?x=1', 'no query'],
+    ['MCP_PATH', '/mcp#x', 'fragment'],
+    ['MCP_PATH', '/m cp', 'path'],
+    ['LOG_LEVEL', 'verbose', 'must be one of'],
+    ['MAX_SESSIONS', '0', 'from 1 to'],
+    ['MAX_SESSIONS', '10000001', 'whole number'],
+    ['SESSION_IDLE_TTL_MS', '999', 'from 1000 to'],
+    ['BODY_LIMIT_BYTES', '1023', 'from 1024 to'],
+    ['UPSTREAM_TIMEOUT_MS', '99', 'from 100 to'],
+    ['CONNECT_TIMEOUT_MS', '600001', 'to 600000'],
+    ['LOSS_STATUSES', '404,abc', '"abc" is not an HTTP status'],
+    ['LOSS_STATUSES', '600', '"600" is not an HTTP status'],
+    ['LOSS_STATUSES', '40', '"40" is not an HTTP status'],
+    ['LOSS_PATTERN_STATUSES', '400;401', 'is not an HTTP status'],
+    ['LOSS_PATTERNS', '(unclosed', 'pattern 1 is not a valid regular expression'],
+    ['LOSS_PATTERNS', 'fine||[bad', 'pattern 2 is not a valid regular expression'],
+  ])('%s=%j is rejected, naming the variable', (name, value, why) => {
+    const error = configError([], { ...baseEnv, [name]: value });
+    expect(error.message.startsWith(`${name}: `)).toBe(true);
+    expect(error.message).toContain(why);
+  });
+
+  it.each([
+    ['--upstream', 'mailto:a@b.c'],
+    ['--host', 'a\tb'],
+    ['--port', '99999'],
+    ['--mcp-path', 'relative'],
+    ['--log-level', 'loud'],
+    ['--max-sessions', 'many'],
+    ['--session-idle-ttl-ms', '10'],
+    ['--body-limit-bytes', '1'],
+    ['--upstream-timeout-ms', '0'],
+    ['--connect-timeout-ms', '1'],
+    ['--loss-statuses', '4040'],
+    ['--loss-pattern-statuses', 'x'],
+    ['--loss-patterns', '*'],
+  ])('%s=%j is rejected, naming the flag', (flag, value) => {
+    const error = configError([`${flag}=${value}`], baseEnv);
+    expect(error.message.startsWith(`${flag}: `)).toBe(true);
+  });
+
+  it('names the flag when a flag overrides a valid environment variable with a bad value', () => {
+    const error = configError(['--port=nope'], { ...baseEnv, PORT: '81' });
+    expect(error.message.startsWith('--port: ')).toBe(true);
+  });
+
+  it('never echoes the upstream credentials it rejects', () => {
+    const error = configError([], { UPSTREAM_URL: 'http://user:hunter2@example.com/mcp' });
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('rejects unknown flags by name', () => {
+    const error = configError(['--bogus=1'], baseEnv);
+    expect(error.message).toContain('--bogus');
+  });
+
+  it('rejects a flag without its value', () => {
+    const error = configError(['--port'], baseEnv);
+    expect(error.message).toContain('--port');
+  });
+
+  it('rejects positional arguments', () => {
+    const error = configError(['http://127.0.0.1:8000/mcp'], {});
+    expect(error.message).toContain('http://127.0.0.1:8000/mcp');
+  });
+});
