@@ -135,8 +135,9 @@ export interface Proxy extends Proc {
   readonly origin: string;
 }
 
-export async function startProxy(upstreamUrl: string, env: Record<string, string> = {}): Promise<Proxy> {
-  const { proc, port } = start([PROXY_MAIN, '--upstream', upstreamUrl, '--port', '0', '--host', '127.0.0.1'], env, (line) => {
+export async function startProxy(upstreamUrl: string, env: Record<string, string> = {}, listenPort = '0'): Promise<Proxy> {
+  const args = [PROXY_MAIN, '--upstream', upstreamUrl, '--port', listenPort, '--host', '127.0.0.1'];
+  const { proc, port } = start(args, env, (line) => {
     const json = jsonLine(line);
     return json?.msg === 'mcp-session-proxy listening' ? Number(json.port) : undefined;
   });
