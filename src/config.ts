@@ -129,8 +129,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const read = <K extends keyof Settings>(key: K): ValueOf<K> => {
     const setting: Setting<ValueOf<K>> = SETTINGS[key] as Setting<ValueOf<K>>;
     const fromFlag = flags[setting.flag];
+    if (fromFlag === '') throw new ConfigError(`--${setting.flag}: needs a value`);
     const [text, source] =
       typeof fromFlag === 'string' ? [fromFlag, `--${setting.flag}`] : [env[setting.env], setting.env];
+    // An empty variable counts as unset: container tools often pass VAR= for "not configured".
     if (text === undefined || text === '') {
       if (setting.fallback !== undefined) return setting.fallback;
       throw new ConfigError(`--${setting.flag} / ${setting.env} is required`);
@@ -199,10 +201,11 @@ function parseInteger(text: string, min: number, max: number): number {
   return value;
 }
 
+/** Error statuses only: a 2xx is an answer the upstream produced, never a lost session. */
 function parseStatusList(text: string): number[] {
   const items = text.split(',').map((t) => t.trim()).filter(Boolean);
   return items.map((item) => {
-    if (!/^[1-5]\d\d$/.test(item)) throw new Error(`"${item}" is not an HTTP status (comma-separated list)`);
+    if (!/^[45]\d\d$/.test(item)) throw new Error(`"${item}" is not a 4xx or 5xx HTTP status (comma-separated list)`);
     return Number(item);
   });
 }

@@ -35,7 +35,8 @@ export function isJsonRpcMessage(value: unknown): value is Obj {
   if ('method' in value) {
     if (typeof value.method !== 'string') return false;
     if ('id' in value && !isId(value.id)) return false;
-    return value.params === undefined || typeof value.params === 'object';
+    // params may be left out, but when present it is an object or an array (never null).
+    return value.params === undefined || (typeof value.params === 'object' && value.params !== null);
   }
   // A response: exactly one of result / error; error responses may carry id null.
   const hasResult = 'result' in value;

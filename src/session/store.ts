@@ -46,7 +46,7 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
     ttl: options.idleTtlMs,
     // Idle TTL: every use of a session starts its clock again.
     updateAgeOnGet: true,
-    ...(options.now ? { perf: { now: options.now } } : {}),
+    ...(options.now ? injectedClock(options.now) : {}),
     ...(onEnd
       ? {
           dispose: (session: Session, _id: ClientSessionId, reason: LRUCache.DisposeReason) => {
@@ -64,4 +64,13 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
       return cache.size;
     },
   };
+}
+
+/**
+ * lru-cache options for an injected clock. lru-cache caches clock readings for `ttlResolution`
+ * ms of real time (so a test clock moved twice in one real millisecond would be read stale), and
+ * takes a start time of 0 to mean "no TTL" (so the clock is shifted by one).
+ */
+function injectedClock(now: () => number) {
+  return { ttlResolution: 0, perf: { now: () => now() + 1 } };
 }

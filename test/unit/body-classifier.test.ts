@@ -29,6 +29,7 @@ describe('isJsonRpcMessage', () => {
     expect(isJsonRpcMessage({ jsonrpc: '2.0', id: null, method: 'ping' })).toBe(false);
     expect(isJsonRpcMessage({ jsonrpc: '2.0', id: Number.NaN, method: 'ping' })).toBe(false);
     expect(isJsonRpcMessage({ jsonrpc: '2.0', id: 1, method: 'ping', params: 'x' })).toBe(false);
+    expect(isJsonRpcMessage({ jsonrpc: '2.0', id: 1, method: 'ping', params: null })).toBe(false);
     // Responses: exactly one of result / error, and a usable id.
     expect(isJsonRpcMessage({ jsonrpc: '2.0', id: 1 })).toBe(false);
     expect(isJsonRpcMessage({ jsonrpc: '2.0', id: 1, result: {}, error: { code: 1, message: 'x' } })).toBe(false);

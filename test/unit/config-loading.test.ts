@@ -213,6 +213,16 @@ describe('loadConfig values', () => {
 });
 
 describe('loadConfig validation: each error names the setting', () => {
+  it('refuses a flag given with an empty value instead of silently using the default', () => {
+    expect(configError(['--port='], { ...baseEnv, PORT: '9000' }).message).toBe('--port: needs a value');
+    expect(configError(['--upstream='], baseEnv).message).toBe('--upstream: needs a value');
+  });
+
+  it('refuses loss statuses that are not errors (a 2xx is never a lost session)', () => {
+    expect(configError([], { ...baseEnv, LOSS_STATUSES: '404,200' }).message).toMatch(/^LOSS_STATUSES: "200" is not a 4xx or 5xx/);
+    expect(configError(['--loss-pattern-statuses', '302'], baseEnv).message).toMatch(/^--loss-pattern-statuses: "302"/);
+  });
+
   it('requires the upstream, naming both its flag and its variable', () => {
     const error = configError([], {});
     expect(error.name).toBe('ConfigError');
@@ -242,10 +252,10 @@ describe('loadConfig validation: each error names the setting', () => {
     ['BODY_LIMIT_BYTES', '1023', 'from 1024 to'],
     ['UPSTREAM_TIMEOUT_MS', '99', 'from 100 to'],
     ['CONNECT_TIMEOUT_MS', '600001', 'to 600000'],
-    ['LOSS_STATUSES', '404,abc', '"abc" is not an HTTP status'],
-    ['LOSS_STATUSES', '600', '"600" is not an HTTP status'],
-    ['LOSS_STATUSES', '40', '"40" is not an HTTP status'],
-    ['LOSS_PATTERN_STATUSES', '400;401', 'is not an HTTP status'],
+    ['LOSS_STATUSES', '404,abc', '"abc" is not a 4xx or 5xx HTTP status'],
+    ['LOSS_STATUSES', '600', '"600" is not a 4xx or 5xx HTTP status'],
+    ['LOSS_STATUSES', '40', '"40" is not a 4xx or 5xx HTTP status'],
+    ['LOSS_PATTERN_STATUSES', '400;401', 'is not a 4xx or 5xx HTTP status'],
     ['LOSS_PATTERNS', '(unclosed', 'pattern 1 is not a valid regular expression'],
     ['LOSS_PATTERNS', 'fine||[bad', 'pattern 2 is not a valid regular expression'],
   ])('%s=%j is rejected, naming the variable', (name, value, why) => {
