@@ -8,6 +8,7 @@ import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { createLogger } from './observability/logger.js';
 import { mcpRoutes } from './proxy/routes.js';
+import { createCredentialBinding } from './session/binding.js';
 import { createHandshake } from './session/handshake.js';
 import { createFingerprint } from './session/ids.js';
 import { createSessionStore } from './session/store.js';
@@ -35,6 +36,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     url: config.upstreamUrl,
     headersTimeoutMs: config.upstreamTimeoutMs,
     connectTimeoutMs: config.connectTimeoutMs,
+    connectRetryMs: config.upstreamRetryMs,
   });
   const store = createSessionStore({
     maxSessions: config.maxSessions,
@@ -45,7 +47,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   const handshake = createHandshake({ upstream, fingerprint, timeoutMs: config.upstreamTimeoutMs });
 
-  await app.register(mcpRoutes, { config, store, upstream, handshake, fingerprint });
+  const binding = createCredentialBinding(config.identityHeader);
+
+  await app.register(mcpRoutes, { config, store, upstream, handshake, fingerprint, binding });
   // Everything that is not the MCP endpoint (OAuth discovery, health, ...) passes through as is.
   await app.register(httpProxy, { upstream: config.upstreamUrl.origin, prefix: '/', http2: false });
 

@@ -26,6 +26,9 @@ export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 // request after 60 s by default, so the upstream gets longer than any such client waits.
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 5 * 60 * 1000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+// Long enough to ride out an upstream restart (refused connections never reached it, so retrying
+// is safe), short enough that a client still gets a clear 502 well within its own 60 s timeout.
+export const DEFAULT_UPSTREAM_RETRY_MS = 10_000;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -41,6 +44,11 @@ export interface Config {
   readonly bodyLimitBytes: number;
   readonly upstreamTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  readonly upstreamRetryMs: number;
+  /** Header whose value, with Authorization, a session is bound to (lower case); none by default. */
+  readonly identityHeader: string | undefined;
+  /** Origins allowed on the MCP endpoint; undefined = no Origin check. */
+  readonly allowedOrigins: ReadonlySet<string> | undefined;
   readonly loss: LossRules;
 }
 
@@ -92,6 +100,24 @@ const SETTINGS = {
     parse: (t: string) => parseInteger(t, 100, 600_000),
     fallback: DEFAULT_CONNECT_TIMEOUT_MS,
   },
+  upstreamRetryMs: {
+    flag: 'upstream-retry-ms',
+    env: 'UPSTREAM_RETRY_MS',
+    parse: (t: string) => parseInteger(t, 0, 600_000),
+    fallback: DEFAULT_UPSTREAM_RETRY_MS,
+  },
+  identityHeader: {
+    flag: 'identity-header',
+    env: 'IDENTITY_HEADER',
+    parse: (t: string): string | undefined => parseHeaderName(t),
+    fallback: undefined,
+  },
+  allowedOrigins: {
+    flag: 'allowed-origins',
+    env: 'ALLOWED_ORIGINS',
+    parse: (t: string): ReadonlySet<string> | undefined => parseOrigins(t),
+    fallback: undefined,
+  },
   lossStatuses: {
     flag: 'loss-statuses',
     env: 'LOSS_STATUSES',
@@ -134,7 +160,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       typeof fromFlag === 'string' ? [fromFlag, `--${setting.flag}`] : [env[setting.env], setting.env];
     // An empty variable counts as unset: container tools often pass VAR= for "not configured".
     if (text === undefined || text === '') {
-      if (setting.fallback !== undefined) return setting.fallback;
+      if ('fallback' in setting) return setting.fallback as ValueOf<K>;
       throw new ConfigError(`--${setting.flag} / ${setting.env} is required`);
     }
     try {
@@ -155,6 +181,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     bodyLimitBytes: read('bodyLimitBytes'),
     upstreamTimeoutMs: read('upstreamTimeoutMs'),
     connectTimeoutMs: read('connectTimeoutMs'),
+    upstreamRetryMs: read('upstreamRetryMs'),
+    identityHeader: read('identityHeader'),
+    allowedOrigins: read('allowedOrigins'),
     loss: {
       lossStatuses: new Set(read('lossStatuses')),
       patternStatuses: new Set(read('lossPatternStatuses')),
@@ -186,6 +215,29 @@ function parsePath(text: string): string {
     throw new Error('must be a path starting with / (no query or fragment)');
   }
   return text;
+}
+
+function parseHeaderName(text: string): string {
+  const name = text.trim().toLowerCase();
+  if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) throw new Error('must be an HTTP header name');
+  if (name === 'authorization' || name === 'mcp-session-id') throw new Error(`"${name}" cannot be the identity header`);
+  return name;
+}
+
+/** Comma-separated origins (scheme://host[:port]); `*` is refused: leave the setting out instead. */
+function parseOrigins(text: string): ReadonlySet<string> {
+  const origins = text.split(',').map((t) => t.trim()).filter(Boolean);
+  if (origins.length === 0) throw new Error('must list at least one origin');
+  for (const origin of origins) {
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      throw new Error(`"${origin}" is not an origin like https://app.example.com`);
+    }
+    if (parsed.origin !== origin) throw new Error(`"${origin}" is not an origin like https://app.example.com`);
+  }
+  return new Set(origins);
 }
 
 function parseLogLevel(text: string): LogLevel {

@@ -39,6 +39,7 @@ export const PROXY_ERRORS = {
     code: -32000,
     message: 'Unsupported Media Type: Content-Type must be application/json',
   },
+  ORIGIN_NOT_ALLOWED: { status: 403, code: -32000, message: 'Forbidden: Origin not allowed' },
   METHOD_NOT_ALLOWED: { status: 405, code: -32000, message: 'Method Not Allowed: use GET, POST or DELETE' },
   UPSTREAM_UNAVAILABLE: { status: 502, code: -32000, message: 'Bad Gateway: the upstream MCP server is unreachable' },
   UPSTREAM_TIMEOUT: { status: 504, code: -32000, message: 'Gateway Timeout: the upstream MCP server did not answer in time' },

@@ -4,6 +4,7 @@
  */
 import { createParser } from 'eventsource-parser';
 import type { JsonRpcId } from '../errors.js';
+import { isEventStream } from './protocol.js';
 
 export interface InitializeOutcome {
   /** The protocol version the upstream negotiated (InitializeResult.protocolVersion). */
@@ -12,7 +13,7 @@ export interface InitializeOutcome {
 
 /** JSON-RPC messages in a buffered upstream body, whichever of the two media types it used. */
 export function messagesOf(body: string, contentType: string | undefined): unknown[] {
-  if (contentType?.toLowerCase().startsWith('text/event-stream')) {
+  if (isEventStream(contentType)) {
     const messages: unknown[] = [];
     const parser = createParser({
       onEvent(event) {

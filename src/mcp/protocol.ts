@@ -12,6 +12,11 @@ export const LAST_EVENT_ID_HEADER = 'last-event-id';
 /** What a client expects when it sends a POST (spec: both media types are listed). */
 export const POST_ACCEPT = 'application/json, text/event-stream';
 
+/** Whether a Content-Type names an SSE stream (as opposed to one JSON body). */
+export function isEventStream(contentType: string | string[] | undefined): boolean {
+  return typeof contentType === 'string' && contentType.toLowerCase().startsWith('text/event-stream');
+}
+
 export type ClassifiedBody =
   /** A lone initialize request: starts a new session. `params` is kept verbatim for replay. */
   | { readonly kind: 'initialize'; readonly id: JsonRpcId; readonly params: object }

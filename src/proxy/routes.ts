@@ -12,12 +12,13 @@
  * Decisions live in pure modules (mcp/, proxy/headers.ts, session/ids.ts); this file does I/O.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { pipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Config } from '../config.js';
 import { errorBody, PROXY_ERRORS, ProxyError, type JsonRpcId } from '../errors.js';
 import { initializeOutcomeOf } from '../mcp/initialize-result.js';
 import { classifyLoss, mayBeLoss, type LossSignal } from '../mcp/loss.js';
-import { classifyBody, SESSION_HEADER } from '../mcp/protocol.js';
+import { classifyBody, isEventStream, SESSION_HEADER } from '../mcp/protocol.js';
+import type { CredentialBinding } from '../session/binding.js';
 import type { Handshake } from '../session/handshake.js';
 import { MAX_INITIALIZE_ANSWER_BYTES } from '../session/handshake.js';
 import { asClientSessionId, mintClientSessionId, readUpstreamId, type Fingerprint } from '../session/ids.js';
@@ -31,6 +32,7 @@ export interface McpRouteDeps {
   readonly upstream: UpstreamClient;
   readonly handshake: Handshake;
   readonly fingerprint: Fingerprint;
+  readonly binding: CredentialBinding;
 }
 
 /** The parsed POST body: the bytes as received (forwarded as they are) and their JSON value. */
@@ -63,7 +65,8 @@ declare module 'fastify' {
 }
 
 export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promise<void> {
-  const { config, store, upstream, handshake, fingerprint } = deps;
+  const { config, store, upstream, handshake, fingerprint, binding } = deps;
+  const { allowedOrigins } = config;
   const path = config.mcpPath;
 
   app.decorateRequest('sessionLogId', null);
@@ -99,6 +102,13 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
         'mcp request',
       );
     });
+    // Browsers send Origin; a page from a site not on the list must not drive a session (DNS
+    // rebinding, cross-site requests). Clients that send no Origin are not browsers.
+    const origin = request.headers.origin;
+    if (allowedOrigins !== undefined && origin !== undefined && !allowedOrigins.has(origin)) {
+      done(new ProxyError('ORIGIN_NOT_ALLOWED'));
+      return;
+    }
     done();
   });
 
@@ -161,7 +171,10 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     if (presented === undefined) throw new ProxyError('SESSION_REQUIRED', { requestId });
     const id = typeof presented === 'string' ? asClientSessionId(presented) : undefined;
     const session = id === undefined ? undefined : store.get(id);
-    if (session === undefined) throw new ProxyError('SESSION_NOT_FOUND', { requestId });
+    // Other credentials than at initialize: answer exactly as for an id that does not exist.
+    if (session === undefined || !binding.matches(session.credential, request.headers)) {
+      throw new ProxyError('SESSION_NOT_FOUND', { requestId });
+    }
     request.sessionLogId = session.logId;
     return session;
   }
@@ -196,6 +209,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     const session: Session = {
       id,
       logId: fingerprint(id),
+      credential: binding.of(request.headers),
       initParams: JSON.stringify(params),
       protocolVersion: outcome.protocolVersion,
       upstreamId: upstreamId.kind === 'valid' ? upstreamId.id : undefined,
@@ -283,9 +297,13 @@ function relay(reply: FastifyReply, status: number, headers: OutgoingHeaders, pa
     return reply;
   }
   res.flushHeaders();
-  // An upstream that dies mid-stream ends the client's response too (no hang); the access
-  // line records it as incomplete.
-  pipeline(payload, res, () => undefined);
+  // An upstream that dies mid-answer must not leave the client hanging. An SSE stream is ended
+  // cleanly (events are self-delimiting: a cut event is dropped, and the client may resume); any
+  // other body is cut, so a truncated JSON answer can never pass for a complete one.
+  const eventStream = isEventStream(headers['content-type']);
+  payload.once('error', () => (eventStream ? res.end() : res.destroy()));
+  // A client that leaves aborts the upstream request through request.clientGone.
+  payload.pipe(res);
   return reply;
 }
 

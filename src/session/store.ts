@@ -9,6 +9,8 @@ export interface Session {
   readonly id: ClientSessionId;
   /** Log-safe fingerprint of `id`, computed once at creation so the hot path never hashes. */
   readonly logId: string;
+  /** Keyed digest of the caller's credentials at initialize (session/binding.ts). */
+  readonly credential: Buffer | undefined;
   /** The client's initialize params as JSON text, replayed verbatim to the upstream. */
   readonly initParams: string;
   /** Protocol version the upstream negotiated with this client. */

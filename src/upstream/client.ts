@@ -4,6 +4,7 @@
  */
 import { Pool, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ProxyError, type ProxyErrorReason } from '../errors.js';
 
 export interface UpstreamOptions {
@@ -11,6 +12,8 @@ export interface UpstreamOptions {
   /** Time to wait for response headers. SSE bodies are exempt: they may idle for hours. */
   readonly headersTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  /** How long to keep retrying a refused connection (an upstream restarting); 0 = never. */
+  readonly connectRetryMs: number;
 }
 
 export interface UpstreamRequest {
@@ -36,7 +39,12 @@ export interface UpstreamClient {
 // A pooled socket the upstream closed (restart, idle timeout) fails like this before any answer
 // arrives; the request never reached a live server, so one retry on a fresh socket is safe.
 const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+// A refused connection never delivered the request: retrying it is always safe, and an upstream
+// that is restarting is back within a second or two.
+const REFUSED_CODES = new Set(['ECONNREFUSED']);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const FIRST_BACKOFF_MS = 25;
+const MAX_BACKOFF_MS = 500;
 
 export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   const pool = new Pool(options.url.origin, {
@@ -58,16 +66,28 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   return {
     path,
     async request(request) {
-      try {
-        return await send(request);
-      } catch (error) {
-        if (request.signal?.aborted || !STALE_SOCKET_CODES.has(codeOf(error))) {
-          throw toProxyError(error, request.signal);
-        }
+      const { signal } = request;
+      let staleRetried = false;
+      let backoff = FIRST_BACKOFF_MS;
+      let retryUntil: number | undefined;
+      for (;;) {
         try {
           return await send(request);
-        } catch (retryError) {
-          throw toProxyError(retryError, request.signal);
+        } catch (error) {
+          const code = codeOf(error);
+          if (signal?.aborted) throw toProxyError(error, signal);
+          if (STALE_SOCKET_CODES.has(code) && !staleRetried) {
+            staleRetried = true;
+            continue;
+          }
+          retryUntil ??= Date.now() + options.connectRetryMs;
+          if (!REFUSED_CODES.has(code) || Date.now() + backoff > retryUntil) throw toProxyError(error, signal);
+          try {
+            await sleep(backoff, undefined, signal ? { signal } : undefined);
+          } catch {
+            throw toProxyError(error, signal);
+          }
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         }
       }
     },

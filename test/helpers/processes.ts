@@ -85,6 +85,8 @@ export interface Fixture extends Proc {
   stats(): Promise<FixtureStats>;
   drop(): Promise<void>;
   release(): Promise<void>;
+  /** Switch fixture faults: hang=1|0, refuseInitialize=<status>|0, sessionIdOverride=<id>|''. */
+  fault(settings: Record<string, string>): Promise<void>;
 }
 
 export interface FixtureStats {
@@ -126,6 +128,7 @@ export async function startFixture(mode: FixtureMode, options: { port?: number; 
     stats: () => admin('stats', 'GET') as Promise<FixtureStats>,
     drop: async () => void (await admin('drop')),
     release: async () => void (await admin('release')),
+    fault: async (settings) => void (await admin(`fault?${new URLSearchParams(settings)}`)),
   };
 }
 

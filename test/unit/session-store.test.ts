@@ -7,6 +7,7 @@ function session(): Session {
   return {
     id,
     logId: `fp:${id.slice(0, 12)}`,
+    credential: undefined,
     initParams: '{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}',
     protocolVersion: '2025-06-18',
     upstreamId: undefined,
