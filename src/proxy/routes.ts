@@ -23,7 +23,7 @@ import type { Handshake } from '../session/handshake.js';
 import { MAX_INITIALIZE_ANSWER_BYTES } from '../session/handshake.js';
 import { asClientSessionId, mintClientSessionId, readUpstreamId, type Fingerprint } from '../session/ids.js';
 import type { Session, SessionStore } from '../session/store.js';
-import { readBody, toProxyError, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
+import { discard, readBody, toProxyError, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
 import { toClientHeaders, toUpstreamHeaders, type OutgoingHeaders } from './headers.js';
 
 export interface McpRouteDeps {
@@ -273,7 +273,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     if (offered.kind === 'absent') return;
     if (offered.kind === 'invalid') {
       // Storing it would poison every later request of the session.
-      if (typeof (answer.payload as Readable).destroy === 'function') (answer.payload as Readable).destroy();
+      if (!Buffer.isBuffer(answer.payload)) discard(answer.response.body);
       throw new ProxyError('UPSTREAM_BAD_SESSION_ID');
     }
     // An answer to a request sent before a replay carries an id from a session that is gone.

@@ -127,7 +127,7 @@ export async function readBody(
     for await (const chunk of body as AsyncIterable<Buffer>) {
       size += chunk.length;
       if (size > limit) {
-        body.destroy();
+        discard(body);
         throw new ProxyError(tooLarge);
       }
       chunks.push(chunk);
@@ -137,3 +137,14 @@ export async function readBody(
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
+
+/**
+ * Throw an upstream body away (and with it the upstream request). undici reports a destroyed body
+ * as an 'error' event, which would crash the process without a listener.
+ */
+export function discard(body: UpstreamResponse['body']): void {
+  body.on('error', ignore);
+  body.destroy();
+}
+
+function ignore(): void {}

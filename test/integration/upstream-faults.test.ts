@@ -1,0 +1,134 @@
+import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { callText, connect } from '../helpers/client.js';
+import { killAll, startFixture, startProxy } from '../helpers/processes.js';
+
+afterAll(killAll);
+
+/** The JSON-RPC error body the SDK client reports inside a StreamableHTTPError. */
+async function httpFailure(call: Promise<unknown>): Promise<{ status: number; body: any }> {
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(StreamableHTTPError);
+  const { code, message } = error as StreamableHTTPError;
+  return { status: code!, body: JSON.parse(message.slice(message.indexOf('{'))) };
+}
+
+describe('upstream faults: a clear error, then recovery', () => {
+  it('upstream down → 502 JSON-RPC error; when it is back the same session recovers', async () => {
+    let upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_RETRY_MS: '200' });
+    const c = await connect(proxy.url, 'patient');
+    const id = c.sessionId();
+    await upstream.kill();
+    const failure = await httpFailure(callText(c, 'echo', { text: 'x' }));
+    expect(failure.status).toBe(502);
+    expect(failure.body).toMatchObject({ jsonrpc: '2.0', error: { code: -32000, data: { reason: 'UPSTREAM_UNAVAILABLE' } } });
+
+    upstream = await startFixture('sdk', { port: upstream.port });
+    expect(await callText(c, 'echo', { text: 'back' })).toBe('back');
+    expect(c.sessionId()).toBe(id);
+    expect((await upstream.stats()).initializes['patient']).toBe(1);
+    await c.close();
+  });
+
+  it('a restarting upstream is ridden out: refused connections are retried within the retry window', async () => {
+    let upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_RETRY_MS: '10000' });
+    const c = await connect(proxy.url, 'rider');
+    await upstream.kill();
+    const call = callText(c, 'echo', { text: 'waited' });
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the call is retrying meanwhile
+    upstream = await startFixture('sdk', { port: upstream.port });
+    expect(await call).toBe('waited');
+    await c.close();
+  });
+
+  it('upstream does not answer in time → 504, and the upstream request is aborted', async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_TIMEOUT_MS: '500' });
+    const c = await connect(proxy.url, 'hurried');
+    const abortedBefore = (await upstream.stats()).abortedResponses;
+    await upstream.fault({ hang: '1' });
+    const failure = await httpFailure(callText(c, 'echo', { text: 'x' }));
+    expect(failure.status).toBe(504);
+    expect(failure.body.error.data.reason).toBe('UPSTREAM_TIMEOUT');
+    await upstream.fault({ hang: '0' });
+    expect((await upstream.stats()).abortedResponses).toBeGreaterThan(abortedBefore);
+    expect(await callText(c, 'echo', { text: 'ok again' })).toBe('ok again');
+    await c.close();
+  });
+
+  it('upstream dies in the middle of an SSE answer → the client stream ends (no hang), the proxy stays up', async () => {
+    let upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl);
+    const c = await connect(proxy.url, 'cut-off');
+    const res = await fetch(proxy.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': c.sessionId()!,
+        'mcp-protocol-version': c.transport.protocolVersion!,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 5,
+        method: 'tools/call',
+        params: { name: 'gated-progress', arguments: { steps: 3 }, _meta: { progressToken: 't' } },
+      }),
+    });
+    const reader = res.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain('notifications/progress');
+    await upstream.kill();
+    // The stream ends cleanly: the next read reports done rather than hanging or failing.
+    const next = await reader.read();
+    expect(next.done).toBe(true);
+
+    upstream = await startFixture('sdk', { port: upstream.port });
+    expect(await callText(c, 'echo', { text: 'survived' })).toBe('survived');
+    await c.close();
+  });
+
+  it.each([
+    ['not visible ASCII', 'bad id with spaces'],
+    ['absurdly long', 'x'.repeat(2000)],
+  ])('an upstream Mcp-Session-Id that is %s is never stored: clear 502, then normal service', async (_name, bad) => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl);
+    await upstream.fault({ sessionIdOverride: bad });
+    const failure = await httpFailure(connect(proxy.url, 'poisoned'));
+    expect(failure.status).toBe(502);
+    expect(failure.body.error.data.reason).toBe('UPSTREAM_BAD_SESSION_ID');
+
+    // On a later answer of an established session, too.
+    await upstream.fault({ sessionIdOverride: '' });
+    const c = await connect(proxy.url, 'established');
+    await upstream.fault({ sessionIdOverride: bad });
+    expect((await httpFailure(callText(c, 'echo', { text: 'x' }))).body.error.data.reason).toBe('UPSTREAM_BAD_SESSION_ID');
+    await upstream.fault({ sessionIdOverride: '' });
+    expect(await callText(c, 'echo', { text: 'clean' })).toBe('clean');
+    await c.close();
+  });
+
+  it('a replayed initialize that fails → 502 naming the upstream status; the session stays valid', async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl);
+    const c = await connect(proxy.url, 'refused');
+    const id = c.sessionId();
+    // Fault first: the client's own GET stream may reach the proxy after the drop and replay too.
+    await upstream.fault({ refuseInitialize: '503' });
+    await upstream.drop();
+    const failure = await httpFailure(callText(c, 'echo', { text: 'x' }));
+    expect(failure.status).toBe(502);
+    expect(failure.body.error.data).toEqual({ reason: 'REPLAY_FAILED', upstreamStatus: 503 });
+    expect(failure.body.error.message).toMatch(/could not re-establish the session \(upstream status 503\)/);
+
+    await upstream.fault({ refuseInitialize: '0' });
+    expect(await callText(c, 'echo', { text: 'recovered' })).toBe('recovered');
+    expect(c.sessionId()).toBe(id);
+    await c.close();
+  });
+});
