@@ -1,0 +1,106 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { callText, connect } from '../helpers/client.js';
+import { killAll, startFixture, startProxy } from '../helpers/processes.js';
+
+afterAll(killAll);
+
+const ACCEPT = 'application/json, text/event-stream';
+const LIST = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
+
+function post(url: string, headers: Record<string, string>, body = LIST) {
+  return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers }, body });
+}
+
+describe('session security', () => {
+  it('binds a session to the Authorization it was created with: other credentials get 404, as for an unknown id', async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl);
+    const c = await connect(proxy.url, 'alice', { authorization: 'Bearer alice-token' });
+    const sid = c.sessionId()!;
+    const base = { 'mcp-session-id': sid, 'mcp-protocol-version': c.transport.protocolVersion! };
+
+    for (const other of [{ authorization: 'Bearer mallory-token' }, {}, { authorization: 'Bearer Alice-token' }]) {
+      const res = await post(proxy.url, { ...base, ...other });
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ error: { code: -32001, data: { reason: 'SESSION_NOT_FOUND' } } });
+      const del = await fetch(proxy.url, { method: 'DELETE', headers: { ...base, ...other } });
+      expect(del.status).toBe(404);
+    }
+    // The rightful owner is unaffected (and the DELETEs above did not end the session).
+    expect(await callText(c, 'echo', { text: 'mine' })).toBe('mine');
+    const ok = await post(proxy.url, { ...base, authorization: 'Bearer alice-token' });
+    expect(ok.status).toBe(200);
+    await ok.text();
+    await c.close();
+  });
+
+  it('a session created without credentials cannot be used with some', async () => {
+    const upstream = await startFixture('stateless');
+    const proxy = await startProxy(upstream.mcpUrl);
+    const c = await connect(proxy.url, 'anonymous');
+    const res = await post(proxy.url, { 'mcp-session-id': c.sessionId()!, authorization: 'Bearer someone' });
+    expect(res.status).toBe(404);
+    await res.text();
+    expect(await callText(c, 'echo', { text: 'anon' })).toBe('anon');
+    await c.close();
+  });
+
+  it('binds to a configurable identity header too', async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl, { IDENTITY_HEADER: 'X-User-Id' });
+    const c = await connect(proxy.url, 'gateway-user', { 'x-user-id': 'alice' });
+    const res = await post(proxy.url, { 'mcp-session-id': c.sessionId()!, 'x-user-id': 'bob' });
+    expect(res.status).toBe(404);
+    await res.text();
+    expect(await callText(c, 'echo', { text: 'alice here' })).toBe('alice here');
+    await c.close();
+  });
+
+  it('with an Origin allow-list, a request from another Origin gets 403; allowed or absent Origins pass', async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl, { ALLOWED_ORIGINS: 'https://app.example.com,http://localhost:3000' });
+    const c = await connect(proxy.url, 'browser', { origin: 'https://app.example.com' });
+    expect(await callText(c, 'echo', { text: 'allowed' })).toBe('allowed');
+
+    const evil = await post(proxy.url, { 'mcp-session-id': c.sessionId()!, origin: 'https://evil.example' });
+    expect(evil.status).toBe(403);
+    expect(await evil.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000, data: { reason: 'ORIGIN_NOT_ALLOWED' } } });
+    const evilInit = await post(
+      proxy.url,
+      { origin: 'https://evil.example' },
+      '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}',
+    );
+    expect(evilInit.status).toBe(403);
+    await evilInit.text();
+
+    const native = await connect(proxy.url, 'native-client'); // no Origin: not a browser
+    expect(await callText(native, 'echo', { text: 'native' })).toBe('native');
+    await Promise.all([c.close(), native.close()]);
+  });
+
+  it('a session flood evicts the least recently used sessions and the proxy keeps serving', async () => {
+    const upstream = await startFixture('stateless');
+    const proxy = await startProxy(upstream.mcpUrl, { MAX_SESSIONS: '50' });
+    const first = await connect(proxy.url, 'early-bird');
+    const init = (i: number) =>
+      post(
+        proxy.url,
+        {},
+        `{"jsonrpc":"2.0","id":${i},"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"flood-${i}","version":"1"}}}`,
+      ).then(async (r) => {
+        await r.text();
+        return r.status;
+      });
+    for (let batch = 0; batch < 10; batch++) {
+      const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => init(batch * 50 + i)));
+      expect(statuses.every((s) => s === 200)).toBe(true);
+    }
+    // The earliest session was evicted: 404, so a spec-following client re-initializes.
+    const evicted = await post(proxy.url, { 'mcp-session-id': first.sessionId()! });
+    expect(evicted.status).toBe(404);
+    await evicted.text();
+    const fresh = await connect(proxy.url, 'after-flood');
+    expect(await callText(fresh, 'echo', { text: 'serving' })).toBe('serving');
+    await fresh.close();
+  });
+});
