@@ -4,9 +4,14 @@
  */
 import httpProxy from '@fastify/http-proxy';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
+import { ProxyError } from './errors.js';
+import { answerMalformedRequest } from './proxy/malformed.js';
+import { SESSION_HEADER } from './mcp/protocol.js';
 import { createLogger } from './observability/logger.js';
+import { installRequestHooks } from './proxy/request-hooks.js';
 import { mcpRoutes } from './proxy/routes.js';
 import { createCredentialBinding } from './session/binding.js';
 import { createHandshake } from './session/handshake.js';
@@ -23,12 +28,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const logger = createLogger(config.logLevel, options.logDestination);
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    // One access line per MCP request is written by the route itself (with the session fingerprint).
+    // The access line is written by request-hooks.ts (with the session fingerprint).
     logController: new LogController({ disableRequestLogging: true }),
     // SSE streams may stay open for hours; the upstream timeout bounds the wait for headers instead.
     requestTimeout: 0,
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
+    // `/mcp/` is the MCP endpoint too, never a pass-through to the upstream's raw endpoint.
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
+    clientErrorHandler: (error, socket) => answerMalformedRequest(error, socket, logger),
   });
 
   const fingerprint = createFingerprint();
@@ -37,24 +45,66 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     headersTimeoutMs: config.upstreamTimeoutMs,
     connectTimeoutMs: config.connectTimeoutMs,
     connectRetryMs: config.upstreamRetryMs,
+    resetRetryWindowMs: config.resetRetryWindowMs,
   });
+  const handshake = createHandshake({ upstream, fingerprint, timeoutMs: config.upstreamTimeoutMs });
   const store = createSessionStore({
     maxSessions: config.maxSessions,
     idleTtlMs: config.sessionIdleTtlMs,
     onEnd: (session, reason) => {
-      if (reason !== 'delete') logger.info({ sid: session.logId, reason }, 'session ended');
+      if (reason === 'delete') return; // the DELETE route ends the upstream session itself
+      logger.info({ sid: session.logId, reason }, 'session ended');
+      // Evicted or expired: free the upstream's side too (without the client's credentials,
+      // which the proxy does not keep; an upstream that insists will expire it on its own).
+      if (session.upstreamId !== undefined) void handshake.endUpstream(session.upstreamId, undefined, logger);
     },
   });
-  const handshake = createHandshake({ upstream, fingerprint, timeoutMs: config.upstreamTimeoutMs });
-
   const binding = createCredentialBinding(config.identityHeader);
+  const openStreams = new Set<ServerResponse>();
 
-  await app.register(mcpRoutes, { config, store, upstream, handshake, fingerprint, binding });
-  // Everything that is not the MCP endpoint (OAuth discovery, health, ...) passes through as is.
-  await app.register(httpProxy, { upstream: config.upstreamUrl.origin, prefix: '/', http2: false });
+  installRequestHooks(app, config);
+  await app.register(mcpRoutes, { config, store, upstream, handshake, fingerprint, binding, openStreams });
 
+  // Everything that is not the MCP endpoint (OAuth discovery, health, ...) passes through as is,
+  // except session ids: no path may reach the upstream's MCP endpoint around the proxy.
+  const mcpPaths = new Set([normalizePath(config.upstreamUrl.pathname), normalizePath(config.mcpPath)]);
+  await app.register(httpProxy, {
+    upstream: config.upstreamUrl.origin,
+    prefix: '/',
+    http2: false,
+    preHandler: (request, _reply, done) => {
+      const path = normalizePath(request.url.split('?', 1)[0]!);
+      done(mcpPaths.has(path) ? new ProxyError('NOT_MCP_ENDPOINT') : undefined);
+    },
+    replyOptions: {
+      rewriteRequestHeaders: (_request, headers) => {
+        delete headers[SESSION_HEADER];
+        return headers;
+      },
+      rewriteHeaders: (headers) => {
+        delete headers[SESSION_HEADER];
+        return headers;
+      },
+    },
+  });
+
+  // GET event streams never end by themselves: end them when closing starts (clients reconnect),
+  // so in-flight requests can finish and the server can close.
+  app.addHook('preClose', async () => {
+    for (const res of openStreams) res.end();
+  });
   app.addHook('onClose', async () => {
     await upstream.close();
   });
   return app;
+}
+
+function normalizePath(path: string): string {
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    // Keep it as sent; it cannot match a real path then.
+  }
+  return decoded.toLowerCase().replace(/\/+/g, '/').replace(/\/$/, '') || '/';
 }

@@ -29,6 +29,9 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 // Long enough to ride out an upstream restart (refused connections never reached it, so retrying
 // is safe), short enough that a client still gets a clear 502 well within its own 60 s timeout.
 export const DEFAULT_UPSTREAM_RETRY_MS = 10_000;
+// Connection resets from a restarting upstream arrive within milliseconds of sending; a reset
+// after a second means the upstream was working on the request (see upstream/client.ts).
+export const DEFAULT_RESET_RETRY_WINDOW_MS = 1_000;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -45,6 +48,7 @@ export interface Config {
   readonly upstreamTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly upstreamRetryMs: number;
+  readonly resetRetryWindowMs: number;
   /** Header whose value, with Authorization, a session is bound to (lower case); none by default. */
   readonly identityHeader: string | undefined;
   /** Origins allowed on the MCP endpoint; undefined = no Origin check. */
@@ -105,6 +109,12 @@ const SETTINGS = {
     env: 'UPSTREAM_RETRY_MS',
     parse: (t: string) => parseInteger(t, 0, 600_000),
     fallback: DEFAULT_UPSTREAM_RETRY_MS,
+  },
+  resetRetryWindowMs: {
+    flag: 'reset-retry-window-ms',
+    env: 'RESET_RETRY_WINDOW_MS',
+    parse: (t: string) => parseInteger(t, 0, 60_000),
+    fallback: DEFAULT_RESET_RETRY_WINDOW_MS,
   },
   identityHeader: {
     flag: 'identity-header',
@@ -182,6 +192,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     upstreamTimeoutMs: read('upstreamTimeoutMs'),
     connectTimeoutMs: read('connectTimeoutMs'),
     upstreamRetryMs: read('upstreamRetryMs'),
+    resetRetryWindowMs: read('resetRetryWindowMs'),
     identityHeader: read('identityHeader'),
     allowedOrigins: read('allowedOrigins'),
     loss: {

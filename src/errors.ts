@@ -3,6 +3,8 @@
  * proxy is a JSON-RPC error body built here, with the HTTP status beside it and a stable
  * `data.reason` that scripts and dashboards can match on (messages may be reworded, reasons not).
  */
+import type { IncomingHttpHeaders } from 'node:http';
+
 
 export interface ProxyErrorSpec {
   readonly status: number;
@@ -42,6 +44,17 @@ export const PROXY_ERRORS = {
   ORIGIN_NOT_ALLOWED: { status: 403, code: -32000, message: 'Forbidden: Origin not allowed' },
   METHOD_NOT_ALLOWED: { status: 405, code: -32000, message: 'Method Not Allowed: use GET, POST or DELETE' },
   UPSTREAM_UNAVAILABLE: { status: 502, code: -32000, message: 'Bad Gateway: the upstream MCP server is unreachable' },
+  // Sent inside an SSE answer (as an event, for each request still waiting) when it breaks off.
+  UPSTREAM_CUT: {
+    status: 502,
+    code: -32000,
+    message: 'Bad Gateway: the upstream connection broke before the answer was complete',
+  },
+  NOT_MCP_ENDPOINT: {
+    status: 404,
+    code: -32000,
+    message: 'Not Found: the upstream MCP endpoint is only reachable through the proxy\'s MCP path',
+  },
   UPSTREAM_TIMEOUT: { status: 504, code: -32000, message: 'Gateway Timeout: the upstream MCP server did not answer in time' },
   UPSTREAM_BAD_SESSION_ID: {
     status: 502,
@@ -102,4 +115,20 @@ export function errorBody(reason: ProxyErrorReason, id: JsonRpcId | null = null,
     id,
     error: { code: spec.code, message, data: { reason, ...detail } },
   });
+}
+
+/**
+ * An upstream answer that must reach the client unchanged instead of a proxy error: an auth
+ * challenge (401/403 with WWW-Authenticate) met while replaying initialize, so the client's
+ * OAuth flow can start and the call can be retried with a fresh token.
+ */
+export class UpstreamAnswer extends Error {
+  constructor(
+    readonly status: number,
+    readonly headers: IncomingHttpHeaders,
+    readonly body: Buffer,
+  ) {
+    super(`upstream answered ${status}`);
+    this.name = 'UpstreamAnswer';
+  }
 }

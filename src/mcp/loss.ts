@@ -62,10 +62,18 @@ export const MAX_CLASSIFIED_BODY_CHARS = 4096;
 /**
  * Classify a non-2xx upstream answer. `body` is the response text (JSON-RPC error or plain text).
  * Returns the loss signal, or undefined when the upstream's answer must reach the client as is.
+ *
+ * `bareStatusIsLoss`: false for GET, because servers without a GET stream often answer a plain
+ * 404 where the spec says 405; there a loss status counts only with a loss message.
  */
-export function classifyLoss(status: number, body: string, rules: LossRules): LossSignal | undefined {
-  if (rules.lossStatuses.has(status)) return `status_${status}`;
-  if (!rules.patternStatuses.has(status)) return undefined;
+export function classifyLoss(
+  status: number,
+  body: string,
+  rules: LossRules,
+  bareStatusIsLoss = true,
+): LossSignal | undefined {
+  if (bareStatusIsLoss && rules.lossStatuses.has(status)) return `status_${status}`;
+  if (!rules.patternStatuses.has(status) && !rules.lossStatuses.has(status)) return undefined;
   const message = errorMessageOf(body);
   for (const { name, pattern } of rules.patterns) {
     if (pattern.test(message)) return name;

@@ -12,6 +12,16 @@ export const LAST_EVENT_ID_HEADER = 'last-event-id';
 /** What a client expects when it sends a POST (spec: both media types are listed). */
 export const POST_ACCEPT = 'application/json, text/event-stream';
 
+/** Ids of the requests in a POST body (a message or a batch): the answers the client waits for. */
+export function requestIdsOf(body: unknown): JsonRpcId[] {
+  const messages = Array.isArray(body) ? body : [body];
+  const ids: JsonRpcId[] = [];
+  for (const message of messages) {
+    if (isJsonRpcMessage(message) && 'method' in message && isId(message.id)) ids.push(message.id);
+  }
+  return ids;
+}
+
 /** Whether a Content-Type names an SSE stream (as opposed to one JSON body). */
 export function isEventStream(contentType: string | string[] | undefined): boolean {
   return typeof contentType === 'string' && contentType.toLowerCase().startsWith('text/event-stream');

@@ -21,8 +21,19 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
       // A URL may carry a token in its query string: log the path only.
       serializers: {
         req: (req: { method?: string; url?: string }) => ({ method: req.method, path: req.url?.split('?')[0] }),
+        err: serializeError,
       },
     },
     destination,
   );
+}
+
+/**
+ * Errors as pino writes them, minus what Node attaches from the wire: a malformed request's
+ * `rawPacket` holds its raw bytes, credentials and session id included.
+ */
+function serializeError(error: Error): Record<string, unknown> {
+  const serialized: Record<string, unknown> = { ...pino.stdSerializers.err(error) };
+  delete serialized.rawPacket;
+  return serialized;
 }

@@ -20,9 +20,17 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-// Never forwarded upstream: host and length belong to the new request, and the upstream must
-// answer uncompressed because the proxy reads initialize answers and loss errors itself.
-const NOT_FORWARDED_UPSTREAM = new Set([...HOP_BY_HOP, 'host', 'content-length', 'accept-encoding', SESSION_HEADER]);
+// Never forwarded upstream: host and length belong to the new request, the upstream must answer
+// uncompressed because the proxy reads initialize answers and loss errors itself, and the body
+// has already been received (so `Expect: 100-continue` was answered by the proxy's own server).
+const NOT_FORWARDED_UPSTREAM = new Set([
+  ...HOP_BY_HOP,
+  'host',
+  'content-length',
+  'accept-encoding',
+  'expect',
+  SESSION_HEADER,
+]);
 const NOT_FORWARDED_DOWNSTREAM = new Set([...HOP_BY_HOP, SESSION_HEADER]);
 
 export type OutgoingHeaders = Record<string, string | string[]>;

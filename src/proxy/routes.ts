@@ -7,24 +7,26 @@
  *                      upstream lost it? replay initialize once (single flight), retry once →
  *                      stream the answer back untouched
  *   DELETE           → forget the session, tell the upstream if it has one, answer 200
+ *   OPTIONS          → CORS preflight: the upstream's answer, as is
  *   anything else    → 405
  *
  * Decisions live in pure modules (mcp/, proxy/headers.ts, session/ids.ts); this file does I/O.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config.js';
-import { errorBody, PROXY_ERRORS, ProxyError, type JsonRpcId } from '../errors.js';
+import { ProxyError, type JsonRpcId } from '../errors.js';
 import { initializeOutcomeOf } from '../mcp/initialize-result.js';
 import { classifyLoss, mayBeLoss, type LossSignal } from '../mcp/loss.js';
-import { classifyBody, isEventStream, SESSION_HEADER } from '../mcp/protocol.js';
+import { classifyBody, LAST_EVENT_ID_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
 import type { CredentialBinding } from '../session/binding.js';
-import type { Handshake } from '../session/handshake.js';
-import { MAX_INITIALIZE_ANSWER_BYTES } from '../session/handshake.js';
+import { MAX_INITIALIZE_ANSWER_BYTES, type Handshake } from '../session/handshake.js';
 import { asClientSessionId, mintClientSessionId, readUpstreamId, type Fingerprint } from '../session/ids.js';
 import type { Session, SessionStore } from '../session/store.js';
-import { discard, readBody, toProxyError, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
-import { toClientHeaders, toUpstreamHeaders, type OutgoingHeaders } from './headers.js';
+import { discard, readBody, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
+import { toClientHeaders, toUpstreamHeaders } from './headers.js';
+import { errorEvents, relay, type RelayOptions } from './reply.js';
 
 export interface McpRouteDeps {
   readonly config: Config;
@@ -33,6 +35,8 @@ export interface McpRouteDeps {
   readonly handshake: Handshake;
   readonly fingerprint: Fingerprint;
   readonly binding: CredentialBinding;
+  /** Open GET event streams: shutdown ends them, since they would otherwise never finish. */
+  readonly openStreams: Set<ServerResponse>;
 }
 
 /** The parsed POST body: the bytes as received (forwarded as they are) and their JSON value. */
@@ -53,25 +57,9 @@ interface Answer {
 const MAX_ERROR_ANSWER_BYTES = 64 * 1024;
 const ALLOWED_METHODS = 'GET, POST, DELETE';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Log-safe fingerprint of the client session this request belongs to, for the access log. */
-    sessionLogId: string | null;
-    /** Why this request needed a replay, if it did. */
-    replayedFor: LossSignal | null;
-    /** Aborts when the client goes away before its answer is complete; aborts the upstream call. */
-    clientGone: AbortSignal | null;
-  }
-}
-
 export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promise<void> {
-  const { config, store, upstream, handshake, fingerprint, binding } = deps;
-  const { allowedOrigins } = config;
+  const { config, store, upstream, handshake, fingerprint, binding, openStreams } = deps;
   const path = config.mcpPath;
-
-  app.decorateRequest('sessionLogId', null);
-  app.decorateRequest('replayedFor', null);
-  app.decorateRequest('clientGone', null);
 
   // Keep the bytes: the proxy forwards what the client sent instead of re-serializing it.
   app.removeAllContentTypeParsers();
@@ -80,37 +68,6 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     { parseAs: 'buffer', bodyLimit: config.bodyLimitBytes },
     (_request, raw: Buffer, done) => done(null, { raw, json: parseJson(raw) } satisfies McpBody),
   );
-
-  app.setErrorHandler(replyWithError);
-  // One listener per request does both jobs: abort the upstream call if the client leaves early,
-  // and write the access line once the answer is over (relayed answers bypass Fastify's hooks).
-  app.addHook('onRequest', (request, reply, done) => {
-    const controller = new AbortController();
-    request.clientGone = controller.signal;
-    const res = reply.raw;
-    res.once('close', () => {
-      if (!res.writableFinished) controller.abort();
-      request.log.info(
-        {
-          method: request.method,
-          status: res.statusCode,
-          ms: Math.round(reply.elapsedTime * 10) / 10,
-          sid: request.sessionLogId,
-          replayed: request.replayedFor,
-          complete: res.writableFinished,
-        },
-        'mcp request',
-      );
-    });
-    // Browsers send Origin; a page from a site not on the list must not drive a session (DNS
-    // rebinding, cross-site requests). Clients that send no Origin are not browsers.
-    const origin = request.headers.origin;
-    if (allowedOrigins !== undefined && origin !== undefined && !allowedOrigins.has(origin)) {
-      done(new ProxyError('ORIGIN_NOT_ALLOWED'));
-      return;
-    }
-    done();
-  });
 
   app.post(path, async (request, reply) => {
     const body = request.body as McpBody | undefined;
@@ -124,7 +81,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
       return startSession(request, reply, body!.raw, message.id, message.params);
     }
     const session = sessionFor(request, presented, message.id);
-    return forward(request, reply, session, body!.raw);
+    return forward(request, reply, session, body!);
   });
 
   // No automatic HEAD: it would open (and drop) an upstream SSE stream.
@@ -135,30 +92,28 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
 
   app.delete(path, async (request, reply) => {
     const session = sessionFor(request, request.headers[SESSION_HEADER], null);
+    // Marks the session ended, so a replay racing this DELETE cannot bring it back.
     store.delete(session.id);
     request.log.info({ sid: session.logId }, 'session deleted by client');
-    // A replay in flight would otherwise create an upstream session nobody ever ends.
     await session.replaying?.catch(() => undefined);
-    if (session.upstreamId !== undefined) {
-      // The upstream may not support DELETE (405) or may have lost the session already: either
-      // way the client's session is over, so its answer only goes to the debug log.
-      try {
-        const answer = await upstream.request({
-          method: 'DELETE',
-          headers: toUpstreamHeaders(request.headers, session.upstreamId),
-          signal: AbortSignal.timeout(config.upstreamTimeoutMs),
-        });
-        await answer.body.dump();
-        request.log.debug({ sid: session.logId, status: answer.statusCode }, 'upstream session ended');
-      } catch (error) {
-        request.log.debug({ sid: session.logId, reason: toProxyError(error).reason }, 'upstream DELETE failed');
-      }
-    }
+    // The upstream may not support DELETE (405) or may have lost the session already: either
+    // way the client's session is over.
+    if (session.upstreamId !== undefined) await handshake.endUpstream(session.upstreamId, request.headers, request.log);
     return reply.code(200).send();
   });
 
+  // Browsers send a CORS preflight before a cross-origin POST; the upstream decides CORS.
+  app.options(path, async (request, reply) => {
+    const response = await upstream.request({
+      method: 'OPTIONS',
+      headers: toUpstreamHeaders(request.headers, undefined),
+      signal: request.clientGone!,
+    });
+    return relay(reply, response.statusCode, toClientHeaders(response.headers, undefined), response.body);
+  });
+
   app.route({
-    method: ['PUT', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE'],
+    method: ['PUT', 'PATCH', 'HEAD', 'TRACE'],
     url: path,
     handler: async (_request, reply) => {
       reply.header('allow', ALLOWED_METHODS);
@@ -194,7 +149,9 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
       body: raw,
       signal,
     });
-    request.log.trace({ status: response.statusCode, headers: response.headers }, 'initialize answer from upstream');
+    if (request.log.level === 'trace') {
+      request.log.trace({ status: response.statusCode, headers: response.headers }, 'initialize answer from upstream');
+    }
     const answer = await readBody(response.body, MAX_INITIALIZE_ANSWER_BYTES, 'UPSTREAM_BAD_INITIALIZE', signal);
     const ok = response.statusCode >= 200 && response.statusCode < 300;
     const outcome = ok ? initializeOutcomeOf(answer.toString(), response.headers['content-type'], requestId) : undefined;
@@ -215,6 +172,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
       upstreamId: upstreamId.kind === 'valid' ? upstreamId.id : undefined,
       generation: 0,
       replaying: undefined,
+      ended: false,
     };
     store.add(session);
     request.sessionLogId = session.logId;
@@ -225,12 +183,11 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     return relay(reply, response.statusCode, toClientHeaders(response.headers, id), answer);
   }
 
-  async function forward(request: FastifyRequest, reply: FastifyReply, session: Session, body: Buffer | undefined) {
-    const signal = request.clientGone!;
+  async function forward(request: FastifyRequest, reply: FastifyReply, session: Session, body: McpBody | undefined) {
     // A replay in flight will hand out a new upstream id: sending with the old one would only fail.
     if (session.replaying !== undefined) await session.replaying.catch(() => undefined);
     let generation = session.generation;
-    let answer = await exchange(request, session, body, signal);
+    let answer = await exchange(request, session, body, false);
     if (answer.loss !== undefined) {
       // The upstream did not process the message: it no longer knows the session.
       request.replayedFor = answer.loss;
@@ -238,73 +195,60 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
       await handshake.recover(session, generation, request.headers, request.log);
       generation = session.generation;
       // At most one retry: a second loss goes back to the client as the upstream said it.
-      answer = await exchange(request, session, body, signal);
+      answer = await exchange(request, session, body, true);
     }
     const { response } = answer;
     if (response.statusCode >= 200 && response.statusCode < 300) followRotation(session, generation, answer);
-    return relay(reply, response.statusCode, toClientHeaders(response.headers, session.id), answer.payload);
+    const options: RelayOptions =
+      body === undefined
+        ? { streams: openStreams }
+        : // A cut SSE answer: every request of this POST still waiting gets a JSON-RPC error.
+          { cutEvents: () => errorEvents('UPSTREAM_CUT', requestIdsOf(body.json)) };
+    return relay(reply, response.statusCode, toClientHeaders(response.headers, session.id), answer.payload, options);
   }
 
   /** One upstream round trip; bodies of answers that may signal a loss are read to classify them. */
   async function exchange(
     request: FastifyRequest,
     session: Session,
-    body: Buffer | undefined,
-    signal: AbortSignal,
+    body: McpBody | undefined,
+    afterReplay: boolean,
   ): Promise<Answer> {
     const headers = toUpstreamHeaders(request.headers, session.upstreamId);
+    // Event ids belong to the upstream session that was lost; the new one never issued them.
+    if (afterReplay) delete headers[LAST_EVENT_ID_HEADER];
+    const traced = request.log.level === 'trace';
     // Whole header maps at trace: the logger's redaction removes ids, credentials and cookies.
-    request.log.trace({ sid: session.logId, headers }, 'to upstream');
+    if (traced) request.log.trace({ sid: session.logId, headers }, 'to upstream');
     const response = await upstream.request({
-      method: request.method as 'GET' | 'POST',
+      method: body === undefined ? 'GET' : 'POST',
       headers,
-      ...(body === undefined ? {} : { body }),
-      signal,
+      ...(body === undefined ? {} : { body: body.raw }),
+      signal: request.clientGone!,
     });
-    request.log.trace({ sid: session.logId, status: response.statusCode, headers: response.headers }, 'from upstream');
+    if (traced) {
+      request.log.trace({ sid: session.logId, status: response.statusCode, headers: response.headers }, 'from upstream');
+    }
     if (!mayBeLoss(response.statusCode, config.loss)) return { response, payload: response.body, loss: undefined };
-    const payload = await readBody(response.body, MAX_ERROR_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
-    return { response, payload, loss: classifyLoss(response.statusCode, payload.toString(), config.loss) };
+    const payload = await readBody(response.body, MAX_ERROR_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', request.clientGone!);
+    // A bare 404 to a GET often means "no GET stream here", not a lost session.
+    const loss = classifyLoss(response.statusCode, payload.toString(), config.loss, body !== undefined);
+    return { response, payload, loss };
   }
 
   /** Upstreams that issue a new id on a later answer: follow the newest, the client never notices. */
   function followRotation(session: Session, sentAtGeneration: number, answer: Answer) {
-    const offered = readUpstreamId(answer.response.headers[SESSION_HEADER]);
-    if (offered.kind === 'absent') return;
-    if (offered.kind === 'invalid') {
+    const header = answer.response.headers[SESSION_HEADER];
+    if (header === undefined || header === session.upstreamId) return;
+    const offered = readUpstreamId(header);
+    if (offered.kind !== 'valid') {
       // Storing it would poison every later request of the session.
       if (!Buffer.isBuffer(answer.payload)) discard(answer.response.body);
       throw new ProxyError('UPSTREAM_BAD_SESSION_ID');
     }
     // An answer to a request sent before a replay carries an id from a session that is gone.
-    if (sentAtGeneration === session.generation && offered.id !== session.upstreamId) {
-      session.upstreamId = offered.id;
-    }
+    if (sentAtGeneration === session.generation) session.upstreamId = offered.id;
   }
-}
-
-/**
- * Send the upstream's answer on the raw response. Headers go out at once (an SSE client must
- * learn its stream is open before the first event; Fastify's stream mode would hold them back
- * until the first chunk) and the body is piped as it arrives, never buffered.
- */
-function relay(reply: FastifyReply, status: number, headers: OutgoingHeaders, payload: Readable | Buffer): FastifyReply {
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(status, headers);
-  if (Buffer.isBuffer(payload)) {
-    res.end(payload);
-    return reply;
-  }
-  res.flushHeaders();
-  // An upstream that dies mid-answer must not leave the client hanging. An SSE stream is ended
-  // cleanly (events are self-delimiting: a cut event is dropped, and the client may resume); any
-  // other body is cut, so a truncated JSON answer can never pass for a complete one.
-  const eventStream = isEventStream(headers['content-type']);
-  payload.once('error', () => (eventStream ? res.end() : res.destroy()));
-  // A client that leaves aborts the upstream request through request.clientGone.
-  payload.pipe(res);
-  return reply;
 }
 
 function parseJson(raw: Buffer): unknown {
@@ -314,36 +258,4 @@ function parseJson(raw: Buffer): unknown {
   } catch {
     return undefined;
   }
-}
-
-// Fastify's own body errors, mapped onto the proxy's table.
-const FASTIFY_ERRORS: Record<string, ProxyError['reason']> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_REQUEST',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'PARSE_ERROR',
-};
-
-function replyWithError(error: FastifyError | ProxyError, request: FastifyRequest, reply: FastifyReply) {
-  const proxyError =
-    error instanceof ProxyError
-      ? error
-      : new ProxyError(FASTIFY_ERRORS[error.code] ?? 'INTERNAL_ERROR', { cause: error });
-  if (proxyError.reason === 'CLIENT_CLOSED') {
-    request.log.debug({ sid: request.sessionLogId }, 'client closed the request');
-    return reply.code(PROXY_ERRORS.CLIENT_CLOSED.status).send();
-  }
-  if (proxyError.reason === 'INTERNAL_ERROR') {
-    request.log.error({ err: error, sid: request.sessionLogId }, 'unexpected error');
-  } else if (proxyError.status >= 500) {
-    const cause = proxyError.cause as { code?: unknown } | undefined;
-    request.log.warn(
-      { sid: request.sessionLogId, reason: proxyError.reason, cause: cause?.code, ...proxyError.detail },
-      'upstream failure',
-    );
-  }
-  return reply
-    .code(proxyError.status)
-    .header('content-type', 'application/json')
-    .send(errorBody(proxyError.reason, proxyError.requestId, proxyError.detail));
 }

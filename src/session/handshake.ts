@@ -1,22 +1,26 @@
 /**
- * Re-establishing a lost upstream session: replay the client's own initialize, consume the
- * upstream's result, send notifications/initialized, and adopt the new upstream id. One replay
- * per loss, however many requests of the session discover the loss at once (single flight).
+ * The upstream side of a session's life: re-establishing a lost upstream session (replay the
+ * client's own initialize, consume the upstream's result, send notifications/initialized, adopt
+ * the new upstream id), once per loss however many requests discover it at once (single flight),
+ * and ending upstream sessions the proxy no longer needs.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyBaseLogger as Logger } from 'fastify';
-import { ProxyError } from '../errors.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import { ProxyError, UpstreamAnswer } from '../errors.js';
 import { initializeOutcomeOf } from '../mcp/initialize-result.js';
 import { LAST_EVENT_ID_HEADER, POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
 import { toUpstreamHeaders } from '../proxy/headers.js';
 import { readBody, type UpstreamClient } from '../upstream/client.js';
-import { readUpstreamId, type Fingerprint } from './ids.js';
+import { readUpstreamId, type Fingerprint, type UpstreamSessionId } from './ids.js';
 import type { Session } from './store.js';
 
 /** An InitializeResult is small; anything bigger than this is not one. */
 export const MAX_INITIALIZE_ANSWER_BYTES = 1024 * 1024;
 
 const INITIALIZED_NOTIFICATION = '{"jsonrpc":"2.0","method":"notifications/initialized"}';
+
+// An auth challenge must reach the client as it is, so that its OAuth flow can start.
+const AUTH_CHALLENGE_STATUSES = new Set([401, 403]);
 
 export interface HandshakeOptions {
   readonly upstream: UpstreamClient;
@@ -28,10 +32,13 @@ export interface HandshakeOptions {
 export interface Handshake {
   /**
    * Make the upstream session live again after a request sent at `seenGeneration` found it lost.
-   * Resolves at once if another request already re-established it since; joins a replay in
-   * flight; otherwise runs one. `clientHeaders` carry the caller's credentials to the upstream.
+   * Waits for a newer replay if one is in flight, joins the one for this loss, or runs it.
+   * `clientHeaders` carry the caller's credentials to the upstream. Throws SESSION_NOT_FOUND
+   * for a session that ended meanwhile (a DELETE must not be undone by a replay).
    */
   recover(session: Session, seenGeneration: number, clientHeaders: IncomingHttpHeaders, log: Logger): Promise<void>;
+  /** Tell the upstream an upstream session is over (best effort; its answer does not matter). */
+  endUpstream(upstreamId: UpstreamSessionId, clientHeaders: IncomingHttpHeaders | undefined, log: Logger): Promise<void>;
 }
 
 export function createHandshake(options: HandshakeOptions): Handshake {
@@ -54,12 +61,13 @@ export function createHandshake(options: HandshakeOptions): Handshake {
       body: `{"jsonrpc":"2.0","id":${JSON.stringify(requestId)},"method":"initialize","params":${session.initParams}}`,
       signal,
     });
-    const text = (await readBody(answer.body, MAX_INITIALIZE_ANSWER_BYTES, 'REPLAY_FAILED', signal)).toString();
+    const body = await readBody(answer.body, MAX_INITIALIZE_ANSWER_BYTES, 'REPLAY_FAILED', signal);
     const upstreamStatus = answer.statusCode;
     log.trace({ sid: session.logId, status: upstreamStatus, headers: answer.headers }, 'replayed initialize answered');
+    if (AUTH_CHALLENGE_STATUSES.has(upstreamStatus)) throw new UpstreamAnswer(upstreamStatus, answer.headers, body);
     const outcome =
       upstreamStatus >= 200 && upstreamStatus < 300
-        ? initializeOutcomeOf(text, answer.headers['content-type'], requestId)
+        ? initializeOutcomeOf(body.toString(), answer.headers['content-type'], requestId)
         : undefined;
     if (outcome === undefined) throw new ProxyError('REPLAY_FAILED', { detail: { upstreamStatus } });
     const upstreamId = readUpstreamId(answer.headers[SESSION_HEADER]);
@@ -75,6 +83,15 @@ export function createHandshake(options: HandshakeOptions): Handshake {
       throw new ProxyError('REPLAY_FAILED', { detail: { upstreamStatus: ack.statusCode } });
     }
 
+    if (session.ended) {
+      // Ended (DELETE, eviction) while the replay ran: the new upstream session has no owner.
+      if (newId !== undefined) void endUpstream(newId, clientHeaders, log);
+      throw new ProxyError('SESSION_NOT_FOUND');
+    }
+    if (outcome.protocolVersion !== session.protocolVersion) {
+      // The client keeps speaking the version it negotiated; worth knowing when calls then fail.
+      log.warn({ sid: session.logId }, 'replayed initialize negotiated another protocol version');
+    }
     session.upstreamId = newId;
     session.protocolVersion = outcome.protocolVersion;
     session.generation++;
@@ -84,13 +101,36 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     );
   }
 
+  async function endUpstream(
+    upstreamId: UpstreamSessionId,
+    clientHeaders: IncomingHttpHeaders | undefined,
+    log: Logger,
+  ): Promise<void> {
+    try {
+      const answer = await upstream.request({
+        method: 'DELETE',
+        headers: toUpstreamHeaders(clientHeaders ?? {}, upstreamId),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await answer.body.dump();
+      log.debug({ upstream: fingerprint(upstreamId), status: answer.statusCode }, 'upstream session ended');
+    } catch (error) {
+      log.debug({ upstream: fingerprint(upstreamId), reason: (error as ProxyError).reason }, 'upstream DELETE failed');
+    }
+  }
+
   return {
     async recover(session, seenGeneration, clientHeaders, log) {
-      if (session.generation !== seenGeneration) return;
-      session.replaying ??= replay(session, clientHeaders, log).finally(() => {
-        session.replaying = undefined;
-      });
+      if (session.ended) throw new ProxyError('SESSION_NOT_FOUND');
+      if (session.generation === seenGeneration) {
+        session.replaying ??= replay(session, clientHeaders, log).finally(() => {
+          session.replaying = undefined;
+        });
+      }
+      // Either this loss's replay, or a newer one that will hand out the id to retry with.
       await session.replaying;
+      if (session.ended) throw new ProxyError('SESSION_NOT_FOUND');
     },
+    endUpstream,
   };
 }

@@ -21,6 +21,8 @@ export interface Session {
   generation: number;
   /** The replay in flight, shared by every request that found the upstream session lost. */
   replaying: Promise<void> | undefined;
+  /** Set when the session leaves the store (DELETE, eviction, expiry): it must not be revived. */
+  ended: boolean;
 }
 
 export type EndReason = 'evict' | 'expire' | 'delete';
@@ -49,14 +51,12 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
     // Idle TTL: every use of a session starts its clock again.
     updateAgeOnGet: true,
     ...(options.now ? injectedClock(options.now) : {}),
-    ...(onEnd
-      ? {
-          dispose: (session: Session, _id: ClientSessionId, reason: LRUCache.DisposeReason) => {
-            // 'set' would mean an id was reused, which minting 256 random bits rules out.
-            if (reason === 'evict' || reason === 'expire' || reason === 'delete') onEnd(session, reason);
-          },
-        }
-      : {}),
+    dispose: (session, _id, reason) => {
+      // 'set' would mean an id was reused, which minting 256 random bits rules out.
+      if (reason !== 'evict' && reason !== 'expire' && reason !== 'delete') return;
+      session.ended = true;
+      onEnd?.(session, reason);
+    },
   });
   return {
     get: (id) => cache.get(id),

@@ -14,10 +14,12 @@ export interface UpstreamOptions {
   readonly connectTimeoutMs: number;
   /** How long to keep retrying a refused connection (an upstream restarting); 0 = never. */
   readonly connectRetryMs: number;
+  /** A POST whose connection resets within this many ms of sending is sent once more; 0 = never. */
+  readonly resetRetryWindowMs: number;
 }
 
 export interface UpstreamRequest {
-  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly method: 'GET' | 'POST' | 'DELETE' | 'OPTIONS';
   readonly headers: Record<string, string | string[]>;
   readonly body?: Buffer | string;
   readonly signal?: AbortSignal;
@@ -36,9 +38,16 @@ export interface UpstreamClient {
   close(): Promise<void>;
 }
 
-// A pooled socket the upstream closed (restart, idle timeout) fails like this before any answer
-// arrives; the request never reached a live server, so one retry on a fresh socket is safe.
+// A connection that fails before any answer: a pooled socket the upstream closed (restart, idle
+// timeout), a connection the kernel accepted but a stopping server never took. The request was
+// never read, and one more try on a fresh socket is what makes a restart invisible. An upstream
+// that read a request and then dropped the connection fails the same way, so a POST (a tool
+// call) is sent again only when the failure came right after sending, as restarts do; a server
+// that worked on it for a while before dropping it has probably started running it.
 const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+const IDEMPOTENT_METHODS = new Set(['GET', 'DELETE', 'OPTIONS']);
+// A restart can reset the retry too (it may land on a connection the stopping server never takes).
+const MAX_RESET_RETRIES = 2;
 // A refused connection never delivered the request: retrying it is always safe, and an upstream
 // that is restarting is back within a second or two.
 const REFUSED_CODES = new Set(['ECONNREFUSED']);
@@ -67,17 +76,22 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     path,
     async request(request) {
       const { signal } = request;
-      let staleRetried = false;
+      let resetRetries = 0;
       let backoff = FIRST_BACKOFF_MS;
       let retryUntil: number | undefined;
       for (;;) {
+        const sentAt = performance.now();
         try {
           return await send(request);
         } catch (error) {
           const code = codeOf(error);
           if (signal?.aborted) throw toProxyError(error, signal);
-          if (STALE_SOCKET_CODES.has(code) && !staleRetried) {
-            staleRetried = true;
+          if (
+            STALE_SOCKET_CODES.has(code) &&
+            resetRetries < MAX_RESET_RETRIES &&
+            (IDEMPOTENT_METHODS.has(request.method) || performance.now() - sentAt <= options.resetRetryWindowMs)
+          ) {
+            resetRetries++;
             continue;
           }
           retryUntil ??= Date.now() + options.connectRetryMs;

@@ -18,6 +18,8 @@ export interface Proc {
   output(): string;
   /** SIGKILL, and wait for the exit. */
   kill(): Promise<void>;
+  /** SIGTERM (a graceful shutdown), and wait for the exit. */
+  stop(): Promise<void>;
 }
 
 const running = new Set<Proc>();
@@ -43,6 +45,13 @@ function start(args: string[], env: Record<string, string>, ready: (line: string
       running.delete(proc);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGKILL');
+        await exited;
+      }
+    },
+    async stop() {
+      running.delete(proc);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
         await exited;
       }
     },

@@ -100,11 +100,13 @@ describe('bad input from clients gets a clear JSON-RPC error, and the proxy keep
       };
       pump();
     });
-    const [head, body] = answer.split('\r\n\r\n');
+    // The first answer on the connection (a malformed rest of the upload may get its own 400).
+    const headEnd = answer.indexOf('\r\n\r\n');
+    const head = answer.slice(0, headEnd);
     expect(head).toMatch(/^HTTP\/1\.1 413 /);
-    expect(JSON.parse(body!.replace(/^[0-9a-f]+\r\n/, '').replace(/\r\n0\r\n$/, ''))).toMatchObject({
-      error: { code: -32600, data: { reason: 'PAYLOAD_TOO_LARGE' } },
-    });
+    const length = Number(/content-length: (\d+)/i.exec(head)![1]);
+    const body = answer.slice(headEnd + 4, headEnd + 4 + length);
+    expect(JSON.parse(body)).toMatchObject({ error: { code: -32600, data: { reason: 'PAYLOAD_TOO_LARGE' } } });
     expect(sent).toBeLessThan(64 * 1024 * 1024);
   });
 
@@ -138,7 +140,7 @@ describe('bad input from clients gets a clear JSON-RPC error, and the proxy keep
     await other.close();
   });
 
-  it.each(['PUT', 'PATCH', 'OPTIONS', 'HEAD'])('method %s on the MCP path → 405 with Allow', async (method) => {
+  it.each(['PUT', 'PATCH', 'HEAD'])('method %s on the MCP path → 405 with Allow', async (method) => {
     const res = await fetch(proxy.url, { method });
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('GET, POST, DELETE');

@@ -11,6 +11,16 @@ describe('@modelcontextprotocol/server-everything as a real upstream', () => {
   });
   afterAll(killAll);
 
+  it('passes a CORS preflight on the MCP path to the upstream, which decides CORS', async () => {
+    const res = await fetch(proxy.url, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-allow-methods')).toMatch(/POST/);
+  });
+
   it('streams every progress notification of a long-running tool, then its result', async () => {
     const c = await connect(proxy.url, 'progress-watcher');
     const events: string[] = [];

@@ -1,3 +1,5 @@
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { callText, connect, type Connected } from '../helpers/client.js';
 import { killAll, startFixture, startProxy, type Fixture } from '../helpers/processes.js';
@@ -5,52 +7,96 @@ import { killAll, startFixture, startProxy, type Fixture } from '../helpers/proc
 const CLIENTS = 24;
 const WORKERS_PER_CLIENT = 2;
 const RESTARTS = 3;
+// Far below the SDK's own 60 s request timeout: a call that takes this long is hanging.
+const HANG_MS = 15_000;
 
 afterAll(killAll);
 
-describe('load and fault: dozens of SDK clients calling continuously while the upstream is killed and restarted', () => {
-  it('has zero client-visible failures and one replay per session per restart', async () => {
-    let upstream: Fixture = await startFixture('sdk');
-    const proxy = await startProxy(upstream.mcpUrl);
-    const clients: Connected[] = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => connect(proxy.url, `load-${i}`)));
-    const failures: string[] = [];
-    let generation = 0; // bumped at each restart
-    const okInGeneration = clients.map(() => -1);
-    let calls = 0;
-    let running = true;
+/** Dozens of SDK clients calling echo in a loop; the caller restarts the upstream meanwhile. */
+async function underLoad(restart: (upstream: Fixture) => Promise<Fixture>) {
+  let upstream = await startFixture('sdk');
+  const proxy = await startProxy(upstream.mcpUrl);
+  const clients: Connected[] = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => connect(proxy.url, `load-${i}`)));
+  const failures: unknown[] = [];
+  let hangs = 0;
+  let generation = 0; // bumped at each restart
+  const okInGeneration = clients.map(() => -1);
+  const replaysPerRestart: number[][] = [];
+  let calls = 0;
+  let running = true;
 
-    const worker = async (c: Connected, index: number) => {
-      while (running) {
-        const startedIn = generation;
-        const text = `${index}-${calls}`;
-        try {
-          expect(await callText(c, 'echo', { text })).toBe(text);
+  const worker = async (c: Connected, index: number) => {
+    while (running) {
+      const startedIn = generation;
+      const text = `${index}-${calls}`;
+      let timer: NodeJS.Timeout | undefined;
+      const hang = new Promise<'hang'>((resolve) => (timer = setTimeout(resolve, HANG_MS, 'hang')));
+      try {
+        const answer = await Promise.race([callText(c, 'echo', { text }), hang]);
+        if (answer === 'hang') hangs++;
+        else {
+          expect(answer).toBe(text);
           calls++;
           if (startedIn === generation) okInGeneration[index] = Math.max(okInGeneration[index]!, startedIn);
-        } catch (error) {
-          failures.push(`${index}: ${String(error)}`);
         }
+      } catch (error) {
+        failures.push(error);
+      } finally {
+        clearTimeout(timer);
       }
-    };
-    const workers = clients.flatMap((c, i) => Array.from({ length: WORKERS_PER_CLIENT }, () => worker(c, i)));
-    const everyClientCalledIn = (g: number) =>
-      expect.poll(() => okInGeneration.every((d) => d >= g), { timeout: 30_000, interval: 25 }).toBe(true);
-
-    await everyClientCalledIn(0);
-    for (let restart = 1; restart <= RESTARTS; restart++) {
-      await upstream.kill(); // SIGKILL while calls are in flight
-      upstream = await startFixture('sdk', { port: upstream.port });
-      generation = restart;
-      await everyClientCalledIn(restart);
-      // A fresh process: each client's session was re-established there exactly once.
-      const stats = await upstream.stats();
-      for (let i = 0; i < CLIENTS; i++) expect(stats.initializes[`load-${i}`], `load-${i}`).toBe(1);
     }
-    running = false;
-    await Promise.all(workers);
+  };
+  const workers = clients.flatMap((c, i) => Array.from({ length: WORKERS_PER_CLIENT }, () => worker(c, i)));
+  const everyClientCalledIn = (g: number) =>
+    expect.poll(() => okInGeneration.every((d) => d >= g), { timeout: 30_000, interval: 25 }).toBe(true);
 
-    expect(failures).toEqual([]);
-    expect(calls).toBeGreaterThan(CLIENTS * (RESTARTS + 1));
-    await Promise.all(clients.map((c) => c.close()));
+  await everyClientCalledIn(0);
+  for (let r = 1; r <= RESTARTS; r++) {
+    upstream = await restart(upstream);
+    generation = r;
+    await everyClientCalledIn(r);
+    const stats = await upstream.stats();
+    replaysPerRestart.push(clients.map((_, i) => stats.initializes[`load-${i}`] ?? 0));
+  }
+  running = false;
+  await Promise.all(workers);
+  await Promise.all(clients.map((c) => c.close()));
+  return { failures, hangs, calls, replaysPerRestart };
+}
+
+describe('load and fault: dozens of SDK clients calling continuously while the upstream restarts', () => {
+  it('graceful restarts (SIGTERM, drain, start again): zero client-visible failures, one replay per session per restart', async () => {
+    const result = await underLoad(async (upstream) => {
+      await upstream.stop();
+      return startFixture('sdk', { port: upstream.port });
+    });
+    expect(result.hangs).toBe(0);
+    expect(result.failures).toEqual([]);
+    expect(result.calls).toBeGreaterThan(CLIENTS * (RESTARTS + 1));
+    // Each new upstream process saw exactly one initialize per client: the replay.
+    for (const counts of result.replaysPerRestart) expect(counts).toEqual(clients1());
+  });
+
+  it('kills (SIGKILL mid-call): no call hangs, the calls cut off get clear JSON-RPC errors, everyone recovers', async () => {
+    const result = await underLoad(async (upstream) => {
+      await upstream.kill();
+      return startFixture('sdk', { port: upstream.port });
+    });
+    expect(result.hangs).toBe(0);
+    // Only calls in flight at a kill can fail: at most one per worker per kill.
+    expect(result.failures.length).toBeLessThanOrEqual(RESTARTS * CLIENTS * WORKERS_PER_CLIENT);
+    for (const failure of result.failures) {
+      // An SSE answer cut off carries a JSON-RPC error event; a POST whose connection broke before
+      // any answer gets a 502 (it is not sent twice: it may have run).
+      const clear =
+        (failure instanceof McpError && /upstream connection broke/.test(failure.message)) ||
+        (failure instanceof StreamableHTTPError && failure.code === 502);
+      expect(clear, String(failure)).toBe(true);
+    }
+    for (const counts of result.replaysPerRestart) expect(counts).toEqual(clients1());
   });
 });
+
+function clients1(): number[] {
+  return Array.from({ length: CLIENTS }, () => 1);
+}

@@ -61,7 +61,7 @@ describe('upstream faults: a clear error, then recovery', () => {
     await c.close();
   });
 
-  it('upstream dies in the middle of an SSE answer → the client stream ends (no hang), the proxy stays up', async () => {
+  it('upstream dies in the middle of an SSE answer → the waiting request gets an error event, the stream ends, the proxy stays up', async () => {
     let upstream = await startFixture('sdk');
     const proxy = await startProxy(upstream.mcpUrl);
     const c = await connect(proxy.url, 'cut-off');
@@ -83,9 +83,17 @@ describe('upstream faults: a clear error, then recovery', () => {
     const reader = res.body!.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toContain('notifications/progress');
     await upstream.kill();
-    // The stream ends cleanly: the next read reports done rather than hanging or failing.
-    const next = await reader.read();
-    expect(next.done).toBe(true);
+    // The rest of the stream: a JSON-RPC error for request 5, then a clean end (no hang, no reset).
+    let rest = '';
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value);
+    const events = rest.split('\n\n').filter(Boolean);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatch(/^event: message\ndata: /);
+    expect(JSON.parse(events[0]!.split('data: ')[1]!)).toMatchObject({
+      jsonrpc: '2.0',
+      id: 5,
+      error: { code: -32000, data: { reason: 'UPSTREAM_CUT' } },
+    });
 
     upstream = await startFixture('sdk', { port: upstream.port });
     expect(await callText(c, 'echo', { text: 'survived' })).toBe('survived');

@@ -13,6 +13,7 @@ function session(): Session {
     upstreamId: undefined,
     generation: 0,
     replaying: undefined,
+    ended: false,
   };
 }
 
