@@ -4,13 +4,13 @@
  */
 import httpProxy from '@fastify/http-proxy';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { ServerResponse } from 'node:http';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { ProxyError } from './errors.js';
 import { answerMalformedRequest } from './proxy/malformed.js';
 import { SESSION_HEADER } from './mcp/protocol.js';
 import { createLogger } from './observability/logger.js';
+import { endStreams, type OpenStreams } from './proxy/reply.js';
 import { installRequestHooks } from './proxy/request-hooks.js';
 import { mcpRoutes } from './proxy/routes.js';
 import { createCredentialBinding } from './session/binding.js';
@@ -60,7 +60,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   });
   const binding = createCredentialBinding(config.identityHeader);
-  const openStreams = new Set<ServerResponse>();
+  const openStreams: OpenStreams = new Map();
 
   installRequestHooks(app, config);
   await app.register(mcpRoutes, { config, store, upstream, handshake, fingerprint, binding, openStreams });
@@ -90,9 +90,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   // GET event streams never end by themselves: end them when closing starts (clients reconnect),
   // so in-flight requests can finish and the server can close.
-  app.addHook('preClose', async () => {
-    for (const res of openStreams) res.end();
-  });
+  app.addHook('preClose', async () => endStreams(openStreams));
   app.addHook('onClose', async () => {
     await upstream.close();
   });

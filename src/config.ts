@@ -32,6 +32,8 @@ export const DEFAULT_UPSTREAM_RETRY_MS = 10_000;
 // Connection resets from a restarting upstream arrive within milliseconds of sending; a reset
 // after a second means the upstream was working on the request (see upstream/client.ts).
 export const DEFAULT_RESET_RETRY_WINDOW_MS = 1_000;
+// Kubernetes waits 30 s between SIGTERM and SIGKILL by default; finish well inside that.
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -49,6 +51,8 @@ export interface Config {
   readonly connectTimeoutMs: number;
   readonly upstreamRetryMs: number;
   readonly resetRetryWindowMs: number;
+  /** On SIGTERM/SIGINT, how long in-flight requests get before the process exits anyway. */
+  readonly shutdownGraceMs: number;
   /** Header whose value, with Authorization, a session is bound to (lower case); none by default. */
   readonly identityHeader: string | undefined;
   /** Origins allowed on the MCP endpoint; undefined = no Origin check. */
@@ -115,6 +119,12 @@ const SETTINGS = {
     env: 'RESET_RETRY_WINDOW_MS',
     parse: (t: string) => parseInteger(t, 0, 60_000),
     fallback: DEFAULT_RESET_RETRY_WINDOW_MS,
+  },
+  shutdownGraceMs: {
+    flag: 'shutdown-grace-ms',
+    env: 'SHUTDOWN_GRACE_MS',
+    parse: (t: string) => parseInteger(t, 0, 600_000),
+    fallback: DEFAULT_SHUTDOWN_GRACE_MS,
   },
   identityHeader: {
     flag: 'identity-header',
@@ -193,6 +203,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     connectTimeoutMs: read('connectTimeoutMs'),
     upstreamRetryMs: read('upstreamRetryMs'),
     resetRetryWindowMs: read('resetRetryWindowMs'),
+    shutdownGraceMs: read('shutdownGraceMs'),
     identityHeader: read('identityHeader'),
     allowedOrigins: read('allowedOrigins'),
     loss: {

@@ -23,11 +23,17 @@ async function main(): Promise<void> {
     'mcp-session-proxy listening',
   );
 
+  // First signal: stop accepting connections, end GET event streams, let requests in flight
+  // finish within the grace period, then exit 0. A second signal exits at once.
   let closing = false;
   const stop = (signal: NodeJS.Signals) => {
     if (closing) process.exit(1);
     closing = true;
-    app.log.info({ signal }, 'shutting down');
+    app.log.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
+    setTimeout(() => {
+      app.log.warn('grace period over; exiting with requests still in flight');
+      process.exit(0);
+    }, config.shutdownGraceMs).unref();
     app.close().then(
       () => process.exit(0),
       () => process.exit(1),

@@ -9,11 +9,22 @@ import { errorBody, PROXY_ERRORS, ProxyError, UpstreamAnswer, type ProxyErrorRea
 import { isEventStream } from '../mcp/protocol.js';
 import { toClientHeaders, type OutgoingHeaders } from './headers.js';
 
+/** Event streams being relayed: the client's response → the upstream body feeding it. */
+export type OpenStreams = Map<ServerResponse, Readable>;
+
+/** End every open stream and its upstream request (clients reconnect; the server can close). */
+export function endStreams(streams: OpenStreams): void {
+  for (const [res, payload] of streams) {
+    payload.destroy();
+    res.end();
+  }
+}
+
 export interface RelayOptions {
   /** SSE text to send when the upstream breaks off mid-stream (errors for requests still waiting). */
   readonly cutEvents?: () => string;
-  /** Open event streams, so shutdown can end them (the set forgets each as it closes). */
-  readonly streams?: Set<ServerResponse>;
+  /** Open event streams and their upstream bodies, so shutdown can end them. */
+  readonly streams?: OpenStreams;
 }
 
 /**
@@ -39,7 +50,7 @@ export function relay(
     res.flushHeaders();
     const { streams, cutEvents } = options;
     if (streams !== undefined) {
-      streams.add(res);
+      streams.set(res, payload);
       res.once('close', () => streams.delete(res));
     }
     // An upstream that dies mid-stream must not leave the client waiting: each request still

@@ -13,7 +13,6 @@
  * Decisions live in pure modules (mcp/, proxy/headers.ts, session/ids.ts); this file does I/O.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config.js';
 import { ProxyError, type JsonRpcId } from '../errors.js';
@@ -26,7 +25,7 @@ import { asClientSessionId, mintClientSessionId, readUpstreamId, type Fingerprin
 import type { Session, SessionStore } from '../session/store.js';
 import { discard, readBody, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
-import { errorEvents, relay, type RelayOptions } from './reply.js';
+import { errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
 
 export interface McpRouteDeps {
   readonly config: Config;
@@ -36,7 +35,7 @@ export interface McpRouteDeps {
   readonly fingerprint: Fingerprint;
   readonly binding: CredentialBinding;
   /** Open GET event streams: shutdown ends them, since they would otherwise never finish. */
-  readonly openStreams: Set<ServerResponse>;
+  readonly openStreams: OpenStreams;
 }
 
 /** The parsed POST body: the bytes as received (forwarded as they are) and their JSON value. */

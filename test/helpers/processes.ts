@@ -94,7 +94,7 @@ export interface Fixture extends Proc {
   stats(): Promise<FixtureStats>;
   drop(): Promise<void>;
   release(): Promise<void>;
-  /** Switch fixture faults: hang=1|0, refuseInitialize=<status>|0, sessionIdOverride=<id>|''. */
+  /** Switch fixture faults: hang, refuseInitialize, sessionIdOverride, delayMs, getStatus. */
   fault(settings: Record<string, string>): Promise<void>;
 }
 
@@ -111,6 +111,8 @@ export interface FixtureStats {
   authorizationSeen: string[];
   lastEventIds: string[];
   abortedResponses: number;
+  sessionHeadersSeen: number;
+  protocolVersionsOnGet: (string | null)[];
 }
 
 export async function startFixture(mode: FixtureMode, options: { port?: number; idleMs?: number } = {}): Promise<Fixture> {

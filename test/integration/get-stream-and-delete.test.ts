@@ -15,8 +15,16 @@ describe('GET (server-to-client stream) and DELETE', () => {
   });
   afterAll(killAll);
 
+  /** Connect, and wait until the client's own background GET stream has reached the upstream. */
+  async function connectWithStream(name: string) {
+    const before = (await upstream.stats()).protocolVersionsOnGet.length;
+    const c = await connect(proxy.url, name);
+    await expect.poll(async () => (await upstream.stats()).protocolVersionsOnGet.length).toBeGreaterThan(before);
+    return c;
+  }
+
   it('replays a lost upstream session before the stream opens, and forwards Last-Event-ID and the protocol version', async () => {
-    const c = await connect(proxy.url, 'streamer');
+    const c = await connectWithStream('streamer');
     await upstream.drop();
     const res = await getStream(proxy.url, c.sessionId()!, {
       'last-event-id': 'evt-41',
@@ -28,7 +36,11 @@ describe('GET (server-to-client stream) and DELETE', () => {
     await res.body!.cancel();
     const stats = await upstream.stats();
     expect(stats.initializes['streamer']).toBe(2);
-    expect(stats.lastEventIds).toContain('evt-41');
+    // Forwarded on the first attempt; dropped on the retry, since the new upstream session never
+    // issued that event id.
+    expect(stats.lastEventIds.filter((id) => id === 'evt-41')).toHaveLength(1);
+    expect(stats.protocolVersionsOnGet).toContain(c.transport.protocolVersion);
+    expect(stats.protocolVersionsOnGet).not.toContain(null);
     await c.close();
   });
 
@@ -55,6 +67,43 @@ describe('GET (server-to-client stream) and DELETE', () => {
     expect(await again.json()).toMatchObject({ error: { code: -32001 } });
     const del = await fetch(proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': id } });
     expect(del.status).toBe(404);
+    await c.close();
+  });
+
+  it('a DELETE racing a call that meets a lost session wins: the call gets 404, nothing is replayed', async () => {
+    const c = await connectWithStream('racer');
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-session-id': c.sessionId()!,
+      'mcp-protocol-version': c.transport.protocolVersion!,
+    };
+    await upstream.drop();
+    await upstream.fault({ delayMs: '300' });
+    // The call reaches the upstream late and will meet the lost session; the DELETE lands first.
+    const call = fetch(proxy.url, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } }),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const del = await fetch(proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': c.sessionId()! } });
+    expect(del.status).toBe(200);
+    const res = await call;
+    await upstream.fault({ delayMs: '0' });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: { data: { reason: 'SESSION_NOT_FOUND' } } });
+    expect((await upstream.stats()).initializes['racer']).toBe(1);
+    await c.close();
+  });
+
+  it('a bare 404 to GET (no GET stream, wrong status) is passed through, not replayed', async () => {
+    const c = await connectWithStream('no-get');
+    await upstream.fault({ getStatus: '404' });
+    const res = await getStream(proxy.url, c.sessionId()!);
+    await upstream.fault({ getStatus: '0' });
+    expect(res.status).toBe(404);
+    expect((await upstream.stats()).initializes['no-get']).toBe(1);
     await c.close();
   });
 

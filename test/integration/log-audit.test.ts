@@ -1,3 +1,4 @@
+import { connect as connectSocket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
 import { killAll, startFixture, startProxy } from '../helpers/processes.js';
@@ -39,6 +40,17 @@ describe('logs never carry a raw session id, credential or cookie, at any level'
       await fetch(`${proxy.origin}/.well-known/oauth-protected-resource?token=${GARBAGE_ID}`, {
         headers: { authorization: TOKEN, cookie: COOKIE },
       }).then((r) => r.text());
+      // A request so malformed that Node's parser rejects it, carrying the secrets in its headers.
+      await new Promise<void>((resolve) => {
+        const socket = connectSocket(proxy.port, '127.0.0.1');
+        socket.on('error', () => resolve());
+        socket.on('close', () => resolve());
+        socket.on('data', () => undefined);
+        socket.end(
+          `POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: ${TOKEN}\r\nCookie: ${COOKIE}\r\nMcp-Session-Id: ${id}\r\n` +
+            `Content-Length: abc\r\n\r\n{}`,
+        );
+      });
       await c.transport.terminateSession();
       await c.close();
 
@@ -53,6 +65,9 @@ describe('logs never carry a raw session id, credential or cookie, at any level'
     expect(output).toContain('upstream session re-established');
     expect(output).toContain('session deleted by client');
     expect(output).toMatch(/"sid":"fp:[0-9a-f]{12}"/);
+    expect(output).toContain('malformed HTTP request');
+    // Raw request bytes (Node's rawPacket) would carry secrets as a byte array, not as text.
+    expect(output).not.toContain('rawPacket');
     expect(secrets.length).toBeGreaterThan(10);
     for (const secret of secrets) {
       expect(output.includes(secret), `a secret (${secret.slice(0, 4)}…) reached the logs`).toBe(false);

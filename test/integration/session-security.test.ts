@@ -34,6 +34,24 @@ describe('session security', () => {
     await c.close();
   });
 
+  it('a refreshed bearer JWT for the same subject keeps the session; another subject gets 404', async () => {
+    const jwt = (claims: object) =>
+      `Bearer ${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl);
+    const c = await connect(proxy.url, 'oauth-user', { authorization: jwt({ iss: 'https://idp', sub: 'alice', exp: 1 }) });
+    const base = { 'mcp-session-id': c.sessionId()!, 'mcp-protocol-version': c.transport.protocolVersion! };
+    const refreshed = await post(proxy.url, { ...base, authorization: jwt({ iss: 'https://idp', sub: 'alice', exp: 2 }) });
+    expect(refreshed.status).toBe(200);
+    await refreshed.text();
+    for (const claims of [{ iss: 'https://idp', sub: 'mallory' }, { iss: 'https://other-idp', sub: 'alice' }]) {
+      const res = await post(proxy.url, { ...base, authorization: jwt(claims) });
+      expect(res.status).toBe(404);
+      await res.text();
+    }
+    await c.close();
+  });
+
   it('a session created without credentials cannot be used with some', async () => {
     const upstream = await startFixture('stateless');
     const proxy = await startProxy(upstream.mcpUrl);

@@ -20,7 +20,10 @@ describe('stateless upstream (never returns Mcp-Session-Id)', () => {
     expect(tools.tools.map((t) => t.name)).toContain('whoami');
     expect(await callText(c, 'echo', { text: 'two' })).toBe('two');
     expect(c.sessionId()).toBe(id);
-    expect((await upstream.stats()).issuedIds).toEqual([]);
+    // The upstream never saw a session header: not the client's id, not anything else.
+    const stats = await upstream.stats();
+    expect(stats.sessionHeadersSeen).toBe(0);
+    expect(stats.initializes['stateless-client']).toBe(1);
     await c.close();
   });
 

@@ -121,6 +121,31 @@ describe('upstream faults: a clear error, then recovery', () => {
     await c.close();
   });
 
+  it('an auth challenge to a replayed initialize reaches the client as is, so its OAuth flow can start', async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl);
+    const c = await connect(proxy.url, 'challenged');
+    await upstream.fault({ refuseInitialize: '401' });
+    await upstream.drop();
+    const res = await fetch(proxy.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': c.sessionId()!,
+        'mcp-protocol-version': c.transport.protocolVersion!,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer resource_metadata=/);
+    expect(res.headers.get('mcp-session-id')).toBeNull();
+    await res.text();
+    await upstream.fault({ refuseInitialize: '0' });
+    expect(await callText(c, 'echo', { text: 'authorized again' })).toBe('authorized again');
+    await c.close();
+  });
+
   it('a replayed initialize that fails → 502 naming the upstream status; the session stays valid', async () => {
     const upstream = await startFixture('sdk');
     const proxy = await startProxy(upstream.mcpUrl);
