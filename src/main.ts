@@ -17,8 +17,10 @@ async function main(): Promise<void> {
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  // The upstream URL is logged without its query string, which may hold a token.
-  app.log.info(
+  // One startup line at any log level but silent (operators and scripts wait for it). The
+  // upstream URL is logged without its query string, which may hold a token.
+  const startup = config.logLevel === 'silent' ? app.log : app.log.child({}, { level: 'info' });
+  startup.info(
     { host: config.host, port, path: config.mcpPath, upstream: config.upstreamUrl.origin + config.upstreamUrl.pathname },
     'mcp-session-proxy listening',
   );

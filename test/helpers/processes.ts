@@ -170,6 +170,16 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Any Node script (TypeScript through tsx) that prints {"event":"listening","port":N} when ready. */
+export async function startScript(script: string, args: string[] = [], env: Record<string, string> = {}) {
+  const { proc, port } = start(['--import', 'tsx', `${ROOT}${script}`, ...args], env, (line) => {
+    const json = jsonLine(line);
+    return json?.event === 'listening' ? Number(json.port) : undefined;
+  });
+  const p = await port;
+  return { ...proc, port: p, origin: `http://127.0.0.1:${p}` };
+}
+
 export async function startEverything(port?: number): Promise<Proc & { port: number; mcpUrl: string }> {
   const p = port ?? (await freePort());
   const { proc, port: ready } = start([EVERYTHING, 'streamableHttp'], { PORT: String(p) }, () => undefined);

@@ -1,0 +1,83 @@
+/**
+ * A deliberately cheap stateful MCP upstream for benchmarks, on bare node:http, so that what a
+ * benchmark measures is the proxy's own cost. It issues a session id on initialize, answers 404
+ * for unknown ids, answers tools/call with a fixed small JSON result, and for the tool `stream`
+ * answers over SSE with `count` progress notifications before the result.
+ *
+ * Prints {"event":"listening","port":N}. POST /admin/forget drops every session (a replay storm);
+ * GET /admin/stats reports how many initializes it has seen.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type ServerResponse } from 'node:http';
+
+const sessions = new Set<string>();
+let initializes = 0;
+
+const RESULT = (id: unknown) =>
+  `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[{"type":"text","text":"ok"}]}}`;
+
+function json(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) {
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+const server = createServer((req, res) => {
+  if (req.url === '/admin/forget') {
+    sessions.clear();
+    return json(res, 200, '{}');
+  }
+  if (req.url === '/admin/stats') return json(res, 200, JSON.stringify({ initializes, sessions: sessions.size }));
+  if (req.method === 'GET') return json(res, 405, '{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"Method not allowed"}}');
+  const sid = req.headers['mcp-session-id'];
+  if (req.method === 'DELETE') {
+    if (typeof sid === 'string') sessions.delete(sid);
+    return json(res, 200, '');
+  }
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const message = JSON.parse(Buffer.concat(chunks).toString()) as {
+      id?: unknown;
+      method?: string;
+      params?: { name?: string; arguments?: { count?: number }; _meta?: { progressToken?: unknown } };
+    };
+    if (message.method === 'initialize') {
+      initializes++;
+      const id = randomUUID();
+      sessions.add(id);
+      return json(
+        res,
+        200,
+        `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"cheap","version":"1"}}}`,
+        { 'mcp-session-id': id },
+      );
+    }
+    if (typeof sid !== 'string' || !sessions.has(sid)) {
+      return json(res, 404, '{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}');
+    }
+    if (message.id === undefined) {
+      res.writeHead(202).end();
+      return;
+    }
+    if (message.method === 'tools/call' && message.params?.name === 'stream') {
+      const count = message.params.arguments?.count ?? 100;
+      const token = JSON.stringify(message.params._meta?.progressToken ?? 0);
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      for (let i = 1; i <= count; i++) {
+        res.write(
+          `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":${token},"progress":${i},"total":${count}}}\n\n`,
+        );
+      }
+      res.end(`event: message\ndata: ${RESULT(message.id)}\n\n`);
+      return;
+    }
+    return json(res, 200, RESULT(message.id));
+  });
+});
+
+server.keepAliveTimeout = 60_000;
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
+  const address = server.address();
+  process.stdout.write(JSON.stringify({ event: 'listening', port: typeof address === 'object' && address ? address.port : 0 }) + '\n');
+});
+process.on('SIGTERM', () => process.exit(0));
