@@ -29,3 +29,13 @@ export async function callText(c: Connected, name: string, args: Record<string, 
   if (result.isError) throw new Error(`tool ${name} failed: ${first?.text}`);
   return first?.text ?? '';
 }
+
+/** Headers of a raw POST on the client's session, as the SDK itself would send them. */
+export function sessionHeaders(c: Connected): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'mcp-session-id': c.sessionId()!,
+    'mcp-protocol-version': c.transport.protocolVersion!,
+  };
+}

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from '../helpers/client.js';
+import { connect, sessionHeaders } from '../helpers/client.js';
 import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
 
 function getStream(url: string, sessionId: string, extra: Record<string, string> = {}) {
@@ -72,12 +72,7 @@ describe('GET (server-to-client stream) and DELETE', () => {
 
   it('a DELETE racing a call that meets a lost session wins: the call gets 404, nothing is replayed', async () => {
     const c = await connectWithStream('racer');
-    const headers = {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-session-id': c.sessionId()!,
-      'mcp-protocol-version': c.transport.protocolVersion!,
-    };
+    const headers = sessionHeaders(c);
     await upstream.drop();
     await upstream.fault({ delayMs: '300' });
     // The call reaches the upstream late and will meet the lost session; the DELETE lands first.

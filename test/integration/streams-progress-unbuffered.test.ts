@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from '../helpers/client.js';
+import { connect, sessionHeaders } from '../helpers/client.js';
 import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
 
 describe('SSE answers stream through as they arrive', () => {
@@ -35,12 +35,7 @@ describe('SSE answers stream through as they arrive', () => {
     const res = await fetch(proxy.url, {
       method: 'POST',
       signal: controller.signal,
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-session-id': c.sessionId()!,
-        'mcp-protocol-version': c.transport.protocolVersion!,
-      },
+      headers: sessionHeaders(c),
       body: JSON.stringify({
         jsonrpc: '2.0',
         id: 99,

@@ -1,6 +1,6 @@
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { callText, connect } from '../helpers/client.js';
+import { callText, connect, sessionHeaders } from '../helpers/client.js';
 import { killAll, startFixture, startProxy } from '../helpers/processes.js';
 
 afterAll(killAll);
@@ -67,12 +67,7 @@ describe('upstream faults: a clear error, then recovery', () => {
     const c = await connect(proxy.url, 'cut-off');
     const res = await fetch(proxy.url, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-session-id': c.sessionId()!,
-        'mcp-protocol-version': c.transport.protocolVersion!,
-      },
+      headers: sessionHeaders(c),
       body: JSON.stringify({
         jsonrpc: '2.0',
         id: 5,
@@ -129,12 +124,7 @@ describe('upstream faults: a clear error, then recovery', () => {
     await upstream.drop();
     const res = await fetch(proxy.url, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-session-id': c.sessionId()!,
-        'mcp-protocol-version': c.transport.protocolVersion!,
-      },
+      headers: sessionHeaders(c),
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
     });
     expect(res.status).toBe(401);
