@@ -10,6 +10,8 @@ import { ProxyError } from './errors.js';
 import { answerMalformedRequest } from './proxy/malformed.js';
 import { SESSION_HEADER } from './mcp/protocol.js';
 import { createLogger } from './observability/logger.js';
+import { createMetrics } from './observability/metrics.js';
+import { healthRoutes } from './proxy/health.js';
 import { endStreams, type OpenStreams } from './proxy/reply.js';
 import { installRequestHooks } from './proxy/request-hooks.js';
 import { mcpRoutes } from './proxy/routes.js';
@@ -47,11 +49,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     connectRetryMs: config.upstreamRetryMs,
     resetRetryWindowMs: config.resetRetryWindowMs,
   });
-  const handshake = createHandshake({ upstream, fingerprint, timeoutMs: config.upstreamTimeoutMs });
+  // The store is created below; the gauge reads its size when scraped.
+  const metrics = createMetrics(config.metricsEnabled, () => store.size);
+  const handshake = createHandshake({ upstream, fingerprint, timeoutMs: config.upstreamTimeoutMs, metrics });
   const store = createSessionStore({
     maxSessions: config.maxSessions,
     idleTtlMs: config.sessionIdleTtlMs,
     onEnd: (session, reason) => {
+      metrics.sessionEnded(reason);
       if (reason === 'delete') return; // the DELETE route ends the upstream session itself
       logger.info({ sid: session.logId, reason }, 'session ended');
       // Evicted or expired: free the upstream's side too (without the client's credentials,
@@ -62,8 +67,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const binding = createCredentialBinding(config.identityHeader);
   const openStreams: OpenStreams = new Map();
 
-  installRequestHooks(app, config);
-  await app.register(mcpRoutes, { config, store, upstream, handshake, fingerprint, binding, openStreams });
+  installRequestHooks(app, config, metrics);
+  await app.register(healthRoutes, { config, upstream, metrics });
+  await app.register(mcpRoutes, { config, store, upstream, handshake, fingerprint, binding, openStreams, metrics });
 
   // Everything that is not the MCP endpoint (OAuth discovery, health, ...) passes through as is,
   // except session ids: no path may reach the upstream's MCP endpoint around the proxy.

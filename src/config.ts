@@ -1,8 +1,11 @@
 /**
- * Configuration: parsed and validated once, from command-line flags over environment variables
- * over defaults. A bad setting stops startup with one line that names it.
+ * Configuration: parsed and validated once, from (in increasing precedence) defaults, an optional
+ * config file (JSON or YAML), environment variables and command-line flags. Every problem stops
+ * startup with one line that names the setting; all problems are reported at once.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import {
   DEFAULT_LOSS_PATTERNS,
   DEFAULT_LOSS_STATUSES,
@@ -34,6 +37,10 @@ export const DEFAULT_UPSTREAM_RETRY_MS = 10_000;
 export const DEFAULT_RESET_RETRY_WINDOW_MS = 1_000;
 // Kubernetes waits 30 s between SIGTERM and SIGKILL by default; finish well inside that.
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+// The conventional Kubernetes probe paths; the proxy answers them itself, never the upstream.
+export const DEFAULT_HEALTH_PATH = '/healthz';
+export const DEFAULT_READY_PATH = '/readyz';
+export const DEFAULT_METRICS_PATH = '/metrics';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -55,142 +62,128 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Header whose value, with Authorization, a session is bound to (lower case); none by default. */
   readonly identityHeader: string | undefined;
-  /** Origins allowed on the MCP endpoint; undefined = no Origin check. */
+  /** Origins allowed on every route; undefined = no Origin check. */
   readonly allowedOrigins: ReadonlySet<string> | undefined;
+  readonly healthPath: string;
+  readonly readyPath: string;
+  readonly metricsPath: string;
+  readonly metricsEnabled: boolean;
   readonly loss: LossRules;
 }
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  /** One line per problem. */
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.problems = problems;
+  }
 }
 
-/** One setting: its flag, its environment variable, and how its text becomes a value. */
+/** One setting: its flag, its environment variable, how its text becomes a value, and its help. */
 interface Setting<T> {
   readonly flag: string;
   readonly env: string;
   readonly parse: (text: string) => T;
+  /** Absent: the setting is required. */
   readonly fallback?: T;
+  readonly help: string;
 }
 
-const SETTINGS = {
-  upstreamUrl: { flag: 'upstream', env: 'UPSTREAM_URL', parse: parseUpstreamUrl },
-  host: { flag: 'host', env: 'HOST', parse: parseHost, fallback: DEFAULT_HOST },
-  port: { flag: 'port', env: 'PORT', parse: (t: string) => parseInteger(t, 0, 65_535), fallback: DEFAULT_PORT },
-  mcpPath: { flag: 'mcp-path', env: 'MCP_PATH', parse: parsePath, fallback: DEFAULT_MCP_PATH },
-  logLevel: { flag: 'log-level', env: 'LOG_LEVEL', parse: parseLogLevel, fallback: DEFAULT_LOG_LEVEL },
-  maxSessions: {
-    flag: 'max-sessions',
-    env: 'MAX_SESSIONS',
-    parse: (t: string) => parseInteger(t, 1, 10_000_000),
-    fallback: DEFAULT_MAX_SESSIONS,
-  },
-  sessionIdleTtlMs: {
-    flag: 'session-idle-ttl-ms',
-    env: 'SESSION_IDLE_TTL_MS',
-    parse: (t: string) => parseInteger(t, 1_000, 365 * 24 * 3600 * 1000),
-    fallback: DEFAULT_SESSION_IDLE_TTL_MS,
-  },
-  bodyLimitBytes: {
-    flag: 'body-limit-bytes',
-    env: 'BODY_LIMIT_BYTES',
-    parse: (t: string) => parseInteger(t, 1024, 1024 * 1024 * 1024),
-    fallback: DEFAULT_BODY_LIMIT_BYTES,
-  },
-  upstreamTimeoutMs: {
-    flag: 'upstream-timeout-ms',
-    env: 'UPSTREAM_TIMEOUT_MS',
-    parse: (t: string) => parseInteger(t, 100, 24 * 3600 * 1000),
-    fallback: DEFAULT_UPSTREAM_TIMEOUT_MS,
-  },
-  connectTimeoutMs: {
-    flag: 'connect-timeout-ms',
-    env: 'CONNECT_TIMEOUT_MS',
-    parse: (t: string) => parseInteger(t, 100, 600_000),
-    fallback: DEFAULT_CONNECT_TIMEOUT_MS,
-  },
-  upstreamRetryMs: {
-    flag: 'upstream-retry-ms',
-    env: 'UPSTREAM_RETRY_MS',
-    parse: (t: string) => parseInteger(t, 0, 600_000),
-    fallback: DEFAULT_UPSTREAM_RETRY_MS,
-  },
-  resetRetryWindowMs: {
-    flag: 'reset-retry-window-ms',
-    env: 'RESET_RETRY_WINDOW_MS',
-    parse: (t: string) => parseInteger(t, 0, 60_000),
-    fallback: DEFAULT_RESET_RETRY_WINDOW_MS,
-  },
-  shutdownGraceMs: {
-    flag: 'shutdown-grace-ms',
-    env: 'SHUTDOWN_GRACE_MS',
-    parse: (t: string) => parseInteger(t, 0, 600_000),
-    fallback: DEFAULT_SHUTDOWN_GRACE_MS,
-  },
-  identityHeader: {
-    flag: 'identity-header',
-    env: 'IDENTITY_HEADER',
-    parse: (t: string): string | undefined => parseHeaderName(t),
-    fallback: undefined,
-  },
-  allowedOrigins: {
-    flag: 'allowed-origins',
-    env: 'ALLOWED_ORIGINS',
-    parse: (t: string): ReadonlySet<string> | undefined => parseOrigins(t),
-    fallback: undefined,
-  },
-  lossStatuses: {
-    flag: 'loss-statuses',
-    env: 'LOSS_STATUSES',
-    parse: parseStatusList,
-    fallback: DEFAULT_LOSS_STATUSES,
-  },
-  lossPatternStatuses: {
-    flag: 'loss-pattern-statuses',
-    env: 'LOSS_PATTERN_STATUSES',
-    parse: parseStatusList,
-    fallback: DEFAULT_PATTERN_STATUSES,
-  },
-  lossPatterns: {
-    flag: 'loss-patterns',
-    env: 'LOSS_PATTERNS',
-    parse: parseExtraPatterns,
-    fallback: [] as readonly LossPattern[],
-  },
+const ms = (min: number, max: number) => (t: string) => parseInteger(t, min, max);
+
+export const SETTINGS = {
+  upstreamUrl: { flag: 'upstream', env: 'UPSTREAM_URL', parse: parseUpstreamUrl, help: 'the legacy MCP endpoint, e.g. http://127.0.0.1:8000/mcp (required)' },
+  host: { flag: 'host', env: 'HOST', parse: parseHost, fallback: DEFAULT_HOST, help: 'listen address' },
+  port: { flag: 'port', env: 'PORT', parse: ms(0, 65_535), fallback: DEFAULT_PORT, help: 'listen port (0 = any free port)' },
+  mcpPath: { flag: 'mcp-path', env: 'MCP_PATH', parse: parsePath, fallback: DEFAULT_MCP_PATH, help: 'client-facing MCP endpoint' },
+  logLevel: { flag: 'log-level', env: 'LOG_LEVEL', parse: parseLogLevel, fallback: DEFAULT_LOG_LEVEL, help: LOG_LEVELS.join(', ') },
+  maxSessions: { flag: 'max-sessions', env: 'MAX_SESSIONS', parse: ms(1, 10_000_000), fallback: DEFAULT_MAX_SESSIONS, help: 'sessions kept; the least recently used is evicted beyond it' },
+  sessionIdleTtlMs: { flag: 'session-idle-ttl-ms', env: 'SESSION_IDLE_TTL_MS', parse: ms(1_000, 365 * 24 * 3600 * 1000), fallback: DEFAULT_SESSION_IDLE_TTL_MS, help: 'a session unused this long is forgotten' },
+  bodyLimitBytes: { flag: 'body-limit-bytes', env: 'BODY_LIMIT_BYTES', parse: ms(1024, 1024 * 1024 * 1024), fallback: DEFAULT_BODY_LIMIT_BYTES, help: 'largest POST body (413 beyond)' },
+  upstreamTimeoutMs: { flag: 'upstream-timeout-ms', env: 'UPSTREAM_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_UPSTREAM_TIMEOUT_MS, help: 'wait for upstream response headers (504 beyond); SSE bodies are exempt' },
+  connectTimeoutMs: { flag: 'connect-timeout-ms', env: 'CONNECT_TIMEOUT_MS', parse: ms(100, 600_000), fallback: DEFAULT_CONNECT_TIMEOUT_MS, help: 'TCP connect timeout to the upstream' },
+  upstreamRetryMs: { flag: 'upstream-retry-ms', env: 'UPSTREAM_RETRY_MS', parse: ms(0, 600_000), fallback: DEFAULT_UPSTREAM_RETRY_MS, help: 'keep retrying refused connections this long (0 = never)' },
+  resetRetryWindowMs: { flag: 'reset-retry-window-ms', env: 'RESET_RETRY_WINDOW_MS', parse: ms(0, 60_000), fallback: DEFAULT_RESET_RETRY_WINDOW_MS, help: 'resend a POST whose connection reset this soon after sending (0 = never)' },
+  shutdownGraceMs: { flag: 'shutdown-grace-ms', env: 'SHUTDOWN_GRACE_MS', parse: ms(0, 600_000), fallback: DEFAULT_SHUTDOWN_GRACE_MS, help: 'on SIGTERM, time for in-flight requests before exit' },
+  identityHeader: { flag: 'identity-header', env: 'IDENTITY_HEADER', parse: (t: string): string | undefined => parseHeaderName(t), fallback: undefined, help: 'also bind sessions to this header (e.g. x-user-id)' },
+  allowedOrigins: { flag: 'allowed-origins', env: 'ALLOWED_ORIGINS', parse: (t: string): ReadonlySet<string> | undefined => parseOrigins(t), fallback: undefined, help: 'comma-separated origins; others get 403 (default: no check)' },
+  healthPath: { flag: 'health-path', env: 'HEALTH_PATH', parse: parsePath, fallback: DEFAULT_HEALTH_PATH, help: 'liveness: 200 while the process runs' },
+  readyPath: { flag: 'ready-path', env: 'READY_PATH', parse: parsePath, fallback: DEFAULT_READY_PATH, help: 'readiness: 200 when the upstream answers, else 503' },
+  metricsPath: { flag: 'metrics-path', env: 'METRICS_PATH', parse: parsePath, fallback: DEFAULT_METRICS_PATH, help: 'Prometheus metrics' },
+  metricsEnabled: { flag: 'metrics', env: 'METRICS', parse: parseBoolean, fallback: true, help: 'serve and collect metrics (true/false)' },
+  lossStatuses: { flag: 'loss-statuses', env: 'LOSS_STATUSES', parse: parseStatusList, fallback: DEFAULT_LOSS_STATUSES, help: 'statuses that always mean a lost session' },
+  lossPatternStatuses: { flag: 'loss-pattern-statuses', env: 'LOSS_PATTERN_STATUSES', parse: parseStatusList, fallback: DEFAULT_PATTERN_STATUSES, help: 'statuses that mean a lost session with a loss message' },
+  lossPatterns: { flag: 'loss-patterns', env: 'LOSS_PATTERNS', parse: parseExtraPatterns, fallback: [] as readonly LossPattern[], help: 'extra loss messages: regular expressions separated by ||' },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
-type ValueOf<K extends keyof Settings> = ReturnType<Settings[K]['parse']>;
+type Key = keyof Settings;
+type ValueOf<K extends Key> = ReturnType<Settings[K]['parse']>;
 
-export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config {
+/** What the command line asked for besides settings. */
+export type Invocation = { readonly kind: 'run'; readonly config: Config } | { readonly kind: 'help' } | { readonly kind: 'version' };
+
+export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv): Invocation {
   let flags: Record<string, string | boolean | undefined>;
   try {
-    const options = Object.fromEntries(
-      Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]),
-    );
-    flags = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+    const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]));
+    flags = parseArgs({
+      args: [...argv],
+      options: { ...options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      strict: true,
+      allowPositionals: false,
+    }).values;
   } catch (error) {
-    throw new ConfigError((error as Error).message);
+    throw new ConfigError([(error as Error).message]);
   }
+  if (flags.help) return { kind: 'help' };
+  if (flags.version) return { kind: 'version' };
+  return { kind: 'run', config: buildConfig(flags, env) };
+}
 
-  const read = <K extends keyof Settings>(key: K): ValueOf<K> => {
-    const setting: Setting<ValueOf<K>> = SETTINGS[key] as Setting<ValueOf<K>>;
+/** The configuration for these flags and environment (no --help / --version handling). */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config {
+  const invocation = parseInvocation(argv, env);
+  if (invocation.kind !== 'run') throw new ConfigError([`--${invocation.kind} is not a setting`]);
+  return invocation.config;
+}
+
+function buildConfig(flags: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): Config {
+  const problems: string[] = [];
+  const file = readConfigFile(flags.config, env.CONFIG_FILE, problems);
+
+  const read = <K extends Key>(key: K): ValueOf<K> => {
+    const setting = SETTINGS[key] as Setting<ValueOf<K>>;
     const fromFlag = flags[setting.flag];
-    if (fromFlag === '') throw new ConfigError(`--${setting.flag}: needs a value`);
+    if (fromFlag === '') {
+      problems.push(`--${setting.flag}: needs a value`);
+      return undefined as ValueOf<K>;
+    }
+    // Highest precedence first. An empty variable counts as unset: container tools often pass
+    // VAR= for "not configured".
+    const envText = env[setting.env] === '' ? undefined : env[setting.env];
     const [text, source] =
-      typeof fromFlag === 'string' ? [fromFlag, `--${setting.flag}`] : [env[setting.env], setting.env];
-    // An empty variable counts as unset: container tools often pass VAR= for "not configured".
-    if (text === undefined || text === '') {
+      typeof fromFlag === 'string'
+        ? [fromFlag, `--${setting.flag}`]
+        : envText !== undefined
+          ? [envText, setting.env]
+          : [file.values[key], `${file.name}: ${key}`];
+    if (text === undefined) {
       if ('fallback' in setting) return setting.fallback as ValueOf<K>;
-      throw new ConfigError(`--${setting.flag} / ${setting.env} is required`);
+      problems.push(`--${setting.flag} / ${setting.env} is required`);
+      return undefined as ValueOf<K>;
     }
     try {
       return setting.parse(text);
     } catch (error) {
-      throw new ConfigError(`${source}: ${(error as Error).message}`);
+      problems.push(`${source}: ${(error as Error).message}`);
+      return undefined as ValueOf<K>;
     }
   };
 
-  return {
+  const config: Config = {
     upstreamUrl: read('upstreamUrl'),
     host: read('host'),
     port: read('port'),
@@ -206,12 +199,95 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     shutdownGraceMs: read('shutdownGraceMs'),
     identityHeader: read('identityHeader'),
     allowedOrigins: read('allowedOrigins'),
+    healthPath: read('healthPath'),
+    readyPath: read('readyPath'),
+    metricsPath: read('metricsPath'),
+    metricsEnabled: read('metricsEnabled'),
     loss: {
       lossStatuses: new Set(read('lossStatuses')),
       patternStatuses: new Set(read('lossPatternStatuses')),
-      patterns: [...DEFAULT_LOSS_PATTERNS, ...read('lossPatterns')],
+      patterns: [...DEFAULT_LOSS_PATTERNS, ...(read('lossPatterns') ?? [])],
     },
   };
+  const paths: [string, string][] = [
+    ['mcp-path', config.mcpPath],
+    ['health-path', config.healthPath],
+    ['ready-path', config.readyPath],
+    ...(config.metricsEnabled ? ([['metrics-path', config.metricsPath]] as [string, string][]) : []),
+  ];
+  for (const [i, [name, path]] of paths.entries()) {
+    const clash = paths.slice(0, i).find(([, other]) => other !== undefined && other === path);
+    if (path !== undefined && clash) problems.push(`--${name}: ${path} is already the --${clash[0]}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** Settings from the config file as text (the same parsers then apply), keyed by setting name. */
+function readConfigFile(
+  flag: string | boolean | undefined,
+  fromEnv: string | undefined,
+  problems: string[],
+): { name: string; values: Partial<Record<Key, string>> } {
+  const path = typeof flag === 'string' ? flag : fromEnv;
+  if (path === undefined || path === '') return { name: 'config file', values: {} };
+  let parsed: unknown;
+  try {
+    const text = readFileSync(path, 'utf8');
+    parsed = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message.split('\n')[0];
+    problems.push(`--config ${path}: ${reason}`);
+    return { name: path, values: {} };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    problems.push(`--config ${path}: must hold an object of settings`);
+    return { name: path, values: {} };
+  }
+  const values: Partial<Record<Key, string>> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!(key in SETTINGS)) {
+      problems.push(`${path}: ${key}: not a setting (settings: ${Object.keys(SETTINGS).join(', ')})`);
+      continue;
+    }
+    const text =
+      typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
+        ? String(value)
+        : Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')
+          ? value.join(key === 'lossPatterns' ? '||' : ',')
+          : undefined;
+    if (text === undefined) problems.push(`${path}: ${key}: must be a string, number, boolean or list`);
+    else values[key as Key] = text;
+  }
+  return { name: path, values };
+}
+
+/** The --help text, from the same table the configuration is read with. */
+export function helpText(): string {
+  const lines = [
+    'mcp-session-proxy: stable, recoverable MCP sessions in front of a legacy Streamable HTTP server',
+    '',
+    'Usage: mcp-session-proxy --upstream URL [--port N] [--host H] [options]',
+    '',
+    'Settings (flag, environment variable, default). Precedence: flags > environment > config file > defaults.',
+  ];
+  for (const [key, s] of Object.entries(SETTINGS) as [Key, Setting<unknown>][]) {
+    const fallback = 'fallback' in s ? describeDefault(s.fallback) : 'required';
+    lines.push(`  --${s.flag.padEnd(24)} ${s.env.padEnd(22)} ${fallback}`, `      ${s.help} [config file key: ${key}]`);
+  }
+  lines.push(
+    '',
+    '  --config FILE              CONFIG_FILE            a JSON or YAML file of settings (keys as above)',
+    '  --help, -h                 this text',
+    '  --version                  print the version',
+  );
+  return lines.join('\n');
+}
+
+function describeDefault(value: unknown): string {
+  if (value === undefined) return '(none)';
+  if (Array.isArray(value)) return value.length === 0 ? '(none)' : value.join(',');
+  return String(value);
 }
 
 function parseUpstreamUrl(text: string): URL {
@@ -239,6 +315,13 @@ function parsePath(text: string): string {
   return text;
 }
 
+function parseBoolean(text: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  if (['false', '0', 'no', 'off'].includes(value)) return false;
+  throw new Error('must be true or false');
+}
+
 function parseHeaderName(text: string): string {
   const name = text.trim().toLowerCase();
   if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) throw new Error('must be an HTTP header name');
@@ -251,13 +334,13 @@ function parseOrigins(text: string): ReadonlySet<string> {
   const origins = text.split(',').map((t) => t.trim()).filter(Boolean);
   if (origins.length === 0) throw new Error('must list at least one origin');
   for (const origin of origins) {
-    let parsed: URL;
+    let parsed: URL | undefined;
     try {
       parsed = new URL(origin);
     } catch {
-      throw new Error(`"${origin}" is not an origin like https://app.example.com`);
+      parsed = undefined;
     }
-    if (parsed.origin !== origin) throw new Error(`"${origin}" is not an origin like https://app.example.com`);
+    if (parsed?.origin !== origin) throw new Error(`"${origin}" is not an origin like https://app.example.com`);
   }
   return new Set(origins);
 }

@@ -1,20 +1,35 @@
 #!/usr/bin/env node
 /** Entry point: load config → build the app → listen; SIGTERM/SIGINT → close and exit. */
+import { readFileSync } from 'node:fs';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, helpText, parseInvocation, type Config } from './config.js';
+
+function fail(lines: readonly string[]): never {
+  for (const line of lines) process.stderr.write(`mcp-session-proxy: ${line}\n`);
+  process.exit(2);
+}
 
 async function main(): Promise<void> {
   let config: Config;
   try {
-    config = loadConfig(process.argv.slice(2), process.env);
+    const invocation = parseInvocation(process.argv.slice(2), process.env);
+    if (invocation.kind === 'help') return void process.stdout.write(helpText() + '\n');
+    if (invocation.kind === 'version') {
+      const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+      return void process.stdout.write(`${pkg.version}\n`);
+    }
+    config = invocation.config;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`mcp-session-proxy: invalid configuration: ${error.message}\n`);
-    process.exit(2);
+    fail(error.problems.map((problem) => `invalid configuration: ${problem}`));
   }
 
   const app = await buildApp(config);
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    fail([`cannot listen on ${config.host}:${config.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`]);
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   // One startup line at any log level but silent (operators and scripts wait for it). The

@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { errorBody, PROXY_ERRORS, ProxyError, UpstreamAnswer, type ProxyErrorReason } from '../errors.js';
 import { isEventStream } from '../mcp/protocol.js';
+import type { Metrics } from '../observability/metrics.js';
 import { toClientHeaders, type OutgoingHeaders } from './headers.js';
 
 /** Event streams being relayed: the client's response → the upstream body feeding it. */
@@ -23,6 +24,8 @@ export function endStreams(streams: OpenStreams): void {
 export interface RelayOptions {
   /** SSE text to send when the upstream breaks off mid-stream (errors for requests still waiting). */
   readonly cutEvents?: () => string;
+  /** Counts open SSE streams. */
+  readonly metrics?: Metrics;
   /** Open event streams and their upstream bodies, so shutdown can end them. */
   readonly streams?: OpenStreams;
 }
@@ -48,15 +51,22 @@ export function relay(
   }
   if (isEventStream(headers['content-type'])) {
     res.flushHeaders();
-    const { streams, cutEvents } = options;
+    const { streams, cutEvents, metrics } = options;
     if (streams !== undefined) {
       streams.set(res, payload);
       res.once('close', () => streams.delete(res));
     }
+    if (metrics !== undefined) {
+      metrics.streamOpened();
+      res.once('close', () => metrics.streamClosed());
+    }
     // An upstream that dies mid-stream must not leave the client waiting: each request still
     // waiting gets a JSON-RPC error event, then the stream ends cleanly.
     payload.once('error', () => {
-      if (cutEvents !== undefined && !res.writableEnded) res.write(cutEvents());
+      if (!res.writableEnded) {
+        metrics?.upstreamError('upstream_cut');
+        if (cutEvents !== undefined) res.write(cutEvents());
+      }
       res.end();
     });
   } else {
@@ -100,6 +110,7 @@ export function replyWithError(
     return relay(reply, error.status, toClientHeaders(error.headers, undefined), error.body);
   }
   const proxyError = error instanceof ProxyError ? error : new ProxyError(reasonFor(error), { cause: error });
+  request.failure = proxyError.reason;
   if (proxyError.reason === 'CLIENT_CLOSED') {
     request.log.debug({ sid: request.sessionLogId }, 'client closed the request');
     return reply.code(PROXY_ERRORS.CLIENT_CLOSED.status).send();

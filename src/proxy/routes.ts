@@ -19,6 +19,7 @@ import { ProxyError, type JsonRpcId } from '../errors.js';
 import { initializeOutcomeOf } from '../mcp/initialize-result.js';
 import { classifyLoss, mayBeLoss, type LossSignal } from '../mcp/loss.js';
 import { classifyBody, LAST_EVENT_ID_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { CredentialBinding } from '../session/binding.js';
 import { MAX_INITIALIZE_ANSWER_BYTES, type Handshake } from '../session/handshake.js';
 import { asClientSessionId, mintClientSessionId, readUpstreamId, type Fingerprint } from '../session/ids.js';
@@ -34,6 +35,7 @@ export interface McpRouteDeps {
   readonly handshake: Handshake;
   readonly fingerprint: Fingerprint;
   readonly binding: CredentialBinding;
+  readonly metrics: Metrics;
   /** Open GET event streams: shutdown ends them, since they would otherwise never finish. */
   readonly openStreams: OpenStreams;
 }
@@ -57,7 +59,7 @@ const MAX_ERROR_ANSWER_BYTES = 64 * 1024;
 const ALLOWED_METHODS = 'GET, POST, DELETE';
 
 export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promise<void> {
-  const { config, store, upstream, handshake, fingerprint, binding, openStreams } = deps;
+  const { config, store, upstream, handshake, fingerprint, binding, openStreams, metrics } = deps;
   const path = config.mcpPath;
 
   // Keep the bytes: the proxy forwards what the client sent instead of re-serializing it.
@@ -174,6 +176,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
       ended: false,
     };
     store.add(session);
+    metrics.sessionCreated();
     request.sessionLogId = session.logId;
     request.log.info(
       { sid: session.logId, upstream: session.upstreamId === undefined ? null : fingerprint(session.upstreamId) },
@@ -191,7 +194,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
       // The upstream did not process the message: it no longer knows the session.
       request.replayedFor = answer.loss;
       request.log.info({ sid: session.logId, signal: answer.loss }, 'upstream lost the session; replaying initialize');
-      await handshake.recover(session, generation, request.headers, request.log);
+      await handshake.recover(session, generation, answer.loss, request.headers, request.log);
       generation = session.generation;
       // At most one retry: a second loss goes back to the client as the upstream said it.
       answer = await exchange(request, session, body, true);
@@ -200,9 +203,9 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     if (response.statusCode >= 200 && response.statusCode < 300) followRotation(session, generation, answer);
     const options: RelayOptions =
       body === undefined
-        ? { streams: openStreams }
+        ? { streams: openStreams, metrics }
         : // A cut SSE answer: every request of this POST still waiting gets a JSON-RPC error.
-          { cutEvents: () => errorEvents('UPSTREAM_CUT', requestIdsOf(body.json)) };
+          { cutEvents: () => errorEvents('UPSTREAM_CUT', requestIdsOf(body.json)), metrics };
     return relay(reply, response.statusCode, toClientHeaders(response.headers, session.id), answer.payload, options);
   }
 

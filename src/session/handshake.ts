@@ -11,6 +11,8 @@ import { initializeOutcomeOf } from '../mcp/initialize-result.js';
 import { LAST_EVENT_ID_HEADER, POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
 import { toUpstreamHeaders } from '../proxy/headers.js';
 import { readBody, type UpstreamClient } from '../upstream/client.js';
+import type { LossSignal } from '../mcp/loss.js';
+import type { Metrics } from '../observability/metrics.js';
 import { readUpstreamId, type Fingerprint, type UpstreamSessionId } from './ids.js';
 import type { Session } from './store.js';
 
@@ -25,6 +27,7 @@ const AUTH_CHALLENGE_STATUSES = new Set([401, 403]);
 export interface HandshakeOptions {
   readonly upstream: UpstreamClient;
   readonly fingerprint: Fingerprint;
+  readonly metrics: Metrics;
   /** Deadline for each upstream exchange of a replay (initialize answers may arrive over SSE). */
   readonly timeoutMs: number;
 }
@@ -36,13 +39,19 @@ export interface Handshake {
    * `clientHeaders` carry the caller's credentials to the upstream. Throws SESSION_NOT_FOUND
    * for a session that ended meanwhile (a DELETE must not be undone by a replay).
    */
-  recover(session: Session, seenGeneration: number, clientHeaders: IncomingHttpHeaders, log: Logger): Promise<void>;
+  recover(
+    session: Session,
+    seenGeneration: number,
+    signal: LossSignal,
+    clientHeaders: IncomingHttpHeaders,
+    log: Logger,
+  ): Promise<void>;
   /** Tell the upstream an upstream session is over (best effort; its answer does not matter). */
   endUpstream(upstreamId: UpstreamSessionId, clientHeaders: IncomingHttpHeaders | undefined, log: Logger): Promise<void>;
 }
 
 export function createHandshake(options: HandshakeOptions): Handshake {
-  const { upstream, fingerprint, timeoutMs } = options;
+  const { upstream, fingerprint, timeoutMs, metrics } = options;
   let replays = 0;
 
   async function replay(session: Session, clientHeaders: IncomingHttpHeaders, log: Logger): Promise<void> {
@@ -120,12 +129,18 @@ export function createHandshake(options: HandshakeOptions): Handshake {
   }
 
   return {
-    async recover(session, seenGeneration, clientHeaders, log) {
+    async recover(session, seenGeneration, signal, clientHeaders, log) {
       if (session.ended) throw new ProxyError('SESSION_NOT_FOUND');
-      if (session.generation === seenGeneration) {
-        session.replaying ??= replay(session, clientHeaders, log).finally(() => {
-          session.replaying = undefined;
-        });
+      if (session.generation === seenGeneration && session.replaying === undefined) {
+        metrics.replay(signal);
+        session.replaying = replay(session, clientHeaders, log)
+          .catch((error: unknown) => {
+            if (!(error instanceof ProxyError && error.reason === 'SESSION_NOT_FOUND')) metrics.replayFailed();
+            throw error;
+          })
+          .finally(() => {
+            session.replaying = undefined;
+          });
       }
       // Either this loss's replay, or a newer one that will hand out the id to retry with.
       await session.replaying;

@@ -35,6 +35,8 @@ export interface UpstreamClient {
   /** Path and query of the upstream MCP endpoint. */
   readonly path: string;
   request(request: UpstreamRequest): Promise<UpstreamResponse>;
+  /** Whether the upstream answers HTTP at all (any status), within `timeoutMs`, without retries. */
+  probe(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -103,6 +105,17 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
           }
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         }
+      }
+    },
+    async probe(timeoutMs) {
+      // OPTIONS: answered quickly by every server stack (CORS, 405, 404...), with no side effect;
+      // GET could open an event stream and POST would need a session.
+      try {
+        const answer = await send({ method: 'OPTIONS', headers: {}, signal: AbortSignal.timeout(timeoutMs) });
+        await answer.body.dump();
+        return true;
+      } catch {
+        return false;
       }
     },
     close: () => pool.close(),

@@ -1,4 +1,5 @@
 /** The official SDK client over Streamable HTTP, unmodified, as users run it. */
+import { expect } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
@@ -38,4 +39,20 @@ export function sessionHeaders(c: Connected): Record<string, string> {
     'mcp-session-id': c.sessionId()!,
     'mcp-protocol-version': c.transport.protocolVersion!,
   };
+}
+
+/**
+ * Connect, then wait until the client's own background GET stream has reached the upstream, so
+ * that later requests do not race it (it would otherwise be the one to meet a lost session).
+ */
+export async function connectSettled(
+  url: string,
+  name: string,
+  upstream: { stats(): Promise<{ protocolVersionsOnGet: unknown[] }> },
+): Promise<Connected> {
+  const gets = async () => (await upstream.stats()).protocolVersionsOnGet.length;
+  const before = await gets();
+  const c = await connect(url, name);
+  await expect.poll(gets).toBeGreaterThan(before);
+  return c;
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, sessionHeaders } from '../helpers/client.js';
+import { connect, connectSettled, sessionHeaders } from '../helpers/client.js';
 import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
 
 function getStream(url: string, sessionId: string, extra: Record<string, string> = {}) {
@@ -15,16 +15,8 @@ describe('GET (server-to-client stream) and DELETE', () => {
   });
   afterAll(killAll);
 
-  /** Connect, and wait until the client's own background GET stream has reached the upstream. */
-  async function connectWithStream(name: string) {
-    const before = (await upstream.stats()).protocolVersionsOnGet.length;
-    const c = await connect(proxy.url, name);
-    await expect.poll(async () => (await upstream.stats()).protocolVersionsOnGet.length).toBeGreaterThan(before);
-    return c;
-  }
-
   it('replays a lost upstream session before the stream opens, and forwards Last-Event-ID and the protocol version', async () => {
-    const c = await connectWithStream('streamer');
+    const c = await connectSettled(proxy.url, 'streamer', upstream);
     await upstream.drop();
     const res = await getStream(proxy.url, c.sessionId()!, {
       'last-event-id': 'evt-41',
@@ -71,7 +63,7 @@ describe('GET (server-to-client stream) and DELETE', () => {
   });
 
   it('a DELETE racing a call that meets a lost session wins: the call gets 404, nothing is replayed', async () => {
-    const c = await connectWithStream('racer');
+    const c = await connectSettled(proxy.url, 'racer', upstream);
     const headers = sessionHeaders(c);
     await upstream.drop();
     await upstream.fault({ delayMs: '300' });
@@ -93,7 +85,7 @@ describe('GET (server-to-client stream) and DELETE', () => {
   });
 
   it('a bare 404 to GET (no GET stream, wrong status) is passed through, not replayed', async () => {
-    const c = await connectWithStream('no-get');
+    const c = await connectSettled(proxy.url, 'no-get', upstream);
     await upstream.fault({ getStatus: '404' });
     const res = await getStream(proxy.url, c.sessionId()!);
     await upstream.fault({ getStatus: '0' });

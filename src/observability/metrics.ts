@@ -1,0 +1,99 @@
+/**
+ * Prometheus metrics (prom-client), in a registry of the app's own so that several apps in one
+ * process (tests) never share counters. Labels are closed sets of short names: never an id, a
+ * path from a request, or anything a client controls.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LossSignal } from '../mcp/loss.js';
+import type { EndReason } from '../session/store.js';
+
+export type RequestOutcome = '2xx' | '3xx' | '4xx' | '5xx' | 'aborted';
+
+export interface Metrics {
+  readonly registry: Registry | undefined;
+  sessionCreated(): void;
+  sessionEnded(reason: EndReason): void;
+  replay(signal: LossSignal): void;
+  replayFailed(): void;
+  upstreamError(kind: string): void;
+  request(method: string, outcome: RequestOutcome, seconds: number): void;
+  streamOpened(): void;
+  streamClosed(): void;
+}
+
+const METHODS = new Set(['GET', 'POST', 'DELETE', 'OPTIONS']);
+
+/** Metrics that cost nothing: for METRICS=false. */
+const DISABLED: Metrics = {
+  registry: undefined,
+  sessionCreated() {},
+  sessionEnded() {},
+  replay() {},
+  replayFailed() {},
+  upstreamError() {},
+  request() {},
+  streamOpened() {},
+  streamClosed() {},
+};
+
+export function createMetrics(enabled: boolean, activeSessions: () => number): Metrics {
+  if (!enabled) return DISABLED;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'mcp_session_proxy_' });
+  const registers = [registry];
+
+  new Gauge({
+    name: 'mcp_session_proxy_active_sessions',
+    help: 'Client sessions the proxy holds now',
+    registers,
+    collect() {
+      this.set(activeSessions());
+    },
+  });
+  const created = new Counter({ name: 'mcp_session_proxy_sessions_created_total', help: 'Client sessions created', registers });
+  const ended = new Counter({
+    name: 'mcp_session_proxy_sessions_ended_total',
+    help: 'Client sessions ended, by reason: deleted by the client, evicted (LRU bound), expired (idle TTL)',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const replays = new Counter({
+    name: 'mcp_session_proxy_replays_total',
+    help: 'Initialize replays after the upstream lost a session, by the loss signal that triggered them',
+    labelNames: ['signal'] as const,
+    registers,
+  });
+  const replayFailures = new Counter({
+    name: 'mcp_session_proxy_replay_failures_total',
+    help: 'Replays the upstream refused',
+    registers,
+  });
+  const upstreamErrors = new Counter({
+    name: 'mcp_session_proxy_upstream_errors_total',
+    help: 'Upstream failures answered to clients, by kind',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  const duration = new Histogram({
+    name: 'mcp_session_proxy_request_duration_seconds',
+    help: 'Time from request to the end of the answer (for SSE, the end of the stream)',
+    labelNames: ['method', 'outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers,
+  });
+  const streams = new Gauge({ name: 'mcp_session_proxy_open_sse_streams', help: 'SSE answers being relayed now', registers });
+  const endReasons: Record<EndReason, string> = { delete: 'deleted', evict: 'evicted', expire: 'expired' };
+
+  return {
+    registry,
+    sessionCreated: () => created.inc(),
+    sessionEnded: (reason) => ended.inc({ reason: endReasons[reason] }),
+    replay: (signal) => replays.inc({ signal }),
+    replayFailed: () => replayFailures.inc(),
+    upstreamError: (kind) => upstreamErrors.inc({ kind }),
+    request: (method, outcome, seconds) =>
+      duration.observe({ method: METHODS.has(method) ? method : 'other', outcome }, seconds),
+    streamOpened: () => streams.inc(),
+    streamClosed: () => streams.dec(),
+  };
+}
