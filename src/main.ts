@@ -26,7 +26,16 @@ async function main(): Promise<void> {
 
   const app = await buildApp(config);
   try {
-    await app.listen({ host: config.host, port: config.port });
+    // Listening on the server directly (after ready) instead of app.listen(), which would log a
+    // line of its own for every interface address: the startup line below is the one line.
+    await app.ready();
+    await new Promise<void>((resolve, reject) => {
+      app.server.once('error', reject);
+      app.server.listen({ host: config.host, port: config.port }, () => {
+        app.server.off('error', reject);
+        resolve();
+      });
+    });
   } catch (error) {
     fail([`cannot listen on ${config.host}:${config.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`]);
   }
