@@ -67,7 +67,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const binding = createCredentialBinding(config.identityHeader);
   const openStreams: OpenStreams = new Map();
 
-  installRequestHooks(app, config, metrics);
+  // Closing: Node's server.close() drops the connections idle at that moment only; a keep-alive
+  // connection whose answer finishes later would hold the process for its whole idle timeout.
+  let closing = false;
+  const afterAnswer = () => {
+    if (closing) setImmediate(() => app.server.closeIdleConnections());
+  };
+  installRequestHooks(app, config, metrics, afterAnswer);
   await app.register(healthRoutes, { config, upstream, metrics });
   await app.register(mcpRoutes, { config, store, upstream, handshake, fingerprint, binding, openStreams, metrics });
 
@@ -96,7 +102,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   // GET event streams never end by themselves: end them when closing starts (clients reconnect),
   // so in-flight requests can finish and the server can close.
-  app.addHook('preClose', async () => endStreams(openStreams));
+  app.addHook('preClose', async () => {
+    closing = true;
+    endStreams(openStreams);
+  });
   app.addHook('onClose', async () => {
     await upstream.close();
   });

@@ -28,7 +28,12 @@ declare module 'fastify' {
 
 const OUTCOMES: Record<number, RequestOutcome> = { 2: '2xx', 3: '3xx', 4: '4xx', 5: '5xx' };
 
-export function installRequestHooks(app: FastifyInstance, config: Config, metrics: Metrics): void {
+export function installRequestHooks(
+  app: FastifyInstance,
+  config: Config,
+  metrics: Metrics,
+  afterAnswer: () => void,
+): void {
   const { allowedOrigins } = config;
   app.decorateRequest('sessionLogId', null);
   app.decorateRequest('replayedFor', null);
@@ -63,6 +68,7 @@ export function installRequestHooks(app: FastifyInstance, config: Config, metric
       };
       if (request.routeOptions.config.quiet === true) request.log.debug(line, 'request');
       else request.log.info(line, 'request');
+      afterAnswer();
     });
     // Browsers send Origin; a page from a site not on the list must not drive a session (DNS
     // rebinding, cross-site requests). Clients that send no Origin are not browsers.

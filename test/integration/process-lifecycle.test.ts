@@ -24,6 +24,41 @@ describe('the proxy process', () => {
     expect(proxy.output()).not.toContain('grace period over');
   });
 
+  it('lets a call in flight finish after SIGTERM, then exits 0; a second signal exits at once', async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl);
+    const c = await connect(proxy.url, 'in-flight');
+    let stopped: Promise<unknown> | undefined;
+    // The gated tool waits after each progress event until the test releases it.
+    const result = await c.client.callTool({ name: 'gated-progress', arguments: { steps: 2 } }, undefined, {
+      onprogress: (p) => {
+        if (p.progress === 1) {
+          stopped = once(proxy.child, 'exit');
+          proxy.child.kill('SIGTERM'); // shutdown starts while the call is in flight
+        }
+        void upstream.release();
+      },
+    });
+    expect((result.content as Array<{ text: string }>)[0]!.text).toBe('done 2');
+    expect(await stopped).toEqual([0, null]);
+
+    const other = await startProxy(upstream.mcpUrl, { SHUTDOWN_GRACE_MS: '60000' });
+    const c2 = await connect(other.url, 'stuck');
+    // Cut by the forced exit below; the short timeout spares the SDK's default 60 s wait.
+    const call = c2.client
+      .callTool({ name: 'gated-progress', arguments: { steps: 1 } }, undefined, { timeout: 3000 })
+      .catch(() => 'cut');
+    await expect.poll(async () => (await upstream.stats()).initializes['stuck']).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the call is now waiting at the gate
+    const exited = once(other.child, 'exit');
+    other.child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(other.child.exitCode).toBeNull(); // still draining: the call holds it
+    other.child.kill('SIGTERM');
+    expect(await exited).toEqual([1, null]);
+    expect(await call).toBe('cut');
+  });
+
   it('handles Expect: 100-continue', async () => {
     const upstream = await startFixture('sdk');
     const proxy = await startProxy(upstream.mcpUrl);
