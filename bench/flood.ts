@@ -7,11 +7,9 @@
  */
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { Pool } from 'undici';
-import { killAll, startProxy, startScript } from '../test/helpers/processes.js';
+import { fileURLToPath } from 'node:url';
+import { startProxy, startScript } from '../test/helpers/processes.js';
 
-const BOUND = Number(process.env.FLOOD_BOUND ?? 2_000);
-const MULTIPLE = Number(process.env.FLOOD_MULTIPLE ?? 50);
-const TOTAL = BOUND * MULTIPLE;
 const CONCURRENCY = 32;
 const SAMPLES = 10;
 
@@ -32,59 +30,67 @@ function rssMiB(pid: number): number {
   return Math.round((Number(match![1]) / 1024) * 10) / 10;
 }
 
-const upstream = await startScript('bench/cheap-upstream.ts');
-const proxy = await startProxy(`${upstream.origin}/mcp`, { MAX_SESSIONS: String(BOUND), LOG_LEVEL: 'warn' });
-const pool = new Pool(proxy.origin, { connections: CONCURRENCY });
-const pid = proxy.child.pid!;
+export async function runFlood({ bound, multiple }: { bound: number; multiple: number }) {
+  const total = bound * multiple;
+  const upstream = await startScript('bench/cheap-upstream.ts');
+  const proxy = await startProxy(`${upstream.origin}/mcp`, { MAX_SESSIONS: String(bound), LOG_LEVEL: 'warn' });
+  const pool = new Pool(proxy.origin, { connections: CONCURRENCY });
+  const pid = proxy.child.pid!;
 
-let sent = 0;
-let created = 0;
-const samples: { sessions: number; multipleOfBound: number; rssMiB: number }[] = [
-  { sessions: 0, multipleOfBound: 0, rssMiB: rssMiB(pid) },
-];
-const started = Date.now();
-const worker = async () => {
-  while (sent < TOTAL) {
-    sent++;
-    const res = await pool.request({
-      path: '/mcp',
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: INIT,
-    });
-    await res.body.dump();
-    if (res.statusCode !== 200) throw new Error(`initialize answered ${res.statusCode}`);
-    created++;
-    if (created % (TOTAL / SAMPLES) === 0) {
-      samples.push({ sessions: created, multipleOfBound: created / BOUND, rssMiB: rssMiB(pid) });
+  let sent = 0;
+  let created = 0;
+  const samples: { sessions: number; multipleOfBound: number; rssMiB: number }[] = [
+    { sessions: 0, multipleOfBound: 0, rssMiB: rssMiB(pid) },
+  ];
+  const started = Date.now();
+  const worker = async () => {
+    while (sent < total) {
+      sent++;
+      const res = await pool.request({
+        path: '/mcp',
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: INIT,
+      });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`initialize answered ${res.statusCode}`);
+      created++;
+      if (created % (total / SAMPLES) === 0) {
+        samples.push({ sessions: created, multipleOfBound: created / bound, rssMiB: rssMiB(pid) });
+      }
     }
-  }
-};
-await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-const seconds = (Date.now() - started) / 1000;
-await pool.close();
-await killAll();
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const seconds = (Date.now() - started) / 1000;
+  await pool.close();
+  await upstream.kill();
+  await proxy.kill();
 
-// The first half includes V8 growing its heap to its working size; flat means the second half
-// adds nothing.
-const half = samples.find((s) => s.sessions >= TOTAL / 2)!;
-const last = samples.at(-1)!;
-const result = {
-  bench: 'flood',
-  date: new Date().toISOString(),
-  machine: `${process.platform} ${process.arch}, node ${process.version}`,
-  maxSessions: BOUND,
-  sessionsCreated: TOTAL,
-  sessionsPerSecond: Math.round(TOTAL / seconds),
-  samples,
-  rssGrowthSecondHalfMiB: Math.round((last.rssMiB - half.rssMiB) * 10) / 10,
-};
-mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-writeFileSync(new URL('./results/flood.json', import.meta.url), JSON.stringify(result, null, 2) + '\n');
+  // The first half includes V8 growing its heap to its working size; flat means the second half
+  // adds nothing.
+  const half = samples.find((s) => s.sessions >= total / 2)!;
+  const last = samples.at(-1)!;
+  return {
+    maxSessions: bound,
+    sessionsCreated: total,
+    seconds: Math.round(seconds * 10) / 10,
+    sessionsPerSecond: Math.round(total / seconds),
+    samples,
+    rssGrowthSecondHalfMiB: Math.round((last.rssMiB - half.rssMiB) * 10) / 10,
+  };
+}
 
-console.log(`flood: ${TOTAL} sessions (${MULTIPLE} x MAX_SESSIONS=${BOUND}) in ${seconds.toFixed(1)} s`);
-console.log('| sessions created | x bound | proxy RSS (MiB) |\n| ---: | ---: | ---: |');
-for (const s of samples) console.log(`| ${s.sessions} | ${s.multipleOfBound} | ${s.rssMiB} |`);
-console.log(
-  `RSS growth over the second half (${half.multipleOfBound}x to ${MULTIPLE}x the bound): ${result.rssGrowthSecondHalfMiB} MiB`,
-);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const bound = Number(process.env.FLOOD_BOUND ?? 2_000);
+  const multiple = Number(process.env.FLOOD_MULTIPLE ?? 50);
+  const result = await runFlood({ bound, multiple });
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  writeFileSync(
+    new URL('./results/flood.json', import.meta.url),
+    JSON.stringify({ bench: 'flood', date: new Date().toISOString(), machine: `${process.platform} ${process.arch}, node ${process.version}`, ...result }, null, 2) + '\n',
+  );
+  console.log(`flood: ${result.sessionsCreated} sessions (${multiple} x MAX_SESSIONS=${bound}) in ${result.seconds} s`);
+  console.log('| sessions created | x bound | proxy RSS (MiB) |\n| ---: | ---: | ---: |');
+  for (const s of result.samples) console.log(`| ${s.sessions} | ${s.multipleOfBound} | ${s.rssMiB} |`);
+  console.log(`RSS growth over the second half: ${result.rssGrowthSecondHalfMiB} MiB`);
+}

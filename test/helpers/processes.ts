@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -29,12 +30,21 @@ export async function killAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.kill()));
 }
 
-function start(args: string[], env: Record<string, string>, ready: (line: string) => number | undefined) {
+function start(
+  args: string[],
+  env: Record<string, string>,
+  ready: (line: string) => number | undefined,
+  logFile?: string,
+) {
+  // With a log file, output goes straight there (as in production) instead of through this
+  // process; readiness is then read back from the file.
+  const out = logFile === undefined ? 'pipe' : openSync(logFile, 'w');
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', out, out],
   });
+  if (typeof out === 'number') closeSync(out);
   let text = '';
   let buffered = '';
   const exited = once(child, 'exit');
@@ -69,8 +79,22 @@ function start(args: string[], env: Record<string, string>, ready: (line: string
         if (found !== undefined) resolve(found);
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    if (logFile === undefined) {
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    } else {
+      const poll = setInterval(() => {
+        const firstLines = readFileSync(logFile, 'utf8').split('\n');
+        for (const line of firstLines) {
+          const found = ready(line);
+          if (found !== undefined) {
+            clearInterval(poll);
+            resolve(found);
+          }
+        }
+      }, 50);
+      child.once('exit', () => clearInterval(poll));
+    }
     child.once('exit', (code) => reject(new Error(`process exited with ${code} before it was ready:\n${text}`)));
     setTimeout(() => reject(new Error(`process not ready after 15 s:\n${text}`)), 15_000).unref();
   });
@@ -149,12 +173,18 @@ export interface Proxy extends Proc {
   readonly origin: string;
 }
 
-export async function startProxy(upstreamUrl: string, env: Record<string, string> = {}, listenPort = '0'): Promise<Proxy> {
+export async function startProxy(
+  upstreamUrl: string,
+  env: Record<string, string> = {},
+  listenPort = '0',
+  logFile?: string,
+): Promise<Proxy> {
   const args = [PROXY_MAIN, '--upstream', upstreamUrl, '--port', listenPort, '--host', '127.0.0.1'];
-  const { proc, port } = start(args, env, (line) => {
+  const ready = (line: string) => {
     const json = jsonLine(line);
     return json?.msg === 'mcp-session-proxy listening' ? Number(json.port) : undefined;
-  });
+  };
+  const { proc, port } = start(args, env, ready, logFile);
   const p = await port;
   return { ...proc, port: p, origin: `http://127.0.0.1:${p}`, url: `http://127.0.0.1:${p}/mcp` };
 }

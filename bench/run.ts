@@ -1,0 +1,286 @@
+/**
+ * `npm run bench`: what mcp-session-proxy costs, side by side with the alternatives, in one run on
+ * one machine. Results: bench/results/bench.json, and a markdown summary on stdout.
+ *
+ *   1. steady-state tools/call over an established session: the upstream directly, the plain
+ *      @fastify/http-proxy, and mcp-session-proxy, interleaved over several rounds (medians);
+ *   2. SSE pass-through: time to first event and stream throughput, direct vs proxy;
+ *   3. recovery: a call that needs a replay vs a normal call, and a replay storm;
+ *   4. memory per session (heap, in-process; RSS of the real proxy);
+ *   5. the session flood (bench/flood.ts).
+ *
+ * Knobs (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_ROUNDS (3),
+ * BENCH_CONNECTIONS (32), BENCH_SMALL=1 (a seconds-long smoke run, used by the test suite).
+ */
+import autocannon from 'autocannon';
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { runFlood } from './flood.js';
+import { killAll, startProxy, startScript } from '../test/helpers/processes.js';
+
+const SMALL = process.env.BENCH_SMALL === '1';
+const DURATION = Number(process.env.BENCH_DURATION ?? (SMALL ? 1 : 10));
+const WARMUP = Number(process.env.BENCH_WARMUP ?? (SMALL ? 1 : 2));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMALL ? 1 : 3));
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const SAMPLES = SMALL ? 20 : 300;
+const STORM = SMALL ? 20 : 200;
+
+const ACCEPT = 'application/json, text/event-stream';
+const CALL = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}';
+const STREAM_EVENTS = 200;
+const STREAM_CALL = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"stream","arguments":{"count":${STREAM_EVENTS}},"_meta":{"progressToken":1}}}`;
+// What the official SDK client sends at initialize.
+const INIT_PARAMS = {
+  protocolVersion: '2025-06-18',
+  capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } },
+  clientInfo: { name: 'bench-client', version: '1.0.0' },
+};
+const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: INIT_PARAMS });
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+};
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+type Target = { name: string; origin: string; sessionId: string };
+
+async function initialize(origin: string): Promise<string> {
+  const res = await fetch(`${origin}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: ACCEPT },
+    body: INIT,
+  });
+  await res.text();
+  const id = res.headers.get('mcp-session-id');
+  if (res.status !== 200 || !id) throw new Error(`initialize at ${origin}: ${res.status}`);
+  return id;
+}
+
+function headers(sessionId: string) {
+  return { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' };
+}
+
+async function load(target: Target, body: string, connections = CONNECTIONS) {
+  // `warmup` is an autocannon option its type declarations do not know yet.
+  const options = {
+    url: `${target.origin}/mcp`,
+    method: 'POST' as const,
+    headers: headers(target.sessionId),
+    body,
+    connections,
+    duration: DURATION,
+    warmup: { connections, duration: WARMUP },
+  };
+  const result = await autocannon(options as autocannon.Options);
+  return {
+    reqPerSec: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+}
+
+/** One request's timing: to its first body byte (first SSE event) and to its end. */
+async function timeOne(pool: Pool, sessionId: string, body: string) {
+  const start = performance.now();
+  const res = await pool.request({ path: '/mcp', method: 'POST', headers: headers(sessionId), body });
+  let first: number | undefined;
+  for await (const _chunk of res.body) first ??= performance.now();
+  const end = performance.now();
+  if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+  return { firstMs: (first ?? end) - start, totalMs: end - start };
+}
+
+function rssMiB(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(match![1]) / 1024;
+}
+
+async function createSessions(origin: string, count: number, concurrency = 32): Promise<string[]> {
+  const pool = new Pool(origin, { connections: concurrency });
+  const ids: string[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        next++;
+        const res = await pool.request({ path: '/mcp', method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT }, body: INIT });
+        await res.body.dump();
+        ids.push(res.headers['mcp-session-id'] as string);
+      }
+    }),
+  );
+  await pool.close();
+  return ids;
+}
+
+const upstream = await startScript('bench/cheap-upstream.ts');
+const plain = await startScript('bench/plain-proxy.ts', [], { UPSTREAM_ORIGIN: upstream.origin });
+// The proxy logs at its default level (info: an access line per request) to a file, as it would
+// in production, not through this process (which runs the load generator).
+mkdirSync(new URL('./results/tmp/', import.meta.url), { recursive: true });
+const proxy = await startProxy(
+  `${upstream.origin}/mcp`,
+  { MAX_SESSIONS: '200000' },
+  '0',
+  fileURLToPath(new URL('./results/tmp/proxy.log', import.meta.url)),
+);
+const upstreamStats = async () => (await (await fetch(`${upstream.origin}/admin/stats`)).json()) as { initializes: number };
+
+const targets: Target[] = [
+  { name: 'direct', origin: upstream.origin, sessionId: await initialize(upstream.origin) },
+  { name: '@fastify/http-proxy', origin: plain.origin, sessionId: await initialize(plain.origin) },
+  { name: 'mcp-session-proxy', origin: proxy.origin, sessionId: await initialize(proxy.origin) },
+];
+
+// 1. Steady state, interleaved so that machine drift hits every target alike.
+const runs: Record<string, Awaited<ReturnType<typeof load>>[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const target of targets) {
+    const result = await load(target, CALL);
+    runs[target.name]!.push(result);
+    console.error(`round ${round} ${target.name}: ${Math.round(result.reqPerSec)} req/s, p99 ${result.p99Ms} ms`);
+  }
+}
+const steady = Object.fromEntries(
+  targets.map((t) => {
+    const r = runs[t.name]!;
+    return [
+      t.name,
+      {
+        reqPerSec: Math.round(median(r.map((x) => x.reqPerSec))),
+        p50Ms: median(r.map((x) => x.p50Ms)),
+        p99Ms: median(r.map((x) => x.p99Ms)),
+        non2xx: r.reduce((a, x) => a + x.non2xx, 0),
+        errors: r.reduce((a, x) => a + x.errors, 0),
+        rounds: r,
+      },
+    ];
+  }),
+);
+const ratio = (a: string, b: string) => round2(steady[a]!.reqPerSec / steady[b]!.reqPerSec);
+
+// 2. SSE pass-through: sequential time to first event; throughput under load.
+const direct = targets[0]!;
+const ours = targets[2]!;
+const sse: Record<string, unknown> = {};
+for (const target of [direct, ours]) {
+  const pool = new Pool(target.origin, { connections: 1 });
+  const times = [];
+  for (let i = 0; i < SAMPLES; i++) times.push(await timeOne(pool, target.sessionId, STREAM_CALL));
+  await pool.close();
+  const loaded = await load(target, STREAM_CALL, 8);
+  sse[target.name] = {
+    firstEventMedianMs: round2(median(times.map((t) => t.firstMs))),
+    streamMedianMs: round2(median(times.map((t) => t.totalMs))),
+    streamsPerSec: Math.round(loaded.reqPerSec),
+    eventsPerSec: Math.round(loaded.reqPerSec * (STREAM_EVENTS + 1)),
+  };
+}
+const firstEventGapMs = round2(
+  (sse[ours.name] as { firstEventMedianMs: number }).firstEventMedianMs -
+    (sse[direct.name] as { firstEventMedianMs: number }).firstEventMedianMs,
+);
+
+// 3. Recovery: a call that meets a lost session (replay: initialize + initialized + retry) vs a
+// normal one; then a replay storm, all sessions lost at once.
+const pool = new Pool(proxy.origin, { connections: 1 });
+const normal = [];
+for (let i = 0; i < SAMPLES; i++) normal.push((await timeOne(pool, ours.sessionId, CALL)).totalMs);
+const replayed = [];
+for (let i = 0; i < SAMPLES; i++) {
+  await fetch(`${upstream.origin}/admin/forget`, { method: 'POST' });
+  replayed.push((await timeOne(pool, ours.sessionId, CALL)).totalMs);
+}
+await pool.close();
+const stormIds = await createSessions(proxy.origin, STORM);
+await fetch(`${upstream.origin}/admin/forget`, { method: 'POST' });
+const initializesBefore = (await upstreamStats()).initializes;
+const stormPool = new Pool(proxy.origin, { connections: STORM });
+const stormStart = performance.now();
+const stormStatuses = await Promise.all(
+  stormIds.map(async (id) => {
+    const res = await stormPool.request({ path: '/mcp', method: 'POST', headers: headers(id), body: CALL });
+    await res.body.dump();
+    return res.statusCode;
+  }),
+);
+const stormMs = performance.now() - stormStart;
+await stormPool.close();
+const recovery = {
+  normalCallMedianMs: round2(median(normal)),
+  replayedCallMedianMs: round2(median(replayed)),
+  replayedOverNormal: round2(median(replayed) / median(normal)),
+  storm: {
+    sessions: STORM,
+    allSucceeded: stormStatuses.every((s) => s === 200),
+    msUntilAllSucceeded: Math.round(stormMs),
+    upstreamInitializes: (await upstreamStats()).initializes - initializesBefore,
+  },
+};
+
+// 4. Memory per session: the session record measured in-process (heap, after GC), and the real
+// proxy's resident memory as sessions are created over HTTP.
+const memory = JSON.parse(
+  execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/session-memory.ts'], {
+    encoding: 'utf8',
+    env: { ...process.env, SESSION_COUNTS: SMALL ? '1000,5000' : '10000,100000' },
+  }),
+) as { sessions: number; heapBytesPerSession: number }[];
+const rssBefore = rssMiB(proxy.child.pid!);
+const rssSamples = [];
+let created = 0;
+for (const count of SMALL ? [1000, 5000] : [10_000, 100_000]) {
+  await createSessions(proxy.origin, count - created);
+  created = count;
+  rssSamples.push({ sessions: count, rssMiB: Math.round(rssMiB(proxy.child.pid!)), rssBytesPerSessionSinceStart: Math.round(((rssMiB(proxy.child.pid!) - rssBefore) * 1024 * 1024) / count) });
+}
+
+await killAll();
+
+// 5. The flood.
+const flood = await runFlood(SMALL ? { bound: 200, multiple: 10 } : { bound: 2000, multiple: 50 });
+
+const result = {
+  bench: 'mcp-session-proxy',
+  date: new Date().toISOString(),
+  machine: `${process.platform} ${process.arch}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}`,
+  command: 'npm run bench',
+  settings: { durationSeconds: DURATION, warmupSeconds: WARMUP, rounds: ROUNDS, connections: CONNECTIONS, proxyLogLevel: 'info' },
+  steady,
+  ratios: { proxyOverDirect: ratio('mcp-session-proxy', 'direct'), proxyOverPlainProxy: ratio('mcp-session-proxy', '@fastify/http-proxy') },
+  sse: { ...sse, firstEventGapMs, events: STREAM_EVENTS },
+  recovery,
+  memory: { heapPerSession: memory, proxyRss: rssSamples },
+  flood,
+};
+if (!SMALL) {
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  writeFileSync(new URL('./results/bench.json', import.meta.url), JSON.stringify(result, null, 2) + '\n');
+}
+process.stdout.write(JSON.stringify(result) + '\n');
+
+const row = (name: string) => {
+  const s = steady[name]!;
+  return `| ${name} | ${s.reqPerSec} | ${s.p50Ms} | ${s.p99Ms} | ${s.non2xx + s.errors} |`;
+};
+console.error(
+  [
+    '',
+    `| target (tools/call, ${CONNECTIONS} connections, ${DURATION} s × ${ROUNDS} rounds, medians) | req/s | p50 ms | p99 ms | errors |`,
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...targets.map((t) => row(t.name)),
+    '',
+    `proxy / direct = ${result.ratios.proxyOverDirect}; proxy / @fastify/http-proxy = ${result.ratios.proxyOverPlainProxy}`,
+    `SSE (${STREAM_EVENTS} events): first event median direct ${(sse[direct.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms, proxy ${(sse[ours.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms (gap ${firstEventGapMs} ms); events/s direct ${(sse[direct.name] as { eventsPerSec: number }).eventsPerSec}, proxy ${(sse[ours.name] as { eventsPerSec: number }).eventsPerSec}`,
+    `recovery: normal call ${recovery.normalCallMedianMs} ms, replayed call ${recovery.replayedCallMedianMs} ms (${recovery.replayedOverNormal}×); storm of ${STORM}: ${recovery.storm.msUntilAllSucceeded} ms, ${recovery.storm.upstreamInitializes} upstream initializes, all ok: ${recovery.storm.allSucceeded}`,
+    `memory: ${memory.map((m) => `${m.heapBytesPerSession} B heap/session at ${m.sessions}`).join(', ')}; proxy RSS ${rssSamples.map((s) => `${s.rssMiB} MiB at ${s.sessions}`).join(', ')}`,
+    `flood: RSS growth over the second half ${flood.rssGrowthSecondHalfMiB} MiB`,
+  ].join('\n'),
+);
