@@ -4,6 +4,7 @@
  */
 import httpProxy from '@fastify/http-proxy';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { createServer } from 'node:http';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { ProxyError } from './errors.js';
@@ -14,7 +15,7 @@ import { createMetrics } from './observability/metrics.js';
 import { healthRoutes } from './proxy/health.js';
 import { endStreams, type OpenStreams } from './proxy/reply.js';
 import { installRequestHooks } from './proxy/request-hooks.js';
-import { mcpRoutes } from './proxy/routes.js';
+import { createMcpEndpoint, mcpOtherMethods, type McpEndpoint } from './proxy/routes.js';
 import { createCredentialBinding } from './session/binding.js';
 import { createHandshake } from './session/handshake.js';
 import { createFingerprint } from './session/ids.js';
@@ -28,17 +29,24 @@ export interface BuildOptions {
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel, options.logDestination);
+  // The MCP endpoint's POST/GET/DELETE are handed over before Fastify routes anything (routes.ts
+  // says why); everything else is Fastify's. `endpoint` is set below, before the server listens.
+  let endpoint: McpEndpoint | undefined;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    // The access line is written by request-hooks.ts (with the session fingerprint).
+    // The access line is written by tracking.ts (with the session fingerprint).
     logController: new LogController({ disableRequestLogging: true }),
     // SSE streams may stay open for hours; the upstream timeout bounds the wait for headers instead.
     requestTimeout: 0,
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
-    // `/mcp/` is the MCP endpoint too, never a pass-through to the upstream's raw endpoint.
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
     clientErrorHandler: (error, socket) => answerMalformedRequest(error, socket, logger),
+    serverFactory: (fastifyHandler) =>
+      createServer((req, res) => {
+        if (endpoint?.matches(req)) endpoint.handle(req, res);
+        else fastifyHandler(req, res);
+      }),
   });
 
   const fingerprint = createFingerprint();
@@ -73,9 +81,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const afterAnswer = () => {
     if (closing) setImmediate(() => app.server.closeIdleConnections());
   };
-  installRequestHooks(app, config, metrics, afterAnswer);
+  const tracking = { log: logger, metrics, afterAnswer };
+  endpoint = createMcpEndpoint({
+    ...tracking,
+    config,
+    store,
+    upstream,
+    handshake,
+    fingerprint,
+    binding,
+    openStreams,
+    closing: () => closing,
+  });
+
+  installRequestHooks(app, config, tracking);
   await app.register(healthRoutes, { config, upstream, metrics });
-  await app.register(mcpRoutes, { config, store, upstream, handshake, fingerprint, binding, openStreams, metrics });
+  await app.register(mcpOtherMethods, { config, upstream });
 
   // Everything that is not the MCP endpoint (OAuth discovery, health, ...) passes through as is,
   // except session ids: no path may reach the upstream's MCP endpoint around the proxy.

@@ -71,6 +71,7 @@ export const PROXY_ERRORS = {
     code: -32000,
     message: 'Bad Gateway: the upstream could not re-establish the session',
   },
+  SHUTTING_DOWN: { status: 503, code: -32000, message: 'Service Unavailable: the proxy is shutting down' },
   INTERNAL_ERROR: { status: 500, code: -32603, message: 'Internal error in mcp-session-proxy' },
   // Never sent: the client went away. Named so logs and metrics can tell it from real failures.
   CLIENT_CLOSED: { status: 499, code: -32000, message: 'Client closed the request' },

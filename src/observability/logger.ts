@@ -24,7 +24,9 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
         err: serializeError,
       },
     },
-    destination,
+    // Asynchronous writes to stdout by default: one synchronous write per access line would sit in
+    // every request's path (pino buffers and flushes at exit; see its docs/asynchronous.md).
+    destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
 

@@ -1,14 +1,16 @@
 /**
- * Writing answers to clients: relaying an upstream answer as it arrives, and turning any error
- * into a JSON-RPC error body from the one table in errors.ts.
+ * Writing answers to clients on the raw response: relaying an upstream answer as it arrives, and
+ * turning any error into a JSON-RPC error body from the one table in errors.ts.
  */
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import type { ServerResponse } from 'node:http';
+import type { FastifyError } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { errorBody, PROXY_ERRORS, ProxyError, UpstreamAnswer, type ProxyErrorReason } from '../errors.js';
+import type { Logger } from 'pino';
+import { errorBody, ProxyError, UpstreamAnswer, type JsonRpcId, type ProxyErrorReason } from '../errors.js';
 import { isEventStream } from '../mcp/protocol.js';
 import type { Metrics } from '../observability/metrics.js';
 import { toClientHeaders, type OutgoingHeaders } from './headers.js';
+import type { Tracked } from './tracking.js';
 
 /** Event streams being relayed: the client's response → the upstream body feeding it. */
 export type OpenStreams = Map<ServerResponse, Readable>;
@@ -31,23 +33,20 @@ export interface RelayOptions {
 }
 
 /**
- * Send an upstream answer on the raw response. Headers go out at once for SSE (a client must learn
- * its stream is open before the first event; Fastify's stream mode would hold them back until the
- * first chunk) and the body is piped as it arrives, never buffered.
+ * Send an upstream answer. Headers go out at once for SSE (a client must learn its stream is open
+ * before the first event) and the body is piped as it arrives, never buffered.
  */
 export function relay(
-  reply: FastifyReply,
+  res: ServerResponse,
   status: number,
   headers: OutgoingHeaders,
   payload: Readable | Buffer,
   options: RelayOptions = {},
-): FastifyReply {
-  reply.hijack();
-  const res = reply.raw;
+): void {
   res.writeHead(status, headers);
   if (Buffer.isBuffer(payload)) {
     res.end(payload);
-    return reply;
+    return;
   }
   if (isEventStream(headers['content-type'])) {
     res.flushHeaders();
@@ -73,13 +72,12 @@ export function relay(
     // A cut JSON body is cut for the client too, so it can never pass for a complete answer.
     payload.once('error', () => res.destroy());
   }
-  // A client that leaves aborts the upstream request through request.clientGone.
+  // A client that leaves aborts the upstream request through the tracked `gone` signal.
   payload.pipe(res);
-  return reply;
 }
 
 /** SSE events answering each of `ids` with the given proxy error. */
-export function errorEvents(reason: ProxyErrorReason, ids: readonly (string | number)[]): string {
+export function errorEvents(reason: ProxyErrorReason, ids: readonly JsonRpcId[]): string {
   return ids.map((id) => `event: message\ndata: ${errorBody(reason, id)}\n\n`).join('');
 }
 
@@ -91,65 +89,78 @@ const FASTIFY_ERRORS: Record<string, ProxyErrorReason> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'PARSE_ERROR',
 };
 
-function reasonFor(error: FastifyError): ProxyErrorReason {
-  const known = FASTIFY_ERRORS[error.code];
-  if (known !== undefined) return known;
-  if (error.statusCode === 504) return 'UPSTREAM_TIMEOUT';
-  if (error.statusCode === 502 || error.statusCode === 503) return 'UPSTREAM_UNAVAILABLE';
-  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return 'INVALID_REQUEST';
-  return 'INTERNAL_ERROR';
+function asProxyError(error: unknown): ProxyError {
+  if (error instanceof ProxyError) return error;
+  const { code, statusCode } = (error ?? {}) as Partial<FastifyError>;
+  const known = code === undefined ? undefined : FASTIFY_ERRORS[code];
+  const reason: ProxyErrorReason =
+    known ??
+    (statusCode === 504
+      ? 'UPSTREAM_TIMEOUT'
+      : statusCode === 502 || statusCode === 503
+        ? 'UPSTREAM_UNAVAILABLE'
+        : statusCode !== undefined && statusCode >= 400 && statusCode < 500
+          ? 'INVALID_REQUEST'
+          : 'INTERNAL_ERROR');
+  return new ProxyError(reason, { cause: error });
 }
 
-/** The error handler for every route: a JSON-RPC error body with the right status, always. */
-export function replyWithError(
-  error: FastifyError | ProxyError | UpstreamAnswer,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): FastifyReply {
-  if (error instanceof UpstreamAnswer) {
-    return relay(reply, error.status, toClientHeaders(error.headers, undefined), error.body);
+/** Answer any error: a JSON-RPC error body with the right status, always (or the upstream's own
+ *  auth challenge, as it sent it). */
+export function answerError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  tracked: Tracked,
+  error: unknown,
+  log: Logger,
+): void {
+  if (res.headersSent) {
+    // The answer was already on its way: cutting it is the only honest signal left.
+    res.destroy();
+    return;
   }
-  const proxyError = error instanceof ProxyError ? error : new ProxyError(reasonFor(error), { cause: error });
-  request.failure = proxyError.reason;
+  if (error instanceof UpstreamAnswer) {
+    relay(res, error.status, toClientHeaders(error.headers, undefined), error.body);
+    return;
+  }
+  const proxyError = asProxyError(error);
+  tracked.failure = proxyError.reason;
   if (proxyError.reason === 'CLIENT_CLOSED') {
-    request.log.debug({ sid: request.sessionLogId }, 'client closed the request');
-    return reply.code(PROXY_ERRORS.CLIENT_CLOSED.status).send();
+    log.debug({ sid: tracked.sessionLogId }, 'client closed the request');
+    res.destroy();
+    return;
   }
   if (proxyError.reason === 'INTERNAL_ERROR') {
-    request.log.error({ err: error, sid: request.sessionLogId }, 'unexpected error');
+    log.error({ err: error, sid: tracked.sessionLogId }, 'unexpected error');
   } else if (proxyError.status >= 500) {
     const cause = proxyError.cause as { code?: unknown } | undefined;
-    request.log.warn(
-      { sid: request.sessionLogId, reason: proxyError.reason, cause: cause?.code, ...proxyError.detail },
-      'upstream failure',
-    );
+    log.warn({ sid: tracked.sessionLogId, reason: proxyError.reason, cause: cause?.code, ...proxyError.detail }, 'upstream failure');
   }
-  if (proxyError.reason === 'PAYLOAD_TOO_LARGE') lingerThenClose(request, reply);
-  return reply
-    .code(proxyError.status)
-    .header('content-type', 'application/json')
-    .send(errorBody(proxyError.reason, proxyError.requestId, proxyError.detail));
+  const body = errorBody(proxyError.reason, proxyError.requestId, proxyError.detail);
+  const headers: OutgoingHeaders = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+  if (proxyError.reason === 'METHOD_NOT_ALLOWED') headers.allow = 'GET, POST, DELETE';
+  if (proxyError.reason === 'PAYLOAD_TOO_LARGE') lingerThenClose(req);
+  res.writeHead(proxyError.status, headers);
+  res.end(body);
 }
 
 // Lingering close (as nginx does it): after refusing a body, read and discard what the client is
-// still sending, within bounds. Fastify marks such answers `Connection: close`, so Node would close
-// the socket with unread data as soon as the 413 is written, the kernel would reset the
-// connection, and the reset can destroy the 413 before the client reads it.
+// still sending, within bounds. Closing with unread data makes the kernel reset the connection,
+// and the reset can destroy the 413 before the client reads it.
 const LINGER_MS = 2_000;
 const LINGER_BYTES = 64 * 1024 * 1024;
 
-function lingerThenClose(request: FastifyRequest, reply: FastifyReply): void {
-  reply.removeHeader('connection');
-  const { raw } = request;
-  const socket = raw.socket;
+function lingerThenClose(req: IncomingMessage): void {
+  const socket = req.socket;
   let discarded = 0;
   const stop = setTimeout(() => socket.destroy(), LINGER_MS);
   stop.unref();
-  raw.on('data', (chunk: Buffer) => {
+  req.removeAllListeners('data');
+  req.on('data', (chunk: Buffer) => {
     discarded += chunk.length;
     if (discarded > LINGER_BYTES) socket.destroy();
   });
-  raw.once('end', () => clearTimeout(stop));
+  req.once('end', () => clearTimeout(stop));
   socket.once('close', () => clearTimeout(stop));
-  raw.resume();
+  req.resume();
 }

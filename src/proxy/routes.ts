@@ -10,10 +10,15 @@
  *   OPTIONS          → CORS preflight: the upstream's answer, as is
  *   anything else    → 405
  *
+ * POST, GET and DELETE are the hot path and run on the raw node:http server (app.ts hands them
+ * over before Fastify routes anything): Fastify's per-request machinery alone cost more than the
+ * whole proxying (bench/README.md). OPTIONS and 405 are ordinary Fastify routes.
  * Decisions live in pure modules (mcp/, proxy/headers.ts, session/ids.ts); this file does I/O.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { ProxyError, type JsonRpcId } from '../errors.js';
 import { initializeOutcomeOf } from '../mcp/initialize-result.js';
@@ -26,25 +31,30 @@ import { asClientSessionId, mintClientSessionId, readUpstreamId, type Fingerprin
 import type { Session, SessionStore } from '../session/store.js';
 import { discard, readBody, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
-import { errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
+import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
+import { readJsonBody } from './request-body.js';
+import { originAllowed, track, type Tracked, type TrackingDeps } from './tracking.js';
 
-export interface McpRouteDeps {
+export interface McpEndpointDeps extends TrackingDeps {
   readonly config: Config;
   readonly store: SessionStore;
   readonly upstream: UpstreamClient;
   readonly handshake: Handshake;
   readonly fingerprint: Fingerprint;
   readonly binding: CredentialBinding;
-  readonly metrics: Metrics;
   /** Open GET event streams: shutdown ends them, since they would otherwise never finish. */
   readonly openStreams: OpenStreams;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** True once shutdown has started: new requests are refused (503) so the server can drain. */
+  readonly closing: () => boolean;
 }
 
-/** The parsed POST body: the bytes as received (forwarded as they are) and their JSON value. */
-interface McpBody {
-  readonly raw: Buffer;
-  /** undefined when the bytes are not JSON. */
-  readonly json: unknown;
+/** One request on its way through the flow. */
+interface Call {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly tracked: Tracked;
 }
 
 /** An upstream answer, its body either still streaming or already read to classify it. */
@@ -56,109 +66,107 @@ interface Answer {
 
 // Loss errors are short JSON-RPC errors; reading more than this to classify one is never needed.
 const MAX_ERROR_ANSWER_BYTES = 64 * 1024;
-const ALLOWED_METHODS = 'GET, POST, DELETE';
+const HOT_METHODS = new Set(['POST', 'GET', 'DELETE']);
 
-export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promise<void> {
-  const { config, store, upstream, handshake, fingerprint, binding, openStreams, metrics } = deps;
+export interface McpEndpoint {
+  /** Whether the raw server should hand this request to `handle` rather than to Fastify. */
+  matches(req: IncomingMessage): boolean;
+  handle(req: IncomingMessage, res: ServerResponse): void;
+}
+
+export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
+  const { config, store, upstream, handshake, fingerprint, binding, openStreams, metrics, log } = deps;
   const path = config.mcpPath;
+  const pathWithSlash = `${path}/`;
 
-  // Keep the bytes: the proxy forwards what the client sent instead of re-serializing it.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    'application/json',
-    { parseAs: 'buffer', bodyLimit: config.bodyLimitBytes },
-    (_request, raw: Buffer, done) => done(null, { raw, json: parseJson(raw) } satisfies McpBody),
-  );
+  return {
+    matches(req) {
+      if (!HOT_METHODS.has(req.method!)) return false;
+      const url = req.url!;
+      const end = url.indexOf('?');
+      const requested = end === -1 ? url : url.slice(0, end);
+      return requested === path || requested === pathWithSlash;
+    },
+    handle(req, res) {
+      const call: Call = { req, res, tracked: track(req, res, deps) };
+      if (deps.closing()) {
+        res.setHeader('connection', 'close');
+        return answerError(req, res, call.tracked, new ProxyError('SHUTTING_DOWN'), log);
+      }
+      if (!originAllowed(req.headers.origin, config.allowedOrigins)) {
+        return answerError(req, res, call.tracked, new ProxyError('ORIGIN_NOT_ALLOWED'), log);
+      }
+      const flow = req.method === 'POST' ? post : req.method === 'GET' ? get : del;
+      flow(call).catch((error: unknown) => answerError(req, res, call.tracked, error, log));
+    },
+  };
 
-  app.post(path, async (request, reply) => {
-    const body = request.body as McpBody | undefined;
-    const message = classifyBody(body?.json);
+  async function post(call: Call) {
+    const raw = await readJsonBody(call.req, config.bodyLimitBytes);
+    const message = classifyBody(parseJson(raw));
     if (message.kind === 'invalid') throw new ProxyError(message.reason, { requestId: message.id });
 
-    const presented = request.headers[SESSION_HEADER];
+    const presented = call.req.headers[SESSION_HEADER];
     if (message.kind === 'initialize') {
       // Replacing a live session silently would strand its other users; a new one needs no id.
       if (presented !== undefined) throw new ProxyError('INITIALIZE_WITH_SESSION', { requestId: message.id });
-      return startSession(request, reply, body!.raw, message.id, message.params);
+      return startSession(call, raw, message.id, message.params);
     }
-    const session = sessionFor(request, presented, message.id);
-    return forward(request, reply, session, body!);
-  });
+    const session = sessionFor(call, presented, message.id);
+    return forward(call, session, raw);
+  }
 
-  // No automatic HEAD: it would open (and drop) an upstream SSE stream.
-  app.get(path, { exposeHeadRoute: false }, async (request, reply) => {
-    const session = sessionFor(request, request.headers[SESSION_HEADER], null);
-    return forward(request, reply, session, undefined);
-  });
+  async function get(call: Call) {
+    const session = sessionFor(call, call.req.headers[SESSION_HEADER], null);
+    return forward(call, session, undefined);
+  }
 
-  app.delete(path, async (request, reply) => {
-    const session = sessionFor(request, request.headers[SESSION_HEADER], null);
+  async function del(call: Call) {
+    const session = sessionFor(call, call.req.headers[SESSION_HEADER], null);
     // Marks the session ended, so a replay racing this DELETE cannot bring it back.
     store.delete(session.id);
-    request.log.info({ sid: session.logId }, 'session deleted by client');
+    log.info({ sid: session.logId }, 'session deleted by client');
     await session.replaying?.catch(() => undefined);
     // The upstream may not support DELETE (405) or may have lost the session already: either
     // way the client's session is over.
-    if (session.upstreamId !== undefined) await handshake.endUpstream(session.upstreamId, request.headers, request.log);
-    return reply.code(200).send();
-  });
-
-  // Browsers send a CORS preflight before a cross-origin POST; the upstream decides CORS.
-  app.options(path, async (request, reply) => {
-    const response = await upstream.request({
-      method: 'OPTIONS',
-      headers: toUpstreamHeaders(request.headers, undefined),
-      signal: request.clientGone!,
-    });
-    return relay(reply, response.statusCode, toClientHeaders(response.headers, undefined), response.body);
-  });
-
-  app.route({
-    method: ['PUT', 'PATCH', 'HEAD', 'TRACE'],
-    url: path,
-    handler: async (_request, reply) => {
-      reply.header('allow', ALLOWED_METHODS);
-      throw new ProxyError('METHOD_NOT_ALLOWED');
-    },
-  });
+    if (session.upstreamId !== undefined) await handshake.endUpstream(session.upstreamId, call.req.headers, log);
+    call.res.writeHead(200).end();
+  }
 
   /** The session named by the client's header; unknown or malformed ids get 404, as the spec says. */
-  function sessionFor(request: FastifyRequest, presented: string | string[] | undefined, requestId: JsonRpcId | null) {
+  function sessionFor(call: Call, presented: string | string[] | undefined, requestId: JsonRpcId | null): Session {
     if (presented === undefined) throw new ProxyError('SESSION_REQUIRED', { requestId });
     const id = typeof presented === 'string' ? asClientSessionId(presented) : undefined;
     const session = id === undefined ? undefined : store.get(id);
     // Other credentials than at initialize: answer exactly as for an id that does not exist.
-    if (session === undefined || !binding.matches(session.credential, request.headers)) {
+    if (session === undefined || !binding.matches(session.credential, call.req.headers)) {
       throw new ProxyError('SESSION_NOT_FOUND', { requestId });
     }
-    request.sessionLogId = session.logId;
+    call.tracked.sessionLogId = session.logId;
     return session;
   }
 
-  async function startSession(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    raw: Buffer,
-    requestId: JsonRpcId,
-    params: object,
-  ) {
+  async function startSession(call: Call, raw: Buffer, requestId: JsonRpcId, params: object) {
+    const { req, res, tracked } = call;
     // The initialize answer is read whole (it is one small result) to learn the negotiated version.
-    const signal = AbortSignal.any([request.clientGone!, AbortSignal.timeout(config.upstreamTimeoutMs)]);
+    const controller = new AbortController();
+    tracked.gone.once('abort', () => controller.abort());
+    const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(config.upstreamTimeoutMs)]);
     const response = await upstream.request({
       method: 'POST',
-      headers: toUpstreamHeaders(request.headers, undefined),
+      headers: toUpstreamHeaders(req.headers, undefined),
       body: raw,
       signal,
     });
-    if (request.log.level === 'trace') {
-      request.log.trace({ status: response.statusCode, headers: response.headers }, 'initialize answer from upstream');
+    if (log.isLevelEnabled('trace')) {
+      log.trace({ status: response.statusCode, headers: response.headers }, 'initialize answer from upstream');
     }
     const answer = await readBody(response.body, MAX_INITIALIZE_ANSWER_BYTES, 'UPSTREAM_BAD_INITIALIZE', signal);
     const ok = response.statusCode >= 200 && response.statusCode < 300;
     const outcome = ok ? initializeOutcomeOf(answer.toString(), response.headers['content-type'], requestId) : undefined;
     if (outcome === undefined) {
       // The upstream refused (unsupported version, auth, ...): its answer goes back as is, no session.
-      return relay(reply, response.statusCode, toClientHeaders(response.headers, undefined), answer);
+      return relay(res, response.statusCode, toClientHeaders(response.headers, undefined), answer);
     }
     const upstreamId = readUpstreamId(response.headers[SESSION_HEADER]);
     if (upstreamId.kind === 'invalid') throw new ProxyError('UPSTREAM_BAD_SESSION_ID', { requestId });
@@ -167,7 +175,7 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     const session: Session = {
       id,
       logId: fingerprint(id),
-      credential: binding.of(request.headers),
+      credential: binding.of(req.headers),
       initParams: JSON.stringify(params),
       protocolVersion: outcome.protocolVersion,
       upstreamId: upstreamId.kind === 'valid' ? upstreamId.id : undefined,
@@ -177,27 +185,27 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     };
     store.add(session);
     metrics.sessionCreated();
-    request.sessionLogId = session.logId;
-    request.log.info(
+    tracked.sessionLogId = session.logId;
+    log.info(
       { sid: session.logId, upstream: session.upstreamId === undefined ? null : fingerprint(session.upstreamId) },
       'session created',
     );
-    return relay(reply, response.statusCode, toClientHeaders(response.headers, id), answer);
+    return relay(res, response.statusCode, toClientHeaders(response.headers, id), answer);
   }
 
-  async function forward(request: FastifyRequest, reply: FastifyReply, session: Session, body: McpBody | undefined) {
+  async function forward(call: Call, session: Session, body: Buffer | undefined) {
     // A replay in flight will hand out a new upstream id: sending with the old one would only fail.
     if (session.replaying !== undefined) await session.replaying.catch(() => undefined);
     let generation = session.generation;
-    let answer = await exchange(request, session, body, false);
+    let answer = await exchange(call, session, body, false);
     if (answer.loss !== undefined) {
       // The upstream did not process the message: it no longer knows the session.
-      request.replayedFor = answer.loss;
-      request.log.info({ sid: session.logId, signal: answer.loss }, 'upstream lost the session; replaying initialize');
-      await handshake.recover(session, generation, answer.loss, request.headers, request.log);
+      call.tracked.replayedFor = answer.loss;
+      log.info({ sid: session.logId, signal: answer.loss }, 'upstream lost the session; replaying initialize');
+      await handshake.recover(session, generation, answer.loss, call.req.headers, log);
       generation = session.generation;
       // At most one retry: a second loss goes back to the client as the upstream said it.
-      answer = await exchange(request, session, body, true);
+      answer = await exchange(call, session, body, true);
     }
     const { response } = answer;
     if (response.statusCode >= 200 && response.statusCode < 300) followRotation(session, generation, answer);
@@ -205,34 +213,28 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
       body === undefined
         ? { streams: openStreams, metrics }
         : // A cut SSE answer: every request of this POST still waiting gets a JSON-RPC error.
-          { cutEvents: () => errorEvents('UPSTREAM_CUT', requestIdsOf(body.json)), metrics };
-    return relay(reply, response.statusCode, toClientHeaders(response.headers, session.id), answer.payload, options);
+          { cutEvents: () => errorEvents('UPSTREAM_CUT', requestIdsOf(parseJson(body))), metrics };
+    relay(call.res, response.statusCode, toClientHeaders(response.headers, session.id), answer.payload, options);
   }
 
   /** One upstream round trip; bodies of answers that may signal a loss are read to classify them. */
-  async function exchange(
-    request: FastifyRequest,
-    session: Session,
-    body: McpBody | undefined,
-    afterReplay: boolean,
-  ): Promise<Answer> {
-    const headers = toUpstreamHeaders(request.headers, session.upstreamId);
+  async function exchange(call: Call, session: Session, body: Buffer | undefined, afterReplay: boolean): Promise<Answer> {
+    const headers = toUpstreamHeaders(call.req.headers, session.upstreamId);
     // Event ids belong to the upstream session that was lost; the new one never issued them.
     if (afterReplay) delete headers[LAST_EVENT_ID_HEADER];
-    const traced = request.log.level === 'trace';
+    const traced = log.isLevelEnabled('trace');
     // Whole header maps at trace: the logger's redaction removes ids, credentials and cookies.
-    if (traced) request.log.trace({ sid: session.logId, headers }, 'to upstream');
+    if (traced) log.trace({ sid: session.logId, headers }, 'to upstream');
+    const gone = call.tracked.gone;
     const response = await upstream.request({
       method: body === undefined ? 'GET' : 'POST',
       headers,
-      ...(body === undefined ? {} : { body: body.raw }),
-      signal: request.clientGone!,
+      ...(body === undefined ? {} : { body }),
+      signal: gone,
     });
-    if (traced) {
-      request.log.trace({ sid: session.logId, status: response.statusCode, headers: response.headers }, 'from upstream');
-    }
+    if (traced) log.trace({ sid: session.logId, status: response.statusCode, headers: response.headers }, 'from upstream');
     if (!mayBeLoss(response.statusCode, config.loss)) return { response, payload: response.body, loss: undefined };
-    const payload = await readBody(response.body, MAX_ERROR_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', request.clientGone!);
+    const payload = await readBody(response.body, MAX_ERROR_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', gone);
     // A bare 404 to a GET often means "no GET stream here", not a lost session.
     const loss = classifyLoss(response.statusCode, payload.toString(), config.loss, body !== undefined);
     return { response, payload, loss };
@@ -251,6 +253,28 @@ export async function mcpRoutes(app: FastifyInstance, deps: McpRouteDeps): Promi
     // An answer to a request sent before a replay carries an id from a session that is gone.
     if (sentAtGeneration === session.generation) session.upstreamId = offered.id;
   }
+}
+
+/** The MCP path's other methods, as Fastify routes. */
+export async function mcpOtherMethods(app: FastifyInstance, deps: { config: Config; upstream: UpstreamClient }) {
+  const { config, upstream } = deps;
+  // Browsers send a CORS preflight before a cross-origin POST; the upstream decides CORS.
+  app.options(config.mcpPath, async (request, reply) => {
+    const response = await upstream.request({
+      method: 'OPTIONS',
+      headers: toUpstreamHeaders(request.headers, undefined),
+      signal: request.tracked!.gone,
+    });
+    reply.hijack();
+    relay(reply.raw, response.statusCode, toClientHeaders(response.headers, undefined), response.body);
+  });
+  app.route({
+    method: ['PUT', 'PATCH', 'HEAD', 'TRACE'],
+    url: config.mcpPath,
+    handler: async () => {
+      throw new ProxyError('METHOD_NOT_ALLOWED');
+    },
+  });
 }
 
 function parseJson(raw: Buffer): unknown {

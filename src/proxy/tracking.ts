@@ -1,0 +1,73 @@
+/**
+ * Per-request bookkeeping, the same on the MCP endpoint (raw node:http) and on Fastify's routes:
+ * a signal that aborts the upstream call when the client leaves early, and, once the answer is
+ * over, the access line and the request metrics. One 'close' listener does all of it.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { ProxyErrorReason } from '../errors.js';
+import type { LossSignal } from '../mcp/loss.js';
+import type { Metrics, RequestOutcome } from '../observability/metrics.js';
+import { Cancellation } from '../upstream/client.js';
+
+export interface Tracked {
+  /** Cancelled when the client goes away before its answer is complete. */
+  readonly gone: Cancellation;
+  /** Log-safe fingerprint of the client session the request belongs to. */
+  sessionLogId: string | null;
+  /** The loss signal that made this request replay initialize, if any. */
+  replayedFor: LossSignal | null;
+  /** The proxy error the request was answered with, if any. */
+  failure: ProxyErrorReason | null;
+}
+
+export interface TrackingDeps {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Called after every answer (shutdown uses it to close connections as they go idle). */
+  readonly afterAnswer: () => void;
+}
+
+const OUTCOMES: Record<number, RequestOutcome> = { 2: '2xx', 3: '3xx', 4: '4xx', 5: '5xx' };
+let nextId = 0;
+
+/** Start tracking one request. `quiet` requests (probes, metrics) log at debug, not info. */
+export function track(req: IncomingMessage, res: ServerResponse, deps: TrackingDeps, quiet = false): Tracked {
+  const started = performance.now();
+  const gone = new Cancellation();
+  const tracked: Tracked = { gone, sessionLogId: null, replayedFor: null, failure: null };
+  const reqId = ++nextId;
+  res.once('close', () => {
+    const complete = res.writableFinished;
+    if (!complete) gone.cancel();
+    const ms = performance.now() - started;
+    const status = res.statusCode;
+    const { failure } = tracked;
+    deps.metrics.request(req.method ?? '', complete ? (OUTCOMES[Math.floor(status / 100)] ?? '5xx') : 'aborted', ms / 1000);
+    if (failure !== null && status >= 500) deps.metrics.upstreamError(failure.toLowerCase());
+    const line = {
+      reqId,
+      method: req.method,
+      // The path without its query string, which may carry a token.
+      path: req.url?.split('?', 1)[0],
+      status,
+      ms: Math.round(ms * 10) / 10,
+      sid: tracked.sessionLogId,
+      replayed: tracked.replayedFor,
+      error: failure,
+      complete,
+    };
+    if (quiet) deps.log.debug(line, 'request');
+    else deps.log.info(line, 'request');
+    deps.afterAnswer();
+  });
+  return tracked;
+}
+
+/**
+ * Browsers send Origin; a page from a site not on the list must not drive a session (DNS
+ * rebinding, cross-site requests). Clients that send no Origin are not browsers.
+ */
+export function originAllowed(origin: string | undefined, allowed: ReadonlySet<string> | undefined): boolean {
+  return allowed === undefined || origin === undefined || allowed.has(origin);
+}
