@@ -190,11 +190,14 @@ const firstEventGapMs = round2(
 
 // 3. Recovery: a call that meets a lost session (replay: initialize + initialized + retry) vs a
 // normal one; then a replay storm, all sessions lost at once.
+// Interleaved, each call right after one admin request to the upstream (a no-op before a normal
+// call, "forget every session" before a replayed one), so both see the same conditions.
 const pool = new Pool(proxy.origin, { connections: 1 });
 const normal = [];
-for (let i = 0; i < SAMPLES; i++) normal.push((await timeOne(pool, ours.sessionId, CALL)).totalMs);
 const replayed = [];
 for (let i = 0; i < SAMPLES; i++) {
+  await fetch(`${upstream.origin}/admin/stats`);
+  normal.push((await timeOne(pool, ours.sessionId, CALL)).totalMs);
   await fetch(`${upstream.origin}/admin/forget`, { method: 'POST' });
   replayed.push((await timeOne(pool, ours.sessionId, CALL)).totalMs);
 }

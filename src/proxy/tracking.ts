@@ -37,7 +37,8 @@ export function track(req: IncomingMessage, res: ServerResponse, deps: TrackingD
   const gone = new Cancellation();
   const tracked: Tracked = { gone, sessionLogId: null, replayedFor: null, failure: null };
   const reqId = ++nextId;
-  res.once('close', () => {
+  // 'close' is emitted once; `on` spares the once-wrapper on every request.
+  res.on('close', () => {
     const complete = res.writableFinished;
     if (!complete) gone.cancel();
     const ms = performance.now() - started;
