@@ -131,12 +131,20 @@ const proxy = await startProxy(
   '0',
   fileURLToPath(new URL('./results/tmp/proxy.log', import.meta.url)),
 );
+// The same proxy without the per-request access line (LOG_LEVEL=warn), to show what it costs.
+const quietProxy = await startProxy(
+  `${upstream.origin}/mcp`,
+  { LOG_LEVEL: 'warn' },
+  '0',
+  fileURLToPath(new URL('./results/tmp/proxy-warn.log', import.meta.url)),
+);
 const upstreamStats = async () => (await (await fetch(`${upstream.origin}/admin/stats`)).json()) as { initializes: number };
 
 const targets: Target[] = [
   { name: 'direct', origin: upstream.origin, sessionId: await initialize(upstream.origin) },
   { name: '@fastify/http-proxy', origin: plain.origin, sessionId: await initialize(plain.origin) },
   { name: 'mcp-session-proxy', origin: proxy.origin, sessionId: await initialize(proxy.origin) },
+  { name: 'mcp-session-proxy, LOG_LEVEL=warn', origin: quietProxy.origin, sessionId: await initialize(quietProxy.origin) },
 ];
 
 // 1. Steady state, interleaved so that machine drift hits every target alike.
@@ -257,7 +265,11 @@ const result = {
   command: 'npm run bench',
   settings: { durationSeconds: DURATION, warmupSeconds: WARMUP, rounds: ROUNDS, connections: CONNECTIONS, proxyLogLevel: 'info' },
   steady,
-  ratios: { proxyOverDirect: ratio('mcp-session-proxy', 'direct'), proxyOverPlainProxy: ratio('mcp-session-proxy', '@fastify/http-proxy') },
+  ratios: {
+    proxyOverDirect: ratio('mcp-session-proxy', 'direct'),
+    proxyOverPlainProxy: ratio('mcp-session-proxy', '@fastify/http-proxy'),
+    quietProxyOverPlainProxy: ratio('mcp-session-proxy, LOG_LEVEL=warn', '@fastify/http-proxy'),
+  },
   sse: { ...sse, firstEventGapMs, events: STREAM_EVENTS },
   recovery,
   memory: { heapPerSession: memory, proxyRss: rssSamples },
@@ -280,7 +292,7 @@ console.error(
     '| --- | ---: | ---: | ---: | ---: |',
     ...targets.map((t) => row(t.name)),
     '',
-    `proxy / direct = ${result.ratios.proxyOverDirect}; proxy / @fastify/http-proxy = ${result.ratios.proxyOverPlainProxy}`,
+    `proxy / direct = ${result.ratios.proxyOverDirect}; proxy / @fastify/http-proxy = ${result.ratios.proxyOverPlainProxy} (${result.ratios.quietProxyOverPlainProxy} without access lines)`,
     `SSE (${STREAM_EVENTS} events): first event median direct ${(sse[direct.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms, proxy ${(sse[ours.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms (gap ${firstEventGapMs} ms); events/s direct ${(sse[direct.name] as { eventsPerSec: number }).eventsPerSec}, proxy ${(sse[ours.name] as { eventsPerSec: number }).eventsPerSec}`,
     `recovery: normal call ${recovery.normalCallMedianMs} ms, replayed call ${recovery.replayedCallMedianMs} ms (${recovery.replayedOverNormal}×); storm of ${STORM}: ${recovery.storm.msUntilAllSucceeded} ms, ${recovery.storm.upstreamInitializes} upstream initializes, all ok: ${recovery.storm.allSucceeded}`,
     `memory: ${memory.map((m) => `${m.heapBytesPerSession} B heap/session at ${m.sessions}`).join(', ')}; proxy RSS ${rssSamples.map((s) => `${s.rssMiB} MiB at ${s.sessions}`).join(', ')}`,

@@ -1,0 +1,31 @@
+/** The benchmark script runs to completion on a short setting and reports every section. No
+ *  timing is asserted here: figures are measured by `npm run bench`, not by the test suite. */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+describe('npm run bench (smoke)', () => {
+  it('completes a small run and reports every measurement', () => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/run.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_SMALL: '1' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 120_000,
+    });
+    const result = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, any>;
+    expect(Object.keys(result.steady)).toEqual(['direct', '@fastify/http-proxy', 'mcp-session-proxy', 'mcp-session-proxy, LOG_LEVEL=warn']);
+    for (const target of Object.values(result.steady) as Array<{ reqPerSec: number; non2xx: number; errors: number }>) {
+      expect(target.reqPerSec).toBeGreaterThan(0);
+      expect(target.non2xx + target.errors).toBe(0);
+    }
+    expect(result.sse['mcp-session-proxy'].eventsPerSec).toBeGreaterThan(0);
+    // The storm is correctness, not speed: every call succeeded with one initialize per session.
+    expect(result.recovery.storm.allSucceeded).toBe(true);
+    expect(result.recovery.storm.upstreamInitializes).toBe(result.recovery.storm.sessions);
+    expect(result.memory.heapPerSession).toHaveLength(2);
+    expect(result.flood.samples.length).toBeGreaterThan(5);
+  }, 150_000);
+});
