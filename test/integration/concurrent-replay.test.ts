@@ -1,23 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { callText, connect, type Connected } from '../helpers/client.js';
-import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/processes.js';
 
 const CLIENTS = 12;
 const WORKERS_PER_CLIENT = 4;
 const DROPS = 3;
 
 describe('many clients calling at once while the upstream drops every session, several times', () => {
-  let upstream: Fixture;
-  let proxy: Proxy;
-  beforeAll(async () => {
-    upstream = await startFixture('sdk');
-    proxy = await startProxy(upstream.mcpUrl);
-  });
-  afterAll(killAll);
+  const env = useFixtureAndProxy('sdk');
 
   it('has zero client-visible failures and exactly one replayed initialize per session per loss', async () => {
     const clients: Connected[] = await Promise.all(
-      Array.from({ length: CLIENTS }, (_, i) => connect(proxy.url, `crowd-${i}`)),
+      Array.from({ length: CLIENTS }, (_, i) => connect(env.proxy.url, `crowd-${i}`)),
     );
     const ids = clients.map((c) => c.sessionId());
     const failures: unknown[] = [];
@@ -46,7 +40,7 @@ describe('many clients calling at once while the upstream drops every session, s
     };
     await everyClientCalledIn(0);
     for (let drop = 1; drop <= DROPS; drop++) {
-      await upstream.drop();
+      await env.upstream.drop();
       epoch = drop;
       // Every session must have hit the loss and recovered before the next drop.
       await everyClientCalledIn(drop);
@@ -56,7 +50,7 @@ describe('many clients calling at once while the upstream drops every session, s
 
     expect(failures).toEqual([]);
     expect(calls).toBeGreaterThan(CLIENTS * (DROPS + 1));
-    const stats = await upstream.stats();
+    const stats = await env.upstream.stats();
     for (let i = 0; i < CLIENTS; i++) {
       // The original initialize, plus exactly one replay for each drop.
       expect(stats.initializes[`crowd-${i}`], `crowd-${i}`).toBe(1 + DROPS);

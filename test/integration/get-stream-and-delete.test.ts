@@ -1,24 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, connectSettled, sessionHeaders } from '../helpers/client.js';
-import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+import { startFixture, startProxy, useFixtureAndProxy } from '../helpers/processes.js';
 
 function getStream(url: string, sessionId: string, extra: Record<string, string> = {}) {
   return fetch(url, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, ...extra } });
 }
 
 describe('GET (server-to-client stream) and DELETE', () => {
-  let upstream: Fixture;
-  let proxy: Proxy;
-  beforeAll(async () => {
-    upstream = await startFixture('sdk');
-    proxy = await startProxy(upstream.mcpUrl);
-  });
-  afterAll(killAll);
+  const env = useFixtureAndProxy('sdk');
 
   it('replays a lost upstream session before the stream opens, and forwards Last-Event-ID and the protocol version', async () => {
-    const c = await connectSettled(proxy.url, 'streamer', upstream);
-    await upstream.drop();
-    const res = await getStream(proxy.url, c.sessionId()!, {
+    const c = await connectSettled(env.proxy.url, 'streamer', env.upstream);
+    await env.upstream.drop();
+    const res = await getStream(env.proxy.url, c.sessionId()!, {
       'last-event-id': 'evt-41',
       'mcp-protocol-version': c.transport.protocolVersion!,
     });
@@ -26,7 +20,7 @@ describe('GET (server-to-client stream) and DELETE', () => {
     expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
     expect(res.headers.get('mcp-session-id')).toBe(c.sessionId());
     await res.body!.cancel();
-    const stats = await upstream.stats();
+    const stats = await env.upstream.stats();
     expect(stats.initializes['streamer']).toBe(2);
     // Forwarded on the first attempt; dropped on the retry, since the new upstream session never
     // issued that event id.
@@ -47,57 +41,57 @@ describe('GET (server-to-client stream) and DELETE', () => {
   });
 
   it('DELETE tells the upstream with its own id, then the client id is gone (404)', async () => {
-    const c = await connect(proxy.url, 'leaver');
+    const c = await connect(env.proxy.url, 'leaver');
     const id = c.sessionId()!;
-    const deletesBefore = (await upstream.stats()).deletes;
+    const deletesBefore = (await env.upstream.stats()).deletes;
     await c.transport.terminateSession();
-    const stats = await upstream.stats();
+    const stats = await env.upstream.stats();
     expect(stats.deletes).toBe(deletesBefore + 1);
     expect(stats.foreignIds).toEqual([]);
-    const again = await getStream(proxy.url, id);
+    const again = await getStream(env.proxy.url, id);
     expect(again.status).toBe(404);
     expect(await again.json()).toMatchObject({ error: { code: -32001 } });
-    const del = await fetch(proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': id } });
+    const del = await fetch(env.proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': id } });
     expect(del.status).toBe(404);
     await c.close();
   });
 
   it('a DELETE racing a call that meets a lost session wins: the call gets 404, nothing is replayed', async () => {
-    const c = await connectSettled(proxy.url, 'racer', upstream);
+    const c = await connectSettled(env.proxy.url, 'racer', env.upstream);
     const headers = sessionHeaders(c);
-    await upstream.drop();
-    await upstream.fault({ delayMs: '300' });
+    await env.upstream.drop();
+    await env.upstream.fault({ delayMs: '300' });
     // The call reaches the upstream late and will meet the lost session; the DELETE lands first.
-    const call = fetch(proxy.url, {
+    const call = fetch(env.proxy.url, {
       method: 'POST',
       headers,
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } }),
     });
     await new Promise((resolve) => setTimeout(resolve, 50));
-    const del = await fetch(proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': c.sessionId()! } });
+    const del = await fetch(env.proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': c.sessionId()! } });
     expect(del.status).toBe(200);
     const res = await call;
-    await upstream.fault({ delayMs: '0' });
+    await env.upstream.fault({ delayMs: '0' });
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ error: { data: { reason: 'SESSION_NOT_FOUND' } } });
-    expect((await upstream.stats()).initializes['racer']).toBe(1);
+    expect((await env.upstream.stats()).initializes['racer']).toBe(1);
     await c.close();
   });
 
   it('a bare 404 to GET (no GET stream, wrong status) is passed through, not replayed', async () => {
-    const c = await connectSettled(proxy.url, 'no-get', upstream);
-    await upstream.fault({ getStatus: '404' });
-    const res = await getStream(proxy.url, c.sessionId()!);
-    await upstream.fault({ getStatus: '0' });
+    const c = await connectSettled(env.proxy.url, 'no-get', env.upstream);
+    await env.upstream.fault({ getStatus: '404' });
+    const res = await getStream(env.proxy.url, c.sessionId()!);
+    await env.upstream.fault({ getStatus: '0' });
     expect(res.status).toBe(404);
-    expect((await upstream.stats()).initializes['no-get']).toBe(1);
+    expect((await env.upstream.stats()).initializes['no-get']).toBe(1);
     await c.close();
   });
 
   it('DELETE succeeds when the upstream already lost the session', async () => {
-    const c = await connect(proxy.url, 'late-leaver');
-    await upstream.drop();
-    const res = await fetch(proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': c.sessionId()! } });
+    const c = await connect(env.proxy.url, 'late-leaver');
+    await env.upstream.drop();
+    const res = await fetch(env.proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': c.sessionId()! } });
     expect(res.status).toBe(200);
     await c.close();
   });

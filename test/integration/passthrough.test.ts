@@ -1,17 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+import { describe, expect, it } from 'vitest';
+import { startProxy, useFixtureAndProxy } from '../helpers/processes.js';
 
 describe('paths other than the MCP endpoint', () => {
-  let upstream: Fixture;
-  let proxy: Proxy;
-  beforeAll(async () => {
-    upstream = await startFixture('sdk');
-    proxy = await startProxy(upstream.mcpUrl);
-  });
-  afterAll(killAll);
+  const env = useFixtureAndProxy('sdk');
 
   it('pass through to the upstream origin unchanged, Authorization intact', async () => {
-    const res = await fetch(`${proxy.origin}/.well-known/oauth-protected-resource`, {
+    const res = await fetch(`${env.proxy.origin}/.well-known/oauth-protected-resource`, {
       headers: { authorization: 'Bearer discovery-token-123' },
     });
     expect(res.status).toBe(200);
@@ -19,18 +13,18 @@ describe('paths other than the MCP endpoint', () => {
   });
 
   it('pass the upstream\'s own 404 through', async () => {
-    const res = await fetch(`${proxy.origin}/nowhere`);
+    const res = await fetch(`${env.proxy.origin}/nowhere`);
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: 'not found' });
   });
 
   it('never carry session ids, in either direction', async () => {
-    const res = await fetch(`${proxy.origin}/.well-known/oauth-protected-resource`, {
+    const res = await fetch(`${env.proxy.origin}/.well-known/oauth-protected-resource`, {
       headers: { 'mcp-session-id': 'client-secret-id' },
     });
     expect(res.status).toBe(200);
     await res.text();
-    expect((await upstream.stats()).foreignIds).not.toContain('client-secret-id');
+    expect((await env.upstream.stats()).foreignIds).not.toContain('client-secret-id');
   });
 
   it('treat /mcp/ as the MCP endpoint, never as a way around the proxy to the upstream\'s', async () => {
@@ -40,7 +34,7 @@ describe('paths other than the MCP endpoint', () => {
       method: 'initialize',
       params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'slash', version: '1' } },
     });
-    const res = await fetch(`${proxy.origin}/mcp/`, {
+    const res = await fetch(`${env.proxy.origin}/mcp/`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       body: init,
@@ -52,7 +46,7 @@ describe('paths other than the MCP endpoint', () => {
   });
 
   it('refuse the upstream\'s MCP path when the proxy serves MCP elsewhere', async () => {
-    const other = await startProxy(upstream.mcpUrl, { MCP_PATH: '/v2/mcp' });
+    const other = await startProxy(env.upstream.mcpUrl, { MCP_PATH: '/v2/mcp' });
     for (const path of ['/mcp', '/MCP', '/mcp/', '//mcp', '/%6Dcp']) {
       const res = await fetch(`${other.origin}${path}`, {
         method: 'POST',
@@ -65,7 +59,7 @@ describe('paths other than the MCP endpoint', () => {
   });
 
   it('answer other methods on the MCP path with 405 and an Allow header', async () => {
-    const res = await fetch(proxy.url, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } });
+    const res = await fetch(env.proxy.url, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('GET, POST, DELETE');
     expect(await res.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
-import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/processes.js';
 
 interface WhoAmI {
   clientInfo: { name: string; version: string };
@@ -8,21 +8,15 @@ interface WhoAmI {
 }
 
 describe('TypeScript-SDK-style upstream that forgets sessions (404 "Session not found")', () => {
-  let upstream: Fixture;
-  let proxy: Proxy;
-  beforeAll(async () => {
-    upstream = await startFixture('sdk', { idleMs: 400 });
-    proxy = await startProxy(upstream.mcpUrl);
-  });
-  afterAll(killAll);
+  const env = useFixtureAndProxy('sdk', { idleMs: 400 });
 
   it('replays the client\'s own initialize after the upstream drops every session; the client never notices', async () => {
-    const c = await connect(proxy.url, 'dropper');
+    const c = await connect(env.proxy.url, 'dropper');
     const id = c.sessionId();
     const before = JSON.parse(await callText(c, 'whoami')) as WhoAmI;
     expect(before.clientInfo).toEqual({ name: 'dropper', version: '3.1.4' });
 
-    await upstream.drop();
+    await env.upstream.drop();
     expect(await callText(c, 'echo', { text: 'after drop' })).toBe('after drop');
     const after = JSON.parse(await callText(c, 'whoami')) as WhoAmI;
     // The upstream knows the same client as before: name, version and capabilities.
@@ -30,7 +24,7 @@ describe('TypeScript-SDK-style upstream that forgets sessions (404 "Session not 
     expect(after.capabilities).toMatchObject({ sampling: {}, roots: { listChanged: true } });
     expect(c.sessionId()).toBe(id);
 
-    const stats = await upstream.stats();
+    const stats = await env.upstream.stats();
     expect(stats.initializes['dropper']).toBe(2);
     // The replay completed the handshake with the negotiated protocol version header.
     expect(stats.initializedProtocolHeaders.length).toBeGreaterThanOrEqual(2);
@@ -43,27 +37,27 @@ describe('TypeScript-SDK-style upstream that forgets sessions (404 "Session not 
   });
 
   it('recovers a session that expired upstream while idle', async () => {
-    const c = await connect(proxy.url, 'idler');
+    const c = await connect(env.proxy.url, 'idler');
     expect(await callText(c, 'echo', { text: 'a' })).toBe('a');
     await new Promise((resolve) => setTimeout(resolve, 600)); // the fixture's idle limit is 400 ms
     expect(await callText(c, 'echo', { text: 'b' })).toBe('b');
-    expect((await upstream.stats()).initializes['idler']).toBe(2);
+    expect((await env.upstream.stats()).initializes['idler']).toBe(2);
     await c.close();
   });
 
   it('never replays on a tool error or a JSON-RPC error inside a 200', async () => {
-    const c = await connect(proxy.url, 'erring');
+    const c = await connect(env.proxy.url, 'erring');
     const failed = await c.client.callTool({ name: 'fail', arguments: {} });
     expect(failed.isError).toBe(true);
     const unknown = await c.client.callTool({ name: 'no-such-tool', arguments: {} });
     expect(unknown.isError).toBe(true);
     await expect(c.client.request({ method: 'no/such/method', params: {} } as never, {} as never)).rejects.toThrow();
-    expect((await upstream.stats()).initializes['erring']).toBe(1);
+    expect((await env.upstream.stats()).initializes['erring']).toBe(1);
     await c.close();
   });
 
   it('answers 404 for an unknown id, so spec-following clients re-initialize', async () => {
-    const res = await fetch(proxy.url, {
+    const res = await fetch(env.proxy.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': 'x'.repeat(43) },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
@@ -73,7 +67,7 @@ describe('TypeScript-SDK-style upstream that forgets sessions (404 "Session not 
   });
 
   it('answers 400 with a JSON-RPC error when a request carries no session id', async () => {
-    const res = await fetch(proxy.url, {
+    const res = await fetch(env.proxy.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 'n', method: 'tools/list' }),

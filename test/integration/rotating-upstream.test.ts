@@ -1,27 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
-import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/processes.js';
 
 describe('upstream that issues a new Mcp-Session-Id on every answer', () => {
-  let upstream: Fixture;
-  let proxy: Proxy;
-  beforeAll(async () => {
-    upstream = await startFixture('rotating');
-    proxy = await startProxy(upstream.mcpUrl);
-  });
-  afterAll(killAll);
+  const env = useFixtureAndProxy('rotating');
 
   it('follows the newest upstream id while the client id never changes', async () => {
-    const c = await connect(proxy.url, 'rotated');
+    const c = await connect(env.proxy.url, 'rotated');
     const id = c.sessionId();
     // The SDK client opens its GET stream in the background, concurrently with the first call;
     // two requests in flight at once may legitimately carry the same (soon previous) id.
     expect(await callText(c, 'echo', { text: 'first' })).toBe('first');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const staleBefore = (await upstream.stats()).staleIdUses;
+    const staleBefore = (await env.upstream.stats()).staleIdUses;
     for (let i = 0; i < 5; i++) expect(await callText(c, 'echo', { text: `n${i}` })).toBe(`n${i}`);
     expect(c.sessionId()).toBe(id);
-    const stats = await upstream.stats();
+    const stats = await env.upstream.stats();
     expect(stats.issuedIds.length).toBeGreaterThan(5);
     expect(stats.issuedIds).not.toContain(id);
     expect(stats.staleIdUses).toBe(staleBefore);

@@ -1,18 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
-import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/processes.js';
 
 describe('stateless upstream (never returns Mcp-Session-Id)', () => {
-  let upstream: Fixture;
-  let proxy: Proxy;
-  beforeAll(async () => {
-    upstream = await startFixture('stateless');
-    proxy = await startProxy(upstream.mcpUrl);
-  });
-  afterAll(killAll);
+  const env = useFixtureAndProxy('stateless');
 
   it('gives the client a stable proxy-minted id and every call works', async () => {
-    const c = await connect(proxy.url, 'stateless-client');
+    const c = await connect(env.proxy.url, 'stateless-client');
     const id = c.sessionId();
     expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(await callText(c, 'echo', { text: 'one' })).toBe('one');
@@ -21,17 +15,17 @@ describe('stateless upstream (never returns Mcp-Session-Id)', () => {
     expect(await callText(c, 'echo', { text: 'two' })).toBe('two');
     expect(c.sessionId()).toBe(id);
     // The upstream never saw a session header: not the client's id, not anything else.
-    const stats = await upstream.stats();
+    const stats = await env.upstream.stats();
     expect(stats.sessionHeadersSeen).toBe(0);
     expect(stats.initializes['stateless-client']).toBe(1);
     await c.close();
   });
 
   it('DELETE ends the session and a later use of the id gets 404 with a JSON-RPC error', async () => {
-    const c = await connect(proxy.url, 'stateless-deleter');
+    const c = await connect(env.proxy.url, 'stateless-deleter');
     const id = c.sessionId()!;
     await c.transport.terminateSession();
-    const res = await fetch(proxy.url, {
+    const res = await fetch(env.proxy.url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',

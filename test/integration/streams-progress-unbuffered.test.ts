@@ -1,24 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, sessionHeaders } from '../helpers/client.js';
-import { killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/processes.js';
 
 describe('SSE answers stream through as they arrive', () => {
-  let upstream: Fixture;
-  let proxy: Proxy;
-  beforeAll(async () => {
-    upstream = await startFixture('sdk');
-    proxy = await startProxy(upstream.mcpUrl);
-  });
-  afterAll(killAll);
+  const env = useFixtureAndProxy('sdk');
 
   it('delivers each progress notification before the tool may go on (a buffering proxy would stall it)', async () => {
-    const c = await connect(proxy.url, 'gated');
+    const c = await connect(env.proxy.url, 'gated');
     const seen: number[] = [];
     // The tool waits after each notification until the client has seen it (the fixture's gate).
     const result = await c.client.callTool({ name: 'gated-progress', arguments: { steps: 3 } }, undefined, {
       onprogress: (p) => {
         seen.push(p.progress);
-        void upstream.release();
+        void env.upstream.release();
       },
     });
     expect(result.isError).toBeFalsy();
@@ -28,11 +22,11 @@ describe('SSE answers stream through as they arrive', () => {
   });
 
   it('aborts the upstream request when the client disconnects mid-stream', async () => {
-    const c = await connect(proxy.url, 'quitter');
-    const before = (await upstream.stats()).abortedResponses;
+    const c = await connect(env.proxy.url, 'quitter');
+    const before = (await env.upstream.stats()).abortedResponses;
     // A client that goes away: a raw request on the same session, dropped after the first event.
     const controller = new AbortController();
-    const res = await fetch(proxy.url, {
+    const res = await fetch(env.proxy.url, {
       method: 'POST',
       signal: controller.signal,
       headers: sessionHeaders(c),
@@ -49,7 +43,7 @@ describe('SSE answers stream through as they arrive', () => {
     expect(first).toContain('notifications/progress');
     controller.abort();
     // The fixture counts answers whose connection closed before they were complete.
-    await expect.poll(async () => (await upstream.stats()).abortedResponses, { timeout: 4000 }).toBe(before + 1);
+    await expect.poll(async () => (await env.upstream.stats()).abortedResponses, { timeout: 4000 }).toBe(before + 1);
     await c.close();
   });
 });
