@@ -22,13 +22,15 @@ import { createFingerprint } from './session/ids.js';
 import { createSessionStore } from './session/store.js';
 import { createUpstreamClient } from './upstream/client.js';
 
+const SERVER_KEEP_ALIVE_MS = 72_000;
+
 export interface BuildOptions {
   /** Where log lines go (stdout when absent). */
   readonly logDestination?: DestinationStream;
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
-  const logger = createLogger(config.logLevel, options.logDestination);
+  const logger = createLogger(config.logLevel, options.logDestination, config.identityHeader);
   // The MCP endpoint's POST/GET/DELETE are handed over before Fastify routes anything (routes.ts
   // says why); everything else is Fastify's. `endpoint` is set below, before the server listens.
   let endpoint: McpEndpoint | undefined;
@@ -36,17 +38,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     loggerInstance: logger as FastifyBaseLogger,
     // The access line is written by tracking.ts (with the session fingerprint).
     logController: new LogController({ disableRequestLogging: true }),
-    // SSE streams may stay open for hours; the upstream timeout bounds the wait for headers instead.
-    requestTimeout: 0,
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
     clientErrorHandler: (error, socket) => answerMalformedRequest(error, socket, logger),
-    serverFactory: (fastifyHandler) =>
-      createServer((req, res) => {
+    serverFactory: (fastifyHandler) => {
+      const server = createServer((req, res) => {
         if (endpoint?.matches(req)) endpoint.handle(req, res);
         else fastifyHandler(req, res);
-      }),
+      });
+      // Fastify applies its server settings only to servers it creates itself.
+      // Idle keep-alive longer than load balancers' (60 s), so they never reuse a closed socket.
+      server.keepAliveTimeout = SERVER_KEEP_ALIVE_MS;
+      // SSE streams may stay open for hours.
+      server.requestTimeout = 0;
+      return server;
+    },
   });
 
   const fingerprint = createFingerprint();
@@ -133,6 +140,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   return app;
 }
 
+/** A path as the upstream will resolve it: decoded, dot segments and duplicate slashes resolved. */
 function normalizePath(path: string): string {
   let decoded = path;
   try {
@@ -140,5 +148,6 @@ function normalizePath(path: string): string {
   } catch {
     // Keep it as sent; it cannot match a real path then.
   }
-  return decoded.toLowerCase().replace(/\/+/g, '/').replace(/\/$/, '') || '/';
+  const resolved = new URL(decoded.replace(/\/+/g, '/'), 'http://x').pathname;
+  return resolved.toLowerCase().replace(/\/+/g, '/').replace(/\/$/, '') || '/';
 }

@@ -13,11 +13,13 @@ export const REDACTED_PATHS = HEADER_HOLDERS.flatMap((holder) =>
   SECRET_HEADERS.map((name) => `${holder}["${name}"]`),
 );
 
-export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+/** `identityHeader`: the configured identity header is a credential too. */
+export function createLogger(level: LogLevel, destination?: DestinationStream, identityHeader?: string): Logger {
+  const extra = identityHeader === undefined ? [] : HEADER_HOLDERS.map((holder) => `${holder}["${identityHeader}"]`);
   return pino(
     {
       level,
-      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      redact: { paths: [...REDACTED_PATHS, ...extra], censor: '[redacted]' },
       // A URL may carry a token in its query string: log the path only.
       serializers: {
         req: (req: { method?: string; url?: string }) => ({ method: req.method, path: req.url?.split('?')[0] }),

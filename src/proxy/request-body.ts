@@ -34,6 +34,7 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<Buffe
     const onEnd = () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     req.on('data', onData);
     req.once('end', onEnd);
-    req.once('error', reject);
+    // The client went away mid-body (Node reports ECONNRESET "aborted").
+    req.once('error', () => reject(new ProxyError('CLIENT_CLOSED')));
   });
 }

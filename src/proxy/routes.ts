@@ -84,7 +84,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       if (!HOT_METHODS.has(req.method!)) return false;
       const url = req.url!;
       const end = url.indexOf('?');
-      const requested = end === -1 ? url : url.slice(0, end);
+      let requested = end === -1 ? url : url.slice(0, end);
+      if (requested.includes('//')) requested = requested.replace(/\/{2,}/g, '/');
       return requested === path || requested === pathWithSlash;
     },
     handle(req, res) {
@@ -104,6 +105,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   async function post(call: Call) {
     const raw = await readJsonBody(call.req, config.bodyLimitBytes);
     const message = classifyBody(parseJson(raw));
+    // Any error from here on answers this request's id.
+    call.tracked.requestId = message.id;
     if (message.kind === 'invalid') throw new ProxyError(message.reason, { requestId: message.id });
 
     const presented = call.req.headers[SESSION_HEADER];
@@ -208,6 +211,11 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       answer = await exchange(call, session, body, true);
     }
     const { response } = answer;
+    if (body === undefined && deps.closing()) {
+      // A GET stream opening after shutdown began would never be ended: refuse it instead.
+      if (!Buffer.isBuffer(answer.payload)) discard(response.body);
+      throw new ProxyError('SHUTTING_DOWN');
+    }
     if (response.statusCode >= 200 && response.statusCode < 300) followRotation(session, generation, answer);
     const options: RelayOptions =
       body === undefined

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { ProxyErrorReason } from '../errors.js';
+import type { JsonRpcId, ProxyErrorReason } from '../errors.js';
 import type { LossSignal } from '../mcp/loss.js';
 import type { Metrics, RequestOutcome } from '../observability/metrics.js';
 import { Cancellation } from '../upstream/client.js';
@@ -19,6 +19,8 @@ export interface Tracked {
   replayedFor: LossSignal | null;
   /** The proxy error the request was answered with, if any. */
   failure: ProxyErrorReason | null;
+  /** The JSON-RPC id of the single request in the body, once known: error answers carry it. */
+  requestId: JsonRpcId | null;
 }
 
 export interface TrackingDeps {
@@ -35,17 +37,20 @@ let nextId = 0;
 export function track(req: IncomingMessage, res: ServerResponse, deps: TrackingDeps, quiet = false): Tracked {
   const started = performance.now();
   const gone = new Cancellation();
-  const tracked: Tracked = { gone, sessionLogId: null, replayedFor: null, failure: null };
+  const tracked: Tracked = { gone, sessionLogId: null, replayedFor: null, failure: null, requestId: null };
   const reqId = ++nextId;
   // 'close' is emitted once; `on` spares the once-wrapper on every request.
   res.on('close', () => {
     const complete = res.writableFinished;
     if (!complete) gone.cancel();
     const ms = performance.now() - started;
-    const status = res.statusCode;
+    // A client that left before any answer was written: no status to report.
+    const answered = res.headersSent;
+    if (!complete && !answered) tracked.failure ??= 'CLIENT_CLOSED';
+    const status = answered ? res.statusCode : null;
     const { failure } = tracked;
-    deps.metrics.request(req.method ?? '', complete ? (OUTCOMES[Math.floor(status / 100)] ?? '5xx') : 'aborted', ms / 1000);
-    if (failure !== null && status >= 500) deps.metrics.upstreamError(failure.toLowerCase());
+    deps.metrics.request(req.method ?? '', complete && status !== null ? (OUTCOMES[Math.floor(status / 100)] ?? '5xx') : 'aborted', ms / 1000);
+    if (failure !== null && status !== null && status >= 500) deps.metrics.upstreamError(failure.toLowerCase());
     const line = {
       reqId,
       method: req.method,

@@ -140,6 +140,21 @@ describe('bad input from clients gets a clear JSON-RPC error, and the proxy keep
     await other.close();
   });
 
+  it('a client that goes away in the middle of its body is no error of the proxy\'s', async () => {
+    await new Promise<void>((resolve) => {
+      const socket = connectSocket(proxy.port, '127.0.0.1');
+      socket.on('error', () => resolve());
+      socket.write(
+        `POST /mcp HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nmcp-session-id: ${c.sessionId()}\r\n` +
+          'content-length: 1000\r\n\r\n{"jsonrpc":',
+        () => setTimeout(() => (socket.destroy(), resolve()), 50),
+      );
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(proxy.output()).not.toMatch(/"level":50/);
+    expect(proxy.output()).toMatch(/"error":"CLIENT_CLOSED","complete":false/);
+  });
+
   it.each(['PUT', 'PATCH', 'HEAD'])('method %s on the MCP path → 405 with Allow', async (method) => {
     const res = await fetch(proxy.url, { method });
     expect(res.status).toBe(405);

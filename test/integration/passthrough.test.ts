@@ -27,6 +27,17 @@ describe('paths other than the MCP endpoint', () => {
     expect((await env.upstream.stats()).foreignIds).not.toContain('client-secret-id');
   });
 
+  it('treat //mcp as the MCP endpoint too', async () => {
+    const res = await fetch(`${env.proxy.origin}//mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"d","version":"1"}}}',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('mcp-session-id')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    await res.text();
+  });
+
   it('treat /mcp/ as the MCP endpoint, never as a way around the proxy to the upstream\'s', async () => {
     const init = JSON.stringify({
       jsonrpc: '2.0',
@@ -47,7 +58,7 @@ describe('paths other than the MCP endpoint', () => {
 
   it('refuse the upstream\'s MCP path when the proxy serves MCP elsewhere', async () => {
     const other = await startProxy(env.upstream.mcpUrl, { MCP_PATH: '/v2/mcp' });
-    for (const path of ['/mcp', '/MCP', '/mcp/', '//mcp', '/%6Dcp']) {
+    for (const path of ['/mcp', '/MCP', '/mcp/', '//mcp', '/%6Dcp', '/./mcp', '/%2e/mcp', '/x/../mcp']) {
       const res = await fetch(`${other.origin}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

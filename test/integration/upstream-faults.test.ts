@@ -26,6 +26,8 @@ describe('upstream faults: a clear error, then recovery', () => {
     const failure = await httpFailure(callText(c, 'echo', { text: 'x' }));
     expect(failure.status).toBe(502);
     expect(failure.body).toMatchObject({ jsonrpc: '2.0', error: { code: -32000, data: { reason: 'UPSTREAM_UNAVAILABLE' } } });
+    // The error answers the request it is about (the SDK numbers its requests).
+    expect(typeof failure.body.id).toBe('number');
 
     upstream = await startFixture('sdk', { port: upstream.port });
     expect(await callText(c, 'echo', { text: 'back' })).toBe('back');
