@@ -90,17 +90,14 @@ export interface ErrorDetail {
 export class ProxyError extends Error {
   readonly reason: ProxyErrorReason;
   readonly detail: ErrorDetail | undefined;
-  /** The JSON-RPC id of the request this error answers, when there is exactly one. */
-  readonly requestId: JsonRpcId | null;
   constructor(
     reason: ProxyErrorReason,
-    options: { detail?: ErrorDetail; requestId?: JsonRpcId | null; cause?: unknown } = {},
+    options: { detail?: ErrorDetail; cause?: unknown } = {},
   ) {
     super(PROXY_ERRORS[reason].message, { cause: options.cause });
     this.name = 'ProxyError';
     this.reason = reason;
     this.detail = options.detail;
-    this.requestId = options.requestId ?? null;
   }
   get status(): number {
     return PROXY_ERRORS[this.reason].status;

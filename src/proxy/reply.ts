@@ -136,7 +136,7 @@ export function answerError(
     const cause = proxyError.cause as { code?: unknown } | undefined;
     log.warn({ sid: tracked.sessionLogId, reason: proxyError.reason, cause: cause?.code, ...proxyError.detail }, 'upstream failure');
   }
-  const body = errorBody(proxyError.reason, proxyError.requestId ?? tracked.requestId, proxyError.detail);
+  const body = errorBody(proxyError.reason, tracked.requestId, proxyError.detail);
   const headers: OutgoingHeaders = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
   if (proxyError.reason === 'METHOD_NOT_ALLOWED') headers.allow = 'GET, POST, DELETE';
   if (proxyError.reason === 'PAYLOAD_TOO_LARGE') lingerThenClose(req);

@@ -107,25 +107,25 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const message = classifyBody(parseJson(raw));
     // Any error from here on answers this request's id.
     call.tracked.requestId = message.id;
-    if (message.kind === 'invalid') throw new ProxyError(message.reason, { requestId: message.id });
+    if (message.kind === 'invalid') throw new ProxyError(message.reason);
 
     const presented = call.req.headers[SESSION_HEADER];
     if (message.kind === 'initialize') {
       // Replacing a live session silently would strand its other users; a new one needs no id.
-      if (presented !== undefined) throw new ProxyError('INITIALIZE_WITH_SESSION', { requestId: message.id });
+      if (presented !== undefined) throw new ProxyError('INITIALIZE_WITH_SESSION');
       return startSession(call, raw, message.id, message.params);
     }
-    const session = sessionFor(call, presented, message.id);
+    const session = sessionFor(call, presented);
     return forward(call, session, raw);
   }
 
   async function get(call: Call) {
-    const session = sessionFor(call, call.req.headers[SESSION_HEADER], null);
+    const session = sessionFor(call, call.req.headers[SESSION_HEADER]);
     return forward(call, session, undefined);
   }
 
   async function del(call: Call) {
-    const session = sessionFor(call, call.req.headers[SESSION_HEADER], null);
+    const session = sessionFor(call, call.req.headers[SESSION_HEADER]);
     // Marks the session ended, so a replay racing this DELETE cannot bring it back.
     store.delete(session.id);
     log.info({ sid: session.logId }, 'session deleted by client');
@@ -137,13 +137,13 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   }
 
   /** The session named by the client's header; unknown or malformed ids get 404, as the spec says. */
-  function sessionFor(call: Call, presented: string | string[] | undefined, requestId: JsonRpcId | null): Session {
-    if (presented === undefined) throw new ProxyError('SESSION_REQUIRED', { requestId });
+  function sessionFor(call: Call, presented: string | string[] | undefined): Session {
+    if (presented === undefined) throw new ProxyError('SESSION_REQUIRED');
     const id = typeof presented === 'string' ? asClientSessionId(presented) : undefined;
     const session = id === undefined ? undefined : store.get(id);
     // Other credentials than at initialize: answer exactly as for an id that does not exist.
     if (session === undefined || !binding.matches(session.credential, call.req.headers)) {
-      throw new ProxyError('SESSION_NOT_FOUND', { requestId });
+      throw new ProxyError('SESSION_NOT_FOUND');
     }
     call.tracked.sessionLogId = session.logId;
     return session;
@@ -172,7 +172,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       return relay(res, response.statusCode, toClientHeaders(response.headers, undefined), answer);
     }
     const upstreamId = readUpstreamId(response.headers[SESSION_HEADER]);
-    if (upstreamId.kind === 'invalid') throw new ProxyError('UPSTREAM_BAD_SESSION_ID', { requestId });
+    if (upstreamId.kind === 'invalid') throw new ProxyError('UPSTREAM_BAD_SESSION_ID');
 
     const id = mintClientSessionId();
     const session: Session = {

@@ -10,7 +10,7 @@ import { ProxyError, UpstreamAnswer } from '../errors.js';
 import { initializeOutcomeOf } from '../mcp/initialize-result.js';
 import { LAST_EVENT_ID_HEADER, POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
 import { toUpstreamHeaders } from '../proxy/headers.js';
-import { readBody, type UpstreamClient } from '../upstream/client.js';
+import { readBody, toProxyError, type UpstreamClient } from '../upstream/client.js';
 import type { LossSignal } from '../mcp/loss.js';
 import type { Metrics } from '../observability/metrics.js';
 import { readUpstreamId, type Fingerprint, type UpstreamSessionId } from './ids.js';
@@ -124,7 +124,7 @@ export function createHandshake(options: HandshakeOptions): Handshake {
       await answer.body.dump();
       log.debug({ upstream: fingerprint(upstreamId), status: answer.statusCode }, 'upstream session ended');
     } catch (error) {
-      log.debug({ upstream: fingerprint(upstreamId), reason: (error as ProxyError).reason }, 'upstream DELETE failed');
+      log.debug({ upstream: fingerprint(upstreamId), reason: toProxyError(error).reason }, 'upstream DELETE failed');
     }
   }
 
