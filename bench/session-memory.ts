@@ -36,6 +36,9 @@ for (const count of counts) {
       generation: 0,
       replaying: undefined,
       ended: false,
+      nonce: undefined,
+      expiresAt: Infinity,
+      needsReplay: false,
     };
     store.add(session);
   }

@@ -19,7 +19,8 @@ import { createMcpEndpoint, mcpOtherMethods, type McpEndpoint } from './proxy/ro
 import { createCredentialBinding } from './session/binding.js';
 import { createHandshake } from './session/handshake.js';
 import { createFingerprint } from './session/ids.js';
-import { createSessionStore } from './session/store.js';
+import { createSealer, deriveKeys, type Sealer } from './session/sealing.js';
+import { createSessionStore, createTerminatedIds } from './session/store.js';
 import { createUpstreamClient } from './upstream/client.js';
 
 const SERVER_KEEP_ALIVE_MS = 72_000;
@@ -56,7 +57,20 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   });
 
-  const fingerprint = createFingerprint();
+  // With a secret, every key comes from it, so that replicas and restarts agree on them; without
+  // one they are random per process.
+  const secrets = [config.sessionSecret, config.sessionSecretPrevious].filter((s) => s !== undefined);
+  const keys = await Promise.all(secrets.map(deriveKeys));
+  const bindings = keys.map((k) => createCredentialBinding(config.identityHeader, k.binding));
+  const binding = bindings[0] ?? createCredentialBinding(config.identityHeader);
+  const fingerprint = createFingerprint(keys[0]?.fingerprint);
+  const sealer: Sealer | undefined =
+    keys.length === 0
+      ? undefined
+      : createSealer({
+          keys: keys.map((k, i) => ({ sealing: k.sealing, binding: bindings[i]! })),
+          maxAgeMs: config.sessionMaxAgeMs,
+        });
   const upstream = createUpstreamClient({
     url: config.upstreamUrl,
     headersTimeoutMs: config.upstreamTimeoutMs,
@@ -79,7 +93,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       if (session.upstreamId !== undefined) void handshake.endUpstream(session.upstreamId, undefined, logger);
     },
   });
-  const binding = createCredentialBinding(config.identityHeader);
   const openStreams: OpenStreams = new Map();
 
   // Closing: Node's server.close() drops the connections idle at that moment only; a keep-alive
@@ -97,6 +110,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     handshake,
     fingerprint,
     binding,
+    sealer,
+    terminated: createTerminatedIds(config.maxSessions),
     openStreams,
     closing: () => closing,
   });

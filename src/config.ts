@@ -13,6 +13,7 @@ import {
   type LossPattern,
   type LossRules,
 } from './mcp/loss.js';
+import { parseSecret, readSecretFile } from './session/secrets.js';
 
 // Every container platform routes to the pod's interfaces, not its loopback.
 export const DEFAULT_HOST = '0.0.0.0';
@@ -41,6 +42,9 @@ export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 export const DEFAULT_HEALTH_PATH = '/healthz';
 export const DEFAULT_READY_PATH = '/readyz';
 export const DEFAULT_METRICS_PATH = '/metrics';
+// A sealed id works this long after its initialize, on any replica: a week covers long-running
+// agents; shorter limits how long a leaked id is worth anything.
+export const DEFAULT_SESSION_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -69,6 +73,12 @@ export interface Config {
   readonly metricsPath: string;
   readonly metricsEnabled: boolean;
   readonly loss: LossRules;
+  /** Seals client session ids (session/sealing.ts); undefined = random ids, sessions in this process only. */
+  readonly sessionSecret: Buffer | undefined;
+  /** The secret before a rotation: ids it sealed are still accepted. */
+  readonly sessionSecretPrevious: Buffer | undefined;
+  /** Age limit of a sealed id, from its initialize. */
+  readonly sessionMaxAgeMs: number;
 }
 
 export class ConfigError extends Error {
@@ -115,6 +125,11 @@ export const SETTINGS = {
   metricsEnabled: { flag: 'metrics', env: 'METRICS', parse: parseBoolean, fallback: true, help: 'serve and collect metrics (true/false)' },
   lossStatuses: { flag: 'loss-statuses', env: 'LOSS_STATUSES', parse: parseStatusList, fallback: DEFAULT_LOSS_STATUSES, help: 'statuses that always mean a lost session' },
   lossPatternStatuses: { flag: 'loss-pattern-statuses', env: 'LOSS_PATTERN_STATUSES', parse: parseStatusList, fallback: DEFAULT_PATTERN_STATUSES, help: 'statuses that mean a lost session with a loss message' },
+  sessionSecret: { flag: 'session-secret', env: 'SESSION_SECRET', parse: (t: string): Buffer | undefined => parseSecret(t), fallback: undefined, help: 'seal session ids with this secret (32+ random bytes), so sessions survive restarts and work on every replica' },
+  sessionSecretFile: { flag: 'session-secret-file', env: 'SESSION_SECRET_FILE', parse: (t: string): Buffer | undefined => readSecretFile(t), fallback: undefined, help: 'read the session secret from this file instead (preferred: flags and variables leak more easily)' },
+  sessionSecretPrevious: { flag: 'session-secret-previous', env: 'SESSION_SECRET_PREVIOUS', parse: (t: string): Buffer | undefined => parseSecret(t), fallback: undefined, help: 'the secret before a rotation: ids it sealed keep working' },
+  sessionSecretPreviousFile: { flag: 'session-secret-previous-file', env: 'SESSION_SECRET_PREVIOUS_FILE', parse: (t: string): Buffer | undefined => readSecretFile(t), fallback: undefined, help: 'read the previous secret from this file instead' },
+  sessionMaxAgeMs: { flag: 'session-max-age-ms', env: 'SESSION_MAX_AGE_MS', parse: ms(1_000, 365 * 24 * 3600 * 1000), fallback: DEFAULT_SESSION_MAX_AGE_MS, help: 'a sealed id is refused (404) this long after its initialize' },
   lossPatterns: { flag: 'loss-patterns', env: 'LOSS_PATTERNS', parse: parseExtraPatterns, fallback: [] as readonly LossPattern[], help: 'extra loss messages: regular expressions separated by ||' },
 } satisfies Record<string, Setting<unknown>>;
 
@@ -183,6 +198,15 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     }
   };
 
+  // A secret given both inline and as a file: which one wins would be a guess.
+  const oneOf = (inline: 'sessionSecret' | 'sessionSecretPrevious', file: 'sessionSecretFile' | 'sessionSecretPreviousFile') => {
+    const [fromText, fromFile] = [read(inline), read(file)];
+    if (fromText !== undefined && fromFile !== undefined) {
+      problems.push(`${SETTINGS[inline].env} and ${SETTINGS[file].env}: set one, not both`);
+    }
+    return fromText ?? fromFile;
+  };
+
   const config: Config = {
     upstreamUrl: read('upstreamUrl'),
     host: read('host'),
@@ -208,7 +232,13 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
       patternStatuses: new Set(read('lossPatternStatuses')),
       patterns: [...DEFAULT_LOSS_PATTERNS, ...(read('lossPatterns') ?? [])],
     },
+    sessionSecret: oneOf('sessionSecret', 'sessionSecretFile'),
+    sessionSecretPrevious: oneOf('sessionSecretPrevious', 'sessionSecretPreviousFile'),
+    sessionMaxAgeMs: read('sessionMaxAgeMs'),
   };
+  if (config.sessionSecretPrevious !== undefined && config.sessionSecret === undefined) {
+    problems.push('SESSION_SECRET_PREVIOUS needs a current SESSION_SECRET (or SESSION_SECRET_FILE)');
+  }
   const paths: [string, string][] = [
     ['mcp-path', config.mcpPath],
     ['health-path', config.healthPath],

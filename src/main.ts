@@ -45,7 +45,15 @@ async function main(): Promise<void> {
   // upstream URL is logged without its query string, which may hold a token.
   const startup = config.logLevel === 'silent' ? app.log : app.log.child({}, { level: 'info' });
   startup.info(
-    { host: config.host, port, path: config.mcpPath, upstream: config.upstreamUrl.origin + config.upstreamUrl.pathname },
+    {
+      host: config.host,
+      port,
+      path: config.mcpPath,
+      upstream: config.upstreamUrl.origin + config.upstreamUrl.pathname,
+      ...(config.sessionSecret === undefined
+        ? { sessions: 'in-process', hint: 'sessions do not survive a restart or reach other replicas; set SESSION_SECRET to seal them' }
+        : { sessions: 'sealed', previousSecret: config.sessionSecretPrevious !== undefined }),
+    },
     'mcp-session-proxy listening',
   );
 

@@ -7,12 +7,17 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { LossSignal } from '../mcp/loss.js';
 import type { EndReason } from '../session/store.js';
 
+/** Why a sealed id that this process had no session for was refused. */
+export type SealedIdRejection = 'invalid' | 'expired' | 'terminated' | 'credentials';
+
 export type RequestOutcome = '2xx' | '3xx' | '4xx' | '5xx' | 'aborted';
 
 export interface Metrics {
   readonly registry: Registry | undefined;
   sessionCreated(): void;
   sessionEnded(reason: EndReason): void;
+  sessionReopened(): void;
+  sealedIdRejected(reason: SealedIdRejection): void;
   replay(signal: LossSignal): void;
   replayFailed(): void;
   upstreamError(kind: string): void;
@@ -28,6 +33,8 @@ const DISABLED: Metrics = {
   registry: undefined,
   sessionCreated() {},
   sessionEnded() {},
+  sessionReopened() {},
+  sealedIdRejected() {},
   replay() {},
   replayFailed() {},
   upstreamError() {},
@@ -53,7 +60,18 @@ export function createMetrics(enabled: boolean, activeSessions: () => number): M
   const created = new Counter({ name: 'mcp_session_proxy_sessions_created_total', help: 'Client sessions created', registers });
   const ended = new Counter({
     name: 'mcp_session_proxy_sessions_ended_total',
-    help: 'Client sessions ended, by reason: deleted by the client, evicted (LRU bound), expired (idle TTL)',
+    help: 'Client sessions ended, by reason: deleted by the client, evicted (LRU bound), expired (idle TTL), max_age (sealed id age limit)',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const reopened = new Counter({
+    name: 'mcp_session_proxy_sessions_reopened_total',
+    help: 'Sealed session ids this process had no session for, opened and accepted (after a restart, or from another replica)',
+    registers,
+  });
+  const rejected = new Counter({
+    name: 'mcp_session_proxy_sealed_ids_rejected_total',
+    help: 'Sealed session ids refused with 404, by reason: invalid (tampered, other secret), expired, terminated (DELETEd), credentials',
     labelNames: ['reason'] as const,
     registers,
   });
@@ -82,12 +100,19 @@ export function createMetrics(enabled: boolean, activeSessions: () => number): M
     registers,
   });
   const streams = new Gauge({ name: 'mcp_session_proxy_open_sse_streams', help: 'SSE answers being relayed now', registers });
-  const endReasons: Record<EndReason, string> = { delete: 'deleted', evict: 'evicted', expire: 'expired' };
+  const endReasons: Record<EndReason, string> = {
+    delete: 'deleted',
+    evict: 'evicted',
+    expire: 'expired',
+    max_age: 'max_age',
+  };
 
   return {
     registry,
     sessionCreated: () => created.inc(),
     sessionEnded: (reason) => ended.inc({ reason: endReasons[reason] }),
+    sessionReopened: () => reopened.inc(),
+    sealedIdRejected: (reason) => rejected.inc({ reason }),
     replay: (signal) => replays.inc({ signal }),
     replayFailed: () => replayFailures.inc(),
     upstreamError: (kind) => upstreamErrors.inc({ kind }),

@@ -1,12 +1,15 @@
 /**
  * The MCP endpoint: the whole request flow, top to bottom.
  *
- *   POST initialize  → forward without a session id → mint the client's id, remember the
- *                      client's initialize params and the upstream's id → answer with our id
- *   POST / GET       → look up the client session → forward with the upstream's current id →
- *                      upstream lost it? replay initialize once (single flight), retry once →
- *                      stream the answer back untouched
- *   DELETE           → forget the session, tell the upstream if it has one, answer 200
+ *   POST initialize  → forward without a session id → mint the client's id (random, or sealed
+ *                      with the session secret), remember the client's initialize params and
+ *                      the upstream's id → answer with our id
+ *   POST / GET       → look up the client session (not here but sealed: open and check it,
+ *                      replay initialize) → forward with the upstream's current id → upstream
+ *                      lost it? replay initialize once (single flight), retry once → stream
+ *                      the answer back untouched
+ *   DELETE           → forget the session (a sealed id: refuse it here from now on), tell the
+ *                      upstream if it has one, answer 200
  *   OPTIONS          → CORS preflight: the upstream's answer, as is
  *   anything else    → 405
  *
@@ -16,7 +19,7 @@
  * Decisions live in pure modules (mcp/, proxy/headers.ts, session/ids.ts); this file does I/O.
  */
 import type { FastifyInstance } from 'fastify';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -24,11 +27,12 @@ import { ProxyError, type JsonRpcId } from '../errors.js';
 import { initializeOutcomeOf } from '../mcp/initialize-result.js';
 import { classifyLoss, mayBeLoss, type LossSignal } from '../mcp/loss.js';
 import { classifyBody, LAST_EVENT_ID_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { Metrics, SealedIdRejection } from '../observability/metrics.js';
 import type { CredentialBinding } from '../session/binding.js';
 import { MAX_INITIALIZE_ANSWER_BYTES, type Handshake } from '../session/handshake.js';
-import { asClientSessionId, mintClientSessionId, readUpstreamId, type Fingerprint } from '../session/ids.js';
-import type { Session, SessionStore } from '../session/store.js';
+import { asClientSessionId, isSealedId, mintClientSessionId, readUpstreamId, type ClientSessionId, type Fingerprint } from '../session/ids.js';
+import type { Opened, Sealer } from '../session/sealing.js';
+import type { Session, SessionStore, TerminatedIds } from '../session/store.js';
 import { discard, readBody, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
@@ -42,6 +46,10 @@ export interface McpEndpointDeps extends TrackingDeps {
   readonly handshake: Handshake;
   readonly fingerprint: Fingerprint;
   readonly binding: CredentialBinding;
+  /** Seals new ids and opens ids this process has no session for; undefined without a secret. */
+  readonly sealer: Sealer | undefined;
+  /** Sealed ids ended by DELETE: refused even though they still open. */
+  readonly terminated: TerminatedIds;
   /** Open GET event streams: shutdown ends them, since they would otherwise never finish. */
   readonly openStreams: OpenStreams;
   readonly metrics: Metrics;
@@ -75,7 +83,7 @@ export interface McpEndpoint {
 }
 
 export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
-  const { config, store, upstream, handshake, fingerprint, binding, openStreams, metrics, log } = deps;
+  const { config, store, upstream, handshake, fingerprint, binding, sealer, terminated, openStreams, metrics, log } = deps;
   const path = config.mcpPath;
   const pathWithSlash = `${path}/`;
 
@@ -115,19 +123,22 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       if (presented !== undefined) throw new ProxyError('INITIALIZE_WITH_SESSION');
       return startSession(call, raw, message.id, message.params);
     }
-    const session = sessionFor(call, presented);
+    const session = await sessionFor(call, presented);
     return forward(call, session, raw);
   }
 
   async function get(call: Call) {
-    const session = sessionFor(call, call.req.headers[SESSION_HEADER]);
+    const session = await sessionFor(call, call.req.headers[SESSION_HEADER]);
     return forward(call, session, undefined);
   }
 
   async function del(call: Call) {
-    const session = sessionFor(call, call.req.headers[SESSION_HEADER]);
+    const session = await sessionFor(call, call.req.headers[SESSION_HEADER]);
     // Marks the session ended, so a replay racing this DELETE cannot bring it back.
     store.delete(session.id);
+    // A sealed id would still open: refuse it here until it is too old anyway. Other replicas
+    // do not learn of it (README: "Several replicas").
+    if (session.nonce !== undefined) terminated.add(session.nonce, session.expiresAt);
     log.info({ sid: session.logId }, 'session deleted by client');
     await session.replaying?.catch(() => undefined);
     // The upstream may not support DELETE (405) or may have lost the session already: either
@@ -137,16 +148,65 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   }
 
   /** The session named by the client's header; unknown or malformed ids get 404, as the spec says. */
-  function sessionFor(call: Call, presented: string | string[] | undefined): Session {
+  async function sessionFor(call: Call, presented: string | string[] | undefined): Promise<Session> {
     if (presented === undefined) throw new ProxyError('SESSION_REQUIRED');
     const id = typeof presented === 'string' ? asClientSessionId(presented) : undefined;
-    const session = id === undefined ? undefined : store.get(id);
+    if (id === undefined) throw new ProxyError('SESSION_NOT_FOUND');
+    const session = store.get(id) ?? (await reopen(call, id));
     // Other credentials than at initialize: answer exactly as for an id that does not exist.
-    if (session === undefined || !binding.matches(session.credential, call.req.headers)) {
+    if (!binding.matches(session.credential, call.req.headers)) throw new ProxyError('SESSION_NOT_FOUND');
+    if (session.expiresAt <= Date.now()) {
+      // A sealed id past its age limit would be refused by every other replica: refuse it here too.
+      store.delete(id, 'max_age');
       throw new ProxyError('SESSION_NOT_FOUND');
     }
     call.tracked.sessionLogId = session.logId;
     return session;
+  }
+
+  /**
+   * A sealed id this process has no session for (it restarted, or another replica made it):
+   * open it, check it, and take the session in. Its upstream session is made on first use
+   * (forward). Any failed check answers exactly as an unknown id does.
+   */
+  async function reopen(call: Call, id: ClientSessionId): Promise<Session> {
+    if (sealer === undefined || !isSealedId(id)) throw new ProxyError('SESSION_NOT_FOUND');
+    const opened = await sealer.open(id);
+    const refused = opened.ok ? refusalOf(opened.session, call.req.headers) : opened.reason;
+    if (!opened.ok || refused !== undefined) {
+      metrics.sealedIdRejected(refused!);
+      log.debug({ reason: refused }, 'sealed session id refused');
+      throw new ProxyError('SESSION_NOT_FOUND');
+    }
+    // Another request with this id may have taken it in while this one was decrypting.
+    const known = store.get(id);
+    if (known !== undefined) return known;
+    const { session: state } = opened;
+    const session: Session = {
+      id,
+      logId: fingerprint(id),
+      // The caller's credentials matched the sealed digest; this process compares with its current key.
+      credential: binding.of(call.req.headers),
+      initParams: state.initParams,
+      protocolVersion: state.protocolVersion,
+      upstreamId: undefined,
+      generation: 0,
+      replaying: undefined,
+      ended: false,
+      nonce: state.nonce,
+      expiresAt: state.issuedAtMs + config.sessionMaxAgeMs,
+      needsReplay: true,
+    };
+    store.add(session);
+    metrics.sessionReopened();
+    log.info({ sid: session.logId }, 'session reopened from its sealed id');
+    return session;
+  }
+
+  function refusalOf(opened: Opened, headers: IncomingHttpHeaders): SealedIdRejection | undefined {
+    if (terminated.has(opened.nonce)) return 'terminated';
+    if (!opened.binding.matches(opened.credential, headers)) return 'credentials';
+    return undefined;
   }
 
   async function startSession(call: Call, raw: Buffer, requestId: JsonRpcId, params: object) {
@@ -174,18 +234,26 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const upstreamId = readUpstreamId(response.headers[SESSION_HEADER]);
     if (upstreamId.kind === 'invalid') throw new ProxyError('UPSTREAM_BAD_SESSION_ID');
 
-    const id = mintClientSessionId();
+    const credential = binding.of(req.headers);
+    const sealed = await sealer?.seal({ params, protocolVersion: outcome.protocolVersion, credential });
+    const id = sealed?.id ?? mintClientSessionId();
     const session: Session = {
       id,
       logId: fingerprint(id),
-      credential: binding.of(req.headers),
+      credential,
       initParams: JSON.stringify(params),
       protocolVersion: outcome.protocolVersion,
       upstreamId: upstreamId.kind === 'valid' ? upstreamId.id : undefined,
       generation: 0,
       replaying: undefined,
       ended: false,
+      nonce: sealed?.nonce,
+      expiresAt: sealed === undefined ? Infinity : sealed.issuedAtMs + config.sessionMaxAgeMs,
+      needsReplay: false,
     };
+    if (sealer !== undefined && sealed === undefined) {
+      log.warn({ sid: session.logId, paramsBytes: session.initParams.length }, 'initialize params too large to seal; this session lives in this process only');
+    }
     store.add(session);
     metrics.sessionCreated();
     tracked.sessionLogId = session.logId;
@@ -199,6 +267,11 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   async function forward(call: Call, session: Session, body: Buffer | undefined) {
     // A replay in flight will hand out a new upstream id: sending with the old one would only fail.
     if (session.replaying !== undefined) await session.replaying.catch(() => undefined);
+    // Reopened from a sealed id: make this process's upstream session before the first message.
+    if (session.needsReplay) {
+      call.tracked.replayedFor = 'reopened';
+      await handshake.recover(session, session.generation, 'reopened', call.req.headers, log);
+    }
     let generation = session.generation;
     let answer = await exchange(call, session, body, false);
     if (answer.loss !== undefined) {

@@ -103,6 +103,7 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     }
     session.upstreamId = newId;
     session.protocolVersion = outcome.protocolVersion;
+    session.needsReplay = false;
     session.generation++;
     log.info(
       { sid: session.logId, upstream: newId === undefined ? null : fingerprint(newId), generation: session.generation },

@@ -17,9 +17,21 @@ export function mintClientSessionId(): ClientSessionId {
   return randomBytes(CLIENT_ID_BYTES).toString('base64url') as ClientSessionId;
 }
 
+// A sealed id (session/sealing.ts) is a compact JWE with an empty encrypted key ("dir"):
+// header..iv(96 bits).ciphertext.tag(128 bits), all base64url.
+const SEALED_ID_SHAPE = /^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/;
+// Beyond this an id would strain the header limits of proxies in front (8 KB lines are common).
+export const MAX_SEALED_ID_LENGTH = 4096;
+
 /** Cheap shape check before any lookup, so absurd header values never reach the store. */
 export function asClientSessionId(raw: string): ClientSessionId | undefined {
-  return raw.length === CLIENT_ID_LENGTH && CLIENT_ID_SHAPE.test(raw) ? (raw as ClientSessionId) : undefined;
+  if (raw.length === CLIENT_ID_LENGTH) return CLIENT_ID_SHAPE.test(raw) ? (raw as ClientSessionId) : undefined;
+  return isSealedId(raw) ? (raw as ClientSessionId) : undefined;
+}
+
+/** Whether an id has the shape of a sealed one (not whether it opens). */
+export function isSealedId(raw: string): boolean {
+  return raw.length <= MAX_SEALED_ID_LENGTH && SEALED_ID_SHAPE.test(raw);
 }
 
 /**

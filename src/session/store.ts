@@ -1,6 +1,7 @@
 /**
- * Client sessions, in memory. The only lru-cache import: bounded by count (a flood of initializes
- * evicts the least recently used sessions instead of growing memory) and by idle time.
+ * Client sessions, in memory, and sealed ids terminated by DELETE. The only lru-cache import:
+ * bounded by count (a flood of initializes evicts the least recently used sessions instead of
+ * growing memory) and by time.
  */
 import { LRUCache } from 'lru-cache';
 import type { ClientSessionId, UpstreamSessionId } from './ids.js';
@@ -23,9 +24,16 @@ export interface Session {
   replaying: Promise<void> | undefined;
   /** Set when the session leaves the store (DELETE, eviction, expiry): it must not be revived. */
   ended: boolean;
+  /** The nonce of a sealed id (session/sealing.ts), to refuse it after a DELETE; else undefined. */
+  readonly nonce: string | undefined;
+  /** When a sealed id reaches its age limit (ms since the epoch); Infinity for random ids. */
+  readonly expiresAt: number;
+  /** Reopened from a sealed id: this process has no upstream session for it yet. */
+  needsReplay: boolean;
 }
 
-export type EndReason = 'evict' | 'expire' | 'delete';
+/** lru-cache's reasons, and 'max_age' for a sealed id past its age limit. */
+export type EndReason = 'evict' | 'expire' | 'delete' | 'max_age';
 
 export interface SessionStoreOptions {
   readonly maxSessions: number;
@@ -39,12 +47,14 @@ export interface SessionStoreOptions {
 export interface SessionStore {
   get(id: ClientSessionId): Session | undefined;
   add(session: Session): void;
-  delete(id: ClientSessionId): boolean;
+  delete(id: ClientSessionId, reason?: 'delete' | 'max_age'): boolean;
   readonly size: number;
 }
 
 export function createSessionStore(options: SessionStoreOptions): SessionStore {
   const { onEnd } = options;
+  // lru-cache reports every explicit removal as 'delete'; this says which kind it was.
+  let deleting: 'delete' | 'max_age' = 'delete';
   const cache = new LRUCache<ClientSessionId, Session>({
     max: options.maxSessions,
     ttl: options.idleTtlMs,
@@ -55,16 +65,43 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
       // 'set' would mean an id was reused, which minting 256 random bits rules out.
       if (reason !== 'evict' && reason !== 'expire' && reason !== 'delete') return;
       session.ended = true;
-      onEnd?.(session, reason);
+      onEnd?.(session, reason === 'delete' ? deleting : reason);
     },
   });
   return {
     get: (id) => cache.get(id),
     add: (session) => void cache.set(session.id, session),
-    delete: (id) => cache.delete(id),
+    delete(id, reason = 'delete') {
+      deleting = reason;
+      try {
+        return cache.delete(id);
+      } finally {
+        deleting = 'delete';
+      }
+    },
     get size() {
       return cache.size;
     },
+  };
+}
+
+/**
+ * Sealed ids ended by DELETE, by nonce, each until its age limit (after which it would be refused
+ * anyway). Bounded: beyond `max` the oldest entries go, and those ids could be reopened again.
+ */
+export interface TerminatedIds {
+  add(nonce: string, expiresAt: number): void;
+  has(nonce: string): boolean;
+}
+
+export function createTerminatedIds(max: number, now: () => number = Date.now): TerminatedIds {
+  const cache = new LRUCache<string, true>({ max, ...injectedClock(now) });
+  return {
+    add(nonce, expiresAt) {
+      const ttl = Math.ceil(expiresAt - now());
+      if (ttl > 0) cache.set(nonce, true, { ttl });
+    },
+    has: (nonce) => cache.has(nonce),
   };
 }
 

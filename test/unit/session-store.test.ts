@@ -14,6 +14,9 @@ function session(): Session {
     generation: 0,
     replaying: undefined,
     ended: false,
+    nonce: undefined,
+    expiresAt: Infinity,
+    needsReplay: false,
   };
 }
 
