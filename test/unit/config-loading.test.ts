@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   ConfigError,
   DEFAULT_BODY_LIMIT_BYTES,
@@ -306,5 +309,54 @@ describe('loadConfig validation: each error names the setting', () => {
   it('rejects positional arguments', () => {
     const error = configError(['http://127.0.0.1:8000/mcp'], {});
     expect(error.message).toContain('http://127.0.0.1:8000/mcp');
+  });
+});
+
+describe('session secret settings', () => {
+  const secretA = 'q3J8v1mZ0xk7Yb2Wc9Lr5Tn4Hs6Gd8Fa1Pe0Ui3Oj7M=';
+  const secretB = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
+
+  it('are off by default: random ids, a week of age limit for sealed ones', () => {
+    const config = loadConfig([], baseEnv);
+    expect(config.sessionSecret).toBeUndefined();
+    expect(config.sessionSecretPrevious).toBeUndefined();
+    expect(config.sessionMaxAgeMs).toBe(7 * 24 * 3600 * 1000);
+  });
+
+  it('read the current and previous secrets from variables or files', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'secrets-'));
+    writeFileSync(join(dir, 'current'), `${secretA}\n`);
+    writeFileSync(join(dir, 'previous'), secretB);
+    const fromEnv = loadConfig([], { ...baseEnv, SESSION_SECRET: secretA, SESSION_SECRET_PREVIOUS: secretB, SESSION_MAX_AGE_MS: '60000' });
+    const fromFiles = loadConfig([], { ...baseEnv, SESSION_SECRET_FILE: join(dir, 'current'), SESSION_SECRET_PREVIOUS_FILE: join(dir, 'previous') });
+    for (const config of [fromEnv, fromFiles]) {
+      expect(config.sessionSecret?.toString()).toBe(secretA);
+      expect(config.sessionSecretPrevious?.toString()).toBe(secretB);
+    }
+    expect(fromEnv.sessionMaxAgeMs).toBe(60_000);
+  });
+
+  it('refuse weak or unreadable secrets and a previous secret alone, naming the setting but never the value', () => {
+    const weak = 'changeme'.repeat(8);
+    const problems = configError([], {
+      ...baseEnv,
+      SESSION_SECRET: weak,
+      SESSION_SECRET_FILE: '/nonexistent/secret',
+      SESSION_MAX_AGE_MS: '10',
+    }).problems;
+    expect(problems.some((p) => p.startsWith('SESSION_SECRET: holds too little entropy'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('SESSION_SECRET_FILE: cannot read /nonexistent/secret'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('SESSION_MAX_AGE_MS:'))).toBe(true);
+    expect(problems.join('\n')).not.toContain(weak);
+
+    const alone = configError([], { ...baseEnv, SESSION_SECRET_PREVIOUS: secretB }).problems;
+    expect(alone).toEqual(['SESSION_SECRET_PREVIOUS needs a current SESSION_SECRET (or SESSION_SECRET_FILE)']);
+  });
+
+  it('refuse a secret given both inline and as a file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'secrets-'));
+    writeFileSync(join(dir, 'current'), secretB);
+    const problems = configError([], { ...baseEnv, SESSION_SECRET: secretA, SESSION_SECRET_FILE: join(dir, 'current') }).problems;
+    expect(problems).toEqual(['SESSION_SECRET and SESSION_SECRET_FILE: set one, not both']);
   });
 });

@@ -1,0 +1,519 @@
+/**
+ * Sealed session ids (SESSION_SECRET): the client's Mcp-Session-Id is an encrypted, authenticated
+ * token any replica holding the secret can open, so a session survives a proxy restart and works
+ * on every replica behind a load balancer. Real processes only: the fixture upstream, the built
+ * proxy, the official SDK client, and a per-request round-robin balancer (test/helpers/balancer.ts).
+ *
+ * Every proxy in this file logs at trace level to a file of its own; the last test searches all of
+ * those logs for every session id, token part and secret the other tests handled.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBalancer, type Balancer } from '../helpers/balancer.js';
+import { callText, connect, type Connected } from '../helpers/client.js';
+import { freePort, killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ACCEPT = 'application/json, text/event-stream';
+const LIST = '{"jsonrpc":"2.0","id":7,"method":"tools/list"}';
+const JWE_COMPACT = /^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+// ---------------------------------------------------------------------------------------------
+// What the log audit (last test) searches for, collected by every test of this file.
+const logDir = mkdtempSync(join(tmpdir(), 'sealed-sessions-'));
+const logFiles: string[] = [];
+/** Session ids and tokens clients held or sent, tampered ones included. */
+const idsSeen = new Set<string>();
+const secretsUsed = new Set<string>();
+const fixtures: Fixture[] = [];
+const balancers: Balancer[] = [];
+
+afterAll(async () => {
+  await Promise.all(balancers.map((b) => b.close()));
+  await killAll();
+});
+
+function newSecret(): string {
+  const secret = randomBytes(32).toString('base64');
+  secretsUsed.add(secret);
+  return secret;
+}
+
+async function fixture(mode: 'sdk' | 'strict'): Promise<Fixture> {
+  const f = await startFixture(mode);
+  fixtures.push(f);
+  return f;
+}
+
+/** The built proxy, at trace level, logging to a file of its own (read by the log audit). */
+async function proxy(upstream: Fixture, env: Record<string, string> = {}, port: number | string = '0'): Promise<Proxy & { logFile: string }> {
+  const logFile = join(logDir, `proxy-${logFiles.length}.log`);
+  logFiles.push(logFile);
+  const p = await startProxy(upstream.mcpUrl, { LOG_LEVEL: 'trace', ...env }, String(port), logFile);
+  return Object.assign(p, { logFile });
+}
+
+async function client(url: string, name: string, headers?: Record<string, string>): Promise<Connected> {
+  const c = await connect(url, name, headers);
+  idsSeen.add(c.sessionId()!);
+  return c;
+}
+
+function startupLine(p: { logFile: string }): Record<string, unknown> {
+  const line = readFileSync(p.logFile, 'utf8')
+    .split('\n')
+    .find((l) => l.includes('"msg":"mcp-session-proxy listening"'));
+  expect(line, 'no startup line').toBeDefined();
+  return JSON.parse(line!) as Record<string, unknown>;
+}
+
+interface Raw {
+  status: number;
+  body: string;
+}
+
+/** A raw request on a session, as the SDK would send it, with whatever id we choose. */
+async function raw(url: string, id: string, protocolVersion: string, headers: Record<string, string> = {}, method = 'POST'): Promise<Raw> {
+  idsSeen.add(id);
+  const res = await fetch(url, {
+    method,
+    headers: {
+      ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+      accept: method === 'GET' ? 'text/event-stream' : ACCEPT,
+      'mcp-session-id': id,
+      'mcp-protocol-version': protocolVersion,
+      ...headers,
+    },
+    body: method === 'POST' ? LIST : null,
+  });
+  // A GET that opened an event stream never ends by itself: its status is all we need.
+  if (method === 'GET' && res.ok) {
+    await res.body?.cancel();
+    return { status: res.status, body: '' };
+  }
+  return { status: res.status, body: await res.text() };
+}
+
+/** What the proxy answers for an id it has never seen (random, 43 characters). */
+async function unknownIdAnswer(url: string, protocolVersion: string): Promise<unknown> {
+  const answer = await raw(url, randomBytes(32).toString('base64url'), protocolVersion);
+  expect(answer.status).toBe(404);
+  return JSON.parse(answer.body);
+}
+
+/** 404 with the SESSION_NOT_FOUND body, the very same answer as for an unknown id. */
+function expectNotFound(answer: Raw, unknown: unknown) {
+  expect(answer.status).toBe(404);
+  const body = JSON.parse(answer.body) as unknown;
+  expect(body).toMatchObject({ error: { code: -32001, data: { reason: 'SESSION_NOT_FOUND' } } });
+  expect(body).toEqual(unknown);
+}
+
+/** A tools/list answer that went through (JSON or SSE) and listed the fixture's echo tool. */
+function expectListed(answer: Raw) {
+  expect(answer.status).toBe(200);
+  expect(answer.body).toContain('"echo"');
+}
+
+/** The value of one sample in Prometheus text (0 when the series does not exist yet). */
+async function metric(p: Proxy, series: string): Promise<number> {
+  const text = await (await fetch(`${p.origin}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+const REOPENED = 'mcp_session_proxy_sessions_reopened_total';
+const REOPEN_REPLAYS = 'mcp_session_proxy_replays_total{signal="reopened"}';
+const rejected = (reason: string) => `mcp_session_proxy_sealed_ids_rejected_total{reason="${reason}"}`;
+
+/** Replace the character at `index` of `text` with another base64url character. */
+function flip(text: string, index: number): string {
+  const c = text[index]!;
+  return text.slice(0, index) + (c === 'A' ? 'B' : 'A') + text.slice(index + 1);
+}
+
+/** Replace the character in the middle of part `part` (0–4) of a compact JWE. */
+function flipPart(token: string, part: number): string {
+  const parts = token.split('.');
+  parts[part] = flip(parts[part]!, Math.floor(parts[part]!.length / 2));
+  return parts.join('.');
+}
+
+/** Run the proxy until it exits (it should, at once): exit code, stdout, stderr. */
+function runToExit(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SESSION_')));
+  const child = spawn(process.execPath, [`${ROOT}dist/main.js`, '--upstream', 'http://127.0.0.1:9/mcp', '--port', '0', '--host', '127.0.0.1'], {
+    cwd: ROOT,
+    env: { ...base, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // A proxy that accepted the configuration would listen for ever: give it 10 s, then kill it.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('sealed session ids (SESSION_SECRET)', () => {
+  let upstream: Fixture;
+  beforeAll(async () => {
+    upstream = await fixture('sdk');
+  });
+
+  it('with a secret, the id is a compact JWE under 1 KB that reveals nothing of the session; the startup line says "sealed"', async () => {
+    const p = await proxy(upstream, { SESSION_SECRET: newSecret() });
+    expect(startupLine(p)).toMatchObject({ sessions: 'sealed' });
+
+    const a = await client(p.url, 'jwe-shape-client-7c1d');
+    const b = await client(p.url, 'jwe-shape-client-7c1d');
+    const id = a.sessionId()!;
+    expect(id).toMatch(JWE_COMPACT);
+    expect(id.length).toBeLessThanOrEqual(1024);
+    expect(b.sessionId()).not.toBe(id);
+    // Encrypted, not merely signed: no part decodes to anything of the initialize params.
+    for (const part of id.split('.')) {
+      const decoded = Buffer.from(part, 'base64url').toString('latin1');
+      expect(decoded).not.toContain('jwe-shape-client-7c1d');
+      expect(decoded).not.toContain('listChanged');
+      expect(decoded).not.toContain(a.transport.protocolVersion!);
+    }
+    expect(await callText(a, 'echo', { text: 'sealed works' })).toBe('sealed works');
+    expect(await callText(b, 'echo', { text: 'so does the second' })).toBe('so does the second');
+    // In memory on the proxy that made them: nothing was reopened or replayed.
+    expect(await metric(p, REOPENED)).toBe(0);
+    expect(await metric(p, REOPEN_REPLAYS)).toBe(0);
+    // The upstream never sees a client's id.
+    expect((await upstream.stats()).foreignIds).toEqual([]);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('without a secret: 43-character random ids, "in-process" sessions, lost on a restart (404)', async () => {
+    const port = await freePort();
+    const p1 = await proxy(upstream, {}, port);
+    expect(startupLine(p1)).toMatchObject({ sessions: 'in-process' });
+    const c = await client(p1.url, 'in-process-client');
+    const id = c.sessionId()!;
+    expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(await callText(c, 'echo', { text: 'plain' })).toBe('plain');
+    const version = c.transport.protocolVersion!;
+    await c.close();
+
+    await p1.kill();
+    const p2 = await proxy(upstream, {}, port);
+    expectNotFound(await raw(p2.url, id, version), await unknownIdAnswer(p2.url, version));
+  });
+
+  describe.each(['sdk', 'strict'] as const)('two replicas with one secret behind a round-robin balancer (%s upstream)', (mode) => {
+    it('one client session alternates between replicas: every call works, the id never changes, each replica replays once at most', async () => {
+      const up = mode === 'sdk' ? upstream : await fixture('strict');
+      const secret = newSecret();
+      const replicas = [await proxy(up, { SESSION_SECRET: secret }), await proxy(up, { SESSION_SECRET: secret })];
+      const balancer = await startBalancer(replicas.map((r) => r.port));
+      balancers.push(balancer);
+      const name = `balanced-${mode}`;
+
+      const c = await client(balancer.url, name);
+      const id = c.sessionId();
+      for (let i = 0; i < 10; i++) {
+        expect(await callText(c, 'echo', { text: `call ${i}` })).toBe(`call ${i}`);
+        expect(c.sessionId()).toBe(id);
+      }
+      // Two calls in a row land on both replicas: each upstream session got the client's own params.
+      const [who0, who1] = [await callText(c, 'whoami'), await callText(c, 'whoami')];
+      expect(who1).toBe(who0);
+      const who = JSON.parse(who0) as { clientInfo: { name: string }; capabilities: object };
+      expect(who.clientInfo.name).toBe(name);
+      expect(who.capabilities).toMatchObject({ sampling: {}, roots: { listChanged: true } });
+      expect(c.sessionId()).toBe(id);
+
+      // Both replicas served the session, request by request.
+      const [r0, r1] = balancer.counts;
+      expect(r0).toBeGreaterThanOrEqual(5);
+      expect(r1).toBeGreaterThanOrEqual(5);
+      expect(Math.abs(r0! - r1!)).toBeLessThanOrEqual(1);
+
+      // The upstream saw the client's initialize, and one replay by the replica that did not make
+      // the session; neither replica replayed more than once.
+      for (const r of replicas) console.log(mode, r.port, (await (await fetch(`${r.origin}/metrics`)).text()).split('\n').filter((l) => l.includes('replays_total{') || l.includes('reopened_total ')).join(' | '));
+      console.log(mode, 'before-initialized', (await up.stats()).requestsBeforeInitialized, 'inits', (await up.stats()).initializes[name]);
+      const reopened = await Promise.all(replicas.map((r) => metric(r, REOPENED)));
+      const replays = await Promise.all(replicas.map((r) => metric(r, REOPEN_REPLAYS)));
+      expect(reopened.sort()).toEqual([0, 1]);
+      expect(replays.sort()).toEqual([0, 1]);
+      expect((await up.stats()).foreignIds).toEqual([]);
+      await c.close();
+    });
+  });
+
+  it('a proxy killed (SIGKILL) and restarted on its port: the client\'s next call works with the same id, one replay', async () => {
+    const secret = newSecret();
+    const port = await freePort();
+    const p1 = await proxy(upstream, { SESSION_SECRET: secret }, port);
+    const name = 'restart-survivor-sealed';
+    const c = await client(p1.url, name);
+    const id = c.sessionId();
+    expect(await callText(c, 'echo', { text: 'before' })).toBe('before');
+
+    await p1.kill();
+    const p2 = await proxy(upstream, { SESSION_SECRET: secret }, port);
+    expect(await callText(c, 'echo', { text: 'after' })).toBe('after');
+    expect(c.sessionId()).toBe(id);
+    // The new process rebuilt the session from the id alone: the client's own initialize params.
+    const who = JSON.parse(await callText(c, 'whoami')) as { clientInfo: { name: string; version: string } };
+    expect(who.clientInfo).toMatchObject({ name, version: '3.1.4' });
+    expect((await upstream.stats()).initializes[name]).toBe(2);
+    expect(await metric(p2, REOPENED)).toBe(1);
+    expect(await metric(p2, REOPEN_REPLAYS)).toBe(1);
+    await c.close();
+  });
+
+  it('SESSION_SECRET_FILE (one trailing newline ignored) seals exactly as SESSION_SECRET with the same value', async () => {
+    const secret = newSecret();
+    const file = join(logDir, 'session-secret');
+    writeFileSync(file, `${secret}\n`);
+    const port = await freePort();
+    const p1 = await proxy(upstream, { SESSION_SECRET_FILE: file }, port);
+    expect(startupLine(p1)).toMatchObject({ sessions: 'sealed' });
+    const c = await client(p1.url, 'secret-from-file');
+    expect(await callText(c, 'echo', { text: 'from file' })).toBe('from file');
+
+    await p1.kill();
+    const p2 = await proxy(upstream, { SESSION_SECRET: secret }, port);
+    expect(await callText(c, 'echo', { text: 'from env' })).toBe('from env');
+    expect(await metric(p2, REOPENED)).toBe(1);
+    await c.close();
+  });
+
+  it('key rotation: ids sealed with SESSION_SECRET_PREVIOUS keep working, new ones use the current secret; once the old secret is gone, its ids get 404', async () => {
+    const [secretA, secretB] = [newSecret(), newSecret()];
+    const port = await freePort();
+    const p1 = await proxy(upstream, { SESSION_SECRET: secretA }, port);
+    const old = await client(p1.url, 'rotation-old');
+    const oldId = old.sessionId()!;
+    const version = old.transport.protocolVersion!;
+    expect(await callText(old, 'echo', { text: 'A' })).toBe('A');
+
+    // Rotation in progress: current B, previous A.
+    await p1.kill();
+    const p2 = await proxy(upstream, { SESSION_SECRET: secretB, SESSION_SECRET_PREVIOUS: secretA }, port);
+    expect(startupLine(p2)).toMatchObject({ sessions: 'sealed' });
+    expect(await callText(old, 'echo', { text: 'A under B+A' })).toBe('A under B+A');
+    expect(old.sessionId()).toBe(oldId);
+    expect(await metric(p2, REOPENED)).toBe(1);
+    const fresh = await client(p2.url, 'rotation-new');
+    expect(await callText(fresh, 'echo', { text: 'B' })).toBe('B');
+    await old.close();
+
+    // Rotation done: B only. The new session was sealed with B (it reopens); the old id does not.
+    await p2.kill();
+    const p3 = await proxy(upstream, { SESSION_SECRET: secretB }, port);
+    const unknown = await unknownIdAnswer(p3.url, version);
+    expectNotFound(await raw(p3.url, oldId, version), unknown);
+    expect(await metric(p3, rejected('invalid'))).toBeGreaterThanOrEqual(1);
+    expect(await callText(fresh, 'echo', { text: 'B after rotation' })).toBe('B after rotation');
+    const later = await client(p3.url, 'rotation-later');
+    expect(await callText(later, 'echo', { text: 'fresh client' })).toBe('fresh client');
+    await Promise.all([fresh.close(), later.close()]);
+  });
+
+  it('tampered or truncated ids get the 404 of an unknown id, and the rightful client keeps working', async () => {
+    const p = await proxy(upstream, { SESSION_SECRET: newSecret() });
+    const c = await client(p.url, 'tamper-victim');
+    const id = c.sessionId()!;
+    const version = c.transport.protocolVersion!;
+    const unknown = await unknownIdAnswer(p.url, version);
+    const parts = id.split('.');
+    expect(parts).toHaveLength(5);
+
+    const flipped = [flipPart(id, 0), flipPart(id, 2), flipPart(id, 3), flipPart(id, 4)]; // header, iv, ciphertext, tag
+    const truncated = [
+      parts.slice(0, 4).join('.'), // no tag part
+      id.slice(0, -2), // tag cut short
+      `${parts.slice(0, 3).join('.')}.${parts[3]!.slice(0, -8)}.${parts[4]}`, // ciphertext cut short
+      `${parts[0]}..${parts[2]}`, // header and iv only
+      `${id}.${parts[4]}`, // one part too many
+    ];
+    for (const bad of [...flipped, ...truncated]) {
+      expect(bad).not.toBe(id);
+      expectNotFound(await raw(p.url, bad, version), unknown);
+    }
+    // Well-formed tokens that failed their integrity check were counted as such.
+    expect(await metric(p, rejected('invalid'))).toBeGreaterThanOrEqual(flipped.length);
+    expect(await metric(p, REOPENED)).toBe(0);
+
+    expect(await callText(c, 'echo', { text: 'unharmed' })).toBe('unharmed');
+    expectListed(await raw(p.url, id, version));
+    await c.close();
+  });
+
+  it('an id older than SESSION_MAX_AGE_MS gets 404; a proxy with a longer limit still accepts it', async () => {
+    const secret = newSecret();
+    const p1 = await proxy(upstream, { SESSION_SECRET: secret });
+    const c = await client(p1.url, 'ageing-client');
+    const madeAt = Date.now(); // the id was issued no later than now
+    const id = c.sessionId()!;
+    const version = c.transport.protocolVersion!;
+    await c.close();
+    await p1.kill();
+
+    const short = await proxy(upstream, { SESSION_SECRET: secret, SESSION_MAX_AGE_MS: '1000' });
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, madeAt + 2500 - Date.now())));
+    expectNotFound(await raw(short.url, id, version), await unknownIdAnswer(short.url, version));
+    expect(await metric(short, rejected('expired'))).toBe(1);
+    expect(await metric(short, REOPENED)).toBe(0);
+
+    // The same token, on a replica with the default age limit: the 404 above was its age alone.
+    const long = await proxy(upstream, { SESSION_SECRET: secret });
+    expectListed(await raw(long.url, id, version));
+    expect(await metric(long, REOPENED)).toBe(1);
+  });
+
+  it('a reopened id presented with other credentials gets 404 and never reaches the upstream; its owner keeps working', async () => {
+    // Its own upstream without GET streams: the client's stream reconnecting after the restart
+    // would otherwise race the intruder to take the session into memory.
+    const up = await fixture('sdk');
+    await up.fault({ getStatus: '405' });
+    const secret = newSecret();
+    const port = await freePort();
+    const p1 = await proxy(up, { SESSION_SECRET: secret }, port);
+    const alice = await client(p1.url, 'alice-client', { authorization: 'Bearer alice' });
+    const id = alice.sessionId()!;
+    const version = alice.transport.protocolVersion!;
+    expect(await callText(alice, 'echo', { text: 'alice 1' })).toBe('alice 1');
+
+    await p1.kill();
+    const p2 = await proxy(up, { SESSION_SECRET: secret }, port);
+    const unknown = await unknownIdAnswer(p2.url, version);
+    // Not in memory on p2: these go through the sealed-id path.
+    expectNotFound(await raw(p2.url, id, version, { authorization: 'Bearer mallory' }), unknown);
+    expectNotFound(await raw(p2.url, id, version), unknown); // no credentials at all
+    expectNotFound(await raw(p2.url, id, version, { authorization: 'Bearer Alice' }), unknown);
+    expect(await metric(p2, rejected('credentials'))).toBe(3);
+    expect(await metric(p2, REOPENED)).toBe(0);
+
+    expect(await callText(alice, 'echo', { text: 'alice 2' })).toBe('alice 2');
+    expect(alice.sessionId()).toBe(id);
+    expect(await metric(p2, REOPENED)).toBe(1);
+    // Now in memory on p2: still refused.
+    expectNotFound(await raw(p2.url, id, version, { authorization: 'Bearer mallory' }), unknown);
+
+    const stats = await up.stats();
+    expect(stats.initializes['alice-client']).toBe(2); // the original and alice's own reopen
+    expect(stats.authorizationSeen).not.toContain('Bearer mallory');
+    expect(stats.authorizationSeen).not.toContain('Bearer Alice');
+    await alice.close();
+  });
+
+  it('after DELETE the id gets 404 on that proxy, although the token is intact', async () => {
+    const p = await proxy(upstream, { SESSION_SECRET: newSecret() });
+    const c = await client(p.url, 'deleting-client');
+    const id = c.sessionId()!;
+    const version = c.transport.protocolVersion!;
+    expect(await callText(c, 'echo', { text: 'last words' })).toBe('last words');
+    const deletesBefore = (await upstream.stats()).deletes;
+
+    await c.transport.terminateSession();
+    expect(c.sessionId()).toBeUndefined();
+    await expect.poll(async () => (await upstream.stats()).deletes).toBe(deletesBefore + 1);
+
+    const unknown = await unknownIdAnswer(p.url, version);
+    expectNotFound(await raw(p.url, id, version), unknown);
+    expect((await raw(p.url, id, version, {}, 'GET')).status).toBe(404);
+    expect((await raw(p.url, id, version, {}, 'DELETE')).status).toBe(404);
+    expect(await metric(p, rejected('terminated'))).toBeGreaterThanOrEqual(1);
+    expect(await metric(p, REOPENED)).toBe(0);
+    await c.close();
+  });
+
+  it('documented limitation: a replica that never saw the DELETE still accepts the terminated id (and revives it)', async () => {
+    const secret = newSecret();
+    const [r1, r2] = [await proxy(upstream, { SESSION_SECRET: secret }), await proxy(upstream, { SESSION_SECRET: secret })];
+    const c = await client(r1.url, 'deleted-elsewhere');
+    const id = c.sessionId()!;
+    const version = c.transport.protocolVersion!;
+    await c.transport.terminateSession();
+    await c.close();
+
+    expect((await raw(r1.url, id, version)).status).toBe(404);
+    // r2 has no record of the DELETE: the token opens, and the session comes back.
+    expectListed(await raw(r2.url, id, version));
+    expect(await metric(r2, REOPENED)).toBe(1);
+  });
+
+  it('bad secrets stop startup with exit code 2 and one line naming the setting, never the value', async () => {
+    const good = newSecret();
+    const shortSecret = 'Zq8xK3vT'; // 8 bytes
+    const repetitive = 'a'.repeat(64);
+    const shortFile = join(logDir, 'short-secret');
+    writeFileSync(shortFile, `${shortSecret}\n`);
+    const cases: { env: Record<string, string>; names: string; values: string[] }[] = [
+      { env: { SESSION_SECRET: shortSecret }, names: 'SESSION_SECRET', values: [shortSecret] },
+      { env: { SESSION_SECRET: repetitive }, names: 'SESSION_SECRET', values: [repetitive] },
+      { env: { SESSION_SECRET: 'ab'.repeat(32) }, names: 'SESSION_SECRET', values: ['ab'.repeat(32)] },
+      { env: { SESSION_SECRET_FILE: shortFile }, names: 'SESSION_SECRET', values: [shortSecret] },
+      { env: { SESSION_SECRET_FILE: join(logDir, 'no-such-file') }, names: 'SESSION_SECRET', values: [] },
+      { env: { SESSION_SECRET: good, SESSION_SECRET_PREVIOUS: repetitive }, names: 'SESSION_SECRET_PREVIOUS', values: [good, repetitive] },
+      { env: { SESSION_SECRET_PREVIOUS: good }, names: 'SESSION_SECRET', values: [good] },
+      { env: { SESSION_SECRET: good, SESSION_MAX_AGE_MS: '999' }, names: 'SESSION_MAX_AGE_MS', values: [good] },
+    ];
+    const results = await Promise.all(cases.map((c) => runToExit(c.env)));
+    results.forEach((result, i) => {
+      const { names, values } = cases[i]!;
+      const context = `case ${i} (${Object.keys(cases[i]!.env).join(', ')}): ${result.stderr}`;
+      expect(result.code, context).toBe(2);
+      const lines = result.stderr.split('\n').filter((l) => l.trim() !== '');
+      expect(lines, context).toHaveLength(1);
+      expect(lines[0], context).toContain(names);
+      expect(result.stdout, context).toBe('');
+      for (const value of values) expect(result.stderr.includes(value), `case ${i}: the secret is in the output`).toBe(false);
+    });
+  });
+
+  // Last: it reads what every test above logged.
+  it('log audit: no session id, token part or secret in any proxy log, at trace level', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 200)); // let the last lines reach the files
+    const logs = logFiles.map((f) => readFileSync(f, 'utf8')).join('\n');
+    // Meaningful only after the tests above (run the whole file).
+    expect(logFiles.length).toBeGreaterThanOrEqual(20);
+    expect(idsSeen.size).toBeGreaterThanOrEqual(20);
+    expect(logs).toMatch(/"level":10/); // trace lines were written
+    const reopenLines = logs.split('\n').filter((l) => l.includes('session reopened from its sealed id'));
+    expect(reopenLines.length).toBeGreaterThanOrEqual(5);
+    for (const line of reopenLines) expect(line).toMatch(/"sid":"fp:[0-9a-f]{6,}"/);
+    expect(logs).toContain('"sessions":"sealed"');
+    expect(logs).toContain('"sessions":"in-process"');
+
+    const needles = new Set<string>();
+    for (const id of idsSeen) {
+      needles.add(id);
+      const parts = id.split('.');
+      if (parts.length < 4) continue;
+      // iv, ciphertext and tag on their own, and a prefix of the ciphertext (a truncated token).
+      for (const part of parts.slice(2)) if (part.length >= 16) needles.add(part);
+      if (parts[3]!.length > 24) needles.add(parts[3]!.slice(0, 24));
+    }
+    for (const secret of secretsUsed) {
+      needles.add(secret);
+      needles.add(Buffer.from(secret).toString('hex'));
+      needles.add(Buffer.from(secret).toString('base64url'));
+    }
+    for (const f of fixtures) for (const upstreamId of (await f.stats()).issuedIds) needles.add(upstreamId);
+    expect(needles.size).toBeGreaterThan(100);
+    for (const needle of needles) {
+      expect(logs.includes(needle), `a secret value (${needle.slice(0, 4)}…) reached the logs`).toBe(false);
+    }
+  });
+});
