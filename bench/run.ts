@@ -7,13 +7,16 @@
  *   2. SSE pass-through: time to first event and stream throughput, direct vs proxy;
  *   3. recovery: a call that needs a replay vs a normal call, and a replay storm;
  *   4. memory per session (heap, in-process; RSS of the real proxy);
- *   5. the session flood (bench/flood.ts).
+ *   5. the session flood (bench/flood.ts);
+ *   6. sealed ids (SESSION_SECRET): steady state with them is in 1; here, what opening one on an
+ *      LRU miss costs, in-process (bench/sealed-ids.ts) and as the first call on another replica.
  *
  * Knobs (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_ROUNDS (3),
  * BENCH_CONNECTIONS (32), BENCH_SMALL=1 (a seconds-long smoke run, used by the test suite).
  */
 import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -138,6 +141,21 @@ const quietProxy = await startProxy(
   '0',
   fileURLToPath(new URL('./results/tmp/proxy-warn.log', import.meta.url)),
 );
+// Two replicas sharing a session secret: the first is measured in the steady state, the second
+// opens the first one's ids on a miss (section 6).
+const secret = { SESSION_SECRET: randomBytes(32).toString('base64') };
+const sealedProxy = await startProxy(
+  `${upstream.origin}/mcp`,
+  secret,
+  '0',
+  fileURLToPath(new URL('./results/tmp/proxy-sealed.log', import.meta.url)),
+);
+const sealedReplica = await startProxy(
+  `${upstream.origin}/mcp`,
+  { ...secret, MAX_SESSIONS: '200000' },
+  '0',
+  fileURLToPath(new URL('./results/tmp/proxy-sealed-replica.log', import.meta.url)),
+);
 const upstreamStats = async () => (await (await fetch(`${upstream.origin}/admin/stats`)).json()) as { initializes: number };
 
 const targets: Target[] = [
@@ -145,6 +163,7 @@ const targets: Target[] = [
   { name: '@fastify/http-proxy', origin: plain.origin, sessionId: await initialize(plain.origin) },
   { name: 'mcp-session-proxy', origin: proxy.origin, sessionId: await initialize(proxy.origin) },
   { name: 'mcp-session-proxy, LOG_LEVEL=warn', origin: quietProxy.origin, sessionId: await initialize(quietProxy.origin) },
+  { name: 'mcp-session-proxy, sealed ids', origin: sealedProxy.origin, sessionId: await initialize(sealedProxy.origin) },
 ];
 
 // 1. Steady state, interleaved so that machine drift hits every target alike.
@@ -238,12 +257,15 @@ const recovery = {
 
 // 4. Memory per session: the session record measured in-process (heap, after GC), and the real
 // proxy's resident memory as sessions are created over HTTP.
-const memory = JSON.parse(
-  execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/session-memory.ts'], {
-    encoding: 'utf8',
-    env: { ...process.env, SESSION_COUNTS: SMALL ? '1000,5000' : '10000,100000' },
-  }),
-) as { sessions: number; heapBytesPerSession: number }[];
+const heapPerSession = (sealed: boolean) =>
+  JSON.parse(
+    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/session-memory.ts'], {
+      encoding: 'utf8',
+      env: { ...process.env, SESSION_COUNTS: SMALL ? '1000,5000' : '10000,100000', SEALED: sealed ? '1' : '0' },
+    }),
+  ) as { sessions: number; heapBytesPerSession: number }[];
+const memory = heapPerSession(false);
+const sealedMemory = heapPerSession(true);
 const rssBefore = rssMiB(proxy.child.pid!);
 const rssSamples = [];
 let created = 0;
@@ -252,6 +274,30 @@ for (const count of SMALL ? [1000, 5000] : [10_000, 100_000]) {
   created = count;
   rssSamples.push({ sessions: count, rssMiB: Math.round(rssMiB(proxy.child.pid!)), rssBytesPerSessionSinceStart: Math.round(((rssMiB(proxy.child.pid!) - rssBefore) * 1024 * 1024) / count) });
 }
+
+// 6. Sealed ids on a miss. Each session is made on the first replica; its first call on the second
+// replica opens the id and replays initialize (two upstream round trips) before forwarding; its
+// second call there is an ordinary hit. Interleaved, so both see the same conditions.
+const sealedIds = await createSessions(sealedProxy.origin, SAMPLES);
+const replicaPool = new Pool(sealedReplica.origin, { connections: 1 });
+const reopenedCalls = [];
+const hitCalls = [];
+for (const id of sealedIds) {
+  reopenedCalls.push((await timeOne(replicaPool, id, CALL)).totalMs);
+  hitCalls.push((await timeOne(replicaPool, id, CALL)).totalMs);
+}
+await replicaPool.close();
+const sealedIdCost = {
+  inProcess: JSON.parse(
+    execFileSync(process.execPath, ['--import', 'tsx', 'bench/sealed-ids.ts'], {
+      encoding: 'utf8',
+      env: { ...process.env, SEALED_IDS: SMALL ? '500' : '20000' },
+    }),
+  ) as { idLength: number; sealMicros: number; openMicros: number; refuseTamperedMicros: number },
+  firstCallOnOtherReplicaMedianMs: round2(median(reopenedCalls)),
+  laterCallMedianMs: round2(median(hitCalls)),
+  sealedOverRandomThroughput: ratio('mcp-session-proxy, sealed ids', 'mcp-session-proxy'),
+};
 
 await killAll();
 
@@ -269,11 +315,13 @@ const result = {
     proxyOverDirect: ratio('mcp-session-proxy', 'direct'),
     proxyOverPlainProxy: ratio('mcp-session-proxy', '@fastify/http-proxy'),
     quietProxyOverPlainProxy: ratio('mcp-session-proxy, LOG_LEVEL=warn', '@fastify/http-proxy'),
+    sealedProxyOverPlainProxy: ratio('mcp-session-proxy, sealed ids', '@fastify/http-proxy'),
   },
   sse: { ...sse, firstEventGapMs, events: STREAM_EVENTS },
   recovery,
-  memory: { heapPerSession: memory, proxyRss: rssSamples },
+  memory: { heapPerSession: memory, heapPerSealedSession: sealedMemory, proxyRss: rssSamples },
   flood,
+  sealedIds: sealedIdCost,
 };
 if (!SMALL) {
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
@@ -297,5 +345,6 @@ console.error(
     `recovery: normal call ${recovery.normalCallMedianMs} ms, replayed call ${recovery.replayedCallMedianMs} ms (${recovery.replayedOverNormal}×); storm of ${STORM}: ${recovery.storm.msUntilAllSucceeded} ms, ${recovery.storm.upstreamInitializes} upstream initializes, all ok: ${recovery.storm.allSucceeded}`,
     `memory: ${memory.map((m) => `${m.heapBytesPerSession} B heap/session at ${m.sessions}`).join(', ')}; proxy RSS ${rssSamples.map((s) => `${s.rssMiB} MiB at ${s.sessions}`).join(', ')}`,
     `flood: RSS growth over the second half ${flood.rssGrowthSecondHalfMiB} MiB`,
+    `sealed ids: ${sealedIdCost.inProcess.idLength} chars; seal ${sealedIdCost.inProcess.sealMicros} µs, open ${sealedIdCost.inProcess.openMicros} µs, refuse tampered ${sealedIdCost.inProcess.refuseTamperedMicros} µs; first call on another replica ${sealedIdCost.firstCallOnOtherReplicaMedianMs} ms vs ${sealedIdCost.laterCallMedianMs} ms after; steady throughput sealed / random ids = ${sealedIdCost.sealedOverRandomThroughput}; heap per sealed session ${sealedMemory.map((m) => `${m.heapBytesPerSession} B at ${m.sessions}`).join(', ')}`,
   ].join('\n'),
 );
