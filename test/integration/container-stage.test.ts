@@ -145,4 +145,20 @@ describe('examples', () => {
     expect(sidecar.readinessProbe.httpGet.path).toBe('/readyz');
     expect(sidecar.env.find((e: { name: string }) => e.name === 'UPSTREAM_URL').value).toBe('http://127.0.0.1:8000/mcp');
   });
+
+  it('the Kubernetes Deployment gives every replica the session secret as a file where SESSION_SECRET_FILE looks', () => {
+    const docs = readFileSync(join(ROOT, 'examples/kubernetes/deployment.yaml'), 'utf8').split(/^---$/m).map((d) => parseYaml(d));
+    const deployment = docs.find((d) => d.kind === 'Deployment');
+    expect(deployment.spec.replicas).toBeGreaterThan(1);
+    const spec = deployment.spec.template.spec;
+    const sidecar = spec.containers.find((c: { name: string }) => c.name === 'mcp-session-proxy');
+    const file = sidecar.env.find((e: { name: string }) => e.name === 'SESSION_SECRET_FILE').value as string;
+    const mount = sidecar.volumeMounts.find((m: { mountPath: string }) => file.startsWith(`${m.mountPath}/`));
+    const volume = spec.volumes.find((v: { name: string }) => v.name === mount.name);
+    expect(volume.secret.secretName).toBe('mcp-session-secret');
+    expect(file.slice(mount.mountPath.length + 1)).toBe('current');
+    expect(sidecar.readinessProbe.httpGet.path).toBe('/readyz');
+    // No sticky sessions needed: the Service has no session affinity.
+    expect(docs.find((d) => d.kind === 'Service').spec.sessionAffinity).toBeUndefined();
+  });
 });
