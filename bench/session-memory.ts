@@ -46,6 +46,8 @@ for (const count of counts) {
       nonce: sealed?.nonce,
       expiresAt: sealed === undefined ? Infinity : sealed.issuedAtMs + 3600_000,
       needsReplay: false,
+      upstreamInitialized: true,
+      acknowledging: undefined,
     };
     store.add(session);
   }

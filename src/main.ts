@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** Entry point: load config → build the app → listen; SIGTERM/SIGINT → close and exit. */
 import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, helpText, parseInvocation, type Config } from './config.js';
 
@@ -56,6 +57,8 @@ async function main(): Promise<void> {
     },
     'mcp-session-proxy listening',
   );
+  // Operators and scripts wait for this line: write it now, not with the next batch.
+  (app.log as Logger).flush();
 
   // First signal: stop accepting connections, end GET event streams, let requests in flight
   // finish within the grace period, then exit 0. A second signal exits at once.

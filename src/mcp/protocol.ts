@@ -30,6 +30,8 @@ export function isEventStream(contentType: string | string[] | undefined): boole
 export type ClassifiedBody =
   /** A lone initialize request: starts a new session. `params` is kept verbatim for replay. */
   | { readonly kind: 'initialize'; readonly id: JsonRpcId; readonly params: object }
+  /** The client's lone notifications/initialized, which completes the handshake. */
+  | { readonly kind: 'initialized'; readonly id: null }
   /** Anything else that is valid: requests, notifications, responses, or a batch of them. */
   | { readonly kind: 'messages'; readonly id: JsonRpcId | null }
   | { readonly kind: 'invalid'; readonly reason: ProxyErrorReason; readonly id: JsonRpcId | null };
@@ -93,5 +95,6 @@ export function classifyBody(body: unknown): ClassifiedBody {
     }
     return { kind: 'initialize', id: body.id, params: body.params };
   }
+  if (body.method === 'notifications/initialized' && !('id' in body)) return { kind: 'initialized', id: null };
   return { kind: 'messages', id: requestIdOf(body) };
 }

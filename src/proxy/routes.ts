@@ -124,6 +124,16 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       return startSession(call, raw, message.id, message.params);
     }
     const session = await sessionFor(call, presented);
+    if (message.kind === 'initialized') return initialized(call, session, raw);
+    return forward(call, session, raw);
+  }
+
+  /** The client's notifications/initialized: forwarded, unless the upstream session has one already. */
+  async function initialized(call: Call, session: Session, raw: Buffer) {
+    // A reopened session's replay sends its own; so does any replay.
+    if (session.needsReplay) await rebuild(call, session);
+    if (session.upstreamInitialized) return void call.res.writeHead(202).end();
+    session.upstreamInitialized = true;
     return forward(call, session, raw);
   }
 
@@ -196,6 +206,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       nonce: state.nonce,
       expiresAt: state.issuedAtMs + config.sessionMaxAgeMs,
       needsReplay: true,
+      upstreamInitialized: false,
+      acknowledging: undefined,
     };
     store.add(session);
     metrics.sessionReopened();
@@ -250,6 +262,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       nonce: sealed?.nonce,
       expiresAt: sealed === undefined ? Infinity : sealed.issuedAtMs + config.sessionMaxAgeMs,
       needsReplay: false,
+      // The client sends its own next (to this replica or another).
+      upstreamInitialized: false,
+      acknowledging: undefined,
     };
     if (sealer !== undefined && sealed === undefined) {
       log.warn({ sid: session.logId, paramsBytes: session.initParams.length }, 'initialize params too large to seal; this session lives in this process only');
@@ -268,10 +283,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     // A replay in flight will hand out a new upstream id: sending with the old one would only fail.
     if (session.replaying !== undefined) await session.replaying.catch(() => undefined);
     // Reopened from a sealed id: make this process's upstream session before the first message.
-    if (session.needsReplay) {
-      call.tracked.replayedFor = 'reopened';
-      await handshake.recover(session, session.generation, 'reopened', call.req.headers, log);
-    }
+    if (session.needsReplay) await rebuild(call, session);
+    // The client sent its notifications/initialized to another replica.
+    else if (!session.upstreamInitialized) await handshake.acknowledge(session, call.req.headers, log);
     let generation = session.generation;
     let answer = await exchange(call, session, body, false);
     if (answer.loss !== undefined) {
@@ -296,6 +310,12 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
         : // A cut SSE answer: every request of this POST still waiting gets a JSON-RPC error.
           { cutEvents: () => errorEvents('UPSTREAM_CUT', requestIdsOf(parseJson(body))), metrics };
     relay(call.res, response.statusCode, toClientHeaders(response.headers, session.id), answer.payload, options);
+  }
+
+  /** This process's upstream session for a session reopened from its sealed id. */
+  async function rebuild(call: Call, session: Session) {
+    call.tracked.replayedFor = 'reopened';
+    await handshake.recover(session, session.generation, 'reopened', call.req.headers, log);
   }
 
   /** One upstream round trip; bodies of answers that may signal a loss are read to classify them. */

@@ -46,6 +46,13 @@ export interface Handshake {
     clientHeaders: IncomingHttpHeaders,
     log: Logger,
   ): Promise<void>;
+  /**
+   * Send notifications/initialized for a session whose client sent its own to another replica
+   * (a strict upstream refuses every request until it has one). Once per session, shared by
+   * concurrent requests; a failure is left to the request that follows, which meets it as a
+   * lost session if that is what it was.
+   */
+  acknowledge(session: Session, clientHeaders: IncomingHttpHeaders, log: Logger): Promise<void>;
   /** Tell the upstream an upstream session is over (best effort; its answer does not matter). */
   endUpstream(upstreamId: UpstreamSessionId, clientHeaders: IncomingHttpHeaders | undefined, log: Logger): Promise<void>;
 }
@@ -57,11 +64,8 @@ export function createHandshake(options: HandshakeOptions): Handshake {
   async function replay(session: Session, clientHeaders: IncomingHttpHeaders, log: Logger): Promise<void> {
     // A proxy-owned JSON-RPC id: the answer is consumed here and never reaches a client.
     const requestId = `mcp-session-proxy-replay-${++replays}`;
-    const headers = toUpstreamHeaders(clientHeaders, undefined);
-    delete headers[LAST_EVENT_ID_HEADER];
-    headers['content-type'] = 'application/json';
-    headers.accept = POST_ACCEPT;
-    headers[PROTOCOL_VERSION_HEADER] = session.protocolVersion;
+    const headers = upstreamHeaders(session, clientHeaders);
+    delete headers[SESSION_HEADER];
     const signal = AbortSignal.timeout(timeoutMs);
 
     const answer = await upstream.request({
@@ -86,10 +90,9 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     // Strict servers reject every request until the handshake is complete.
     if (newId !== undefined) headers[SESSION_HEADER] = newId;
     headers[PROTOCOL_VERSION_HEADER] = outcome.protocolVersion;
-    const ack = await upstream.request({ method: 'POST', headers, body: INITIALIZED_NOTIFICATION, signal });
-    await ack.body.dump();
-    if (ack.statusCode < 200 || ack.statusCode >= 300) {
-      throw new ProxyError('REPLAY_FAILED', { detail: { upstreamStatus: ack.statusCode } });
+    const ackStatus = await sendInitialized(headers, signal);
+    if (ackStatus < 200 || ackStatus >= 300) {
+      throw new ProxyError('REPLAY_FAILED', { detail: { upstreamStatus: ackStatus } });
     }
 
     if (session.ended) {
@@ -104,11 +107,27 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     session.upstreamId = newId;
     session.protocolVersion = outcome.protocolVersion;
     session.needsReplay = false;
+    session.upstreamInitialized = true;
     session.generation++;
     log.info(
       { sid: session.logId, upstream: newId === undefined ? null : fingerprint(newId), generation: session.generation },
       'upstream session re-established',
     );
+  }
+
+  async function sendInitialized(headers: Record<string, string | string[]>, signal: AbortSignal): Promise<number> {
+    const answer = await upstream.request({ method: 'POST', headers, body: INITIALIZED_NOTIFICATION, signal });
+    await answer.body.dump();
+    return answer.statusCode;
+  }
+
+  function upstreamHeaders(session: Session, clientHeaders: IncomingHttpHeaders) {
+    const headers = toUpstreamHeaders(clientHeaders, session.upstreamId);
+    delete headers[LAST_EVENT_ID_HEADER];
+    headers['content-type'] = 'application/json';
+    headers.accept = POST_ACCEPT;
+    headers[PROTOCOL_VERSION_HEADER] = session.protocolVersion;
+    return headers;
   }
 
   async function endUpstream(
@@ -146,6 +165,20 @@ export function createHandshake(options: HandshakeOptions): Handshake {
       // Either this loss's replay, or a newer one that will hand out the id to retry with.
       await session.replaying;
       if (session.ended) throw new ProxyError('SESSION_NOT_FOUND');
+    },
+    acknowledge(session, clientHeaders, log) {
+      if (session.acknowledging === undefined) {
+        session.upstreamInitialized = true;
+        session.acknowledging = sendInitialized(upstreamHeaders(session, clientHeaders), AbortSignal.timeout(timeoutMs))
+          .then(
+            (status) => log.debug({ sid: session.logId, status }, 'sent notifications/initialized for the client'),
+            (error: unknown) => log.debug({ sid: session.logId, reason: toProxyError(error).reason }, 'notifications/initialized failed'),
+          )
+          .finally(() => {
+            session.acknowledging = undefined;
+          });
+      }
+      return session.acknowledging;
     },
     endUpstream,
   };

@@ -30,6 +30,13 @@ export interface Session {
   readonly expiresAt: number;
   /** Reopened from a sealed id: this process has no upstream session for it yet. */
   needsReplay: boolean;
+  /**
+   * Whether the upstream session was sent notifications/initialized (the client's, or a
+   * replay's). Behind a load balancer the client's may go to another replica.
+   */
+  upstreamInitialized: boolean;
+  /** The notifications/initialized this proxy is sending on the client's behalf, if any. */
+  acknowledging: Promise<void> | undefined;
 }
 
 /** lru-cache's reasons, and 'max_age' for a sealed id past its age limit. */

@@ -64,7 +64,16 @@ describe('classifyBody', () => {
   });
 
   it('classifies a notification as messages without id', () => {
-    expect(classifyBody({ jsonrpc: '2.0', method: 'notifications/initialized' })).toEqual({ kind: 'messages', id: null });
+    expect(classifyBody({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } })).toEqual({
+      kind: 'messages',
+      id: null,
+    });
+  });
+
+  it('tells the client\'s lone notifications/initialized apart (it completes the handshake), but not in a batch or with an id', () => {
+    expect(classifyBody({ jsonrpc: '2.0', method: 'notifications/initialized' })).toEqual({ kind: 'initialized', id: null });
+    expect(classifyBody([{ jsonrpc: '2.0', method: 'notifications/initialized' }])).toEqual({ kind: 'messages', id: null });
+    expect(classifyBody({ jsonrpc: '2.0', id: 4, method: 'notifications/initialized' })).toEqual({ kind: 'messages', id: 4 });
   });
 
   it('classifies responses (a client answering a server request) as messages without id', () => {

@@ -17,6 +17,8 @@ function session(): Session {
     nonce: undefined,
     expiresAt: Infinity,
     needsReplay: false,
+    upstreamInitialized: true,
+    acknowledging: undefined,
   };
 }
 
