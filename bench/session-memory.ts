@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createCredentialBinding } from '../src/session/binding.js';
 import { createFingerprint, mintClientSessionId, type UpstreamSessionId } from '../src/session/ids.js';
 import { createSealer, deriveKeys } from '../src/session/sealing.js';
-import { createSessionStore, type Session } from '../src/session/store.js';
+import { createSessionStore, newSession } from '../src/session/store.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');
@@ -33,22 +33,17 @@ for (const count of counts) {
     const credential = binding.of(headers);
     const sealed = await sealer?.seal({ params, protocolVersion: '2025-06-18', credential });
     const id = sealed?.id ?? mintClientSessionId();
-    const session: Session = {
+    const session = newSession({
       id,
       logId: fingerprint(id),
       credential,
       initParams: JSON.stringify(params),
       protocolVersion: '2025-06-18',
       upstreamId: crypto.randomUUID() as UpstreamSessionId,
-      generation: 0,
-      replaying: undefined,
-      ended: false,
       nonce: sealed?.nonce,
       expiresAt: sealed === undefined ? Infinity : sealed.issuedAtMs + 3600_000,
       needsReplay: false,
-      upstreamInitialized: true,
-      acknowledging: undefined,
-    };
+    });
     store.add(session);
   }
   gc();

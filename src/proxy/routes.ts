@@ -32,7 +32,7 @@ import type { CredentialBinding } from '../session/binding.js';
 import { MAX_INITIALIZE_ANSWER_BYTES, type Handshake } from '../session/handshake.js';
 import { asClientSessionId, isSealedId, mintClientSessionId, readUpstreamId, type ClientSessionId, type Fingerprint } from '../session/ids.js';
 import type { Opened, Sealer } from '../session/sealing.js';
-import type { Session, SessionStore, TerminatedIds } from '../session/store.js';
+import { newSession, type Session, type SessionStore, type TerminatedIds } from '../session/store.js';
 import { discard, readBody, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
@@ -147,7 +147,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     // Marks the session ended, so a replay racing this DELETE cannot bring it back.
     store.delete(session.id);
     // A sealed id would still open: refuse it here until it is too old anyway. Other replicas
-    // do not learn of it (README: "Several replicas").
+    // do not learn of it (README: "Sessions across restarts and replicas").
     if (session.nonce !== undefined) terminated.add(session.nonce, session.expiresAt);
     log.info({ sid: session.logId }, 'session deleted by client');
     await session.replaying?.catch(() => undefined);
@@ -192,7 +192,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const known = store.get(id);
     if (known !== undefined) return known;
     const { session: state } = opened;
-    const session: Session = {
+    const session = newSession({
       id,
       logId: fingerprint(id),
       // The caller's credentials matched the sealed digest; this process compares with its current key.
@@ -200,15 +200,10 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       initParams: state.initParams,
       protocolVersion: state.protocolVersion,
       upstreamId: undefined,
-      generation: 0,
-      replaying: undefined,
-      ended: false,
       nonce: state.nonce,
       expiresAt: state.issuedAtMs + config.sessionMaxAgeMs,
       needsReplay: true,
-      upstreamInitialized: false,
-      acknowledging: undefined,
-    };
+    });
     store.add(session);
     metrics.sessionReopened();
     log.info({ sid: session.logId }, 'session reopened from its sealed id');
@@ -249,23 +244,17 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const credential = binding.of(req.headers);
     const sealed = await sealer?.seal({ params, protocolVersion: outcome.protocolVersion, credential });
     const id = sealed?.id ?? mintClientSessionId();
-    const session: Session = {
+    const session = newSession({
       id,
       logId: fingerprint(id),
       credential,
       initParams: JSON.stringify(params),
       protocolVersion: outcome.protocolVersion,
       upstreamId: upstreamId.kind === 'valid' ? upstreamId.id : undefined,
-      generation: 0,
-      replaying: undefined,
-      ended: false,
       nonce: sealed?.nonce,
       expiresAt: sealed === undefined ? Infinity : sealed.issuedAtMs + config.sessionMaxAgeMs,
       needsReplay: false,
-      // The client sends its own next (to this replica or another).
-      upstreamInitialized: false,
-      acknowledging: undefined,
-    };
+    });
     if (sealer !== undefined && sealed === undefined) {
       log.warn({ sid: session.logId, paramsBytes: session.initParams.length }, 'initialize params too large to seal; this session lives in this process only');
     }

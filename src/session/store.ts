@@ -39,6 +39,22 @@ export interface Session {
   acknowledging: Promise<void> | undefined;
 }
 
+/** What a new session starts from; the rest of its state starts empty. */
+export type NewSession = Pick<Session, 'id' | 'logId' | 'credential' | 'initParams' | 'protocolVersion' | 'upstreamId' | 'nonce' | 'expiresAt' | 'needsReplay'>;
+
+export function newSession(fields: NewSession): Session {
+  return {
+    ...fields,
+    generation: 0,
+    replaying: undefined,
+    ended: false,
+    // The client's own notifications/initialized comes next (to this replica or another); a
+    // reopened session's replay sends one.
+    upstreamInitialized: false,
+    acknowledging: undefined,
+  };
+}
+
 /** lru-cache's reasons, and 'max_age' for a sealed id past its age limit. */
 export type EndReason = 'evict' | 'expire' | 'delete' | 'max_age';
 

@@ -1,25 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { mintClientSessionId } from '../../src/session/ids.js';
-import { createSessionStore, type EndReason, type Session, type SessionStoreOptions } from '../../src/session/store.js';
+import { createSessionStore, newSession, type EndReason, type Session, type SessionStoreOptions } from '../../src/session/store.js';
 
 function session(): Session {
   const id = mintClientSessionId();
-  return {
+  return newSession({
     id,
     logId: `fp:${id.slice(0, 12)}`,
     credential: undefined,
     initParams: '{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}',
     protocolVersion: '2025-06-18',
     upstreamId: undefined,
-    generation: 0,
-    replaying: undefined,
-    ended: false,
     nonce: undefined,
     expiresAt: Infinity,
     needsReplay: false,
-    upstreamInitialized: true,
-    acknowledging: undefined,
-  };
+  });
 }
 
 const TTL = 60_000;
@@ -78,6 +73,25 @@ describe('session store basics', () => {
     expect(ended).toEqual([{ id: a.id, reason: 'delete' }]);
     expect(store.delete(a.id)).toBe(false);
     expect(ended).toHaveLength(1);
+  });
+
+  it('deletes a sealed session past its age limit with reason "max_age", and later deletes as "delete" again', () => {
+    const { store, ended } = harness();
+    const [a, b] = [session(), session()];
+    store.add(a);
+    store.add(b);
+    expect(store.delete(a.id, 'max_age')).toBe(true);
+    expect(a.ended).toBe(true);
+    store.delete(b.id);
+    expect(ended).toEqual([
+      { id: a.id, reason: 'max_age' },
+      { id: b.id, reason: 'delete' },
+    ]);
+  });
+
+  it('starts new sessions with no replay, not ended, and waiting for the client\'s notifications/initialized', () => {
+    const s = session();
+    expect(s).toMatchObject({ generation: 0, replaying: undefined, ended: false, upstreamInitialized: false, acknowledging: undefined });
   });
 
   it('does not end a session that is added again', () => {
