@@ -157,17 +157,25 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     call.res.writeHead(200).end();
   }
 
-  /** The session named by the client's header; unknown or malformed ids get 404, as the spec says. */
-  async function sessionFor(call: Call, presented: string | string[] | undefined): Promise<Session> {
+  /**
+   * The session named by the client's header: in memory (the hot path: nothing asynchronous), or
+   * reopened from a sealed id. Unknown or malformed ids get 404, as the spec says.
+   */
+  function sessionFor(call: Call, presented: string | string[] | undefined): Session | Promise<Session> {
     if (presented === undefined) throw new ProxyError('SESSION_REQUIRED');
     const id = typeof presented === 'string' ? asClientSessionId(presented) : undefined;
     if (id === undefined) throw new ProxyError('SESSION_NOT_FOUND');
-    const session = store.get(id) ?? (await reopen(call, id));
+    const session = store.get(id);
+    return session === undefined ? reopen(call, id) : admit(call, session);
+  }
+
+  /** The checks every use of a session passes, however it was found. */
+  function admit(call: Call, session: Session): Session {
     // Other credentials than at initialize: answer exactly as for an id that does not exist.
     if (!binding.matches(session.credential, call.req.headers)) throw new ProxyError('SESSION_NOT_FOUND');
     if (session.expiresAt <= Date.now()) {
       // A sealed id past its age limit would be refused by every other replica: refuse it here too.
-      store.delete(id, 'max_age');
+      store.delete(session.id, 'max_age');
       throw new ProxyError('SESSION_NOT_FOUND');
     }
     call.tracked.sessionLogId = session.logId;
@@ -190,7 +198,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     }
     // Another request with this id may have taken it in while this one was decrypting.
     const known = store.get(id);
-    if (known !== undefined) return known;
+    if (known !== undefined) return admit(call, known);
     const { session: state } = opened;
     const session = newSession({
       id,
@@ -207,7 +215,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     store.add(session);
     metrics.sessionReopened();
     log.info({ sid: session.logId }, 'session reopened from its sealed id');
-    return session;
+    return admit(call, session);
   }
 
   function refusalOf(opened: Opened, headers: IncomingHttpHeaders): SealedIdRejection | undefined {
