@@ -43,8 +43,18 @@ export interface Session {
 export type NewSession = Pick<Session, 'id' | 'logId' | 'credential' | 'initParams' | 'protocolVersion' | 'upstreamId' | 'nonce' | 'expiresAt' | 'needsReplay'>;
 
 export function newSession(fields: NewSession): Session {
+  // Every field spelled out in one literal: V8 then keeps them all inside the object. Spreading
+  // `fields` cost about 450 bytes more per session (bench/README.md, memory per session).
   return {
-    ...fields,
+    id: fields.id,
+    logId: fields.logId,
+    credential: fields.credential,
+    initParams: fields.initParams,
+    protocolVersion: fields.protocolVersion,
+    upstreamId: fields.upstreamId,
+    nonce: fields.nonce,
+    expiresAt: fields.expiresAt,
+    needsReplay: fields.needsReplay,
     generation: 0,
     replaying: undefined,
     ended: false,
