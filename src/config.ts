@@ -127,7 +127,7 @@ export const SETTINGS = {
   lossPatternStatuses: { flag: 'loss-pattern-statuses', env: 'LOSS_PATTERN_STATUSES', parse: parseStatusList, fallback: DEFAULT_PATTERN_STATUSES, help: 'statuses that mean a lost session with a loss message' },
   sessionSecret: { flag: 'session-secret', env: 'SESSION_SECRET', parse: (t: string): Buffer | undefined => parseSecret(t), fallback: undefined, help: 'seal session ids with this secret (32+ random bytes), so sessions survive restarts and work on every replica' },
   sessionSecretFile: { flag: 'session-secret-file', env: 'SESSION_SECRET_FILE', parse: (t: string): Buffer | undefined => readSecretFile(t), fallback: undefined, help: 'read the session secret from this file instead (preferred: flags and variables leak more easily)' },
-  sessionSecretPrevious: { flag: 'session-secret-previous', env: 'SESSION_SECRET_PREVIOUS', parse: (t: string): Buffer | undefined => parseSecret(t), fallback: undefined, help: 'the secret before a rotation: ids it sealed keep working' },
+  sessionSecretPrevious: { flag: 'session-secret-previous', env: 'SESSION_SECRET_PREVIOUS', parse: (t: string): Buffer | undefined => parseSecret(t), fallback: undefined, help: 'another secret whose ids are accepted (never used to seal): the old one after a rotation, or the next one while a rotation rolls out' },
   sessionSecretPreviousFile: { flag: 'session-secret-previous-file', env: 'SESSION_SECRET_PREVIOUS_FILE', parse: (t: string): Buffer | undefined => readSecretFile(t), fallback: undefined, help: 'read the previous secret from this file instead' },
   sessionMaxAgeMs: { flag: 'session-max-age-ms', env: 'SESSION_MAX_AGE_MS', parse: ms(1_000, 365 * 24 * 3600 * 1000), fallback: DEFAULT_SESSION_MAX_AGE_MS, help: 'a sealed id is refused (404) this long after its initialize' },
   lossPatterns: { flag: 'loss-patterns', env: 'LOSS_PATTERNS', parse: parseExtraPatterns, fallback: [] as readonly LossPattern[], help: 'extra loss messages: regular expressions separated by ||' },
@@ -198,6 +198,9 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     }
   };
 
+  // Whether a setting was given at all (valid or not).
+  const given = (key: Key) =>
+    typeof flags[SETTINGS[key].flag] === 'string' || (env[SETTINGS[key].env] ?? '') !== '' || file.values[key] !== undefined;
   // A secret given both inline and as a file: which one wins would be a guess.
   const oneOf = (inline: 'sessionSecret' | 'sessionSecretPrevious', file: 'sessionSecretFile' | 'sessionSecretPreviousFile') => {
     const [fromText, fromFile] = [read(inline), read(file)];
@@ -236,7 +239,7 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     sessionSecretPrevious: oneOf('sessionSecretPrevious', 'sessionSecretPreviousFile'),
     sessionMaxAgeMs: read('sessionMaxAgeMs'),
   };
-  if (config.sessionSecretPrevious !== undefined && config.sessionSecret === undefined) {
+  if (config.sessionSecretPrevious !== undefined && !given('sessionSecret') && !given('sessionSecretFile')) {
     problems.push('SESSION_SECRET_PREVIOUS needs a current SESSION_SECRET (or SESSION_SECRET_FILE)');
   }
   const paths: [string, string][] = [

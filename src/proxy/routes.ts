@@ -277,14 +277,19 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   }
 
   async function forward(call: Call, session: Session, body: Buffer | undefined) {
+    const arrivedAt = session.generation;
     // A replay in flight will hand out a new upstream id: sending with the old one would only fail.
     if (session.replaying !== undefined) await session.replaying.catch(() => undefined);
     // Reopened from a sealed id: make this process's upstream session before the first message.
     if (session.needsReplay) await rebuild(call, session);
-    // The client sent its notifications/initialized to another replica.
-    else if (!session.upstreamInitialized) await handshake.acknowledge(session, call.req.headers, log);
+    // The client sent its notifications/initialized to another replica: send one (or wait for
+    // the one being sent) before anything else reaches the upstream session.
+    else if (!session.upstreamInitialized || session.acknowledging !== undefined) {
+      await handshake.acknowledge(session, call.req.headers, log);
+    }
     let generation = session.generation;
-    let answer = await exchange(call, session, body, false);
+    // The upstream session was re-established since the client sent this: its event ids are gone.
+    let answer = await exchange(call, session, body, generation !== arrivedAt);
     if (answer.loss !== undefined) {
       // The upstream did not process the message: it no longer knows the session.
       call.tracked.replayedFor = answer.loss;
@@ -318,7 +323,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   /** One upstream round trip; bodies of answers that may signal a loss are read to classify them. */
   async function exchange(call: Call, session: Session, body: Buffer | undefined, afterReplay: boolean): Promise<Answer> {
     const headers = toUpstreamHeaders(call.req.headers, session.upstreamId);
-    // Event ids belong to the upstream session that was lost; the new one never issued them.
+    // Event ids belong to an upstream session that is gone (lost, or another replica's); the
+    // current one never issued them.
     if (afterReplay) delete headers[LAST_EVENT_ID_HEADER];
     const traced = log.isLevelEnabled('trace');
     // Whole header maps at trace: the logger's redaction removes ids, credentials and cookies.

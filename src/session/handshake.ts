@@ -167,7 +167,7 @@ export function createHandshake(options: HandshakeOptions): Handshake {
       if (session.ended) throw new ProxyError('SESSION_NOT_FOUND');
     },
     acknowledge(session, clientHeaders, log) {
-      if (session.acknowledging === undefined) {
+      if (session.acknowledging === undefined && !session.upstreamInitialized) {
         session.upstreamInitialized = true;
         session.acknowledging = sendInitialized(upstreamHeaders(session, clientHeaders), AbortSignal.timeout(timeoutMs))
           .then(
@@ -178,7 +178,7 @@ export function createHandshake(options: HandshakeOptions): Handshake {
             session.acknowledging = undefined;
           });
       }
-      return session.acknowledging;
+      return session.acknowledging ?? Promise.resolve();
     },
     endUpstream,
   };

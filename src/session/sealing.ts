@@ -104,6 +104,8 @@ export function createSealer(options: SealerOptions): Sealer {
       const nonce = randomBytes(16).toString('base64url');
       const claims: JWTPayload = { jti: nonce, p: state.params, v: state.protocolVersion };
       if (state.credential !== undefined) claims.c = state.credential.toString('base64url');
+      // Whatever is sealed must open again: the decompression bound applies to the plaintext.
+      if (JSON.stringify(claims).length > MAX_DECOMPRESSED_BYTES - 64) return undefined;
       let id = await encrypt(claims, iat, false);
       if (id.length > COMPRESS_ABOVE_LENGTH) id = await encrypt(claims, iat, true);
       if (id.length > MAX_SEALED_ID_LENGTH) return undefined;
@@ -111,6 +113,9 @@ export function createSealer(options: SealerOptions): Sealer {
     },
 
     async open(id) {
+      // base64url decoders ignore the unused low bits of a last character, so several strings
+      // decode to one token; only the one this proxy wrote is that token's id.
+      if (!id.split('.').every(isCanonicalBase64url)) return { ok: false, reason: 'invalid' };
       for (const key of keys) {
         let payload: JWTPayload;
         try {
@@ -138,12 +143,20 @@ function readClaims(payload: JWTPayload, binding: CredentialBinding): Opened | u
   if (typeof p !== 'object' || p === null || Array.isArray(p)) return undefined;
   if (typeof v !== 'string' || typeof jti !== 'string' || typeof iat !== 'number') return undefined;
   if (c !== undefined && typeof c !== 'string') return undefined;
+  const credential = c === undefined ? undefined : Buffer.from(c, 'base64url');
+  // A digest of another length could not be compared with this proxy's (HMAC-SHA256).
+  if (credential !== undefined && credential.length !== 32) return undefined;
   return {
     initParams: JSON.stringify(p),
     protocolVersion: v,
-    credential: c === undefined ? undefined : Buffer.from(c, 'base64url'),
+    credential,
     nonce: jti,
     issuedAtMs: iat * 1000,
     binding,
   };
+}
+
+/** Whether a base64url text is exactly what encoding its bytes gives (no stray bits, no padding). */
+export function isCanonicalBase64url(text: string): boolean {
+  return Buffer.from(text, 'base64url').toString('base64url') === text;
 }

@@ -19,23 +19,32 @@ const ADVICE = `use at least ${MIN_SECRET_BYTES} random bytes, e.g. the output o
 
 /** The secret's bytes, or an error whose message never contains the secret. */
 export function parseSecret(text: string): Buffer {
-  const secret = Buffer.from(text, 'utf8');
-  if (secret.length < MIN_SECRET_BYTES) throw new Error(`too short (${secret.length} bytes): ${ADVICE}`);
-  if (capacityBits(text) < REQUIRED_BITS || deflateRawSync(secret).length < MIN_COMPRESSED_BYTES) {
-    throw new Error(`holds too little entropy (too short for its alphabet, or not random): ${ADVICE}`);
-  }
-  return secret;
+  return checked(Buffer.from(text, 'utf8'), capacityBits(text));
 }
 
-/** A secret file as Kubernetes and Docker mount them: the value, maybe with one final newline. */
+/**
+ * A secret file as Kubernetes and Docker mount them: text, maybe with one final newline, or raw
+ * random bytes (`openssl rand 32 > file`), which are used as they are.
+ */
 export function readSecretFile(path: string): Buffer {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (error) {
     throw new Error(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
+  const text = bytes.toString('utf8');
+  // Not text (decoding it would turn bytes into U+FFFD and lose their entropy): raw bytes.
+  if (!Buffer.from(text, 'utf8').equals(bytes)) return checked(bytes, bytes.length * 8);
   return parseSecret(text.replace(/\r?\n$/, ''));
+}
+
+function checked(secret: Buffer, capacity: number): Buffer {
+  if (secret.length < MIN_SECRET_BYTES) throw new Error(`too short (${secret.length} bytes): ${ADVICE}`);
+  if (capacity < REQUIRED_BITS || deflateRawSync(secret).length < MIN_COMPRESSED_BYTES) {
+    throw new Error(`holds too little entropy (too short for its alphabet, or not random): ${ADVICE}`);
+  }
+  return secret;
 }
 
 /** Most bits the text could hold given its alphabet (hex digits, base64, printable ASCII, any). */

@@ -507,6 +507,53 @@ describe('sealed session ids (SESSION_SECRET)', () => {
   });
 
   // Last: it reads what every test above logged.
+  it('requests racing to the replica that forwarded the initialize wait for the notifications/initialized it sends for the client', async () => {
+    const up = await fixture('strict');
+    const a = await proxy(up, { SESSION_SECRET: newSecret() });
+    // The client's initialize reached this replica; its notifications/initialized went to another.
+    const init = await fetch(a.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: ACCEPT },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'ack-race', version: '1' } },
+      }),
+    });
+    await init.text();
+    const id = init.headers.get('mcp-session-id')!;
+    idsSeen.add(id);
+    // The proxy's own notifications/initialized is slow to arrive (a slow or retried socket).
+    await up.fault({ delayInitializedMs: '200' });
+    const before = (await up.stats()).requestsBeforeInitialized;
+    const answers = await Promise.all([1, 2, 3, 4].map(() => raw(a.url, id, '2025-06-18')));
+    await up.fault({ delayInitializedMs: '0' });
+    expect(answers.map((x) => x.status)).toEqual([200, 200, 200, 200]);
+    const stats = await up.stats();
+    // None of the four reached the strict upstream before the notification, so none met "before
+    // initialization was complete" and nothing was replayed.
+    expect(stats.requestsBeforeInitialized - before).toBe(0);
+    expect(stats.initializes['ack-race']).toBe(1);
+  });
+
+  it('a GET resuming with Last-Event-ID on a replica that reopens the id does not hand that event id to its new upstream session', async () => {
+    const up = await fixture('sdk');
+    const secret = newSecret();
+    const [a, b] = [await proxy(up, { SESSION_SECRET: secret }), await proxy(up, { SESSION_SECRET: secret })];
+    const c = await client(a.url, 'resume-elsewhere');
+    const id = c.sessionId()!;
+    const version = c.transport.protocolVersion!;
+    const onB = await raw(b.url, id, version, { 'last-event-id': 'event-issued-on-a' }, 'GET');
+    expect(onB.status).toBe(200);
+    // On the replica that issued it, the event id does reach the upstream: the check is not vacuous.
+    await raw(a.url, id, version, { 'last-event-id': 'event-for-a' }, 'GET');
+    const { lastEventIds } = await up.stats();
+    expect(lastEventIds).toContain('event-for-a');
+    expect(lastEventIds).not.toContain('event-issued-on-a');
+    await c.close();
+  });
+
   it('log audit: no session id, token part or secret in any proxy log, at trace level', async () => {
     await new Promise((resolve) => setTimeout(resolve, 200)); // let the last lines reach the files
     const logs = logFiles.map((f) => readFileSync(f, 'utf8')).join('\n');

@@ -349,6 +349,10 @@ describe('session secret settings', () => {
     expect(problems.some((p) => p.startsWith('SESSION_MAX_AGE_MS:'))).toBe(true);
     expect(problems.join('\n')).not.toContain(weak);
 
+    // An invalid current secret is reported as such, not as a missing one.
+    expect(configError([], { ...baseEnv, SESSION_SECRET: 'short', SESSION_SECRET_PREVIOUS: secretB }).problems).toEqual([
+      expect.stringMatching(/^SESSION_SECRET: too short/),
+    ]);
     const alone = configError([], { ...baseEnv, SESSION_SECRET_PREVIOUS: secretB }).problems;
     expect(alone).toEqual(['SESSION_SECRET_PREVIOUS needs a current SESSION_SECRET (or SESSION_SECRET_FILE)']);
   });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createCredentialBinding } from '../../src/session/binding.js';
 import { asClientSessionId, isSealedId } from '../../src/session/ids.js';
+import { EncryptJWT } from 'jose';
 import { createSealer, deriveKeys, type OpenResult, type Sealer, type SessionState } from '../../src/session/sealing.js';
 import { parseSecret, readSecretFile } from '../../src/session/secrets.js';
 import { createTerminatedIds } from '../../src/session/store.js';
@@ -92,6 +93,9 @@ describe('sealed session ids', () => {
 
     const huge = { ...SDK_PARAMS, clientInfo: { name: 'x', version: '1', blob: randomBytes(6000).toString('base64') } };
     expect(await sealer.seal(state(binding, huge))).toBeUndefined();
+    // Compresses to a small id, but would not open again (decompression is bounded): not sealed.
+    const repetitive = { ...SDK_PARAMS, clientInfo: { name: 'x', version: '1', blob: 'a'.repeat(400_000) } };
+    expect(await sealer.seal(state(binding, repetitive))).toBeUndefined();
   });
 
   it('refuse any change to any part, and truncation', async () => {
@@ -100,7 +104,7 @@ describe('sealed session ids', () => {
     const parts = id.split('.');
     const flip = (text: string, at: number) => text.slice(0, at) + (text[at] === 'A' ? 'B' : 'A') + text.slice(at + 1);
     for (const part of [0, 2, 3, 4]) {
-      for (const at of [0, Math.floor(parts[part]!.length / 2), parts[part]!.length - 2]) {
+      for (const at of [0, Math.floor(parts[part]!.length / 2), parts[part]!.length - 2, parts[part]!.length - 1]) {
         const tampered = parts.map((p, i) => (i === part ? flip(p, at) : p)).join('.');
         expectRefused(await sealer.open(tampered), 'invalid');
       }
@@ -108,6 +112,36 @@ describe('sealed session ids', () => {
     for (const cut of [id.slice(0, -1), id.slice(0, -22), parts.slice(0, 4).join('.'), id.slice(0, id.length / 2)]) {
       expectRefused(await sealer.open(cut), 'invalid');
     }
+  });
+
+  it('refuse every other spelling of an id, also those that decode to the same bytes', async () => {
+    const { sealer, binding } = await sealerFor([secret()]);
+    const { id } = await sealOne(sealer, state(binding));
+    const parts = id.split('.');
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    let sameBytes = 0;
+    for (const part of [3, 4]) {
+      const text = parts[part]!;
+      for (const last of alphabet) {
+        const variant = text.slice(0, -1) + last;
+        if (variant === text) continue;
+        // A decoder that ignores the unused low bits reads some variants as the very same bytes.
+        if (Buffer.from(variant, 'base64url').equals(Buffer.from(text, 'base64url'))) sameBytes++;
+        expectRefused(await sealer.open(parts.map((p, i) => (i === part ? variant : p)).join('.')), 'invalid');
+      }
+    }
+    // The 22-character tag alone has 15 such variants: the check above is not vacuous.
+    expect(sameBytes).toBeGreaterThanOrEqual(15);
+  });
+
+  it('refuse a sealed credential digest of another length (an older or foreign proxy) instead of failing later', async () => {
+    const keys = await deriveKeys(secret());
+    const sealer = createSealer({ keys: [{ sealing: keys.sealing, binding: createCredentialBinding(undefined, keys.binding) }], maxAgeMs: HOUR });
+    const id = await new EncryptJWT({ jti: 'n', p: SDK_PARAMS, v: '2025-06-18', c: randomBytes(16).toString('base64url') })
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
+      .setIssuedAt()
+      .encrypt(keys.sealing);
+    expectRefused(await sealer.open(id), 'invalid');
   });
 
   it('refuse ids sealed with another secret', async () => {
@@ -128,6 +162,8 @@ describe('sealed session ids', () => {
 
     const fresh = await sealOne(rotated.sealer, state(rotated.binding));
     expect((await (await sealerFor([b])).sealer.open(fresh.id)).ok).toBe(true);
+    // A replica not yet rolled to step 2 (README "Rotation": old secret current, new one accepted).
+    expect((await (await sealerFor([a, b])).sealer.open(fresh.id)).ok).toBe(true);
     expectRefused(await before.sealer.open(fresh.id), 'invalid');
     // Once the previous secret is dropped, its ids are gone.
     expectRefused(await (await sealerFor([b])).sealer.open(old.id), 'invalid');
@@ -217,6 +253,14 @@ describe('session secrets', () => {
     expect(() => readSecretFile(join(dir, 'missing'))).toThrow(/cannot read .*missing: ENOENT/);
     writeFileSync(join(dir, 'weak'), 'hunter2-hunter2-hunter2-hunter2-hunter2');
     expect(() => readSecretFile(join(dir, 'weak'))).toThrow(/too little entropy/);
+    // Raw random bytes (`openssl rand 32 > file`), which are not UTF-8, are used byte for byte.
+    for (let i = 0; i < 50; i++) {
+      const raw = Buffer.concat([Buffer.from([0xff]), randomBytes(31)]);
+      writeFileSync(join(dir, 'raw'), raw);
+      expect(readSecretFile(join(dir, 'raw')).equals(raw)).toBe(true);
+    }
+    writeFileSync(join(dir, 'short-raw'), Buffer.concat([Buffer.from([0xff]), randomBytes(15)]));
+    expect(() => readSecretFile(join(dir, 'short-raw'))).toThrow(/too short \(16 bytes\)/);
   });
 });
 
