@@ -12,7 +12,14 @@
  *      LRU miss costs, in-process (bench/sealed-ids.ts) and as the first call on another replica.
  *
  * Knobs (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_ROUNDS (3),
- * BENCH_CONNECTIONS (32), BENCH_SMALL=1 (a seconds-long smoke run, used by the test suite).
+ * BENCH_CONNECTIONS (32), BENCH_PIN=0 (no CPU pinning, below), BENCH_SMALL=1 (a seconds-long smoke
+ * run, used by the test suite).
+ *
+ * CPU pinning (Linux with taskset and at least 2 cores, unless BENCH_PIN=0): the proxies get the
+ * last core to themselves (one is under load at a time); this process (autocannon) and the
+ * upstream share the others. Unpinned on a 2-core machine, three CPU-hungry processes compete for
+ * two cores, and the scheduler's choices moved @fastify/http-proxy's figure between 11k and 24k
+ * req/s from run to run: the comparison then measures the scheduler, not the proxies.
  */
 import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
@@ -25,6 +32,24 @@ import { runFlood } from './flood.js';
 import { killAll, startProxy, startScript } from '../test/helpers/processes.js';
 
 const SMALL = process.env.BENCH_SMALL === '1';
+const PIN = process.env.BENCH_PIN !== '0' && canPin();
+const PROXY_CPU = String(cpus().length - 1);
+const LOAD_CPUS = `0-${cpus().length - 2}`;
+
+function canPin(): boolean {
+  if (process.platform !== 'linux' || cpus().length < 2) return false;
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Move a process and all its threads onto these CPUs (threads it starts later inherit them). */
+function pin(pid: number, cpuList: string): void {
+  if (PIN) execFileSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { stdio: 'ignore' });
+}
 const DURATION = Number(process.env.BENCH_DURATION ?? (SMALL ? 1 : 10));
 const WARMUP = Number(process.env.BENCH_WARMUP ?? (SMALL ? 1 : 2));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMALL ? 1 : 3));
@@ -156,6 +181,9 @@ const sealedReplica = await startProxy(
   '0',
   fileURLToPath(new URL('./results/tmp/proxy-sealed-replica.log', import.meta.url)),
 );
+pin(process.pid, LOAD_CPUS);
+pin(upstream.child.pid!, LOAD_CPUS);
+for (const p of [plain, proxy, quietProxy, sealedProxy, sealedReplica]) pin(p.child.pid!, PROXY_CPU);
 const upstreamStats = async () => (await (await fetch(`${upstream.origin}/admin/stats`)).json()) as { initializes: number };
 
 const targets: Target[] = [
@@ -309,7 +337,14 @@ const result = {
   date: new Date().toISOString(),
   machine: `${process.platform} ${process.arch}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}`,
   command: 'npm run bench',
-  settings: { durationSeconds: DURATION, warmupSeconds: WARMUP, rounds: ROUNDS, connections: CONNECTIONS, proxyLogLevel: 'info' },
+  settings: {
+    durationSeconds: DURATION,
+    warmupSeconds: WARMUP,
+    rounds: ROUNDS,
+    connections: CONNECTIONS,
+    proxyLogLevel: 'info',
+    cpuPinning: PIN ? { proxies: PROXY_CPU, loadGeneratorAndUpstream: LOAD_CPUS } : false,
+  },
   steady,
   ratios: {
     proxyOverDirect: ratio('mcp-session-proxy', 'direct'),
