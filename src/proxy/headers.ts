@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { SESSION_HEADER } from '../mcp/protocol.js';
 import type { ClientSessionId, UpstreamSessionId } from '../session/ids.js';
 
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

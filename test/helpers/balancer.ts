@@ -11,6 +11,8 @@
  */
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
+// The same hop-by-hop list (RFC 9110 §7.6.1) as the proxy's; a balancer follows the same rule.
+import { HOP_BY_HOP } from '../../src/proxy/headers.js';
 
 export interface Balancer {
   readonly port: number;
@@ -22,19 +24,6 @@ export interface Balancer {
   /** Stop listening, cut every open connection (client and backend side), and wait. */
   close(): Promise<void>;
 }
-
-// RFC 9110 7.6.1, plus the legacy ones Node or a client might still send.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 function endToEnd(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const named = new Set(
