@@ -1,5 +1,7 @@
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBalancer } from '../helpers/balancer.js';
 import { connect } from '../helpers/client.js';
 import { killAll, startEverything, startProxy, type Proxy } from '../helpers/processes.js';
 
@@ -48,5 +50,39 @@ describe('@modelcontextprotocol/server-everything as a real upstream', () => {
     });
     expect(JSON.stringify(result.content)).toContain('sampled through the proxy');
     await c.close();
+  });
+});
+
+describe('@modelcontextprotocol/server-everything behind two proxy replicas with one session secret', () => {
+  afterAll(killAll);
+
+  it('one client session, its requests alternating between replicas, streams progress and calls tools on both', async () => {
+    const everything = await startEverything();
+    const secret = { SESSION_SECRET: randomBytes(32).toString('base64') };
+    const replicas = [await startProxy(everything.mcpUrl, secret), await startProxy(everything.mcpUrl, secret)];
+    const balancer = await startBalancer(replicas.map((r) => r.port));
+    try {
+      const c = await connect(balancer.url, 'replicated');
+      const id = c.sessionId();
+      for (let i = 0; i < 4; i++) {
+        const result = await c.client.callTool({ name: 'echo', arguments: { message: `call ${i}` } });
+        expect(JSON.stringify(result.content)).toContain(`call ${i}`);
+      }
+      const events: number[] = [];
+      await c.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, undefined, {
+        onprogress: (p) => events.push(p.progress),
+      });
+      expect(events).toEqual([1, 2, 3]);
+      expect(c.sessionId()).toBe(id);
+      // Both replicas served the session: the one that did not make it reopened it from its id.
+      expect(balancer.counts.every((n) => n >= 3)).toBe(true);
+      const reopened = await Promise.all(
+        replicas.map(async (r) => /mcp_session_proxy_sessions_reopened_total (\d+)/.exec(await (await fetch(`${r.origin}/metrics`)).text())?.[1]),
+      );
+      expect(reopened.sort()).toEqual(['0', '1']);
+      await c.close();
+    } finally {
+      await balancer.close();
+    }
   });
 });
