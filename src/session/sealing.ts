@@ -59,7 +59,7 @@ export interface Opened {
 export type OpenResult = { readonly ok: true; readonly session: Opened } | { readonly ok: false; readonly reason: 'invalid' | 'expired' };
 
 export interface Sealer {
-  /** The sealed id for a new session; undefined when its params are too large for a header. */
+  /** The sealed id for a new session; undefined when its params are too large to seal. */
   seal(state: SessionState): Promise<Sealed | undefined>;
   /** Opens and checks (integrity, age limit) an id this process has no session for. */
   open(id: string): Promise<OpenResult>;
@@ -105,7 +105,7 @@ export function createSealer(options: SealerOptions): Sealer {
       const claims: JWTPayload = { jti: nonce, p: state.params, v: state.protocolVersion };
       if (state.credential !== undefined) claims.c = state.credential.toString('base64url');
       // Whatever is sealed must open again: the decompression bound applies to the plaintext.
-      if (JSON.stringify(claims).length > MAX_DECOMPRESSED_BYTES - 64) return undefined;
+      if (Buffer.byteLength(JSON.stringify(claims)) > MAX_DECOMPRESSED_BYTES - 64) return undefined;
       let id = await encrypt(claims, iat, false);
       if (id.length > COMPRESS_ABOVE_LENGTH) id = await encrypt(claims, iat, true);
       if (id.length > MAX_SEALED_ID_LENGTH) return undefined;
