@@ -74,7 +74,7 @@ export interface SealerOptions {
 }
 
 // SDK clients' params seal to about 450 characters; larger ones are compressed first.
-export const COMPRESS_ABOVE_LENGTH = 1024;
+const COMPRESS_ABOVE_LENGTH = 1024;
 // Replicas' clocks disagree a little: an id minted by a replica that runs ahead is not "from the future".
 const CLOCK_SKEW_MS = 30_000;
 // Only tokens this proxy sealed are ever decompressed (after authentication); still bounded.
@@ -157,6 +157,6 @@ function readClaims(payload: JWTPayload, binding: CredentialBinding): Opened | u
 }
 
 /** Whether a base64url text is exactly what encoding its bytes gives (no stray bits, no padding). */
-export function isCanonicalBase64url(text: string): boolean {
+function isCanonicalBase64url(text: string): boolean {
   return Buffer.from(text, 'base64url').toString('base64url') === text;
 }

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
 
-export const MIN_SECRET_BYTES = 32;
+const MIN_SECRET_BYTES = 32;
 const REQUIRED_BITS = MIN_SECRET_BYTES * 8;
 // Random secrets of 32 bytes do not compress below 32 bytes in any usual encoding (hex, base64,
 // raw: 39 bytes and more in 200k samples); "changeme" eight times compresses to 13.
