@@ -17,11 +17,11 @@ import { endStreams, type OpenStreams } from './proxy/reply.js';
 import { installRequestHooks } from './proxy/request-hooks.js';
 import { createMcpEndpoint, mcpOtherMethods, type McpEndpoint } from './proxy/routes.js';
 import { createCredentialBinding } from './session/binding.js';
-import { createHandshake } from './session/handshake.js';
 import { createFingerprint } from './session/ids.js';
 import { createSealer, deriveKeys, type Sealer } from './session/sealing.js';
 import { createSessionStore, createTerminatedIds } from './session/store.js';
 import { createUpstreamClient } from './upstream/client.js';
+import type { LinkDeps } from './upstream/link.js';
 
 const SERVER_KEEP_ALIVE_MS = 72_000;
 
@@ -80,17 +80,25 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   // The store is created below; the gauge reads its size when scraped.
   const metrics = createMetrics(config.metricsEnabled, () => store.size);
-  const handshake = createHandshake({ upstream, fingerprint, timeoutMs: config.upstreamTimeoutMs, metrics });
+  const links: LinkDeps = {
+    upstream,
+    log: logger,
+    metrics,
+    fingerprint,
+    loss: config.loss,
+    timeoutMs: config.upstreamTimeoutMs,
+    now: () => performance.now(),
+  };
   const store = createSessionStore({
     maxSessions: config.maxSessions,
     idleTtlMs: config.sessionIdleTtlMs,
     onEnd: (session, reason) => {
       metrics.sessionEnded(reason);
-      if (reason === 'delete') return; // the DELETE route ends the upstream session itself
+      if (reason === 'delete') return; // the DELETE route ends the link itself, with the client's credentials
       logger.info({ sid: session.logId, reason }, 'session ended');
       // Evicted or expired: free the upstream's side too (without the client's credentials,
       // which the proxy does not keep; an upstream that insists will expire it on its own).
-      if (session.upstreamId !== undefined) void handshake.endUpstream(session.upstreamId, undefined, logger);
+      void session.link.end();
     },
   });
   const openStreams: OpenStreams = new Map();
@@ -106,8 +114,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...tracking,
     config,
     store,
-    upstream,
-    handshake,
+    links,
     fingerprint,
     binding,
     sealer,

@@ -4,7 +4,7 @@
  */
 import { createParser } from 'eventsource-parser';
 import type { JsonRpcId } from '../errors.js';
-import { isEventStream } from './protocol.js';
+import { isEventStream, parseJson } from './protocol.js';
 
 export interface InitializeOutcome {
   /** The protocol version the upstream negotiated (InitializeResult.protocolVersion). */
@@ -45,12 +45,4 @@ export function initializeOutcomeOf(
     return typeof protocolVersion === 'string' ? { protocolVersion } : undefined;
   }
   return undefined;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }

@@ -5,10 +5,23 @@
  * message. A JSON-RPC error inside a 2xx (a tool failing, an unknown method) is an answer the
  * upstream produced after processing the request, so it is never a loss. Pure and total.
  */
+import { parseJson } from './protocol.js';
+
+/** Names of the built-in patterns below. */
+export type DefaultPatternName =
+  | 'session_not_found'
+  | 'no_valid_session_id'
+  | 'missing_session_id'
+  | 'session_id_required'
+  | 'server_not_initialized'
+  | 'initialization_incomplete'
+  | 'session_invalid';
+
+/** Short, fixed names: they appear in logs and metric labels, so they never hold request data. */
+export type LossPatternName = DefaultPatternName | `custom_${number}`;
 
 export interface LossPattern {
-  /** Short, fixed name: it appears in logs and metrics, so it must never hold request data. */
-  readonly name: string;
+  readonly name: LossPatternName;
   readonly pattern: RegExp;
 }
 
@@ -21,7 +34,7 @@ export interface LossRules {
 }
 
 /** The messages real servers send for a missing or lost session (see DESIGN.md §1). */
-export const DEFAULT_LOSS_PATTERNS: readonly LossPattern[] = [
+export const DEFAULT_LOSS_PATTERNS: readonly (LossPattern & { readonly name: DefaultPatternName })[] = [
   // TypeScript SDK 404 -32001, python-sdk 2.x 404.
   { name: 'session_not_found', pattern: /session not found/i },
   // python-sdk (older) and @modelcontextprotocol/server-everything.
@@ -49,7 +62,7 @@ export const DEFAULT_LOSS_RULES: LossRules = {
 };
 
 /** Why a response counts as a loss: `status_404` or the pattern's name. Safe for logs and labels. */
-export type LossSignal = string;
+export type LossSignal = `status_${number}` | LossPatternName;
 
 /** Whether the body of a response with this status must be read to classify it. */
 export function mayBeLoss(status: number, rules: LossRules): boolean {
@@ -84,12 +97,8 @@ export function classifyLoss(
 /** The JSON-RPC error message when the body is one (or a batch of them), else the raw text. */
 export function errorMessageOf(body: string): string {
   const text = body.length > MAX_CLASSIFIED_BODY_CHARS ? body.slice(0, MAX_CLASSIFIED_BODY_CHARS) : body;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return text;
-  }
+  const parsed = parseJson(text);
+  if (parsed === undefined) return text;
   const first = Array.isArray(parsed) ? parsed[0] : parsed;
   if (typeof first === 'object' && first !== null) {
     const error = (first as { error?: unknown }).error;

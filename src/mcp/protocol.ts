@@ -12,6 +12,16 @@ export const LAST_EVENT_ID_HEADER = 'last-event-id';
 /** What a client expects when it sends a POST (spec: both media types are listed). */
 export const POST_ACCEPT = 'application/json, text/event-stream';
 
+/** JSON text (a request body, an SSE event's data) parsed, or undefined when it is not JSON. */
+export function parseJson(text: string | Buffer): unknown {
+  if (text.length === 0) return undefined;
+  try {
+    return JSON.parse(typeof text === 'string' ? text : text.toString()) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Ids of the requests in a POST body (a message or a batch): the answers the client waits for. */
 export function requestIdsOf(body: unknown): JsonRpcId[] {
   const messages = Array.isArray(body) ? body : [body];

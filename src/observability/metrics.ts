@@ -4,7 +4,7 @@
  * path from a request, or anything a client controls.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { LossSignal } from '../mcp/loss.js';
+import type { ReplayReason } from '../upstream/link.js';
 import type { EndReason } from '../session/store.js';
 
 /** Why a sealed id that this process had no session for was refused. */
@@ -18,7 +18,7 @@ export interface Metrics {
   sessionEnded(reason: EndReason): void;
   sessionReopened(): void;
   sealedIdRejected(reason: SealedIdRejection): void;
-  replay(signal: LossSignal): void;
+  replay(reason: ReplayReason): void;
   replayFailed(): void;
   upstreamError(kind: string): void;
   request(method: string, outcome: RequestOutcome, seconds: number): void;
@@ -113,7 +113,7 @@ export function createMetrics(enabled: boolean, activeSessions: () => number): M
     sessionEnded: (reason) => ended.inc({ reason: endReasons[reason] }),
     sessionReopened: () => reopened.inc(),
     sealedIdRejected: (reason) => rejected.inc({ reason }),
-    replay: (signal) => replays.inc({ signal }),
+    replay: (reason) => replays.inc({ signal: reason }),
     replayFailed: () => replayFailures.inc(),
     upstreamError: (kind) => upstreamErrors.inc({ kind }),
     request: (method, outcome, seconds) =>

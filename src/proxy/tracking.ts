@@ -6,17 +6,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { JsonRpcId, ProxyErrorReason } from '../errors.js';
-import type { LossSignal } from '../mcp/loss.js';
 import type { Metrics, RequestOutcome } from '../observability/metrics.js';
+import type { LogId } from '../session/ids.js';
 import { Cancellation } from '../upstream/client.js';
+import type { ReplayReason } from '../upstream/link.js';
 
 export interface Tracked {
   /** Cancelled when the client goes away before its answer is complete. */
   readonly gone: Cancellation;
   /** Log-safe fingerprint of the client session the request belongs to. */
-  sessionLogId: string | null;
-  /** The loss signal that made this request replay initialize, if any. */
-  replayedFor: LossSignal | null;
+  sessionLogId: LogId | null;
+  /** Why this request waited for the upstream session to be (re-)established, if it did. */
+  replayedFor: ReplayReason | null;
   /** The proxy error the request was answered with, if any. */
   failure: ProxyErrorReason | null;
   /** The JSON-RPC id of the single request in the body, once known: error answers carry it. */

@@ -57,11 +57,18 @@ export function readUpstreamId(value: string | string[] | undefined): UpstreamId
 }
 
 /**
- * A log-safe stand-in for an id: keyed HMAC, so a fingerprint cannot be reversed or precomputed
- * from a guessed id, yet the same id always gives the same fingerprint within one process.
+ * A log-safe stand-in for an id (`fp:` and 12 hex digits). Branded, so that a raw id can never
+ * type-check where a log field expects a fingerprint.
  */
-export type Fingerprint = (id: string) => string;
+export type LogId = string & { readonly [brand]: 'log' };
+
+/**
+ * Fingerprints ids for logs: keyed HMAC, so a fingerprint cannot be reversed or precomputed from a
+ * guessed id, yet the same id always gives the same fingerprint within one process (or, with a
+ * session secret, across replicas).
+ */
+export type Fingerprint = (id: ClientSessionId | UpstreamSessionId) => LogId;
 
 export function createFingerprint(key: Buffer = randomBytes(32)): Fingerprint {
-  return (id) => 'fp:' + createHmac('sha256', key).update(id).digest('hex').slice(0, 12);
+  return (id) => ('fp:' + createHmac('sha256', key).update(id).digest('hex').slice(0, 12)) as LogId;
 }

@@ -4,64 +4,36 @@
  * growing memory) and by time.
  */
 import { LRUCache } from 'lru-cache';
-import type { ClientSessionId, UpstreamSessionId } from './ids.js';
+import type { UpstreamLink } from '../upstream/link.js';
+import type { ClientSessionId, LogId } from './ids.js';
 
+/**
+ * A client session: who it is (its id, credentials, age limit) and the upstream session it uses.
+ * Everything about the upstream side (ids, replays, the handshake) is the link's.
+ */
 export interface Session {
   readonly id: ClientSessionId;
   /** Log-safe fingerprint of `id`, computed once at creation so the hot path never hashes. */
-  readonly logId: string;
+  readonly logId: LogId;
   /** Keyed digest of the caller's credentials at initialize (session/binding.ts). */
   readonly credential: Buffer | undefined;
-  /** The client's initialize params as JSON text, replayed verbatim to the upstream. */
-  readonly initParams: string;
-  /** Protocol version the upstream negotiated with this client. */
-  protocolVersion: string;
-  /** The upstream's current id; undefined for upstreams that never issue one. */
-  upstreamId: UpstreamSessionId | undefined;
-  /** Bumped each time the upstream session is re-established, to tell stale failures from new ones. */
-  generation: number;
-  /** The replay in flight, shared by every request that found the upstream session lost. */
-  replaying: Promise<void> | undefined;
-  /** Set when the session leaves the store (DELETE, eviction, expiry): it must not be revived. */
-  ended: boolean;
   /** The nonce of a sealed id (session/sealing.ts), to refuse it after a DELETE; else undefined. */
   readonly nonce: string | undefined;
   /** When a sealed id reaches its age limit (ms since the epoch); Infinity for random ids. */
   readonly expiresAt: number;
-  /** Reopened from a sealed id: this process has no upstream session for it yet. */
-  needsReplay: boolean;
-  /**
-   * Whether the upstream session was sent notifications/initialized (the client's, or a
-   * replay's). Behind a load balancer the client's may go to another replica.
-   */
-  upstreamInitialized: boolean;
-  /** The notifications/initialized this proxy is sending on the client's behalf, if any. */
-  acknowledging: Promise<void> | undefined;
+  readonly link: UpstreamLink;
 }
 
-/** What a new session starts from; the rest of its state starts empty. */
-export type NewSession = Pick<Session, 'id' | 'logId' | 'credential' | 'initParams' | 'protocolVersion' | 'upstreamId' | 'nonce' | 'expiresAt' | 'needsReplay'>;
-
-export function newSession(fields: NewSession): Session {
+export function newSession(fields: Session): Session {
   // Every field spelled out in one literal: V8 then keeps them all inside the object. Spreading
   // `fields` cost about 450 bytes more per session (bench/README.md, memory per session).
   return {
     id: fields.id,
     logId: fields.logId,
     credential: fields.credential,
-    initParams: fields.initParams,
-    protocolVersion: fields.protocolVersion,
-    upstreamId: fields.upstreamId,
     nonce: fields.nonce,
     expiresAt: fields.expiresAt,
-    needsReplay: fields.needsReplay,
-    generation: 0,
-    replaying: undefined,
-    ended: false,
-    // The client's own notifications/initialized comes next (to this replica or another); a
-    // reopened session's replay sends one.
-    upstreamInitialized: false,
-    acknowledging: undefined,
+    link: fields.link,
   };
 }
 
@@ -97,7 +69,6 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
     dispose: (session, _id, reason) => {
       // 'set' would mean an id was reused, which minting 256 random bits rules out.
       if (reason !== 'evict' && reason !== 'expire' && reason !== 'delete') return;
-      session.ended = true;
       onEnd?.(session, reason === 'delete' ? deleting : reason);
     },
   });

@@ -2,8 +2,9 @@
  * The only undici import: a keep-alive pool to the upstream MCP endpoint, timeouts, abort, and the
  * mapping of transport failures onto the proxy's error table.
  */
-import { Pool, type Dispatcher } from 'undici';
+import { Pool } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ProxyError, type ProxyErrorReason } from '../errors.js';
@@ -39,9 +40,12 @@ export class Cancellation extends EventEmitter {
   }
 }
 
+/** Request headers for the upstream (lower-case names). */
+export type UpstreamHeaders = Record<string, string | string[]>;
+
 export interface UpstreamRequest {
   readonly method: 'GET' | 'POST' | 'DELETE' | 'OPTIONS';
-  readonly headers: Record<string, string | string[]>;
+  readonly headers: UpstreamHeaders;
   readonly body?: Buffer | string;
   readonly signal?: CancelSignal;
 }
@@ -49,12 +53,11 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   readonly statusCode: number;
   readonly headers: IncomingHttpHeaders;
-  readonly body: Dispatcher.ResponseData['body'];
+  /** undici's body; any Readable for the in-memory client the unit tests use. */
+  readonly body: Readable;
 }
 
 export interface UpstreamClient {
-  /** Path and query of the upstream MCP endpoint. */
-  readonly path: string;
   request(request: UpstreamRequest): Promise<UpstreamResponse>;
   /** Whether the upstream answers HTTP at all (any status), within `timeoutMs`, without retries. */
   probe(timeoutMs: number): Promise<boolean>;
@@ -128,7 +131,6 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   }
 
   return {
-    path,
     // The fast path is one undici call with no async frame of its own; failures go to `retry`.
     request(request) {
       const sentAt = performance.now();
@@ -139,7 +141,7 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
       // GET could open an event stream and POST would need a session.
       try {
         const answer = await send({ method: 'OPTIONS', headers: {}, signal: AbortSignal.timeout(timeoutMs) });
-        await answer.body.dump();
+        await drain(answer.body);
         return true;
       } catch {
         return false;
@@ -190,6 +192,19 @@ export async function readBody(
     throw toProxyError(error, signal);
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+// An answer read only for its status (notifications/initialized, DELETE) is a few bytes; past
+// this, dropping the connection is cheaper than reading on.
+const MAX_DRAINED_BYTES = 64 * 1024;
+
+/** Read an answer whose body does not matter to its end, so its connection goes back to the pool. */
+export async function drain(body: UpstreamResponse['body']): Promise<void> {
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_DRAINED_BYTES) return discard(body);
+  }
 }
 
 /**

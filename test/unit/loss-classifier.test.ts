@@ -176,11 +176,11 @@ describe('configurable rules', () => {
     const rules: LossRules = {
       ...DEFAULT_LOSS_RULES,
       patterns: [
-        { name: 'first', pattern: /session/i },
+        { name: 'custom_9', pattern: /session/i },
         ...DEFAULT_LOSS_PATTERNS,
       ],
     };
-    expect(classifyLoss(400, 'Session not found', rules)).toBe('first');
+    expect(classifyLoss(400, 'Session not found', rules)).toBe('custom_9');
   });
 });
 
@@ -252,7 +252,7 @@ describe('loss classifier properties', () => {
   );
 
   it('classifyLoss never throws and returns undefined or a known signal', () => {
-    const names = new Set(DEFAULT_LOSS_PATTERNS.map((p) => p.name));
+    const names = new Set<string>(DEFAULT_LOSS_PATTERNS.map((p) => p.name));
     fc.assert(
       fc.property(fc.integer(), body, (s, b) => {
         const signal = classifyLoss(s, b, DEFAULT_LOSS_RULES);

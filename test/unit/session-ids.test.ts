@@ -6,6 +6,7 @@ import {
   MAX_UPSTREAM_ID_LENGTH,
   mintClientSessionId,
   readUpstreamId,
+  type ClientSessionId,
 } from '../../src/session/ids.js';
 
 const BASE64URL_43 = /^[A-Za-z0-9_-]{43}$/;
@@ -172,7 +173,7 @@ describe('createFingerprint', () => {
     const fingerprint = createFingerprint(Buffer.alloc(32, 7));
     fc.assert(
       fc.property(fc.string({ minLength: 8 }), (id) => {
-        const fp = fingerprint(id);
+        const fp = fingerprint(id as ClientSessionId);
         expect(fp).toMatch(FINGERPRINT);
         expect(fp.includes(id)).toBe(false);
       }),

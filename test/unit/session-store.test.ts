@@ -1,19 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { mintClientSessionId } from '../../src/session/ids.js';
+import { mintClientSessionId, type LogId } from '../../src/session/ids.js';
 import { createSessionStore, newSession, type EndReason, type Session, type SessionStoreOptions } from '../../src/session/store.js';
+import { UpstreamLink } from '../../src/upstream/link.js';
+import { fakeLinkDeps } from '../helpers/fake-upstream.js';
+
+const { deps } = fakeLinkDeps();
+const INIT_PARAMS = '{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}';
 
 function session(): Session {
   const id = mintClientSessionId();
   return newSession({
     id,
-    logId: `fp:${id.slice(0, 12)}`,
+    logId: `fp:${id.slice(0, 12)}` as LogId,
     credential: undefined,
-    initParams: '{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}',
-    protocolVersion: '2025-06-18',
-    upstreamId: undefined,
     nonce: undefined,
     expiresAt: Infinity,
-    needsReplay: false,
+    link: new UpstreamLink(deps, INIT_PARAMS, { kind: 'reopened', protocolVersion: '2025-06-18' }),
   });
 }
 
@@ -53,14 +55,12 @@ describe('session store basics', () => {
     expect(ended).toEqual([]);
   });
 
-  it('returns the live session object, so updates are seen by later lookups', () => {
+  it('returns the session object itself, so its link is shared by every lookup', () => {
     const { store } = harness();
     const a = session();
     store.add(a);
-    const found = store.get(a.id);
-    expect(found).toBeDefined();
-    if (found) found.generation = 3;
-    expect(store.get(a.id)?.generation).toBe(3);
+    expect(store.get(a.id)).toBe(a);
+    expect(store.get(a.id)?.link).toBe(a.link);
   });
 
   it('deletes with reason "delete", once', () => {
@@ -81,7 +81,6 @@ describe('session store basics', () => {
     store.add(a);
     store.add(b);
     expect(store.delete(a.id, 'max_age')).toBe(true);
-    expect(a.ended).toBe(true);
     store.delete(b.id);
     expect(ended).toEqual([
       { id: a.id, reason: 'max_age' },
@@ -89,9 +88,9 @@ describe('session store basics', () => {
     ]);
   });
 
-  it('starts new sessions with no replay, not ended, and waiting for the client\'s notifications/initialized', () => {
+  it('newSession keeps exactly the identity fields and the link', () => {
     const s = session();
-    expect(s).toMatchObject({ generation: 0, replaying: undefined, ended: false, upstreamInitialized: false, acknowledging: undefined });
+    expect(Object.keys(s).sort()).toEqual(['credential', 'expiresAt', 'id', 'link', 'logId', 'nonce']);
   });
 
   it('does not end a session that is added again', () => {
