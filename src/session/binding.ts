@@ -45,7 +45,7 @@ export function createCredentialBinding(identityHeader: string | undefined, key:
 const BEARER_JWT = /^Bearer\s+[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]*$/i;
 
 /** `jwt:<iss>|<sub>` for a bearer JWT with a subject, else `raw:` and the header value. */
-export function principalOf(authorization: string): string {
+function principalOf(authorization: string): string {
   const payload = BEARER_JWT.exec(authorization)?.[1];
   if (payload === undefined) return `raw:${authorization}`;
   try {
