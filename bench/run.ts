@@ -148,6 +148,12 @@ async function createSessions(origin: string, count: number, concurrency = 32): 
   return ids;
 }
 
+// The run must never leave its children behind: on a failure (an uncaught error ends the process)
+// or an interrupt they would keep their ports and their pinned CPU. 'exit' handlers cannot wait,
+// but kill() sends SIGKILL before its first await, so calling it here is enough.
+process.on('exit', () => void killAll());
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(1));
+
 const upstream = await startScript('bench/cheap-upstream.ts');
 const plain = await startScript('bench/plain-proxy.ts', [], { UPSTREAM_ORIGIN: upstream.origin });
 // The proxy logs at its default level (info: an access line per request) to a file, as it would
