@@ -3,7 +3,10 @@
  * one machine. Results: bench/results/bench.json, and a markdown summary on stdout.
  *
  *   1. steady-state tools/call over an established session: the upstream directly, the plain
- *      @fastify/http-proxy, and mcp-session-proxy, interleaved over several rounds (medians);
+ *      @fastify/http-proxy, and mcp-session-proxy, interleaved over several rounds (medians, and
+ *      min–max over the rounds as the noise): req/s, latency, and each proxy's CPU time per call
+ *      (utime + stime of the whole process from /proc/<pid>/stat around the measured run, divided
+ *      by the requests completed in it);
  *   2. SSE pass-through: time to first event and stream throughput, direct vs proxy;
  *   3. recovery: a call that needs a replay vs a normal call, and a replay storm;
  *   4. memory per session (heap, in-process; RSS of the real proxy);
@@ -28,6 +31,7 @@ import { cpus } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { cpuMicros } from './cpu.js';
 import { runFlood } from './flood.js';
 import { killAll, startProxy, startScript } from '../test/helpers/processes.js';
 
@@ -76,8 +80,15 @@ const median = (values: number[]) => {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 const round2 = (n: number) => Math.round(n * 100) / 100;
+const round1 = (n: number) => Math.round(n * 10) / 10;
 
-type Target = { name: string; origin: string; sessionId: string };
+type Target = {
+  name: string;
+  origin: string;
+  sessionId: string;
+  /** The proxy process whose CPU time is measured; none for the upstream itself. */
+  pid?: number;
+};
 
 async function initialize(origin: string): Promise<string> {
   const res = await fetch(`${origin}/mcp`, {
@@ -95,20 +106,23 @@ function headers(sessionId: string) {
   return { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' };
 }
 
+/**
+ * Load a target for DURATION seconds after a warm-up. With a proxy process, also its CPU time per
+ * completed request (µs, all its threads), read from /proc around the measured run only.
+ */
 async function load(target: Target, body: string, connections = CONNECTIONS) {
-  // `warmup` is an autocannon option its type declarations do not know yet.
-  const options = {
-    url: `${target.origin}/mcp`,
-    method: 'POST' as const,
-    headers: headers(target.sessionId),
-    body,
-    connections,
-    duration: DURATION,
-    warmup: { connections, duration: WARMUP },
-  };
-  const result = await autocannon(options as autocannon.Options);
+  const options = { url: `${target.origin}/mcp`, method: 'POST' as const, headers: headers(target.sessionId), body, connections };
+  // The warm-up is a run of its own (as autocannon's `warmup` option does it internally), so that
+  // the CPU time of the warm-up, JIT compilation included, stays out of the measurement.
+  if (WARMUP > 0) await autocannon({ ...options, duration: WARMUP });
+  const cpuBefore = target.pid === undefined ? 0 : cpuMicros(target.pid);
+  const result = await autocannon({ ...options, duration: DURATION });
+  const cpuUsed = target.pid === undefined ? undefined : cpuMicros(target.pid) - cpuBefore;
+  const requests = result.requests.total;
   return {
     reqPerSec: result.requests.average,
+    cpuMicrosPerRequest: cpuUsed === undefined || requests === 0 ? null : round1(cpuUsed / requests),
+    requests,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     non2xx: result.non2xx,
@@ -194,12 +208,18 @@ pin(upstream.child.pid!, LOAD_CPUS);
 for (const p of [plain, proxy, quietProxy, sealedProxy, sealedReplica]) pin(p.child.pid!, PROXY_CPU);
 const upstreamStats = async () => (await (await fetch(`${upstream.origin}/admin/stats`)).json()) as { initializes: number };
 
+const proxyTarget = async (name: string, p: { origin: string; child: { pid?: number | undefined } }): Promise<Target> => ({
+  name,
+  origin: p.origin,
+  sessionId: await initialize(p.origin),
+  pid: p.child.pid!,
+});
 const targets: Target[] = [
   { name: 'direct', origin: upstream.origin, sessionId: await initialize(upstream.origin) },
-  { name: '@fastify/http-proxy', origin: plain.origin, sessionId: await initialize(plain.origin) },
-  { name: 'mcp-session-proxy', origin: proxy.origin, sessionId: await initialize(proxy.origin) },
-  { name: 'mcp-session-proxy, LOG_LEVEL=warn', origin: quietProxy.origin, sessionId: await initialize(quietProxy.origin) },
-  { name: 'mcp-session-proxy, sealed ids', origin: sealedProxy.origin, sessionId: await initialize(sealedProxy.origin) },
+  await proxyTarget('@fastify/http-proxy', plain),
+  await proxyTarget('mcp-session-proxy', proxy),
+  await proxyTarget('mcp-session-proxy, LOG_LEVEL=warn', quietProxy),
+  await proxyTarget('mcp-session-proxy, sealed ids', sealedProxy),
 ];
 
 // 1. Steady state, interleaved so that machine drift hits every target alike.
@@ -208,16 +228,23 @@ for (let round = 1; round <= ROUNDS; round++) {
   for (const target of targets) {
     const result = await load(target, CALL);
     runs[target.name]!.push(result);
-    console.error(`round ${round} ${target.name}: ${Math.round(result.reqPerSec)} req/s, p99 ${result.p99Ms} ms`);
+    const cpu = result.cpuMicrosPerRequest === null ? '' : `, ${result.cpuMicrosPerRequest} µs CPU/call`;
+    console.error(`round ${round} ${target.name}: ${Math.round(result.reqPerSec)} req/s${cpu}, p99 ${result.p99Ms} ms`);
   }
 }
 const steady = Object.fromEntries(
   targets.map((t) => {
     const r = runs[t.name]!;
+    const reqPerSec = r.map((x) => Math.round(x.reqPerSec));
+    const cpu = r.flatMap((x) => (x.cpuMicrosPerRequest === null ? [] : [x.cpuMicrosPerRequest]));
     return [
       t.name,
       {
-        reqPerSec: Math.round(median(r.map((x) => x.reqPerSec))),
+        reqPerSec: Math.round(median(reqPerSec)),
+        // min and max over the rounds: the noise around each median.
+        reqPerSecRange: [Math.min(...reqPerSec), Math.max(...reqPerSec)],
+        cpuMicrosPerRequest: cpu.length === 0 ? null : round1(median(cpu)),
+        cpuMicrosPerRequestRange: cpu.length === 0 ? null : [Math.min(...cpu), Math.max(...cpu)],
         p50Ms: median(r.map((x) => x.p50Ms)),
         p99Ms: median(r.map((x) => x.p99Ms)),
         non2xx: r.reduce((a, x) => a + x.non2xx, 0),
@@ -372,15 +399,17 @@ if (!SMALL) {
 }
 process.stdout.write(JSON.stringify(result) + '\n');
 
+const range = (r: number[] | null) => (r === null ? '—' : `${r[0]}–${r[1]}`);
 const row = (name: string) => {
   const s = steady[name]!;
-  return `| ${name} | ${s.reqPerSec} | ${s.p50Ms} | ${s.p99Ms} | ${s.non2xx + s.errors} |`;
+  const cpu = s.cpuMicrosPerRequest ?? '—';
+  return `| ${name} | ${s.reqPerSec} | ${range(s.reqPerSecRange)} | ${cpu} | ${range(s.cpuMicrosPerRequestRange)} | ${s.p50Ms} | ${s.p99Ms} | ${s.non2xx + s.errors} |`;
 };
 console.error(
   [
     '',
-    `| target (tools/call, ${CONNECTIONS} connections, ${DURATION} s × ${ROUNDS} rounds, medians) | req/s | p50 ms | p99 ms | errors |`,
-    '| --- | ---: | ---: | ---: | ---: |',
+    `| target (tools/call, ${CONNECTIONS} connections, ${DURATION} s × ${ROUNDS} rounds, medians) | req/s | req/s min–max | CPU µs/call | CPU min–max | p50 ms | p99 ms | errors |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...targets.map((t) => row(t.name)),
     '',
     `proxy / direct = ${result.ratios.proxyOverDirect}; proxy / @fastify/http-proxy = ${result.ratios.proxyOverPlainProxy} (${result.ratios.quietProxyOverPlainProxy} without access lines)`,
