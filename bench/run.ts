@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: what mcp-session-proxy costs, side by side with the alternatives, in one run on
- * one machine. Results: bench/results/bench.json, and a markdown summary on stdout.
+ * one machine. Results: bench/results/bench.json and a JSON line on stdout, a markdown summary on
+ * stderr.
  *
  *   1. steady-state tools/call over an established session: the upstream directly, the plain
  *      @fastify/http-proxy, and mcp-session-proxy, interleaved over several rounds (medians, and
@@ -173,7 +174,8 @@ async function createSessions(origin: string, count: number, concurrency = 32): 
 // or an interrupt they would keep their ports and their pinned CPU. 'exit' handlers cannot wait,
 // but kill() sends SIGKILL before its first await, so calling it here is enough.
 process.on('exit', () => void killAll());
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(1));
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
 
 // Built before anything starts, so that a ref that does not build fails the run at once.
 const baseline = BASELINE_REF === undefined ? undefined : buildBaseline(BASELINE_REF);
