@@ -30,7 +30,12 @@ function git(args: string[]): Buffer {
 
 /** Extract and compile the proxy at `ref`. Throws (with tsc's output) if it does not build. */
 export function buildBaseline(ref: string): Baseline {
-  const sha = git(['rev-parse', '--verify', `${ref}^{commit}`]).toString().trim();
+  let sha: string;
+  try {
+    sha = git(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]).toString().trim();
+  } catch {
+    throw new Error(`BENCH_BASELINE=${ref}: not a commit in ${ROOT}`);
+  }
   const shortSha = git(['rev-parse', '--short', sha]).toString().trim();
   const dir = `${ROOT}bench/results/tmp/baseline-${shortSha}`;
   // Always from scratch: a directory left by an interrupted build must not pass for a good one.
