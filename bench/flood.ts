@@ -60,11 +60,16 @@ export async function runFlood({ bound, multiple }: { bound: number; multiple: n
       }
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const seconds = (Date.now() - started) / 1000;
-  await pool.close();
-  await upstream.kill();
-  await proxy.kill();
+  let seconds: number;
+  try {
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    seconds = (Date.now() - started) / 1000;
+  } finally {
+    // However the flood ends (a failed initialize too), nothing it started keeps running.
+    await upstream.kill();
+    await proxy.kill();
+    await pool.destroy();
+  }
 
   // The first half includes V8 growing its heap to its working size; flat means the second half
   // adds nothing.

@@ -1,9 +1,13 @@
 /**
  * `npm run bench`: what mcp-session-proxy costs, side by side with the alternatives, in one run on
- * one machine. Results: bench/results/bench.json, and a markdown summary on stdout.
+ * one machine. Results: bench/results/bench.json and a JSON line on stdout, a markdown summary on
+ * stderr.
  *
  *   1. steady-state tools/call over an established session: the upstream directly, the plain
- *      @fastify/http-proxy, and mcp-session-proxy, interleaved over several rounds (medians);
+ *      @fastify/http-proxy, and mcp-session-proxy, interleaved over several rounds (medians, and
+ *      min–max over the rounds as the noise): req/s, latency, and each proxy's CPU time per call
+ *      (utime + stime of the whole process from /proc/<pid>/stat around the measured run, divided
+ *      by the requests completed in it);
  *   2. SSE pass-through: time to first event and stream throughput, direct vs proxy;
  *   3. recovery: a call that needs a replay vs a normal call, and a replay storm;
  *   4. memory per session (heap, in-process; RSS of the real proxy);
@@ -13,7 +17,9 @@
  *
  * Knobs (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_ROUNDS (3),
  * BENCH_CONNECTIONS (32), BENCH_PIN=0 (no CPU pinning, below), BENCH_SMALL=1 (a seconds-long smoke
- * run, used by the test suite).
+ * run, used by the test suite), BENCH_BASELINE=<git ref> (one more target in 1: the proxy built
+ * from that commit, run next to the current one in every round, with the ratios current/baseline
+ * for req/s and CPU per call; see bench/baseline.ts).
  *
  * CPU pinning (Linux with taskset and at least 2 cores, unless BENCH_PIN=0): the proxies get the
  * last core to themselves (one is under load at a time); this process (autocannon) and the
@@ -28,6 +34,8 @@ import { cpus } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { buildBaseline, startBaselineProxy } from './baseline.js';
+import { cpuMicros } from './cpu.js';
 import { runFlood } from './flood.js';
 import { killAll, startProxy, startScript } from '../test/helpers/processes.js';
 
@@ -55,6 +63,8 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? (SMALL ? 1 : 2));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMALL ? 1 : 3));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const SAMPLES = SMALL ? 20 : 300;
+const BASELINE_REF = process.env.BENCH_BASELINE || undefined;
+const CURRENT = 'mcp-session-proxy';
 const STORM = SMALL ? 20 : 200;
 
 const ACCEPT = 'application/json, text/event-stream';
@@ -69,13 +79,22 @@ const INIT_PARAMS = {
 };
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: INIT_PARAMS });
 
+// With an even count (BENCH_ROUNDS=2 or 4), the mean of the middle two, not the upper one.
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 const round2 = (n: number) => Math.round(n * 100) / 100;
+const round1 = (n: number) => Math.round(n * 10) / 10;
 
-type Target = { name: string; origin: string; sessionId: string };
+type Target = {
+  name: string;
+  origin: string;
+  sessionId: string;
+  /** The proxy process whose CPU time is measured; none for the upstream itself. */
+  pid?: number;
+};
 
 async function initialize(origin: string): Promise<string> {
   const res = await fetch(`${origin}/mcp`, {
@@ -93,20 +112,23 @@ function headers(sessionId: string) {
   return { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' };
 }
 
+/**
+ * Load a target for DURATION seconds after a warm-up. With a proxy process, also its CPU time per
+ * completed request (µs, all its threads), read from /proc around the measured run only.
+ */
 async function load(target: Target, body: string, connections = CONNECTIONS) {
-  // `warmup` is an autocannon option its type declarations do not know yet.
-  const options = {
-    url: `${target.origin}/mcp`,
-    method: 'POST' as const,
-    headers: headers(target.sessionId),
-    body,
-    connections,
-    duration: DURATION,
-    warmup: { connections, duration: WARMUP },
-  };
-  const result = await autocannon(options as autocannon.Options);
+  const options = { url: `${target.origin}/mcp`, method: 'POST' as const, headers: headers(target.sessionId), body, connections };
+  // The warm-up is a run of its own (as autocannon's `warmup` option does it internally), so that
+  // the CPU time of the warm-up, JIT compilation included, stays out of the measurement.
+  if (WARMUP > 0) await autocannon({ ...options, duration: WARMUP });
+  const cpuBefore = target.pid === undefined ? 0 : cpuMicros(target.pid);
+  const result = await autocannon({ ...options, duration: DURATION });
+  const cpuUsed = target.pid === undefined ? undefined : cpuMicros(target.pid) - cpuBefore;
+  const requests = result.requests.total;
   return {
     reqPerSec: result.requests.average,
+    cpuMicrosPerRequest: cpuUsed === undefined || requests === 0 ? null : round1(cpuUsed / requests),
+    requests,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     non2xx: result.non2xx,
@@ -148,6 +170,20 @@ async function createSessions(origin: string, count: number, concurrency = 32): 
   return ids;
 }
 
+// The run must never leave its children behind: on a failure (an uncaught error ends the process)
+// or an interrupt they would keep their ports and their pinned CPU. 'exit' handlers cannot wait,
+// but kill() sends SIGKILL before its first await, so calling it here is enough.
+process.on('exit', () => void killAll());
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+
+// Built before anything starts, so that a ref that does not build fails the run at once.
+const baseline = BASELINE_REF === undefined ? undefined : buildBaseline(BASELINE_REF);
+const BASELINE = baseline && `mcp-session-proxy @${baseline.shortSha}`;
+if (baseline?.dependenciesDiffer) {
+  console.error(`warning: ${BASELINE}'s package.json has other dependencies; it runs with the current node_modules`);
+}
+
 const upstream = await startScript('bench/cheap-upstream.ts');
 const plain = await startScript('bench/plain-proxy.ts', [], { UPSTREAM_ORIGIN: upstream.origin });
 // The proxy logs at its default level (info: an access line per request) to a file, as it would
@@ -181,35 +217,73 @@ const sealedReplica = await startProxy(
   '0',
   fileURLToPath(new URL('./results/tmp/proxy-sealed-replica.log', import.meta.url)),
 );
+// The baseline commit's proxy, with the same settings as the current one (`proxy` above).
+const baselineProxy =
+  baseline &&
+  (await startBaselineProxy(
+    baseline.mainJs,
+    `${upstream.origin}/mcp`,
+    { MAX_SESSIONS: '200000' },
+    fileURLToPath(new URL(`./results/tmp/proxy-baseline-${baseline.shortSha}.log`, import.meta.url)),
+  ));
 pin(process.pid, LOAD_CPUS);
 pin(upstream.child.pid!, LOAD_CPUS);
-for (const p of [plain, proxy, quietProxy, sealedProxy, sealedReplica]) pin(p.child.pid!, PROXY_CPU);
+for (const p of [plain, proxy, quietProxy, sealedProxy, sealedReplica, ...(baselineProxy ? [baselineProxy] : [])]) {
+  pin(p.child.pid!, PROXY_CPU);
+}
 const upstreamStats = async () => (await (await fetch(`${upstream.origin}/admin/stats`)).json()) as { initializes: number };
 
+const proxyTarget = async (name: string, p: { origin: string; child: { pid?: number | undefined } }): Promise<Target> => ({
+  name,
+  origin: p.origin,
+  sessionId: await initialize(p.origin),
+  pid: p.child.pid!,
+});
 const targets: Target[] = [
   { name: 'direct', origin: upstream.origin, sessionId: await initialize(upstream.origin) },
-  { name: '@fastify/http-proxy', origin: plain.origin, sessionId: await initialize(plain.origin) },
-  { name: 'mcp-session-proxy', origin: proxy.origin, sessionId: await initialize(proxy.origin) },
-  { name: 'mcp-session-proxy, LOG_LEVEL=warn', origin: quietProxy.origin, sessionId: await initialize(quietProxy.origin) },
-  { name: 'mcp-session-proxy, sealed ids', origin: sealedProxy.origin, sessionId: await initialize(sealedProxy.origin) },
+  await proxyTarget('@fastify/http-proxy', plain),
+  await proxyTarget(CURRENT, proxy),
+  ...(baselineProxy ? [await proxyTarget(BASELINE!, baselineProxy)] : []),
+  await proxyTarget('mcp-session-proxy, LOG_LEVEL=warn', quietProxy),
+  await proxyTarget('mcp-session-proxy, sealed ids', sealedProxy),
 ];
+
+/**
+ * The targets in one round's order. The baseline runs right next to the current build, and first
+ * in every other round, so that neither one always runs in the other's wake (drift, the machine's
+ * state after the previous load).
+ */
+function roundOrder(round: number): Target[] {
+  if (!BASELINE || round % 2 === 1) return targets;
+  const order = [...targets];
+  const i = order.findIndex((t) => t.name === CURRENT);
+  [order[i], order[i + 1]] = [order[i + 1]!, order[i]!];
+  return order;
+}
 
 // 1. Steady state, interleaved so that machine drift hits every target alike.
 const runs: Record<string, Awaited<ReturnType<typeof load>>[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
 for (let round = 1; round <= ROUNDS; round++) {
-  for (const target of targets) {
+  for (const target of roundOrder(round)) {
     const result = await load(target, CALL);
     runs[target.name]!.push(result);
-    console.error(`round ${round} ${target.name}: ${Math.round(result.reqPerSec)} req/s, p99 ${result.p99Ms} ms`);
+    const cpu = result.cpuMicrosPerRequest === null ? '' : `, ${result.cpuMicrosPerRequest} µs CPU/call`;
+    console.error(`round ${round} ${target.name}: ${Math.round(result.reqPerSec)} req/s${cpu}, p99 ${result.p99Ms} ms`);
   }
 }
 const steady = Object.fromEntries(
   targets.map((t) => {
     const r = runs[t.name]!;
+    const reqPerSec = r.map((x) => Math.round(x.reqPerSec));
+    const cpu = r.flatMap((x) => (x.cpuMicrosPerRequest === null ? [] : [x.cpuMicrosPerRequest]));
     return [
       t.name,
       {
-        reqPerSec: Math.round(median(r.map((x) => x.reqPerSec))),
+        reqPerSec: Math.round(median(reqPerSec)),
+        // min and max over the rounds: the noise around each median.
+        reqPerSecRange: [Math.min(...reqPerSec), Math.max(...reqPerSec)],
+        cpuMicrosPerRequest: cpu.length === 0 ? null : round1(median(cpu)),
+        cpuMicrosPerRequestRange: cpu.length === 0 ? null : [Math.min(...cpu), Math.max(...cpu)],
         p50Ms: median(r.map((x) => x.p50Ms)),
         p99Ms: median(r.map((x) => x.p99Ms)),
         non2xx: r.reduce((a, x) => a + x.non2xx, 0),
@@ -220,10 +294,43 @@ const steady = Object.fromEntries(
   }),
 );
 const ratio = (a: string, b: string) => round2(steady[a]!.reqPerSec / steady[b]!.reqPerSec);
+// The baseline proxy is not needed after this section.
+await baselineProxy?.kill();
+
+/**
+ * Current over baseline for one figure: the ratio of the medians, and the ratio in each round
+ * (the two ran next to each other in every round, so the round-by-round ratios show how far the
+ * comparison itself moves). The noise: each target's spread over the rounds, (max − min) / median.
+ */
+function compareToBaseline(metric: 'reqPerSec' | 'cpuMicrosPerRequest') {
+  const figure = (name: string) => steady[name]![metric]!;
+  const rounds = (name: string) => runs[name]!.map((r) => r[metric]!);
+  const current = rounds(CURRENT);
+  const before = rounds(BASELINE!);
+  const perRound = current.map((c, i) => round2(c / before[i]!));
+  // One round has no spread to show: null, not a misleading 0%.
+  const spreadPercent = (values: number[]) =>
+    values.length < 2 ? null : round1(((Math.max(...values) - Math.min(...values)) / median(values)) * 100);
+  return {
+    current: figure(CURRENT),
+    baseline: figure(BASELINE!),
+    ratio: round2(figure(CURRENT) / figure(BASELINE!)),
+    perRoundRatios: perRound,
+    spreadPercent: { current: spreadPercent(current), baseline: spreadPercent(before) },
+  };
+}
+const versusBaseline = baseline && {
+  ref: baseline.ref,
+  sha: baseline.sha,
+  target: BASELINE,
+  dependenciesDiffer: baseline.dependenciesDiffer,
+  reqPerSec: compareToBaseline('reqPerSec'),
+  cpuMicrosPerRequest: compareToBaseline('cpuMicrosPerRequest'),
+};
 
 // 2. SSE pass-through: sequential time to first event; throughput under load.
-const direct = targets[0]!;
-const ours = targets[2]!;
+const direct = targets.find((t) => t.name === 'direct')!;
+const ours = targets.find((t) => t.name === CURRENT)!;
 const sse: Record<string, unknown> = {};
 for (const target of [direct, ours]) {
   const pool = new Pool(target.origin, { connections: 1 });
@@ -336,7 +443,7 @@ const result = {
   bench: 'mcp-session-proxy',
   date: new Date().toISOString(),
   machine: `${process.platform} ${process.arch}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}`,
-  command: 'npm run bench',
+  command: baseline ? `BENCH_BASELINE=${baseline.ref} npm run bench` : 'npm run bench',
   settings: {
     durationSeconds: DURATION,
     warmupSeconds: WARMUP,
@@ -352,6 +459,7 @@ const result = {
     quietProxyOverPlainProxy: ratio('mcp-session-proxy, LOG_LEVEL=warn', '@fastify/http-proxy'),
     sealedProxyOverPlainProxy: ratio('mcp-session-proxy, sealed ids', '@fastify/http-proxy'),
   },
+  ...(versusBaseline ? { baseline: versusBaseline } : {}),
   sse: { ...sse, firstEventGapMs, events: STREAM_EVENTS },
   recovery,
   memory: { heapPerSession: memory, heapPerSealedSession: sealedMemory, proxyRss: rssSamples },
@@ -364,17 +472,39 @@ if (!SMALL) {
 }
 process.stdout.write(JSON.stringify(result) + '\n');
 
+/** Whether every round puts a current/baseline ratio on the same side of 1. */
+const agreement = (perRound: number[]) =>
+  perRound.length < 2
+    ? 'one round: no noise measured, BENCH_ROUNDS=3 or more for that'
+    : perRound.every((r) => r > 1)
+      ? `above 1 in all ${perRound.length} rounds`
+      : perRound.every((r) => r < 1)
+        ? `below 1 in all ${perRound.length} rounds`
+        : 'the rounds disagree: within the noise';
+const comparisonLine = (label: string, c: ReturnType<typeof compareToBaseline>, unit = '') =>
+  `  ${label}: ${c.current}${unit} vs ${c.baseline}${unit} = ${c.ratio} (per round ${c.perRoundRatios.join(', ')}: ${agreement(c.perRoundRatios)})` +
+  (c.spreadPercent.current === null ? '' : `; spread over the rounds ${c.spreadPercent.current}% current, ${c.spreadPercent.baseline}% baseline`);
+const baselineLines = versusBaseline
+  ? [
+      `current / baseline (${versusBaseline.target}, BENCH_BASELINE=${versusBaseline.ref}), same run, same CPU:`,
+      comparisonLine('req/s', versusBaseline.reqPerSec),
+      comparisonLine('CPU per tools/call', versusBaseline.cpuMicrosPerRequest, ' µs'),
+    ]
+  : [];
+const range = (r: number[] | null) => (r === null ? '—' : `${r[0]}–${r[1]}`);
 const row = (name: string) => {
   const s = steady[name]!;
-  return `| ${name} | ${s.reqPerSec} | ${s.p50Ms} | ${s.p99Ms} | ${s.non2xx + s.errors} |`;
+  const cpu = s.cpuMicrosPerRequest ?? '—';
+  return `| ${name} | ${s.reqPerSec} | ${range(s.reqPerSecRange)} | ${cpu} | ${range(s.cpuMicrosPerRequestRange)} | ${s.p50Ms} | ${s.p99Ms} | ${s.non2xx + s.errors} |`;
 };
 console.error(
   [
     '',
-    `| target (tools/call, ${CONNECTIONS} connections, ${DURATION} s × ${ROUNDS} rounds, medians) | req/s | p50 ms | p99 ms | errors |`,
-    '| --- | ---: | ---: | ---: | ---: |',
+    `| target (tools/call, ${CONNECTIONS} connections, ${DURATION} s × ${ROUNDS} rounds, medians) | req/s | req/s min–max | CPU µs/call | CPU min–max | p50 ms | p99 ms | errors |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...targets.map((t) => row(t.name)),
     '',
+    ...baselineLines,
     `proxy / direct = ${result.ratios.proxyOverDirect}; proxy / @fastify/http-proxy = ${result.ratios.proxyOverPlainProxy} (${result.ratios.quietProxyOverPlainProxy} without access lines)`,
     `SSE (${STREAM_EVENTS} events): first event median direct ${(sse[direct.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms, proxy ${(sse[ours.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms (gap ${firstEventGapMs} ms); events/s direct ${(sse[direct.name] as { eventsPerSec: number }).eventsPerSec}, proxy ${(sse[ours.name] as { eventsPerSec: number }).eventsPerSec}`,
     `recovery: normal call ${recovery.normalCallMedianMs} ms, replayed call ${recovery.replayedCallMedianMs} ms (${recovery.replayedOverNormal}×); storm of ${STORM}: ${recovery.storm.msUntilAllSucceeded} ms, ${recovery.storm.upstreamInitializes} upstream initializes, all ok: ${recovery.storm.allSucceeded}`,
