@@ -108,7 +108,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   };
 
   async function post(call: Call) {
-    const raw = await readJsonBody(call.req, config.bodyLimitBytes);
+    const raw = await readJsonBody(call.req, config.bodyLimitBytes, config.bodyTimeoutMs);
     const message = classifyBody(parseJson(raw));
     // Any error from here on answers this request's id.
     call.tracked.requestId = message.id;
