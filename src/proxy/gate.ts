@@ -149,7 +149,14 @@ export function hostnameOf(host: string): string | undefined {
     if (end === -1) end = host.length;
   }
   if (end === 0) return undefined;
-  if (end < host.length && !/^:\d{0,5}$/.test(host.slice(end))) return undefined;
+  if (end < host.length) {
+    // `:` and up to five digits.
+    if (host.charCodeAt(end) !== 0x3a /* : */ || host.length - end > 6) return undefined;
+    for (let i = end + 1; i < host.length; i++) {
+      const c = host.charCodeAt(i);
+      if (c < 0x30 || c > 0x39) return undefined;
+    }
+  }
   const name = host.slice(0, end);
   return /[A-Z]/.test(name) ? name.toLowerCase() : name;
 }
@@ -176,6 +183,9 @@ export function pathOf(url: string): string {
   return scheme === null ? path : path.slice(scheme[0].length) || '/';
 }
 
+// No escapes, dots, backslashes or anything a URL parser would drop or rewrite.
+const PLAIN_PATH = /^\/[A-Za-z0-9_~/-]*$/;
+
 /**
  * A path as an upstream might resolve it: percent-decoded, dot segments and duplicate slashes
  * resolved, lower case, without a trailing slash. Two paths with the same key may reach the same
@@ -183,6 +193,8 @@ export function pathOf(url: string): string {
  * refuses. Never throws: what cannot be decoded is kept as sent.
  */
 export function normalizePath(path: string): string {
+  // Nothing to decode or resolve (probes, most pass-through paths): slashes and case only.
+  if (PLAIN_PATH.test(path)) return path.toLowerCase().replace(/\/+/g, '/').replace(/\/$/, '') || '/';
   let decoded = path;
   try {
     decoded = decodeURIComponent(path);
