@@ -13,6 +13,7 @@ import {
   type LossPattern,
   type LossRules,
 } from './mcp/loss.js';
+import { normalizePath } from './proxy/gate.js';
 import { parseSecret, readSecretFile } from './session/secrets.js';
 
 // Every container platform routes to the pod's interfaces, not its loopback.
@@ -266,7 +267,8 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     ...(config.metricsEnabled ? ([['metrics-path', config.metricsPath]] as [string, string][]) : []),
   ];
   for (const [i, [name, path]] of paths.entries()) {
-    const clash = paths.slice(0, i).find(([, other]) => other !== undefined && other === path);
+    // Compared as the gate resolves paths: `/MCP` as the MCP path would shadow a `/mcp` probe.
+    const clash = paths.slice(0, i).find(([, other]) => other !== undefined && path !== undefined && normalizePath(other) === normalizePath(path));
     if (path !== undefined && clash) problems.push(`--${name}: ${path} is already the --${clash[0]}`);
   }
   if (problems.length > 0) throw new ConfigError(problems);

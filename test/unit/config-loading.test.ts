@@ -403,6 +403,11 @@ describe('allowed hosts and the body timeout', () => {
     expect(configError([], { ...baseEnv, BODY_TIMEOUT_MS: value }).problems[0]).toMatch(/^BODY_TIMEOUT_MS: must be a whole number from 100 to 600000/);
   });
 
+  it('refuse a probe path that the gate would take for the MCP path (another spelling of it)', () => {
+    expect(configError(['--health-path', '/MCP/'], baseEnv).problems).toEqual(['--health-path: /MCP/ is already the --mcp-path']);
+    expect(configError(['--metrics-path', '/x/../mcp'], baseEnv).problems).toEqual(['--metrics-path: /x/../mcp is already the --mcp-path']);
+  });
+
   it('--help explains both', () => {
     expect(helpText()).toMatch(/--allowed-hosts\s+ALLOWED_HOSTS\s+\(none\)\n.*loopback/);
     expect(helpText()).toMatch(/--body-timeout-ms\s+BODY_TIMEOUT_MS\s+30000\n.*408/);
