@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,9 @@ describe('DNS rebinding protection on a proxy listening on loopback', () => {
   const env = useFixtureAndProxy('sdk');
 
   it('passes the MCP conformance scenario dns-rebinding-protection (2025-11-25) through the proxy', async () => {
+    // The `node` package makes its binary in a preinstall script: `npm ci --ignore-scripts`, or an
+    // npm that blocks that script, leaves it out.
+    expect(existsSync(NODE_24), `${NODE_24} is missing: run npm ci with install scripts allowed for the "node" package`).toBe(true);
     const result = await runScenario(env.proxy.url);
     expect(result.checks.map((c) => [c.id, c.status])).toEqual([
       ['localhost-host-rebinding-rejected', 'SUCCESS'],
