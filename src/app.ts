@@ -12,10 +12,11 @@ import { answerMalformedRequest } from './proxy/malformed.js';
 import { SESSION_HEADER } from './mcp/protocol.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
+import { gatePolicyOf, normalizePath, pathOf } from './proxy/gate.js';
 import { healthRoutes } from './proxy/health.js';
 import { endStreams, type OpenStreams } from './proxy/reply.js';
 import { installRequestHooks } from './proxy/request-hooks.js';
-import { createMcpEndpoint, mcpOtherMethods, type McpEndpoint } from './proxy/routes.js';
+import { createMcpEndpoint, type McpEndpoint } from './proxy/routes.js';
 import { createCredentialBinding } from './session/binding.js';
 import { createFingerprint } from './session/ids.js';
 import { createSealer, deriveKeys, type Sealer } from './session/sealing.js';
@@ -32,8 +33,9 @@ export interface BuildOptions {
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel, options.logDestination, config.identityHeader);
-  // The MCP endpoint's POST/GET/DELETE are handed over before Fastify routes anything (routes.ts
-  // says why); everything else is Fastify's. `endpoint` is set below, before the server listens.
+  // Every request for the MCP path, whatever its method, is handed over before Fastify routes
+  // anything (routes.ts says why); everything else is Fastify's. `endpoint` is set below, before
+  // the server listens.
   let endpoint: McpEndpoint | undefined;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -45,8 +47,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     clientErrorHandler: (error, socket) => answerMalformedRequest(error, socket, logger),
     serverFactory: (fastifyHandler) => {
       const server = createServer((req, res) => {
-        if (endpoint?.matches(req)) endpoint.handle(req, res);
-        else fastifyHandler(req, res);
+        if (endpoint?.handle(req, res) !== true) fastifyHandler(req, res);
       });
       // Fastify applies its server settings only to servers it creates itself.
       // Idle keep-alive longer than load balancers' (60 s), so they never reuse a closed socket.
@@ -123,19 +124,20 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     closing: () => closing,
   });
 
-  installRequestHooks(app, config, tracking);
+  installRequestHooks(app, gatePolicyOf(config), tracking);
   await app.register(healthRoutes, { config, upstream, metrics });
-  await app.register(mcpOtherMethods, { config, upstream });
 
   // Everything that is not the MCP endpoint (OAuth discovery, health, ...) passes through as is,
-  // except session ids: no path may reach the upstream's MCP endpoint around the proxy.
+  // except session ids: no path may reach the upstream's MCP endpoint around the proxy. Any
+  // spelling of the proxy's own MCP path never gets here (the gate takes it); the upstream's is
+  // recognised by the gate's normaliser.
   const mcpPaths = new Set([normalizePath(config.upstreamUrl.pathname), normalizePath(config.mcpPath)]);
   await app.register(httpProxy, {
     upstream: config.upstreamUrl.origin,
     prefix: '/',
     http2: false,
     preHandler: (request, _reply, done) => {
-      const path = normalizePath(request.url.split('?', 1)[0]!);
+      const path = normalizePath(pathOf(request.url));
       done(mcpPaths.has(path) ? new ProxyError('NOT_MCP_ENDPOINT') : undefined);
     },
     replyOptions: {
@@ -160,16 +162,4 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await upstream.close();
   });
   return app;
-}
-
-/** A path as the upstream will resolve it: decoded, dot segments and duplicate slashes resolved. */
-function normalizePath(path: string): string {
-  let decoded = path;
-  try {
-    decoded = decodeURIComponent(path);
-  } catch {
-    // Keep it as sent; it cannot match a real path then.
-  }
-  const resolved = new URL(decoded.replace(/\/+/g, '/'), 'http://x').pathname;
-  return resolved.toLowerCase().replace(/\/+/g, '/').replace(/\/$/, '') || '/';
 }

@@ -13,6 +13,7 @@ import {
   type LossPattern,
   type LossRules,
 } from './mcp/loss.js';
+import { normalizePath } from './proxy/gate.js';
 import { parseSecret, readSecretFile } from './session/secrets.js';
 
 // Every container platform routes to the pod's interfaces, not its loopback.
@@ -26,6 +27,12 @@ export const DEFAULT_MAX_SESSIONS = 50_000;
 export const DEFAULT_SESSION_IDLE_TTL_MS = 24 * 60 * 60 * 1000;
 // MCP messages are small; a few MiB leaves room for large tool arguments.
 export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+// The longest pause while reading a POST body (and before its first byte), as nginx's
+// client_body_timeout (60 s there). MCP bodies are small and usually arrive with their headers;
+// a healthy but lossy link stalls for TCP's retransmission backoff (1+2+4+8 s = 15 s for four
+// lost segments in a row), so 30 s never cuts a live client, yet frees a slow-loris connection
+// in half nginx's time, and well before an SDK client's own 60 s request timeout.
+export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 // A tool answering with plain JSON sends headers only when it is done; SDK clients give up on a
 // request after 60 s by default, so the upstream gets longer than any such client waits.
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 5 * 60 * 1000;
@@ -58,6 +65,8 @@ export interface Config {
   readonly maxSessions: number;
   readonly sessionIdleTtlMs: number;
   readonly bodyLimitBytes: number;
+  /** Longest pause between two chunks of a POST body (and before the first): 408 beyond. */
+  readonly bodyTimeoutMs: number;
   readonly upstreamTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly upstreamRetryMs: number;
@@ -66,8 +75,13 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Header whose value, with Authorization, a session is bound to (lower case); none by default. */
   readonly identityHeader: string | undefined;
-  /** Origins allowed on every route; undefined = no Origin check. */
+  /** Origins allowed on every route, besides the proxy's own (proxy/gate.ts); undefined = none listed. */
   readonly allowedOrigins: ReadonlySet<string> | undefined;
+  /**
+   * Hostnames a Host header may name (lower case, IPv6 in brackets, any port); undefined = the
+   * default: loopback names on a loopback --host, any Host otherwise (proxy/gate.ts).
+   */
+  readonly allowedHosts: ReadonlySet<string> | undefined;
   readonly healthPath: string;
   readonly readyPath: string;
   readonly metricsPath: string;
@@ -112,13 +126,15 @@ export const SETTINGS = {
   maxSessions: { flag: 'max-sessions', env: 'MAX_SESSIONS', parse: ms(1, 10_000_000), fallback: DEFAULT_MAX_SESSIONS, help: 'sessions kept; the least recently used is evicted beyond it' },
   sessionIdleTtlMs: { flag: 'session-idle-ttl-ms', env: 'SESSION_IDLE_TTL_MS', parse: ms(1_000, 365 * 24 * 3600 * 1000), fallback: DEFAULT_SESSION_IDLE_TTL_MS, help: 'a session unused this long is forgotten' },
   bodyLimitBytes: { flag: 'body-limit-bytes', env: 'BODY_LIMIT_BYTES', parse: ms(1024, 1024 * 1024 * 1024), fallback: DEFAULT_BODY_LIMIT_BYTES, help: 'largest POST body (413 beyond)' },
+  bodyTimeoutMs: { flag: 'body-timeout-ms', env: 'BODY_TIMEOUT_MS', parse: ms(100, 600_000), fallback: DEFAULT_BODY_TIMEOUT_MS, help: 'longest pause while reading a POST body, before its first byte too (408 and the connection closed beyond); answers, SSE included, are exempt' },
   upstreamTimeoutMs: { flag: 'upstream-timeout-ms', env: 'UPSTREAM_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_UPSTREAM_TIMEOUT_MS, help: 'wait for upstream response headers (504 beyond); SSE bodies are exempt' },
   connectTimeoutMs: { flag: 'connect-timeout-ms', env: 'CONNECT_TIMEOUT_MS', parse: ms(100, 600_000), fallback: DEFAULT_CONNECT_TIMEOUT_MS, help: 'TCP connect timeout to the upstream' },
   upstreamRetryMs: { flag: 'upstream-retry-ms', env: 'UPSTREAM_RETRY_MS', parse: ms(0, 600_000), fallback: DEFAULT_UPSTREAM_RETRY_MS, help: 'keep retrying refused connections this long (0 = never)' },
   resetRetryWindowMs: { flag: 'reset-retry-window-ms', env: 'RESET_RETRY_WINDOW_MS', parse: ms(0, 60_000), fallback: DEFAULT_RESET_RETRY_WINDOW_MS, help: 'resend a POST whose connection reset this soon after sending (0 = never)' },
   shutdownGraceMs: { flag: 'shutdown-grace-ms', env: 'SHUTDOWN_GRACE_MS', parse: ms(0, 600_000), fallback: DEFAULT_SHUTDOWN_GRACE_MS, help: 'on SIGTERM, time for in-flight requests before exit' },
   identityHeader: { flag: 'identity-header', env: 'IDENTITY_HEADER', parse: (t: string): string | undefined => parseHeaderName(t), fallback: undefined, help: 'also bind sessions to this header (e.g. x-user-id)' },
-  allowedOrigins: { flag: 'allowed-origins', env: 'ALLOWED_ORIGINS', parse: (t: string): ReadonlySet<string> | undefined => parseOrigins(t), fallback: undefined, help: 'comma-separated origins; others get 403 (default: no check)' },
+  allowedOrigins: { flag: 'allowed-origins', env: 'ALLOWED_ORIGINS', parse: (t: string): ReadonlySet<string> | undefined => parseOrigins(t), fallback: undefined, help: 'comma-separated origins allowed besides the proxy\'s own; others get 403 (default: none, and any Origin passes when the Host is not checked)' },
+  allowedHosts: { flag: 'allowed-hosts', env: 'ALLOWED_HOSTS', parse: (t: string): ReadonlySet<string> | undefined => parseHostnames(t), fallback: undefined, help: 'comma-separated hostnames (any port) a request\'s Host may name; others get 403 (default: localhost,127.0.0.1,[::1] when --host is a loopback address, else any)' },
   healthPath: { flag: 'health-path', env: 'HEALTH_PATH', parse: parsePath, fallback: DEFAULT_HEALTH_PATH, help: 'liveness: 200 while the process runs' },
   readyPath: { flag: 'ready-path', env: 'READY_PATH', parse: parsePath, fallback: DEFAULT_READY_PATH, help: 'readiness: 200 when the upstream answers, else 503' },
   metricsPath: { flag: 'metrics-path', env: 'METRICS_PATH', parse: parsePath, fallback: DEFAULT_METRICS_PATH, help: 'Prometheus metrics' },
@@ -219,6 +235,7 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     maxSessions: read('maxSessions'),
     sessionIdleTtlMs: read('sessionIdleTtlMs'),
     bodyLimitBytes: read('bodyLimitBytes'),
+    bodyTimeoutMs: read('bodyTimeoutMs'),
     upstreamTimeoutMs: read('upstreamTimeoutMs'),
     connectTimeoutMs: read('connectTimeoutMs'),
     upstreamRetryMs: read('upstreamRetryMs'),
@@ -226,6 +243,7 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     shutdownGraceMs: read('shutdownGraceMs'),
     identityHeader: read('identityHeader'),
     allowedOrigins: read('allowedOrigins'),
+    allowedHosts: read('allowedHosts'),
     healthPath: read('healthPath'),
     readyPath: read('readyPath'),
     metricsPath: read('metricsPath'),
@@ -249,7 +267,8 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     ...(config.metricsEnabled ? ([['metrics-path', config.metricsPath]] as [string, string][]) : []),
   ];
   for (const [i, [name, path]] of paths.entries()) {
-    const clash = paths.slice(0, i).find(([, other]) => other !== undefined && other === path);
+    // Compared as the gate resolves paths: `/MCP` as the MCP path would shadow a `/mcp` probe.
+    const clash = paths.slice(0, i).find(([, other]) => other !== undefined && path !== undefined && normalizePath(other) === normalizePath(path));
     if (path !== undefined && clash) problems.push(`--${name}: ${path} is already the --${clash[0]}`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -376,6 +395,27 @@ function parseOrigins(text: string): ReadonlySet<string> {
     if (parsed?.origin !== origin) throw new Error(`"${origin}" is not an origin like https://app.example.com`);
   }
   return new Set(origins);
+}
+
+/**
+ * Comma-separated hostnames as a Host header names them without its port: `mcp.example.com`,
+ * `10.0.0.7`, `[::1]` (lower-cased). `*` is refused: leave the setting out instead.
+ */
+function parseHostnames(text: string): ReadonlySet<string> {
+  const names = text.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
+  if (names.length === 0) throw new Error('must list at least one hostname');
+  for (const name of names) {
+    let parsed: string | undefined;
+    try {
+      parsed = new URL(`http://${name}`).hostname;
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed !== name || name.includes('*')) {
+      throw new Error(`"${name}" is not a hostname like mcp.example.com, 127.0.0.1 or [::1] (no port, no scheme)`);
+    }
+  }
+  return new Set(names);
 }
 
 function parseLogLevel(text: string): LogLevel {

@@ -140,6 +140,11 @@ export function answerError(
   const headers: OutgoingHeaders = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
   if (proxyError.reason === 'METHOD_NOT_ALLOWED') headers.allow = 'GET, POST, DELETE';
   if (proxyError.reason === 'PAYLOAD_TOO_LARGE') lingerThenClose(req);
+  if (proxyError.reason === 'REQUEST_TIMEOUT') {
+    // The rest of a stalled body may never come: this connection cannot carry another request.
+    headers.connection = 'close';
+    lingerThenClose(req);
+  }
   res.writeHead(proxyError.status, headers);
   res.end(body);
 }

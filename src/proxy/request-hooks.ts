@@ -1,13 +1,13 @@
 /**
  * What every request to a Fastify route goes through (everything but the MCP endpoint's own
- * methods, which run on the raw server, see routes.ts): tracking, the Origin allow-list, and the
- * error handler that answers JSON-RPC errors.
+ * path, which runs on the raw server, see routes.ts): tracking, the gate's Host and Origin checks
+ * (gate.ts), and the error handler that answers JSON-RPC errors.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config.js';
 import { ProxyError } from '../errors.js';
+import { admission, type GatePolicy } from './gate.js';
 import { answerError } from './reply.js';
-import { originAllowed, track, type Tracked, type TrackingDeps } from './tracking.js';
+import { track, type Tracked, type TrackingDeps } from './tracking.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -19,15 +19,20 @@ declare module 'fastify' {
   }
 }
 
-export function installRequestHooks(app: FastifyInstance, config: Config, deps: TrackingDeps): void {
-  const { allowedOrigins } = config;
+export function installRequestHooks(app: FastifyInstance, policy: GatePolicy, deps: TrackingDeps): void {
+  // Probes are exempt from the Host check: Kubernetes sends the pod IP as Host, and they reveal
+  // nothing a rebound page could use.
+  const probePolicy: GatePolicy = { ...policy, allowedHosts: undefined };
   app.decorateRequest('tracked', null);
   app.setErrorHandler((error, request, reply) => {
     reply.hijack();
     answerError(request.raw, reply.raw, request.tracked!, error, deps.log);
   });
   app.addHook('onRequest', (request, reply, done) => {
-    request.tracked = track(request.raw, reply.raw, deps, request.routeOptions.config.quiet === true);
-    done(originAllowed(request.headers.origin, allowedOrigins) ? undefined : new ProxyError('ORIGIN_NOT_ALLOWED'));
+    const quiet = request.routeOptions.config.quiet === true;
+    request.tracked = track(request.raw, reply.raw, deps, quiet);
+    // Pass-through paths reach the upstream with the proxy's Host, so the upstream cannot check it.
+    const refused = admission(quiet ? probePolicy : policy, request.headers.host, request.headers.origin);
+    done(refused === undefined ? undefined : new ProxyError(refused));
   });
 }

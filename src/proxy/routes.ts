@@ -11,15 +11,15 @@
  *   DELETE           → forget the session (a sealed id: refuse it here from now on), end its
  *                      link (which tells the upstream), answer 200
  *   OPTIONS          → CORS preflight: the upstream's answer, as is
- *   anything else    → 405
  *
- * POST, GET and DELETE are the hot path and run on the raw node:http server (app.ts hands them
- * over before Fastify routes anything): Fastify's per-request machinery alone cost more than the
- * whole proxying (bench/README.md). OPTIONS and 405 are ordinary Fastify routes.
+ * Before any of that, the gate (gate.ts) decides for every method on the MCP path: shutting
+ * down (503), Host or Origin not allowed (403), another method (405), or the flow to run. All of
+ * it runs on the raw node:http server (app.ts hands every request over before Fastify routes
+ * anything): Fastify's per-request machinery alone cost more than the whole proxying
+ * (bench/README.md). Every other path is Fastify's.
  * Decisions live in pure modules (mcp/, proxy/headers.ts, session/ids.ts); the upstream session's
  * life is upstream/link.ts's; this file does the client side's I/O.
  */
-import type { FastifyInstance } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -33,9 +33,10 @@ import { newSession, type Session, type SessionStore, type TerminatedIds } from 
 import { discard, type UpstreamClient } from '../upstream/client.js';
 import { openLink, UpstreamLink, type LinkDeps, type Outgoing } from '../upstream/link.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
+import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
 import { readJsonBody } from './request-body.js';
-import { originAllowed, track, type Tracked, type TrackingDeps } from './tracking.js';
+import { track, type Tracked, type TrackingDeps } from './tracking.js';
 
 export interface McpEndpointDeps extends TrackingDeps {
   readonly config: Config;
@@ -63,44 +64,40 @@ interface Call {
   readonly tracked: Tracked;
 }
 
-const HOT_METHODS = new Set(['POST', 'GET', 'DELETE']);
 
 export interface McpEndpoint {
-  /** Whether the raw server should hand this request to `handle` rather than to Fastify. */
-  matches(req: IncomingMessage): boolean;
-  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Answer the request if it is for the MCP path, whatever its method; false: it is Fastify's. */
+  handle(req: IncomingMessage, res: ServerResponse): boolean;
 }
 
 export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   const { config, store, links, fingerprint, binding, sealer, terminated, openStreams, metrics, log } = deps;
-  const path = config.mcpPath;
-  const pathWithSlash = `${path}/`;
+  const policy = gatePolicyOf(config);
+  const flows: Record<McpFlow, (call: Call) => Promise<void>> = {
+    POST: post,
+    GET: get,
+    DELETE: del,
+    OPTIONS: (call) => preflight(call, links.upstream),
+  };
 
   return {
-    matches(req) {
-      if (!HOT_METHODS.has(req.method!)) return false;
-      const url = req.url!;
-      const end = url.indexOf('?');
-      let requested = end === -1 ? url : url.slice(0, end);
-      if (requested.includes('//')) requested = requested.replace(/\/{2,}/g, '/');
-      return requested === path || requested === pathWithSlash;
-    },
     handle(req, res) {
+      const { headers } = req;
+      const decision = decide(policy, req.method!, req.url!, headers.host, headers.origin, deps.closing());
+      if (decision.kind === 'pass') return false;
       const call: Call = { req, res, tracked: track(req, res, deps) };
-      if (deps.closing()) {
-        res.setHeader('connection', 'close');
-        return answerError(req, res, call.tracked, new ProxyError('SHUTTING_DOWN'), log);
+      if (decision.kind === 'refuse') {
+        if (decision.reason === 'SHUTTING_DOWN') res.setHeader('connection', 'close');
+        answerError(req, res, call.tracked, new ProxyError(decision.reason), log);
+        return true;
       }
-      if (!originAllowed(req.headers.origin, config.allowedOrigins)) {
-        return answerError(req, res, call.tracked, new ProxyError('ORIGIN_NOT_ALLOWED'), log);
-      }
-      const flow = req.method === 'POST' ? post : req.method === 'GET' ? get : del;
-      flow(call).catch((error: unknown) => answerError(req, res, call.tracked, error, log));
+      flows[decision.flow](call).catch((error: unknown) => answerError(req, res, call.tracked, error, log));
+      return true;
     },
   };
 
   async function post(call: Call) {
-    const raw = await readJsonBody(call.req, config.bodyLimitBytes);
+    const raw = await readJsonBody(call.req, config.bodyLimitBytes, config.bodyTimeoutMs);
     const message = classifyBody(parseJson(raw));
     // Any error from here on answers this request's id.
     call.tracked.requestId = message.id;
@@ -266,24 +263,12 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   }
 }
 
-/** The MCP path's other methods, as Fastify routes. */
-export async function mcpOtherMethods(app: FastifyInstance, deps: { config: Config; upstream: UpstreamClient }) {
-  const { config, upstream } = deps;
-  // Browsers send a CORS preflight before a cross-origin POST; the upstream decides CORS.
-  app.options(config.mcpPath, async (request, reply) => {
-    const response = await upstream.request({
-      method: 'OPTIONS',
-      headers: toUpstreamHeaders(request.headers, undefined),
-      signal: request.tracked!.gone,
-    });
-    reply.hijack();
-    relay(reply.raw, response.statusCode, toClientHeaders(response.headers, undefined), response.body);
+/** A browser's CORS preflight before a cross-origin POST: the upstream decides CORS. */
+async function preflight(call: Call, upstream: UpstreamClient) {
+  const response = await upstream.request({
+    method: 'OPTIONS',
+    headers: toUpstreamHeaders(call.req.headers, undefined),
+    signal: call.tracked.gone,
   });
-  app.route({
-    method: ['PUT', 'PATCH', 'HEAD', 'TRACE'],
-    url: config.mcpPath,
-    handler: async () => {
-      throw new ProxyError('METHOD_NOT_ALLOWED');
-    },
-  });
+  relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), response.body);
 }

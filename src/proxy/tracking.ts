@@ -70,11 +70,3 @@ export function track(req: IncomingMessage, res: ServerResponse, deps: TrackingD
   });
   return tracked;
 }
-
-/**
- * Browsers send Origin; a page from a site not on the list must not drive a session (DNS
- * rebinding, cross-site requests). Clients that send no Origin are not browsers.
- */
-export function originAllowed(origin: string | undefined, allowed: ReadonlySet<string> | undefined): boolean {
-  return allowed === undefined || origin === undefined || allowed.has(origin);
-}

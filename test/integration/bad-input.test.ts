@@ -145,7 +145,7 @@ describe('bad input from clients gets a clear JSON-RPC error, and the proxy keep
       const socket = connectSocket(proxy.port, '127.0.0.1');
       socket.on('error', () => resolve());
       socket.write(
-        `POST /mcp HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nmcp-session-id: ${c.sessionId()}\r\n` +
+        `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\nmcp-session-id: ${c.sessionId()}\r\n` +
           'content-length: 1000\r\n\r\n{"jsonrpc":',
         () => setTimeout(() => (socket.destroy(), resolve()), 50),
       );

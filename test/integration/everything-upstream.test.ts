@@ -9,11 +9,12 @@ describe('@modelcontextprotocol/server-everything as a real upstream', () => {
   let proxy: Proxy;
   beforeAll(async () => {
     const everything = await startEverything();
-    proxy = await startProxy(everything.mcpUrl);
+    // A page from another origin must be listed: the proxy listens on loopback (gate.ts).
+    proxy = await startProxy(everything.mcpUrl, { ALLOWED_ORIGINS: 'https://app.example.com' });
   });
   afterAll(killAll);
 
-  it('passes a CORS preflight on the MCP path to the upstream, which decides CORS', async () => {
+  it('passes a CORS preflight from an allowed Origin on the MCP path to the upstream, which decides CORS', async () => {
     const res = await fetch(proxy.url, {
       method: 'OPTIONS',
       headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' },

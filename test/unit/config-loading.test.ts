@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ConfigError,
+  helpText,
   DEFAULT_BODY_LIMIT_BYTES,
+  DEFAULT_BODY_TIMEOUT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_LOG_LEVEL,
@@ -362,5 +364,52 @@ describe('session secret settings', () => {
     writeFileSync(join(dir, 'current'), secretB);
     const problems = configError([], { ...baseEnv, SESSION_SECRET: secretA, SESSION_SECRET_FILE: join(dir, 'current') }).problems;
     expect(problems).toEqual(['SESSION_SECRET and SESSION_SECRET_FILE: set one, not both']);
+  });
+});
+
+describe('allowed hosts and the body timeout', () => {
+  it('default: no Host list (the gate derives one from --host), 30 s body timeout', () => {
+    const config = loadConfig([], baseEnv);
+    expect(config.allowedHosts).toBeUndefined();
+    expect(config.bodyTimeoutMs).toBe(DEFAULT_BODY_TIMEOUT_MS);
+    expect(DEFAULT_BODY_TIMEOUT_MS).toBe(30_000);
+  });
+
+  it('read hostnames (lower-cased, IPv6 in brackets) and the timeout from flags, environment and file', () => {
+    const fromEnv = loadConfig([], { ...baseEnv, ALLOWED_HOSTS: 'MCP.example.com, 10.0.0.7,[::1],', BODY_TIMEOUT_MS: '250' });
+    expect([...fromEnv.allowedHosts!]).toEqual(['mcp.example.com', '10.0.0.7', '[::1]']);
+    expect(fromEnv.bodyTimeoutMs).toBe(250);
+    const fromFlags = loadConfig(['--allowed-hosts', 'localhost', '--body-timeout-ms=60000'], { ...baseEnv, ALLOWED_HOSTS: 'other' });
+    expect([...fromFlags.allowedHosts!]).toEqual(['localhost']);
+    expect(fromFlags.bodyTimeoutMs).toBe(60_000);
+  });
+
+  it.each([
+    ['localhost:8080', 'a port'],
+    ['http://localhost', 'a scheme'],
+    ['*', 'a wildcard'],
+    ['*.example.com', 'a wildcard'],
+    ['::1', 'IPv6 without brackets'],
+    ['a b', 'a space'],
+    [',', 'nothing'],
+    ['127.1', 'a shorthand address'],
+  ])('refuse ALLOWED_HOSTS=%s (%s), naming the setting', (value) => {
+    const error = configError([], { ...baseEnv, ALLOWED_HOSTS: value });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^ALLOWED_HOSTS: /);
+  });
+
+  it.each(['99', '600001', 'soon', '-1'])('refuse BODY_TIMEOUT_MS=%s', (value) => {
+    expect(configError([], { ...baseEnv, BODY_TIMEOUT_MS: value }).problems[0]).toMatch(/^BODY_TIMEOUT_MS: must be a whole number from 100 to 600000/);
+  });
+
+  it('refuse a probe path that the gate would take for the MCP path (another spelling of it)', () => {
+    expect(configError(['--health-path', '/MCP/'], baseEnv).problems).toEqual(['--health-path: /MCP/ is already the --mcp-path']);
+    expect(configError(['--metrics-path', '/x/../mcp'], baseEnv).problems).toEqual(['--metrics-path: /x/../mcp is already the --mcp-path']);
+  });
+
+  it('--help explains both', () => {
+    expect(helpText()).toMatch(/--allowed-hosts\s+ALLOWED_HOSTS\s+\(none\)\n.*loopback/);
+    expect(helpText()).toMatch(/--body-timeout-ms\s+BODY_TIMEOUT_MS\s+30000\n.*408/);
   });
 });
