@@ -1,12 +1,13 @@
 /**
  * Real processes on 127.0.0.1 for integration tests: the proxy (the built dist/main.js, exactly
- * what users run), fixture upstreams, and @modelcontextprotocol/server-everything.
+ * what users run), fixture upstreams, and @modelcontextprotocol/server-everything. The benchmark
+ * starts its processes with these helpers too, so this module must not import vitest (vitest hooks
+ * live in fixture-and-proxy.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { afterAll, beforeAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -227,21 +228,4 @@ export async function startEverything(port?: number): Promise<Proc & { port: num
     }
   }
   return { ...proc, port: p, mcpUrl: `http://127.0.0.1:${p}/mcp` };
-}
-
-/**
- * For a describe block: a fixture upstream and a proxy in front of it, started before its tests
- * and killed after them. Read them from the returned object inside tests.
- */
-export function useFixtureAndProxy(
-  mode: FixtureMode,
-  options: { idleMs?: number; env?: Record<string, string> } = {},
-): { readonly upstream: Fixture; readonly proxy: Proxy } {
-  const started = {} as { upstream: Fixture; proxy: Proxy };
-  beforeAll(async () => {
-    started.upstream = await startFixture(mode, options.idleMs === undefined ? {} : { idleMs: options.idleMs });
-    started.proxy = await startProxy(started.upstream.mcpUrl, options.env);
-  });
-  afterAll(killAll);
-  return started;
 }

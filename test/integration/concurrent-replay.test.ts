@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { callText, connect, type Connected } from '../helpers/client.js';
-import { useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 
 const CLIENTS = 12;
 const WORKERS_PER_CLIENT = 4;

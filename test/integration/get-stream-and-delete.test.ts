@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { connect, connectSettled, sessionHeaders } from '../helpers/client.js';
-import { startFixture, startProxy, useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
+import { startFixture, startProxy } from '../helpers/processes.js';
 
 function getStream(url: string, sessionId: string, extra: Record<string, string> = {}) {
   return fetch(url, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, ...extra } });

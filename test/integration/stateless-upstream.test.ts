@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
-import { useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 
 describe('stateless upstream (never returns Mcp-Session-Id)', () => {
   const env = useFixtureAndProxy('stateless');

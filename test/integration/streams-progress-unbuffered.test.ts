@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { connect, sessionHeaders } from '../helpers/client.js';
-import { useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 
 describe('SSE answers stream through as they arrive', () => {
   const env = useFixtureAndProxy('sdk');

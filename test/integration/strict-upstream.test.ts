@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
-import { useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 
 describe('python-sdk-style strict upstream (400 "No valid session ID provided", refuses requests before initialized)', () => {
   const env = useFixtureAndProxy('strict');
