@@ -19,9 +19,9 @@ export interface Proc {
   readonly child: ChildProcess;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
-  /** SIGKILL, and wait for the exit. */
+  /** SIGKILL, and wait for the exit (and the end of its output). */
   kill(): Promise<void>;
-  /** SIGTERM (a graceful shutdown), and wait for the exit. */
+  /** SIGTERM (a graceful shutdown), and wait for the exit (and the end of its output). */
   stop(): Promise<void>;
 }
 
@@ -49,23 +49,20 @@ function start(
   if (typeof out === 'number') closeSync(out);
   let text = '';
   let buffered = '';
-  const exited = once(child, 'exit');
+  // 'close', not 'exit': it comes once the output pipes are drained too, so output() is complete.
+  const exited = once(child, 'close');
   const proc: Proc = {
     child,
     output: () => text,
     async kill() {
       running.delete(proc);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
     },
     async stop() {
       running.delete(proc);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
     },
   };
   running.add(proc);
