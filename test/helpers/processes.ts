@@ -110,6 +110,9 @@ function jsonLine(line: string): Record<string, unknown> | undefined {
 
 export type FixtureMode = 'sdk' | 'strict' | 'stateless' | 'rotating';
 
+/** The tools every fixture mode lists, in order (test/fixtures/legacy-upstream.ts). */
+export const FIXTURE_TOOLS = ['echo', 'whoami', 'fail', 'gated-progress'];
+
 export interface Fixture extends Proc {
   readonly port: number;
   readonly mcpUrl: string;
@@ -136,6 +139,8 @@ export interface FixtureStats {
   abortedResponses: number;
   sessionHeadersSeen: number;
   protocolVersionsOnGet: (string | null)[];
+  postsReceived: number;
+  gateWaiters: number;
 }
 
 export async function startFixture(mode: FixtureMode, options: { port?: number; idleMs?: number } = {}): Promise<Fixture> {

@@ -62,13 +62,14 @@ describe('GET (server-to-client stream) and DELETE', () => {
     const headers = sessionHeaders(c);
     await env.upstream.drop();
     await env.upstream.fault({ delayMs: '300' });
+    const received = (await env.upstream.stats()).postsReceived;
     // The call reaches the upstream late and will meet the lost session; the DELETE lands first.
     const call = fetch(env.proxy.url, {
       method: 'POST',
       headers,
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } }),
     });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await expect.poll(async () => (await env.upstream.stats()).postsReceived).toBe(received + 1); // the call is at the upstream
     const del = await fetch(env.proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': c.sessionId()! } });
     expect(del.status).toBe(200);
     const res = await call;
