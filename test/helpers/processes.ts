@@ -14,6 +14,11 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PROXY_MAIN = `${ROOT}dist/main.js`;
 const FIXTURE = `${ROOT}test/fixtures/legacy-upstream.ts`;
 const EVERYTHING = `${ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
+/**
+ * How long a process may take to say it is ready. Starting a tsx fixture has taken over 12 s on
+ * our 2-core machine while another suite ran; this only bounds a process that never starts.
+ */
+export const READY_TIMEOUT_MS = 60_000;
 
 export interface Proc {
   readonly child: ChildProcess;
@@ -95,7 +100,7 @@ function start(
       child.once('exit', () => clearInterval(poll));
     }
     child.once('exit', (code) => reject(new Error(`process exited with ${code} before it was ready:\n${text}`)));
-    setTimeout(() => reject(new Error(`process not ready after 15 s:\n${text}`)), 15_000).unref();
+    setTimeout(() => reject(new Error(`process not ready after ${READY_TIMEOUT_MS} ms:\n${text}`)), READY_TIMEOUT_MS).unref();
   });
   return { proc, port };
 }
@@ -219,7 +224,7 @@ export async function startEverything(port?: number): Promise<Proc & { port: num
   const { proc, port: ready } = start([EVERYTHING, 'streamableHttp'], { PORT: String(p) }, () => undefined);
   void ready.catch(() => undefined);
   // It announces itself on stderr; poll until it answers instead.
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     try {
       await fetch(`http://127.0.0.1:${p}/mcp`, { method: 'GET' });

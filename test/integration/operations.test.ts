@@ -26,10 +26,10 @@ describe('operating the proxy: probes, metrics, access log', () => {
     expect(await ready.json()).toEqual({ status: 'ready' });
 
     await upstream.kill();
-    await expect.poll(async () => (await fetch(`${proxy.origin}/readyz`)).status, { timeout: 5000 }).toBe(503);
+    await expect.poll(async () => (await fetch(`${proxy.origin}/readyz`)).status).toBe(503);
     expect((await fetch(`${proxy.origin}/healthz`)).status).toBe(200); // alive, just not ready
     upstream = await startFixture('sdk', { port: upstream.port });
-    await expect.poll(async () => (await fetch(`${proxy.origin}/readyz`)).status, { timeout: 5000 }).toBe(200);
+    await expect.poll(async () => (await fetch(`${proxy.origin}/readyz`)).status).toBe(200);
   });
 
   it('serves Prometheus metrics that move as sessions are created, replayed and ended', async () => {
