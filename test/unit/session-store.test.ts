@@ -58,8 +58,8 @@ describe('session store basics', () => {
     const a = session();
     store.add(a);
     const found = store.get(a.id);
-    expect(found).toBeDefined();
-    if (found) found.generation = 3;
+    expect(found).toBe(a); // the very object, not a copy
+    found!.generation = 3;
     expect(store.get(a.id)?.generation).toBe(3);
   });
 
