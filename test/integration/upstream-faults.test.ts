@@ -38,11 +38,17 @@ describe('upstream faults: a clear error, then recovery', () => {
 
   it('a restarting upstream is ridden out: refused connections are retried within the retry window', async () => {
     let upstream = await startFixture('sdk');
-    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_RETRY_MS: '10000' });
+    // Longer than the fixture can take to start again on a busy machine (12 s has been seen).
+    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_RETRY_MS: '40000', LOG_LEVEL: 'trace' });
     const c = await connect(proxy.url, 'rider');
     await upstream.kill();
+    // POSTs the proxy sent upstream (its trace line); the GET stream reconnecting is not one.
+    const posted = () =>
+      proxy.output().split('\n').filter((l) => l.includes('"msg":"to upstream"') && l.includes('"content-type":"application/json"')).length;
+    const before = posted();
     const call = callText(c, 'echo', { text: 'waited' });
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the call is retrying meanwhile
+    // The call has been sent to the dead upstream: it is retrying meanwhile.
+    await expect.poll(posted).toBe(before + 1);
     upstream = await startFixture('sdk', { port: upstream.port });
     expect(await call).toBe('waited');
     await c.close();
