@@ -125,6 +125,8 @@ export interface Fixture extends Proc {
   stats(): Promise<FixtureStats>;
   drop(): Promise<void>;
   release(): Promise<void>;
+  /** Move the fixture's idle-expiry clock forward (sessions idle longer than --idle-ms expire). */
+  advance(ms: number): Promise<void>;
   /** Switch fixture faults: hang, refuseInitialize, sessionIdOverride, delayMs, getStatus. */
   fault(settings: Record<string, string>): Promise<void>;
 }
@@ -172,6 +174,7 @@ export async function startFixture(mode: FixtureMode, options: { port?: number; 
     stats: () => admin('stats', 'GET') as Promise<FixtureStats>,
     drop: async () => void (await admin('drop')),
     release: async () => void (await admin('release')),
+    advance: async (ms) => void (await admin(`advance?ms=${ms}`)),
     fault: async (settings) => void (await admin(`fault?${new URLSearchParams(settings)}`)),
   };
 }

@@ -2,13 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
 import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 
+const IDLE_MS = 60_000;
+
 interface WhoAmI {
   clientInfo: { name: string; version: string };
   capabilities: Record<string, unknown>;
 }
 
 describe('TypeScript-SDK-style upstream that forgets sessions (404 "Session not found")', () => {
-  const env = useFixtureAndProxy('sdk', { idleMs: 400 });
+  // Sessions expire after a minute idle, which no test waits for: the idle test moves the
+  // fixture's clock instead. (A 400 ms limit also expired sessions between two calls of the other
+  // tests when the machine was busy: one replay too many.)
+  const env = useFixtureAndProxy('sdk', { idleMs: IDLE_MS });
 
   it('replays the client\'s own initialize after the upstream drops every session; the client never notices', async () => {
     const c = await connect(env.proxy.url, 'dropper');
@@ -39,7 +44,7 @@ describe('TypeScript-SDK-style upstream that forgets sessions (404 "Session not 
   it('recovers a session that expired upstream while idle', async () => {
     const c = await connect(env.proxy.url, 'idler');
     expect(await callText(c, 'echo', { text: 'a' })).toBe('a');
-    await new Promise((resolve) => setTimeout(resolve, 600)); // the fixture's idle limit is 400 ms
+    await env.upstream.advance(IDLE_MS + 1); // idle past the fixture's limit
     expect(await callText(c, 'echo', { text: 'b' })).toBe('b');
     expect((await env.upstream.stats()).initializes['idler']).toBe(2);
     await c.close();
