@@ -43,8 +43,11 @@ describe('upstream faults: a clear error, then recovery', () => {
     const c = await connect(proxy.url, 'rider');
     await upstream.kill();
     // POSTs the proxy sent upstream (its trace line); the GET stream reconnecting is not one.
-    const posted = () =>
-      proxy.output().split('\n').filter((l) => l.includes('"msg":"to upstream"') && l.includes('"content-type":"application/json"')).length;
+    const lines = () => proxy.output().split('\n');
+    const posted = () => lines().filter((l) => l.includes('"msg":"to upstream"') && l.includes('"content-type":"application/json"')).length;
+    // Count from once the connection's own POSTs (initialize, initialized) are logged: the access
+    // line of each comes after its trace line, and the logger writes in batches.
+    await expect.poll(() => lines().filter((l) => l.includes('"method":"POST","path":"/mcp"') && l.includes('"msg":"request"')).length).toBe(2);
     const before = posted();
     const call = callText(c, 'echo', { text: 'waited' });
     // The call has been sent to the dead upstream: it is retrying meanwhile.
