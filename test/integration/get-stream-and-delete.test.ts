@@ -61,7 +61,8 @@ describe('GET (server-to-client stream) and DELETE', () => {
     const c = await connectSettled(env.proxy.url, 'racer', env.upstream);
     const headers = sessionHeaders(c);
     await env.upstream.drop();
-    await env.upstream.fault({ delayMs: '300' });
+    // Long enough for the DELETE to reach the proxy while the call waits, even on a busy machine.
+    await env.upstream.fault({ delayMs: '3000' });
     const received = (await env.upstream.stats()).postsReceived;
     // The call reaches the upstream late and will meet the lost session; the DELETE lands first.
     const call = fetch(env.proxy.url, {

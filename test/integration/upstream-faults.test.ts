@@ -59,7 +59,9 @@ describe('upstream faults: a clear error, then recovery', () => {
 
   it('upstream does not answer in time → 504, and the upstream request is aborted', async () => {
     const upstream = await startFixture('sdk');
-    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_TIMEOUT_MS: '500' });
+    // The hang never ends; the timeout only has to be longer than a normal answer (the connect and
+    // the last call here) can take on a busy machine, where 500 ms has been exceeded.
+    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_TIMEOUT_MS: '10000' });
     const c = await connect(proxy.url, 'hurried');
     const abortedBefore = (await upstream.stats()).abortedResponses;
     await upstream.fault({ hang: '1' });
