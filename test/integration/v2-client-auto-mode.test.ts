@@ -6,7 +6,7 @@
  */
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { describe, expect, it } from 'vitest';
-import { useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 
 async function connectAuto(url: string, name: string) {
   const client = new Client({ name, version: '2.4.0' }, { capabilities: {}, versionNegotiation: { mode: 'auto' } });
