@@ -237,6 +237,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       headers: toUpstreamHeaders(call.req.headers, undefined),
       body,
       initialized,
+      versionFromLink: false,
       cancel: call.tracked.gone,
       replayed: undefined,
     };
