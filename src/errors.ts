@@ -79,6 +79,28 @@ export const PROXY_ERRORS = {
   INTERNAL_ERROR: { status: 500, code: -32603, message: 'Internal error in mcp-session-proxy' },
   // Never sent: the client went away. Named so logs and metrics can tell it from real failures.
   CLIENT_CLOSED: { status: 499, code: -32000, message: 'Client closed the request' },
+  // Refusals of 2026-07-28 (modern) requests, with the TypeScript SDK v2 server's statuses and codes
+  // (src/mcp/era.ts). The refusal carries the v2 server's specific message and data; these
+  // messages are the generic fallbacks.
+  MODERN_INVALID_MESSAGE: {
+    status: 400,
+    code: -32600,
+    message: 'Bad Request: the request body is not a valid JSON-RPC message',
+  },
+  MODERN_BATCH: {
+    status: 400,
+    code: -32600,
+    message: 'Bad Request: JSON-RPC batches may not contain requests for protocol revision 2026-07-28 or later',
+  },
+  MODERN_HEADER_MISMATCH: { status: 400, code: -32020, message: 'Bad Request: the request headers and body disagree' },
+  MODERN_INVALID_ENVELOPE: {
+    status: 400,
+    code: -32602,
+    message: 'Invalid _meta envelope for protocol revision 2026-07-28',
+  },
+  MODERN_UNSUPPORTED_VERSION: { status: 400, code: -32022, message: 'Unsupported protocol version' },
+  // 404 for removed and unknown methods: the status a v2 server gives its dispatch's -32601.
+  MODERN_METHOD_NOT_FOUND: { status: 404, code: -32601, message: 'Method not found' },
 } as const satisfies Record<string, ProxyErrorSpec>;
 
 export type ProxyErrorReason = keyof typeof PROXY_ERRORS;
