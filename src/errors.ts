@@ -110,6 +110,10 @@ export type JsonRpcId = string | number;
 /** Extra facts a client may use (never secrets): the upstream's HTTP status, for instance. */
 export interface ErrorDetail {
   readonly upstreamStatus?: number;
+  /** A more specific message than the table's (the v2 server's exact texts for modern refusals). */
+  readonly message?: string;
+  /** Fields for `error.data` that clients read (`supported`, `requested`, `mismatch`, `envelope`). */
+  readonly data?: Record<string, unknown>;
 }
 
 /** Thrown inside the request flow; the route's error handler turns it into the body below. */
@@ -132,12 +136,13 @@ export class ProxyError extends Error {
 
 export function errorBody(reason: ProxyErrorReason, id: JsonRpcId | null = null, detail?: ErrorDetail): string {
   const spec = PROXY_ERRORS[reason];
-  const message =
-    detail?.upstreamStatus === undefined ? spec.message : `${spec.message} (upstream status ${detail.upstreamStatus})`;
+  const text = detail?.message ?? spec.message;
+  const message = detail?.upstreamStatus === undefined ? text : `${text} (upstream status ${detail.upstreamStatus})`;
+  const data = detail?.upstreamStatus === undefined ? { reason, ...detail?.data } : { reason, upstreamStatus: detail.upstreamStatus, ...detail.data };
   return JSON.stringify({
     jsonrpc: '2.0',
     id,
-    error: { code: spec.code, message, data: { reason, ...detail } },
+    error: { code: spec.code, message, data },
   });
 }
 

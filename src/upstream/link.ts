@@ -163,6 +163,29 @@ export class UpstreamLink {
     return `mcp-session-proxy-${this.label}-${++this.requests}`;
   }
 
+  /** A pooled link's upstream serverInfo (from its last InitializeResult), once open. */
+  get serverInfo(): Record<string, unknown> | undefined {
+    const info = this.serverResult?.serverInfo;
+    return typeof info === 'object' && info !== null ? (info as Record<string, unknown>) : undefined;
+  }
+
+  /**
+   * A message of the proxy's own on the current upstream session (a cancellation, the answer to a
+   * server request no client can take): best effort, never replayed or retried.
+   */
+  async notify(body: string, clientHeaders: UpstreamHeaders): Promise<void> {
+    if (this.state !== LIVE) return;
+    const { deps } = this;
+    const headers = handshakeHeaders(clientHeaders, this.negotiated);
+    if (this.upstreamId !== undefined) headers[SESSION_HEADER] = this.upstreamId;
+    try {
+      const answer = await deps.upstream.request({ method: 'POST', headers, body, signal: AbortSignal.timeout(deps.timeoutMs) });
+      await drain(answer.body);
+    } catch (error) {
+      deps.log.debug({ link: this.label, reason: toProxyError(error).reason }, 'message to the upstream session failed');
+    }
+  }
+
   /** A pooled link's InitializeResult, opening the upstream session first if need be. */
   async describe(out: Outgoing): Promise<Record<string, unknown>> {
     if (!this.pooled) throw new Error('only pooled links keep the InitializeResult');
