@@ -70,6 +70,12 @@ export const PROXY_ERRORS = {
     code: -32000,
     message: 'Bad Gateway: the upstream answered initialize with something that is not an InitializeResult',
   },
+  // A rewritten request (2026-07-28 or sessionless caller) whose answer held no response for it.
+  UPSTREAM_BAD_ANSWER: {
+    status: 502,
+    code: -32000,
+    message: 'Bad Gateway: the upstream answered without a response to the request',
+  },
   REPLAY_FAILED: {
     status: 502,
     code: -32000,
@@ -111,9 +117,9 @@ export type JsonRpcId = string | number;
 export interface ErrorDetail {
   readonly upstreamStatus?: number;
   /** A more specific message than the table's (the v2 server's exact texts for modern refusals). */
-  readonly message?: string;
+  readonly message?: string | undefined;
   /** Fields for `error.data` that clients read (`supported`, `requested`, `mismatch`, `envelope`). */
-  readonly data?: Record<string, unknown>;
+  readonly data?: Record<string, unknown> | undefined;
 }
 
 /** Thrown inside the request flow; the route's error handler turns it into the body below. */

@@ -6,6 +6,7 @@
  * native 2026 server by the shape of what it reads.
  */
 import type { JsonRpcId } from '../errors.js';
+import { severityAtLeast, type LoggingLevel } from './era.js';
 import { messagesOf } from './initialize-result.js';
 import { isJsonRpcMessage } from './protocol.js';
 
@@ -13,15 +14,6 @@ import { isJsonRpcMessage } from './protocol.js';
 const RESERVED_META_PREFIX = 'io.modelcontextprotocol/';
 const SERVER_INFO_META_KEY = 'io.modelcontextprotocol/serverInfo';
 const MODERN_PROTOCOL_VERSION = '2026-07-28';
-
-/** RFC 5424 severities, least severe first: the index is the order `notifications/message` is filtered by. */
-const LOGGING_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'] as const;
-export type LoggingLevel = (typeof LOGGING_LEVELS)[number];
-
-/** The request's `_meta["io.modelcontextprotocol/logLevel"]` as a level, or undefined (no logs) if it names none. */
-export function loggingLevelOf(value: unknown): LoggingLevel | undefined {
-  return LOGGING_LEVELS.find((level) => level === value);
-}
 
 /** Results that carry `ttlMs` and `cacheScope` (the spec's `CacheableResult` extenders). */
 const CACHEABLE_METHODS: ReadonlySet<string> = new Set([
@@ -136,7 +128,7 @@ export function toModernMessage(message: unknown, ctx: AnswerContext): Translate
   return { kind: 'forward', message: { ...message, id: ctx.clientId, result } };
 }
 
-function progressFor(message: Obj, ctx: AnswerContext): Translated {
+function progressFor(message: Obj, ctx: SessionlessContext): Translated {
   const params = message.params as Obj | undefined;
   if (
     params === undefined ||
@@ -153,8 +145,8 @@ function logFor(message: Obj, threshold: LoggingLevel | undefined): Translated {
   // 2026-07-28: without a logLevel in the request's envelope the server must not log to it.
   if (threshold === undefined) return DROP;
   const level = (message.params as Obj | undefined)?.level;
-  const severity = typeof level === 'string' ? LOGGING_LEVELS.indexOf(level as LoggingLevel) : -1;
-  return severity >= LOGGING_LEVELS.indexOf(threshold) ? { kind: 'forward', message } : DROP;
+  // An unknown level ranks below every threshold (severityAtLeast finds it nowhere).
+  return typeof level === 'string' && severityAtLeast(level as LoggingLevel, threshold) ? { kind: 'forward', message } : DROP;
 }
 
 function modernError(error: Obj): Obj {
@@ -206,18 +198,49 @@ function withoutExecution(tools: unknown[]): unknown[] {
 }
 
 /**
- * A whole (buffered) upstream answer for the modern client: the JSON text of the response to the
- * client's request, or undefined when the body held none (garbled, or only others' traffic).
- * Meant for JSON bodies (one message or, defensively, an array); an SSE body is read too, but
- * notifications and server→client requests in it are dropped here — stream those through
- * `modernEventStream` instead.
+ * A whole (buffered) upstream answer, translated by `map`: the JSON text of the response to the
+ * caller's request, or undefined when the body held none (garbled, or only others' traffic).
+ * Reads one JSON message, an array of them (defensively), or a buffered SSE body; server→client
+ * requests in it go to `onRefuse`, notifications are dropped (there is no stream to put them on).
  */
-export function toModernAnswerBody(body: string, contentType: string | undefined, ctx: AnswerContext): string | undefined {
+export function answerBodyOf(
+  body: string,
+  contentType: string | undefined,
+  map: (message: unknown) => Translated,
+  onRefuse: (id: JsonRpcId, method: string) => void,
+): string | undefined {
+  let answer: string | undefined;
   for (const message of messagesOf(body, contentType)) {
-    const translated = toModernMessage(message, ctx);
-    if (translated.kind === 'forward' && !('method' in translated.message)) return JSON.stringify(translated.message);
+    const translated = map(message);
+    if (translated.kind === 'refuse-upstream') onRefuse(translated.id, translated.method);
+    else if (translated.kind === 'forward' && !('method' in translated.message)) answer ??= JSON.stringify(translated.message);
   }
-  return undefined;
+  return answer;
+}
+
+/** What the answer to a sessionless 2025-style request needs: the ids the proxy rewrote. */
+export interface SessionlessContext {
+  readonly clientId: JsonRpcId;
+  readonly upstreamId: string;
+  readonly clientProgressToken: string | number | undefined;
+  readonly upstreamProgressToken: string | undefined;
+}
+
+/**
+ * One upstream message for a 2025-style caller without a session: its own response and progress
+ * with the ids it sent, its log and other notifications as they are; others' responses dropped;
+ * server→client requests refused (the caller has no session to answer them on).
+ */
+export function toSessionlessMessage(message: unknown, ctx: SessionlessContext): Translated {
+  if (!isJsonRpcMessage(message)) return DROP;
+  const { method } = message;
+  if (typeof method === 'string') {
+    if ('id' in message) return { kind: 'refuse-upstream', id: message.id as JsonRpcId, method };
+    if (method === 'notifications/progress') return progressFor(message, ctx);
+    return { kind: 'forward', message };
+  }
+  if (message.id !== ctx.upstreamId) return DROP;
+  return { kind: 'forward', message: { ...message, id: ctx.clientId } };
 }
 
 /**

@@ -24,14 +24,28 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { ProxyError, type JsonRpcId } from '../errors.js';
-import { classifyBody, parseJson, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
+import { classifyEra, MCP_METHOD_HEADER, MCP_NAME_HEADER, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
+import { messagesOf } from '../mcp/initialize-result.js';
+import { classifyBody, isEventStream, parseJson, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
+import {
+  answerBodyOf,
+  discoverResult,
+  toLegacyRequest,
+  toModernMessage,
+  toSessionlessMessage,
+  type AnswerContext,
+  type Translated,
+} from '../mcp/translate.js';
 import type { Metrics, SealedIdRejection } from '../observability/metrics.js';
 import type { CredentialBinding } from '../session/binding.js';
 import { asClientSessionId, isSealedId, mintClientSessionId, type ClientSessionId, type Fingerprint } from '../session/ids.js';
 import type { Opened, Sealer } from '../session/sealing.js';
 import { newSession, type Session, type SessionStore, type TerminatedIds } from '../session/store.js';
-import { discard, type UpstreamClient } from '../upstream/client.js';
-import { openLink, UpstreamLink, type LinkDeps, type Outgoing } from '../upstream/link.js';
+import { discard, readBody, type UpstreamClient, type UpstreamHeaders } from '../upstream/client.js';
+import type { EraProbe } from '../upstream/era-probe.js';
+import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
+import type { LinkPool } from '../upstream/pool.js';
+import { modernEventStream } from './event-stream.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
@@ -43,6 +57,10 @@ export interface McpEndpointDeps extends TrackingDeps {
   readonly store: SessionStore;
   /** What every upstream link is built with. */
   readonly links: LinkDeps;
+  /** Upstream sessions shared by callers without one (2026-07-28 clients, sessionless callers). */
+  readonly pool: LinkPool;
+  /** Whether the upstream speaks 2026-07-28 itself. */
+  readonly eraProbe: EraProbe;
   readonly fingerprint: Fingerprint;
   readonly binding: CredentialBinding;
   /** Seals new ids and opens ids this process has no session for; undefined without a secret. */
@@ -71,7 +89,7 @@ export interface McpEndpoint {
 }
 
 export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
-  const { config, store, links, fingerprint, binding, sealer, terminated, openStreams, metrics, log } = deps;
+  const { config, store, links, pool, eraProbe, fingerprint, binding, sealer, terminated, openStreams, metrics, log } = deps;
   const policy = gatePolicyOf(config);
   const flows: Record<McpFlow, (call: Call) => Promise<void>> = {
     POST: post,
@@ -239,7 +257,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     res.once('close', () => {
       if (!answered) void link.notify(cancellation(context.upstreamId), headers);
     });
-    const refuse = (id: JsonRpcId, method: string) => void link.notify(refusalOf(id, method), headers);
+    const refuse = (id: JsonRpcId, method: string) => void link.notify(serverRequestRefusal(id, method), headers);
     if (!Buffer.isBuffer(payload) && isEventStream(response.headers['content-type'])) {
       res.writeHead(response.statusCode, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       res.flushHeaders();
@@ -256,7 +274,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     }
     const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
     const contentType = response.headers['content-type'];
-    const text = translateBody(body.toString(), typeof contentType === 'string' ? contentType : undefined, map, refuse);
+    const text = answerBodyOf(body.toString(), typeof contentType === 'string' ? contentType : undefined, map, refuse);
     if (text === undefined) {
       // Nothing for this request in the upstream's answer (202, an empty body): it never answered.
       throw new ProxyError('UPSTREAM_BAD_ANSWER', { detail: { upstreamStatus: response.statusCode } });
@@ -453,28 +471,12 @@ function cancellation(upstreamId: string): string {
 }
 
 /** The answer to a server request that no caller can take (no session to answer on, or a 2026 client). */
-function refusalOf(id: JsonRpcId, method: string): string {
+function serverRequestRefusal(id: JsonRpcId, method: string): string {
   return JSON.stringify({
     jsonrpc: '2.0',
     id,
     error: { code: -32601, message: `${method} is not available: the client reaches this server through mcp-session-proxy without a session` },
   });
-}
-
-/** A whole JSON (or short SSE) answer, translated; undefined when it held nothing for the client. */
-function translateBody(
-  body: string,
-  contentType: string | undefined,
-  map: (message: unknown) => Translated,
-  refuse: (id: JsonRpcId, method: string) => void,
-): string | undefined {
-  let out: string | undefined;
-  for (const message of messagesOf(body, contentType)) {
-    const translated = map(message);
-    if (translated.kind === 'refuse-upstream') refuse(translated.id, translated.method);
-    else if (translated.kind === 'forward' && 'id' in translated.message && !('method' in translated.message)) out = JSON.stringify(translated.message);
-  }
-  return out;
 }
 
 function answerJson(res: ServerResponse, status: number, message: object): void {

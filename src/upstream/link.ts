@@ -65,6 +65,8 @@ export interface LinkDeps {
   readonly timeoutMs: number;
   /** Clock (ms), injectable for tests: replays log how long they took. */
   readonly now: () => number;
+  /** Told of every loss: the upstream restarted or forgot sessions (the era probe asks again). */
+  readonly onLoss?: () => void;
 }
 
 /** One message for the upstream session. */
@@ -216,6 +218,7 @@ export class UpstreamLink {
     if (answer.loss !== undefined) {
       // The upstream did not process the message: it no longer knows the session.
       this.deps.log.info({ link: this.label, signal: answer.loss }, 'upstream lost the session; replaying initialize');
+      this.deps.onLoss?.();
       this.lost(sentAt, answer.loss);
       // The client's notifications/initialized is then the replay's to send.
       if (!(await this.ready(out))) return undefined;

@@ -2,9 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   discoverResult,
-  loggingLevelOf,
   toLegacyRequest,
-  toModernAnswerBody,
+  answerBodyOf,
   toModernMessage,
   type AnswerContext,
   type Translated,
@@ -310,11 +309,6 @@ describe('toModernMessage: notifications and server requests on the stream', () 
     expect(toModernMessage(log('debug'), { ...ctx, logLevel: 'debug' })).toStrictEqual(forwarded(log('debug')));
   });
 
-  it('reads a logLevel from the envelope only when it names a level', () => {
-    expect(loggingLevelOf('notice')).toBe('notice');
-    for (const value of [undefined, null, 'NOTICE', 'fatal', 3, {}]) expect(loggingLevelOf(value)).toBeUndefined();
-  });
-
   it('drops the notifications a modern client gets from subscriptions/listen', () => {
     for (const method of [
       'notifications/tools/list_changed',
@@ -397,7 +391,7 @@ describe('toModernMessage never throws', () => {
   });
 });
 
-describe('toModernAnswerBody: a whole JSON answer', () => {
+describe('answerBodyOf: a whole JSON answer', () => {
   const listCtx = { ...ctx, method: 'tools/list' };
   const expected = {
     jsonrpc: '2.0',
@@ -407,7 +401,7 @@ describe('toModernAnswerBody: a whole JSON answer', () => {
 
   it('returns the response for the client as JSON text', () => {
     const body = JSON.stringify(answer({ tools: [] }));
-    expect(JSON.parse(toModernAnswerBody(body, 'application/json', listCtx) ?? 'null')).toStrictEqual(expected);
+    expect(JSON.parse(answerBodyOf(body, 'application/json', (m) => toModernMessage(m, listCtx), () => undefined) ?? 'null')).toStrictEqual(expected);
   });
 
   it('finds the response in an array among other traffic', () => {
@@ -416,23 +410,31 @@ describe('toModernAnswerBody: a whole JSON answer', () => {
       { jsonrpc: '2.0', id: 'u-9', result: {} },
       answer({ tools: [] }),
     ]);
-    expect(JSON.parse(toModernAnswerBody(body, 'application/json; charset=utf-8', { ...listCtx, logLevel: 'debug' }) ?? 'null')).toStrictEqual(
+    expect(JSON.parse(answerBodyOf(body, 'application/json; charset=utf-8', (m) => toModernMessage(m, { ...listCtx, logLevel: 'debug' }), () => undefined) ?? 'null')).toStrictEqual(
       expected,
     );
   });
 
   it('reads a buffered SSE body as well', () => {
     const body = `event: message\ndata: ${JSON.stringify(answer({ tools: [] }))}\n\n`;
-    expect(JSON.parse(toModernAnswerBody(body, 'text/event-stream', listCtx) ?? 'null')).toStrictEqual(expected);
+    expect(JSON.parse(answerBodyOf(body, 'text/event-stream', (m) => toModernMessage(m, listCtx), () => undefined) ?? 'null')).toStrictEqual(expected);
   });
 
   it('returns undefined when nothing in it is for the client', () => {
-    expect(toModernAnswerBody('', 'application/json', listCtx)).toBeUndefined();
-    expect(toModernAnswerBody('not json', 'application/json', listCtx)).toBeUndefined();
-    expect(toModernAnswerBody(JSON.stringify({ jsonrpc: '2.0', id: 'u-9', result: {} }), 'application/json', listCtx)).toBeUndefined();
-    expect(
-      toModernAnswerBody(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'roots/list' }), 'application/json', listCtx),
-    ).toBeUndefined();
+    expect(answerBodyOf('', 'application/json', (m) => toModernMessage(m, listCtx), () => undefined)).toBeUndefined();
+    expect(answerBodyOf('not json', 'application/json', (m) => toModernMessage(m, listCtx), () => undefined)).toBeUndefined();
+    expect(answerBodyOf(JSON.stringify({ jsonrpc: '2.0', id: 'u-9', result: {} }), 'application/json', (m) => toModernMessage(m, listCtx), () => undefined)).toBeUndefined();
+  });
+
+  it('hands server requests in it to onRefuse, and still finds the answer', () => {
+    const refused: [unknown, string][] = [];
+    const body = [
+      `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'roots/list' })}\n\n`,
+      `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: listCtx.upstreamId, result: { tools: [] } })}\n\n`,
+    ].join('');
+    const text = answerBodyOf(body, 'text/event-stream', (m) => toModernMessage(m, listCtx), (id, method) => void refused.push([id, method]));
+    expect(refused).toEqual([[3, 'roots/list']]);
+    expect(JSON.parse(text ?? 'null')).toMatchObject({ id: listCtx.clientId, result: { tools: [], resultType: 'complete' } });
   });
 });
 
