@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PROXY_ERRORS } from '../../src/errors.js';
@@ -639,6 +640,8 @@ describe('routingHeadersOf', () => {
     expect(
       routingHeadersOf({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': ['a', 'b'], 'content-type': 'x' }),
     ).toEqual({ protocolVersion: '2026-07-28', method: 'a, b', name: undefined });
+    const fromNode: IncomingHttpHeaders = { 'mcp-name': '=?base64?aMOpbGxv?=' };
+    expect(routingHeadersOf(fromNode).name).toBe('=?base64?aMOpbGxv?=');
   });
 });
 
