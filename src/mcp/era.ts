@@ -451,9 +451,11 @@ const MCP_NAME_SOURCE: ReadonlyMap<string, 'name' | 'uri' | 'taskId'> = new Map(
 // The classifier
 
 interface Routing {
-  /** OWS-stripped values, undefined when absent. */
+  /** OWS-stripped, undefined when absent. */
   readonly version: string | undefined;
+  /** OWS-stripped, undefined when absent. */
   readonly method: string | undefined;
+  /** As sent: trimmed by decodeMcpName, which the refusal's `mismatch.header` shows. */
   readonly name: string | undefined;
   readonly versionNamesModern: boolean;
 }
