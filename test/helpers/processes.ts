@@ -138,6 +138,12 @@ export interface FixtureStats {
   abortedResponses: number;
   sessionHeadersSeen: number;
   protocolVersionsOnGet: (string | null)[];
+  authorizationBySession: Record<string, string[]>;
+  clientBySession: Record<string, string>;
+  duplicateRequestIds: number;
+  cancelled: unknown[];
+  waits: number;
+  waitsCancelled: number;
 }
 
 export async function startFixture(mode: FixtureMode, options: { port?: number; idleMs?: number } = {}): Promise<Fixture> {
