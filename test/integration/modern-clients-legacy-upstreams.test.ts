@@ -19,7 +19,7 @@ describe.each<FixtureMode>(['strict', 'sdk', 'rotating', 'stateless'])('a pinned
     // No session anywhere on the client side: it speaks 2026-07-28 end to end.
     expect(c.transport.sessionId).toBeUndefined();
     expect(c.client.getServerVersion()).toEqual({ name: `legacy-${mode}`, version: '1.0.0' });
-    expect(c.client.getServerCapabilities()).toMatchObject({ tools: {}, logging: {} });
+    expect(c.client.getServerCapabilities()).toMatchObject({ tools: {}, logging: {}, resources: {} });
 
     const tools = await c.client.listTools();
     expect(tools.tools.map((t) => t.name).sort()).toEqual(['echo', 'fail', 'gated-progress', 'log', 'wait', 'whoami']);
