@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
-import { useFixtureAndProxy } from '../helpers/processes.js';
+import { startProxy, useFixtureAndProxy } from '../helpers/processes.js';
 
 interface WhoAmI {
   clientInfo: { name: string; version: string };
@@ -59,8 +59,9 @@ describe('TypeScript-SDK-style upstream that forgets sessions (404 "Session not 
     expect(await res.json()).toMatchObject({ error: { code: -32001 } });
   });
 
-  it('answers 400 with a JSON-RPC error when a request carries no session id', async () => {
-    const res = await fetch(env.proxy.url, {
+  it('answers 400 with a JSON-RPC error when a request carries no session id (SESSIONLESS=reject; the default pools it)', async () => {
+    const strict = await startProxy(env.upstream.mcpUrl, { SESSIONLESS: 'reject' });
+    const res = await fetch(strict.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 'n', method: 'tools/list' }),
