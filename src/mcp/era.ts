@@ -468,7 +468,19 @@ interface Routing {
  * or a notification to answer 202. `refused`: answer the refusal (status and code from
  * PROXY_ERRORS[reason], message, data and id from the refusal).
  */
+/**
+ * The common case, decided cheaply before anything else (every 2025 request meets it): one message
+ * with no era claim in its _meta and no modern MCP-Protocol-Version header is legacy, whatever
+ * else it is. Takes the raw header, so the hot path builds no RoutingHeaders.
+ */
+export function isPlainLegacy(body: unknown, protocolVersion: string | string[] | undefined): boolean {
+  if (!isObject(body) || hasClaim(body.params)) return false;
+  if (protocolVersion === undefined) return true;
+  return typeof protocolVersion === 'string' && !namesModern(stripOws(protocolVersion));
+}
+
 export function classifyEra(body: unknown, headers: RoutingHeaders): EraDecision {
+  if (isPlainLegacy(body, headers.protocolVersion)) return LEGACY;
   const version = headers.protocolVersion === undefined ? undefined : stripOws(headers.protocolVersion);
   const h: Routing = {
     version,

@@ -24,7 +24,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { ProxyError, type JsonRpcId } from '../errors.js';
-import { classifyEra, MCP_METHOD_HEADER, MCP_NAME_HEADER, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
+import { classifyEra, isPlainLegacy, MCP_METHOD_HEADER, MCP_NAME_HEADER, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { classifyBody, isEventStream, parseJson, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
 import {
@@ -118,13 +118,15 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const raw = await readJsonBody(call.req, config.bodyLimitBytes, config.bodyTimeoutMs);
     const parsed = parseJson(raw);
     // 2026-07-28 or 2025: decided per request, from the body first (as the v2 SDK server does).
-    const era = classifyEra(parsed, routingHeadersOf(call.req.headers));
-    if (era.era === 'refused') {
-      const { refusal } = era;
-      call.tracked.requestId = refusal.id;
-      throw new ProxyError(refusal.reason, { detail: { message: refusal.message, data: refusal.data } });
+    if (!isPlainLegacy(parsed, call.req.headers[PROTOCOL_VERSION_HEADER])) {
+      const era = classifyEra(parsed, routingHeadersOf(call.req.headers));
+      if (era.era === 'refused') {
+        const { refusal } = era;
+        call.tracked.requestId = refusal.id;
+        throw new ProxyError(refusal.reason, { detail: { message: refusal.message, data: refusal.data } });
+      }
+      if (era.era === 'modern') return modern(call, raw, era.message);
     }
-    if (era.era === 'modern') return modern(call, raw, era.message);
 
     const message = classifyBody(parsed);
     // Any error from here on answers this request's id.
@@ -175,7 +177,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const upstreamId = link.nextRequestId();
     const clientProgressToken = progressTokenOf(params);
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
-    const out = outgoing(call, headers, Buffer.from(toLegacyRequest(method, params, upstreamId, upstreamProgressToken)));
+    const out = outgoing(call, headers, toLegacyRequest(method, params, upstreamId, upstreamProgressToken));
     const answer = await sendOn(call, link, out);
     const context: AnswerContext = {
       method,
@@ -206,19 +208,19 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     });
     if (id === undefined) {
       // A notification: nothing comes back for it.
-      const answer = await sendOn(call, link, outgoing(call, headers, Buffer.from(JSON.stringify(parsed))));
+      const answer = await sendOn(call, link, outgoing(call, headers, JSON.stringify(parsed)));
       return relay(call.res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.payload);
     }
     const upstreamId = link.nextRequestId();
     const clientProgressToken = progressTokenOf(params);
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
-    const out = outgoing(call, headers, Buffer.from(toLegacyRequest(method, params ?? {}, upstreamId, upstreamProgressToken)));
+    const out = outgoing(call, headers, toLegacyRequest(method, params ?? {}, upstreamId, upstreamProgressToken));
     const answer = await sendOn(call, link, out);
     const context = { clientId: id as JsonRpcId, upstreamId, clientProgressToken, upstreamProgressToken };
     return relayTranslated(call, link, headers, answer, context, (m) => toSessionlessMessage(m, context));
   }
 
-  function outgoing(call: Call, headers: UpstreamHeaders, body: Buffer | undefined): Outgoing {
+  function outgoing(call: Call, headers: UpstreamHeaders, body: string | undefined): Outgoing {
     return { headers, body, initialized: false, versionFromLink: true, cancel: call.tracked.gone, replayed: undefined };
   }
 

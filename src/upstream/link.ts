@@ -76,8 +76,8 @@ export interface Outgoing {
    * upstream's own on each try (this object is the request's own, so it is written in place).
    */
   readonly headers: UpstreamHeaders;
-  /** A POST body; undefined for a GET (the event stream). */
-  readonly body: Buffer | undefined;
+  /** A POST body (as received, or as the proxy rewrote it); undefined for a GET (the event stream). */
+  readonly body: Buffer | string | undefined;
   /** The client's own notifications/initialized: sent only while the upstream session needs one. */
   readonly initialized: boolean;
   /**
