@@ -41,8 +41,8 @@ import type { CredentialBinding } from '../session/binding.js';
 import { asClientSessionId, isSealedId, mintClientSessionId, type ClientSessionId, type Fingerprint } from '../session/ids.js';
 import type { Opened, Sealer } from '../session/sealing.js';
 import { newSession, type Session, type SessionStore, type TerminatedIds } from '../session/store.js';
-import { discard, readBody, type UpstreamClient, type UpstreamHeaders } from '../upstream/client.js';
-import type { EraProbe } from '../upstream/era-probe.js';
+import { discard, readBody, toProxyError, type UpstreamClient, type UpstreamHeaders } from '../upstream/client.js';
+import { verdictOf, type EraProbe } from '../upstream/era-probe.js';
 import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
 import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
@@ -176,7 +176,21 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const clientProgressToken = progressTokenOf(params);
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
     const out = outgoing(call, headers, Buffer.from(toLegacyRequest(method, params, upstreamId, upstreamProgressToken)));
-    const answer = await sendOn(call, link, out);
+    let answer: Answer;
+    try {
+      answer = await sendOn(call, link, out);
+    } catch (error) {
+      // No upstream: when it comes back it may be another version; find out again.
+      if (toProxyError(error).reason === 'UPSTREAM_UNAVAILABLE') eraProbe.forget();
+      throw error;
+    }
+    if (refusedAsModernOnly(answer)) {
+      // The upstream was replaced by a 2026-07-28-only server (same address): it refused the
+      // translation unprocessed. Find out again, and send the request as the client sent it.
+      eraProbe.forget();
+      const asSent = toUpstreamHeaders(call.req.headers, undefined);
+      if ((await eraProbe.era(asSent)) === 'modern') return passThrough(call, asSent, raw);
+    }
     const context: AnswerContext = {
       method,
       clientId: message.id,
@@ -468,6 +482,16 @@ function progressTokenOf(params: Record<string, unknown> | undefined): string | 
 
 function cancellation(upstreamId: string): string {
   return JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: upstreamId, reason: 'The client closed the request' } });
+}
+
+/**
+ * A 400 -32022 naming 2026-07-28 among the supported versions: what a modern-only server (the v2
+ * SDK's `legacy: 'reject'`) answers a 2025-era request. (400 answers are read whole by the link.)
+ */
+function refusedAsModernOnly(answer: Answer): boolean {
+  const { response, payload } = answer;
+  if (response.statusCode !== 400 || !Buffer.isBuffer(payload)) return false;
+  return verdictOf(response.statusCode, payload.toString(), response.headers['content-type']) === 'modern';
 }
 
 /** The answer to a server request that no caller can take (no session to answer on, or a 2026 client). */
