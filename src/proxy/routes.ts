@@ -23,7 +23,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { ProxyError, type JsonRpcId } from '../errors.js';
+import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
 import { classifyEra, MCP_METHOD_HEADER, MCP_NAME_HEADER, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { classifyBody, isEventStream, parseJson, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
@@ -199,6 +199,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       upstreamProgressToken,
       logLevel: envelope.logLevel,
       serverInfo: link.serverInfo,
+      clientCapabilities: envelope.clientCapabilities,
     };
     return relayTranslated(call, link, headers, answer, context, (m) => toModernMessage(m, context));
   }
@@ -273,22 +274,57 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     });
     const refuse = (id: JsonRpcId, method: string) => void link.notify(serverRequestRefusal(id, method), headers);
     if (!Buffer.isBuffer(payload) && isEventStream(response.headers['content-type'])) {
-      res.writeHead(response.statusCode, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.flushHeaders();
+      // The head goes out with the first event (implicitly, on the first write): until then the
+      // answer can still become a refusal with its own status, as a v2 server's answer becomes a
+      // stream only once there is something to stream.
+      res.statusCode = response.statusCode;
+      res.setHeader('content-type', 'text/event-stream');
+      res.setHeader('cache-control', 'no-cache');
       metrics.streamOpened();
       res.once('close', () => metrics.streamClosed());
-      const events = modernEventStream(map, refuse);
+      const events = modernEventStream(map, (id, method, missingCapability) => {
+        refuse(id, method);
+        if (missingCapability !== undefined) missingOnStream(missingCapability);
+      });
       // An upstream that breaks off mid-stream: the client's request gets a JSON-RPC error event.
       payload.once('error', () => {
         if (!answered && !res.writableEnded) res.write(errorEvents('UPSTREAM_CUT', [context.clientId]));
         res.end();
       });
       payload.pipe(events).pipe(res);
+      // The upstream asked for a capability the client did not declare: the client's request
+      // fails with -32021 (400 while nothing was streamed yet, else an error event), and the
+      // upstream's request is cancelled.
+      const missingOnStream = (capability: string) => {
+        if (answered) return;
+        answered = true;
+        void link.notify(cancellation(context.upstreamId), headers);
+        payload.unpipe(events);
+        events.unpipe(res);
+        discard(payload);
+        const error = missingCapabilityError(capability);
+        if (!res.headersSent) {
+          res.removeHeader('content-type');
+          res.removeHeader('cache-control');
+          answerError(call.req, res, call.tracked, error, log);
+        } else {
+          res.end(`event: message\ndata: ${errorBody(error.reason, context.clientId, error.detail)}\n\n`);
+        }
+      };
       return;
     }
     const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
     const contentType = response.headers['content-type'];
-    const text = answerBodyOf(body.toString(), typeof contentType === 'string' ? contentType : undefined, map, refuse);
+    let missing: string | undefined;
+    const text = answerBodyOf(body.toString(), typeof contentType === 'string' ? contentType : undefined, map, (id, method, missingCapability) => {
+      refuse(id, method);
+      missing ??= missingCapability;
+    });
+    if (missing !== undefined) {
+      // Answered upstream already (refused): nothing to cancel.
+      answered = true;
+      throw missingCapabilityError(missing);
+    }
     if (text === undefined) {
       // Nothing for this request in the upstream's answer (202, an empty body): it never answered.
       throw new ProxyError('UPSTREAM_BAD_ANSWER', { detail: { upstreamStatus: response.statusCode } });
@@ -482,6 +518,13 @@ function progressTokenOf(params: Record<string, unknown> | undefined): string | 
 
 function cancellation(upstreamId: string): string {
   return JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: upstreamId, reason: 'The client closed the request' } });
+}
+
+/** -32021, as the v2 SDK server words it; `requiredCapabilities` is a ClientCapabilities object. */
+function missingCapabilityError(capability: string): ProxyError {
+  return new ProxyError('MODERN_MISSING_CAPABILITY', {
+    detail: { message: `Missing required client capabilities: ${capability}`, data: { requiredCapabilities: { [capability]: {} } } },
+  });
 }
 
 /**
