@@ -105,6 +105,8 @@ export const PROXY_ERRORS = {
     message: 'Invalid _meta envelope for protocol revision 2026-07-28',
   },
   MODERN_UNSUPPORTED_VERSION: { status: 400, code: -32022, message: 'Unsupported protocol version' },
+  // The upstream asked for something (sampling, elicitation, roots) the client did not declare.
+  MODERN_MISSING_CAPABILITY: { status: 400, code: -32021, message: 'Missing required client capabilities' },
   // 404 for removed and unknown methods: the status a v2 server gives its dispatch's -32601.
   MODERN_METHOD_NOT_FOUND: { status: 404, code: -32601, message: 'Method not found' },
 } as const satisfies Record<string, ProxyErrorSpec>;

@@ -92,6 +92,11 @@ export interface AnswerContext {
   readonly logLevel: LoggingLevel | undefined;
   /** From the upstream InitializeResult; stamped into each result's `_meta`. */
   readonly serverInfo: Record<string, unknown> | undefined;
+  /**
+   * From the request's envelope. When given, a server→client request needing a capability the
+   * client did not declare is marked `missingCapability` (the client gets -32021).
+   */
+  readonly clientCapabilities?: Record<string, unknown>;
 }
 
 export type Translated =
@@ -102,9 +107,18 @@ export type Translated =
   /**
    * A server→client request (elicitation/create, sampling/createMessage, roots/list, ping, …):
    * a modern client cannot take one on a stream, so the caller answers the upstream with a
-   * JSON-RPC error for this id.
+   * JSON-RPC error for this id. `missingCapability`: the request needs a client capability the
+   * modern client did not declare, so its own request fails with -32021 (a 2026-07-28 server
+   * "MUST NOT rely on capabilities the client has not declared").
    */
-  | { readonly kind: 'refuse-upstream'; readonly id: JsonRpcId; readonly method: string };
+  | { readonly kind: 'refuse-upstream'; readonly id: JsonRpcId; readonly method: string; readonly missingCapability?: string };
+
+/** The client capability each server→client request needs (2025-11-25 `ClientCapabilities`). */
+const CAPABILITY_FOR_SERVER_REQUEST: Readonly<Record<string, string>> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
 
 const DROP: Translated = { kind: 'drop' };
 
@@ -114,7 +128,7 @@ export function toModernMessage(message: unknown, ctx: AnswerContext): Translate
   const { method } = message;
   if (typeof method === 'string') {
     // isJsonRpcMessage has checked that an id, when present, is a string or a finite number.
-    if ('id' in message) return { kind: 'refuse-upstream', id: message.id as JsonRpcId, method };
+    if ('id' in message) return serverRequestFor(message.id as JsonRpcId, method, ctx.clientCapabilities);
     if (method === 'notifications/progress') return progressFor(message, ctx);
     if (method === 'notifications/message') return logFor(message, ctx.logLevel);
     // list_changed, resources/updated, cancelled…: a modern client hears those on
@@ -126,6 +140,12 @@ export function toModernMessage(message: unknown, ctx: AnswerContext): Translate
   if ('error' in message) return { kind: 'forward', message: { ...message, id: ctx.clientId, error: modernError(message.error as Obj) } };
   const result = isObject(message.result) ? modernResult(message.result, ctx) : message.result;
   return { kind: 'forward', message: { ...message, id: ctx.clientId, result } };
+}
+
+function serverRequestFor(id: JsonRpcId, method: string, declared: Record<string, unknown> | undefined): Translated {
+  const capability = Object.hasOwn(CAPABILITY_FOR_SERVER_REQUEST, method) ? CAPABILITY_FOR_SERVER_REQUEST[method] : undefined;
+  if (declared === undefined || capability === undefined || isObject(declared[capability])) return { kind: 'refuse-upstream', id, method };
+  return { kind: 'refuse-upstream', id, method, missingCapability: capability };
 }
 
 function progressFor(message: Obj, ctx: SessionlessContext): Translated {
@@ -207,12 +227,12 @@ export function answerBodyOf(
   body: string,
   contentType: string | undefined,
   map: (message: unknown) => Translated,
-  onRefuse: (id: JsonRpcId, method: string) => void,
+  onRefuse: (id: JsonRpcId, method: string, missingCapability?: string) => void,
 ): string | undefined {
   let answer: string | undefined;
   for (const message of messagesOf(body, contentType)) {
     const translated = map(message);
-    if (translated.kind === 'refuse-upstream') onRefuse(translated.id, translated.method);
+    if (translated.kind === 'refuse-upstream') onRefuse(translated.id, translated.method, translated.missingCapability);
     else if (translated.kind === 'forward' && !('method' in translated.message)) answer ??= JSON.stringify(translated.message);
   }
   return answer;

@@ -30,7 +30,7 @@ const BOM = 0xfeff;
  */
 export function modernEventStream(
   map: (message: unknown) => Translated,
-  onRefuse: (id: JsonRpcId, method: string) => void,
+  onRefuse: (id: JsonRpcId, method: string, missingCapability?: string) => void,
 ): Transform {
   const decoder = new StringDecoder('utf8');
   let out = '';
@@ -41,7 +41,7 @@ export function modernEventStream(
       if (message === undefined) return;
       const translated = map(message);
       if (translated.kind === 'forward') out += EVENT_PREFIX + JSON.stringify(translated.message) + EVENT_SUFFIX;
-      else if (translated.kind === 'refuse-upstream') onRefuse(translated.id, translated.method);
+      else if (translated.kind === 'refuse-upstream') onRefuse(translated.id, translated.method, translated.missingCapability);
     },
     onComment() {
       out += KEEPALIVE;

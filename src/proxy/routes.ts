@@ -23,7 +23,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { ProxyError, type JsonRpcId } from '../errors.js';
+import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
 import { classifyEra, isPlainLegacy, MCP_METHOD_HEADER, MCP_NAME_HEADER, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { classifyBody, isEventStream, parseJson, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
@@ -41,8 +41,8 @@ import type { CredentialBinding } from '../session/binding.js';
 import { asClientSessionId, isSealedId, mintClientSessionId, type ClientSessionId, type Fingerprint } from '../session/ids.js';
 import type { Opened, Sealer } from '../session/sealing.js';
 import { newSession, type Session, type SessionStore, type TerminatedIds } from '../session/store.js';
-import { discard, readBody, type UpstreamClient, type UpstreamHeaders } from '../upstream/client.js';
-import type { EraProbe } from '../upstream/era-probe.js';
+import { discard, readBody, toProxyError, type UpstreamClient, type UpstreamHeaders } from '../upstream/client.js';
+import { verdictOf, type EraProbe } from '../upstream/era-probe.js';
 import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
 import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
@@ -178,7 +178,21 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const clientProgressToken = progressTokenOf(params);
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
     const out = outgoing(call, headers, toLegacyRequest(method, params, upstreamId, upstreamProgressToken));
-    const answer = await sendOn(call, link, out);
+    let answer: Answer;
+    try {
+      answer = await sendOn(call, link, out);
+    } catch (error) {
+      // No upstream: when it comes back it may be another version; find out again.
+      if (toProxyError(error).reason === 'UPSTREAM_UNAVAILABLE') eraProbe.forget();
+      throw error;
+    }
+    if (refusedAsModernOnly(answer)) {
+      // The upstream was replaced by a 2026-07-28-only server (same address): it refused the
+      // translation unprocessed. Find out again, and send the request as the client sent it.
+      eraProbe.forget();
+      const asSent = toUpstreamHeaders(call.req.headers, undefined);
+      if ((await eraProbe.era(asSent)) === 'modern') return passThrough(call, asSent, raw);
+    }
     const context: AnswerContext = {
       method,
       clientId: message.id,
@@ -187,6 +201,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       upstreamProgressToken,
       logLevel: envelope.logLevel,
       serverInfo: link.serverInfo,
+      clientCapabilities: envelope.clientCapabilities,
     };
     return relayTranslated(call, link, headers, answer, context, (m) => toModernMessage(m, context));
   }
@@ -261,22 +276,57 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     });
     const refuse = (id: JsonRpcId, method: string) => void link.notify(serverRequestRefusal(id, method), headers);
     if (!Buffer.isBuffer(payload) && isEventStream(response.headers['content-type'])) {
-      res.writeHead(response.statusCode, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.flushHeaders();
+      // The head goes out with the first event (implicitly, on the first write): until then the
+      // answer can still become a refusal with its own status, as a v2 server's answer becomes a
+      // stream only once there is something to stream.
+      res.statusCode = response.statusCode;
+      res.setHeader('content-type', 'text/event-stream');
+      res.setHeader('cache-control', 'no-cache');
       metrics.streamOpened();
       res.once('close', () => metrics.streamClosed());
-      const events = modernEventStream(map, refuse);
+      const events = modernEventStream(map, (id, method, missingCapability) => {
+        refuse(id, method);
+        if (missingCapability !== undefined) missingOnStream(missingCapability);
+      });
       // An upstream that breaks off mid-stream: the client's request gets a JSON-RPC error event.
       payload.once('error', () => {
         if (!answered && !res.writableEnded) res.write(errorEvents('UPSTREAM_CUT', [context.clientId]));
         res.end();
       });
       payload.pipe(events).pipe(res);
+      // The upstream asked for a capability the client did not declare: the client's request
+      // fails with -32021 (400 while nothing was streamed yet, else an error event), and the
+      // upstream's request is cancelled.
+      const missingOnStream = (capability: string) => {
+        if (answered) return;
+        answered = true;
+        void link.notify(cancellation(context.upstreamId), headers);
+        payload.unpipe(events);
+        events.unpipe(res);
+        discard(payload);
+        const error = missingCapabilityError(capability);
+        if (!res.headersSent) {
+          res.removeHeader('content-type');
+          res.removeHeader('cache-control');
+          answerError(call.req, res, call.tracked, error, log);
+        } else {
+          res.end(`event: message\ndata: ${errorBody(error.reason, context.clientId, error.detail)}\n\n`);
+        }
+      };
       return;
     }
     const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
     const contentType = response.headers['content-type'];
-    const text = answerBodyOf(body.toString(), typeof contentType === 'string' ? contentType : undefined, map, refuse);
+    let missing: string | undefined;
+    const text = answerBodyOf(body.toString(), typeof contentType === 'string' ? contentType : undefined, map, (id, method, missingCapability) => {
+      refuse(id, method);
+      missing ??= missingCapability;
+    });
+    if (missing !== undefined) {
+      // Answered upstream already (refused): nothing to cancel.
+      answered = true;
+      throw missingCapabilityError(missing);
+    }
     if (text === undefined) {
       // Nothing for this request in the upstream's answer (202, an empty body): it never answered.
       throw new ProxyError('UPSTREAM_BAD_ANSWER', { detail: { upstreamStatus: response.statusCode } });
@@ -470,6 +520,23 @@ function progressTokenOf(params: Record<string, unknown> | undefined): string | 
 
 function cancellation(upstreamId: string): string {
   return JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: upstreamId, reason: 'The client closed the request' } });
+}
+
+/** -32021, as the v2 SDK server words it; `requiredCapabilities` is a ClientCapabilities object. */
+function missingCapabilityError(capability: string): ProxyError {
+  return new ProxyError('MODERN_MISSING_CAPABILITY', {
+    detail: { message: `Missing required client capabilities: ${capability}`, data: { requiredCapabilities: { [capability]: {} } } },
+  });
+}
+
+/**
+ * A 400 -32022 naming 2026-07-28 among the supported versions: what a modern-only server (the v2
+ * SDK's `legacy: 'reject'`) answers a 2025-era request. (400 answers are read whole by the link.)
+ */
+function refusedAsModernOnly(answer: Answer): boolean {
+  const { response, payload } = answer;
+  if (response.statusCode !== 400 || !Buffer.isBuffer(payload)) return false;
+  return verdictOf(response.statusCode, payload.toString(), response.headers['content-type']) === 'modern';
 }
 
 /** The answer to a server request that no caller can take (no session to answer on, or a 2026 client). */

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PROXY_MAIN = `${ROOT}dist/main.js`;
 const FIXTURE = `${ROOT}test/fixtures/legacy-upstream.ts`;
+const MODERN_FIXTURE = `${ROOT}test/fixtures/modern-upstream.ts`;
 const EVERYTHING = `${ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
 
 export interface Proc {
@@ -146,9 +147,23 @@ export interface FixtureStats {
   waitsCancelled: number;
 }
 
-export async function startFixture(mode: FixtureMode, options: { port?: number; idleMs?: number } = {}): Promise<Fixture> {
+export async function startFixture(
+  mode: FixtureMode,
+  options: { port?: number; idleMs?: number; conformance?: boolean } = {},
+): Promise<Fixture> {
   const { proc, port } = start(
-    ['--import', 'tsx', FIXTURE, '--mode', mode, '--port', String(options.port ?? 0), '--idle-ms', String(options.idleMs ?? 0)],
+    [
+      '--import',
+      'tsx',
+      FIXTURE,
+      '--mode',
+      mode,
+      '--port',
+      String(options.port ?? 0),
+      '--idle-ms',
+      String(options.idleMs ?? 0),
+      ...(options.conformance ? ['--conformance'] : []),
+    ],
     {},
     (line) => {
       const json = jsonLine(line);
@@ -171,6 +186,54 @@ export async function startFixture(mode: FixtureMode, options: { port?: number; 
     drop: async () => void (await admin('drop')),
     release: async () => void (await admin('release')),
     fault: async (settings) => void (await admin(`fault?${new URLSearchParams(settings)}`)),
+  };
+}
+
+/** How the modern fixture serves 2025-era requests (createMcpHandler's `legacy` option). */
+export type ModernLegacyMode = 'stateless' | 'reject';
+
+export interface ModernFixture extends Proc {
+  readonly port: number;
+  readonly mcpUrl: string;
+  readonly origin: string;
+  stats(): Promise<ModernFixtureStats>;
+}
+
+export interface ModernFixtureStats {
+  posts: number;
+  withEnvelope: number;
+  withoutEnvelope: number;
+  methods: string[];
+  mcpMethodHeaders: (string | null)[];
+  mcpNameHeaders: string[];
+  protocolVersionHeaders: (string | null)[];
+  sessionIds: string[];
+  discovers: number;
+  initializes: string[];
+}
+
+/** The 2026-07-28 upstream (TypeScript SDK v2 createMcpHandler), test/fixtures/modern-upstream.ts. */
+export async function startModernFixture(options: { legacy?: ModernLegacyMode; port?: number } = {}): Promise<ModernFixture> {
+  const { proc, port } = start(
+    ['--import', 'tsx', MODERN_FIXTURE, '--legacy', options.legacy ?? 'stateless', '--port', String(options.port ?? 0)],
+    {},
+    (line) => {
+      const json = jsonLine(line);
+      return json?.event === 'listening' ? Number(json.port) : undefined;
+    },
+  );
+  const p = await port;
+  const origin = `http://127.0.0.1:${p}`;
+  return {
+    ...proc,
+    port: p,
+    origin,
+    mcpUrl: `${origin}/mcp`,
+    async stats() {
+      const res = await fetch(`${origin}/admin/stats`);
+      if (!res.ok) throw new Error(`modern fixture stats: ${res.status}`);
+      return (await res.json()) as ModernFixtureStats;
+    },
   };
 }
 

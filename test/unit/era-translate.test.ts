@@ -333,6 +333,30 @@ describe('toModernMessage: notifications and server requests on the stream', () 
     }
   });
 
+  it('marks a server→client request needing a capability the envelope did not declare (the client gets -32021)', () => {
+    const declaredNone = { ...ctx, clientCapabilities: {} };
+    for (const [method, capability] of [
+      ['sampling/createMessage', 'sampling'],
+      ['elicitation/create', 'elicitation'],
+      ['roots/list', 'roots'],
+    ] as const) {
+      expect(toModernMessage({ jsonrpc: '2.0', id: 3, method }, declaredNone)).toStrictEqual({
+        kind: 'refuse-upstream',
+        id: 3,
+        method,
+        missingCapability: capability,
+      });
+      // Declared: refused upstream all the same (no MRTR yet), but the client's request goes on.
+      const declared = { ...ctx, clientCapabilities: { [capability]: {} } };
+      expect(toModernMessage({ jsonrpc: '2.0', id: 3, method }, declared)).toStrictEqual({ kind: 'refuse-upstream', id: 3, method });
+    }
+    // No capability governs ping; a capability that is not an object is not declared.
+    expect(toModernMessage({ jsonrpc: '2.0', id: 4, method: 'ping' }, declaredNone)).toStrictEqual({ kind: 'refuse-upstream', id: 4, method: 'ping' });
+    expect(toModernMessage({ jsonrpc: '2.0', id: 5, method: 'roots/list' }, { ...ctx, clientCapabilities: { roots: true } })).toMatchObject({
+      missingCapability: 'roots',
+    });
+  });
+
   it('drops whatever is not a JSON-RPC message', () => {
     for (const message of [undefined, null, 'text', 42, [], [answer({})], {}, { jsonrpc: '1.0', id: 'u-1', result: {} }, { jsonrpc: '2.0', id: 'u-1' }]) {
       expect(toModernMessage(message, ctx)).toStrictEqual(DROP);
