@@ -290,7 +290,7 @@ export class UpstreamLink {
   /** unopened → replaying → live (or back to unopened if the upstream refuses). */
   private replay(reason: OpenReason, clientHeaders: UpstreamHeaders): void {
     if (reason !== 'pooled') this.deps.metrics.replay(reason);
-    const flight = this.reestablish(clientHeaders).catch((error: unknown) => {
+    const flight = this.reestablish(reason, clientHeaders).catch((error: unknown) => {
       if (this.state.kind !== 'ended') {
         this.state = { kind: 'unopened', reason };
         if (reason !== 'pooled') this.deps.metrics.replayFailed();
@@ -303,7 +303,7 @@ export class UpstreamLink {
   }
 
   /** initialize (the client's own params) + notifications/initialized on a new upstream session. */
-  private async reestablish(clientHeaders: UpstreamHeaders): Promise<void> {
+  private async reestablish(reason: OpenReason, clientHeaders: UpstreamHeaders): Promise<void> {
     const { deps } = this;
     const started = deps.now();
     const headers = handshakeHeaders(clientHeaders, this.negotiated);
@@ -349,7 +349,7 @@ export class UpstreamLink {
         generation: this.generation,
         ms: Math.round(deps.now() - started),
       },
-      'upstream session re-established',
+      reason === 'pooled' ? 'pooled upstream session opened' : 'upstream session re-established',
     );
   }
 
