@@ -1,12 +1,13 @@
 /**
  * Real processes on 127.0.0.1 for integration tests: the proxy (the built dist/main.js, exactly
- * what users run), fixture upstreams, and @modelcontextprotocol/server-everything.
+ * what users run), fixture upstreams, and @modelcontextprotocol/server-everything. The benchmark
+ * starts its processes with these helpers too, so this module must not import vitest (vitest hooks
+ * live in fixture-and-proxy.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { afterAll, beforeAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -14,14 +15,19 @@ const PROXY_MAIN = `${ROOT}dist/main.js`;
 const FIXTURE = `${ROOT}test/fixtures/legacy-upstream.ts`;
 const MODERN_FIXTURE = `${ROOT}test/fixtures/modern-upstream.ts`;
 const EVERYTHING = `${ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
+/**
+ * How long a process may take to say it is ready. Starting a tsx fixture has taken over 12 s on
+ * our 2-core machine while another suite ran; this only bounds a process that never starts.
+ */
+export const READY_TIMEOUT_MS = 60_000;
 
 export interface Proc {
   readonly child: ChildProcess;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
-  /** SIGKILL, and wait for the exit. */
+  /** SIGKILL, and wait for the exit (and the end of its output). */
   kill(): Promise<void>;
-  /** SIGTERM (a graceful shutdown), and wait for the exit. */
+  /** SIGTERM (a graceful shutdown), and wait for the exit (and the end of its output). */
   stop(): Promise<void>;
 }
 
@@ -49,23 +55,20 @@ function start(
   if (typeof out === 'number') closeSync(out);
   let text = '';
   let buffered = '';
-  const exited = once(child, 'exit');
+  // 'close', not 'exit': it comes once the output pipes are drained too, so output() is complete.
+  const exited = once(child, 'close');
   const proc: Proc = {
     child,
     output: () => text,
     async kill() {
       running.delete(proc);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
     },
     async stop() {
       running.delete(proc);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
     },
   };
   running.add(proc);
@@ -98,7 +101,7 @@ function start(
       child.once('exit', () => clearInterval(poll));
     }
     child.once('exit', (code) => reject(new Error(`process exited with ${code} before it was ready:\n${text}`)));
-    setTimeout(() => reject(new Error(`process not ready after 15 s:\n${text}`)), 15_000).unref();
+    setTimeout(() => reject(new Error(`process not ready after ${READY_TIMEOUT_MS} ms:\n${text}`)), READY_TIMEOUT_MS).unref();
   });
   return { proc, port };
 }
@@ -113,6 +116,9 @@ function jsonLine(line: string): Record<string, unknown> | undefined {
 
 export type FixtureMode = 'sdk' | 'strict' | 'stateless' | 'rotating';
 
+/** The tools every fixture mode lists, in order (test/fixtures/legacy-upstream.ts). */
+export const FIXTURE_TOOLS = ['echo', 'whoami', 'fail', 'log', 'wait', 'gated-progress'];
+
 export interface Fixture extends Proc {
   readonly port: number;
   readonly mcpUrl: string;
@@ -120,6 +126,8 @@ export interface Fixture extends Proc {
   stats(): Promise<FixtureStats>;
   drop(): Promise<void>;
   release(): Promise<void>;
+  /** Move the fixture's idle-expiry clock forward (sessions idle longer than --idle-ms expire). */
+  advance(ms: number): Promise<void>;
   /** Switch fixture faults: hang, refuseInitialize, sessionIdOverride, delayMs, getStatus. */
   fault(settings: Record<string, string>): Promise<void>;
 }
@@ -145,6 +153,8 @@ export interface FixtureStats {
   cancelled: unknown[];
   waits: number;
   waitsCancelled: number;
+  postsReceived: number;
+  gateWaiters: number;
 }
 
 export async function startFixture(
@@ -185,6 +195,7 @@ export async function startFixture(
     stats: () => admin('stats', 'GET') as Promise<FixtureStats>,
     drop: async () => void (await admin('drop')),
     release: async () => void (await admin('release')),
+    advance: async (ms) => void (await admin(`advance?ms=${ms}`)),
     fault: async (settings) => void (await admin(`fault?${new URLSearchParams(settings)}`)),
   };
 }
@@ -285,7 +296,7 @@ export async function startEverything(port?: number): Promise<Proc & { port: num
   const { proc, port: ready } = start([EVERYTHING, 'streamableHttp'], { PORT: String(p) }, () => undefined);
   void ready.catch(() => undefined);
   // It announces itself on stderr; poll until it answers instead.
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     try {
       await fetch(`http://127.0.0.1:${p}/mcp`, { method: 'GET' });
@@ -296,21 +307,4 @@ export async function startEverything(port?: number): Promise<Proc & { port: num
     }
   }
   return { ...proc, port: p, mcpUrl: `http://127.0.0.1:${p}/mcp` };
-}
-
-/**
- * For a describe block: a fixture upstream and a proxy in front of it, started before its tests
- * and killed after them. Read them from the returned object inside tests.
- */
-export function useFixtureAndProxy(
-  mode: FixtureMode,
-  options: { idleMs?: number; env?: Record<string, string> } = {},
-): { readonly upstream: Fixture; readonly proxy: Proxy } {
-  const started = {} as { upstream: Fixture; proxy: Proxy };
-  beforeAll(async () => {
-    started.upstream = await startFixture(mode, options.idleMs === undefined ? {} : { idleMs: options.idleMs });
-    started.proxy = await startProxy(started.upstream.mcpUrl, options.env);
-  });
-  afterAll(killAll);
-  return started;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { callText, connect, type Connected } from '../helpers/client.js';
-import { useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 
 const CLIENTS = 12;
 const WORKERS_PER_CLIENT = 4;
@@ -36,7 +36,7 @@ describe('many clients calling at once while the upstream drops every session, s
     const workers = clients.flatMap((c, i) => Array.from({ length: WORKERS_PER_CLIENT }, (_, w) => worker(c, i, w)));
 
     const everyClientCalledIn = async (e: number) => {
-      await expect.poll(() => doneInEpoch.every((d) => d >= e), { timeout: 20_000, interval: 20 }).toBe(true);
+      await expect.poll(() => doneInEpoch.every((d) => d >= e), { interval: 20 }).toBe(true);
     };
     await everyClientCalledIn(0);
     for (let drop = 1; drop <= DROPS; drop++) {

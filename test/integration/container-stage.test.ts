@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { callText, connect } from '../helpers/client.js';
-import { freePort, killAll, startFixture } from '../helpers/processes.js';
+import { freePort, killAll, READY_TIMEOUT_MS, startFixture } from '../helpers/processes.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -111,7 +111,7 @@ describe('the container image (final Dockerfile stage, replayed without Docker)'
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     try {
-      await expect.poll(() => output, { timeout: 15_000 }).toContain('mcp-session-proxy listening');
+      await expect.poll(() => output, { timeout: READY_TIMEOUT_MS }).toContain('mcp-session-proxy listening');
       const origin = `http://127.0.0.1:${port}`;
       expect((await fetch(`${origin}/healthz`)).status).toBe(200);
       const health = execSync(stage.healthcheck.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), { cwd: work, env });

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { startProxy, useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
+import { startProxy } from '../helpers/processes.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // The conformance suite needs Node >= 22; the devDependency `node` brings a Node 24 binary.

@@ -34,7 +34,7 @@ describe('@modelcontextprotocol/server-everything as a real upstream', () => {
     );
     events.push('result');
     expect(events).toEqual(['progress 1/4', 'progress 2/4', 'progress 3/4', 'progress 4/4', 'result']);
-    expect(JSON.stringify(result.content)).toMatch(/completed/i);
+    expect(result.content).toEqual([{ type: 'text', text: 'Long running operation completed. Duration: 1 seconds, Steps: 4.' }]);
     await c.close();
   });
 
@@ -49,7 +49,17 @@ describe('@modelcontextprotocol/server-everything as a real upstream', () => {
       name: 'trigger-sampling-request',
       arguments: { prompt: 'say something', maxTokens: 20 },
     });
-    expect(JSON.stringify(result.content)).toContain('sampled through the proxy');
+    // server-everything answers with the client's sampling result, as JSON after a fixed prefix.
+    const [first, ...others] = result.content as Array<{ type: string; text: string }>;
+    expect(others).toEqual([]);
+    expect(first!.type).toBe('text');
+    const prefix = 'LLM sampling result: \n';
+    expect(first!.text.slice(0, prefix.length)).toBe(prefix);
+    expect(JSON.parse(first!.text.slice(prefix.length))).toEqual({
+      model: 'test-model',
+      role: 'assistant',
+      content: { type: 'text', text: 'sampled through the proxy' },
+    });
     await c.close();
   });
 });
@@ -67,7 +77,7 @@ describe('@modelcontextprotocol/server-everything behind two proxy replicas with
       const id = c.sessionId();
       for (let i = 0; i < 4; i++) {
         const result = await c.client.callTool({ name: 'echo', arguments: { message: `call ${i}` } });
-        expect(JSON.stringify(result.content)).toContain(`call ${i}`);
+        expect(result.content).toEqual([{ type: 'text', text: `Echo: call ${i}` }]);
       }
       const events: number[] = [];
       await c.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, undefined, {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { connect, connectSettled, sessionHeaders } from '../helpers/client.js';
-import { startFixture, startProxy, useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
+import { startFixture, startProxy } from '../helpers/processes.js';
 
 function getStream(url: string, sessionId: string, extra: Record<string, string> = {}) {
   return fetch(url, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, ...extra } });
@@ -60,14 +61,16 @@ describe('GET (server-to-client stream) and DELETE', () => {
     const c = await connectSettled(env.proxy.url, 'racer', env.upstream);
     const headers = sessionHeaders(c);
     await env.upstream.drop();
-    await env.upstream.fault({ delayMs: '300' });
+    // Long enough for the DELETE to reach the proxy while the call waits, even on a busy machine.
+    await env.upstream.fault({ delayMs: '3000' });
+    const received = (await env.upstream.stats()).postsReceived;
     // The call reaches the upstream late and will meet the lost session; the DELETE lands first.
     const call = fetch(env.proxy.url, {
       method: 'POST',
       headers,
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } }),
     });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await expect.poll(async () => (await env.upstream.stats()).postsReceived).toBe(received + 1); // the call is at the upstream
     const del = await fetch(env.proxy.url, { method: 'DELETE', headers: { 'mcp-session-id': c.sessionId()! } });
     expect(del.status).toBe(200);
     const res = await call;

@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectModern, modernCallText } from '../helpers/modern-client.js';
-import { killAll, startFixture, startProxy, type FixtureMode } from '../helpers/processes.js';
+import { FIXTURE_TOOLS, killAll, startFixture, startProxy, type FixtureMode } from '../helpers/processes.js';
 
 afterAll(killAll);
 
@@ -22,7 +22,7 @@ describe.each<FixtureMode>(['strict', 'sdk', 'rotating', 'stateless'])('a pinned
     expect(c.client.getServerCapabilities()).toMatchObject({ tools: {}, logging: {}, resources: {} });
 
     const tools = await c.client.listTools();
-    expect(tools.tools.map((t) => t.name).sort()).toEqual(['echo', 'fail', 'gated-progress', 'log', 'wait', 'whoami']);
+    expect(tools.tools.map((t) => t.name)).toEqual(FIXTURE_TOOLS);
     expect(await modernCallText(c, 'echo', { text: 'one' })).toBe('one');
     // The upstream met this client as the client it is: its own clientInfo and capabilities (a
     // stateless server builds a fresh server per request, which never sees an initialize).

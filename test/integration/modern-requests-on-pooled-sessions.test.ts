@@ -5,7 +5,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectModern, envelope, modernCallText, modernHeaders, post } from '../helpers/modern-client.js';
-import { killAll, startFixture, startProxy, useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
+import { killAll, startFixture, startProxy } from '../helpers/processes.js';
 
 afterAll(killAll);
 

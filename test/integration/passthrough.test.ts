@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { startProxy, useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
+import { startProxy } from '../helpers/processes.js';
 
 describe('paths other than the MCP endpoint', () => {
   const env = useFixtureAndProxy('sdk');

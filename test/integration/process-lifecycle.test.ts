@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { request } from 'node:http';
 import { afterAll, describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
-import { killAll, startFixture, startProxy } from '../helpers/processes.js';
+import { FIXTURE_TOOLS, killAll, startFixture, startProxy } from '../helpers/processes.js';
 
 afterAll(killAll);
 
@@ -13,10 +13,8 @@ describe('the proxy process', () => {
     const c = await connect(proxy.url, 'open-stream');
     // The SDK client opens its GET event stream in the background right after connecting.
     await expect.poll(async () => (await upstream.stats()).protocolVersionsOnGet.length).toBe(1);
-    const exited = once(proxy.child, 'exit');
-    proxy.child.kill('SIGTERM');
-    const [code] = await exited;
-    expect(code).toBe(0);
+    await proxy.stop(); // SIGTERM; resolves once the process exited and its output ended
+    expect(proxy.child.exitCode).toBe(0);
     // The stream was open at SIGTERM and was ended (its access line is written when it closes).
     expect(proxy.output()).toMatch(/"method":"GET","path":"\/mcp","status":200/);
     await c.close();
@@ -44,15 +42,15 @@ describe('the proxy process', () => {
 
     const other = await startProxy(upstream.mcpUrl, { SHUTDOWN_GRACE_MS: '60000' });
     const c2 = await connect(other.url, 'stuck');
-    // Cut by the forced exit below; the short timeout spares the SDK's default 60 s wait.
+    // Cut by the forced exit below; the timeout spares the SDK's default 60 s wait, and is long
+    // enough that it does not end the call itself before that on a busy machine.
     const call = c2.client
-      .callTool({ name: 'gated-progress', arguments: { steps: 1 } }, undefined, { timeout: 3000 })
+      .callTool({ name: 'gated-progress', arguments: { steps: 1 } }, undefined, { timeout: 15_000 })
       .catch(() => 'cut');
-    await expect.poll(async () => (await upstream.stats()).initializes['stuck']).toBe(1);
-    await new Promise((resolve) => setTimeout(resolve, 200)); // the call is now waiting at the gate
+    await expect.poll(async () => (await upstream.stats()).gateWaiters).toBe(1); // the call is at the gate
     const exited = once(other.child, 'exit');
     other.child.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await expect.poll(() => other.output()).toContain('"msg":"shutting down"'); // the signal was handled
     expect(other.child.exitCode).toBeNull(); // still draining: the call holds it
     other.child.kill('SIGTERM');
     expect(await exited).toEqual([1, null]);
@@ -85,7 +83,11 @@ describe('the proxy process', () => {
       req.flushHeaders();
     });
     expect(status).toBe(200);
-    expect(text).toContain('"tools"');
+    // JSON, or one SSE event carrying it: the answer to request 9, listing the fixture's tools.
+    const json = text.startsWith('{') ? text : text.split('\n').find((l) => l.startsWith('data: '))!.slice('data: '.length);
+    const answer = JSON.parse(json) as { id: number; result: { tools: { name: string }[] } };
+    expect(answer.id).toBe(9);
+    expect(answer.result.tools.map((t) => t.name)).toEqual(FIXTURE_TOOLS);
     expect(await callText(c, 'echo', { text: 'fine' })).toBe('fine');
     await c.close();
   });

@@ -4,8 +4,9 @@
  * on every replica behind a load balancer. Real processes only: the fixture upstream, the built
  * proxy, the official SDK client, and a per-request round-robin balancer (test/helpers/balancer.ts).
  *
- * Every proxy in this file logs at trace level to a file of its own; the last test searches all of
- * those logs for every session id, token part and secret the other tests handled.
+ * Every proxy in this file logs at trace level to a file of its own. After each test, the proxies it
+ * started are stopped and their logs searched for every session id, token part and secret that
+ * test handled: each test audits its own logs, and so does a test run alone.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,10 +14,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { callText, connect, type Connected } from '../helpers/client.js';
-import { freePort, killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+import { expectNoSecretsInLogs } from '../helpers/log-audit.js';
+import { FIXTURE_TOOLS, freePort, killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ACCEPT = 'application/json, text/event-stream';
@@ -24,14 +26,55 @@ const LIST = '{"jsonrpc":"2.0","id":7,"method":"tools/list"}';
 const JWE_COMPACT = /^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 // ---------------------------------------------------------------------------------------------
-// What the log audit (last test) searches for, collected by every test of this file.
+// The log audit, after each test: what the test's proxies logged, searched for what it handled.
 const logDir = mkdtempSync(join(tmpdir(), 'sealed-sessions-'));
-const logFiles: string[] = [];
-/** Session ids and tokens clients held or sent, tampered ones included. */
-const idsSeen = new Set<string>();
-const secretsUsed = new Set<string>();
-const fixtures: Fixture[] = [];
+let logFileCount = 0;
 const balancers: Balancer[] = [];
+
+interface TestAudit {
+  /** The proxies the test started, each with its log file. */
+  readonly proxies: (Proxy & { logFile: string })[];
+  /** The upstreams they forwarded to: every upstream session id those issued is a secret too. */
+  readonly upstreams: Set<Fixture>;
+  /** Session ids and tokens clients held or sent, tampered ones included. */
+  readonly ids: Set<string>;
+  readonly secrets: Set<string>;
+}
+let audit: TestAudit;
+
+beforeEach(() => {
+  audit = { proxies: [], upstreams: new Set(), ids: new Set(), secrets: new Set() };
+});
+
+afterEach(async () => {
+  // A test that starts no proxy (bad secrets at startup) checks its processes' output itself.
+  if (audit.proxies.length === 0) return;
+  // Stopped (SIGTERM), a proxy flushes its logger before it exits: its log file is complete. (Those
+  // a test killed with SIGKILL lost what they had not flushed: that never reaches any log.)
+  await Promise.all(audit.proxies.map((p) => p.stop()));
+  const logs = audit.proxies.map((p) => readFileSync(p.logFile, 'utf8'));
+
+  const needles = new Set<string>();
+  for (const id of audit.ids) {
+    needles.add(id);
+    const parts = id.split('.');
+    if (parts.length < 4) continue;
+    // iv, ciphertext and tag on their own, and a prefix of the ciphertext (a truncated token).
+    for (const part of parts.slice(2)) if (part.length >= 16) needles.add(part);
+    if (parts[3]!.length > 24) needles.add(parts[3]!.slice(0, 24));
+  }
+  for (const secret of audit.secrets) {
+    needles.add(secret);
+    needles.add(Buffer.from(secret).toString('hex'));
+    needles.add(Buffer.from(secret).toString('base64url'));
+  }
+  for (const upstream of audit.upstreams) for (const upstreamId of (await upstream.stats()).issuedIds) needles.add(upstreamId);
+  expectNoSecretsInLogs(logs, needles);
+
+  // A session reopened from its id is logged at info level, by its fingerprint.
+  const reopenLines = logs.flatMap((log) => log.split('\n')).filter((l) => l.includes('"msg":"session reopened from its sealed id"'));
+  for (const line of reopenLines) expect(JSON.parse(line)).toMatchObject({ level: 30, sid: expect.stringMatching(/^fp:[0-9a-f]{12}$/) });
+});
 
 afterAll(async () => {
   await Promise.all(balancers.map((b) => b.close()));
@@ -40,23 +83,18 @@ afterAll(async () => {
 
 function newSecret(): string {
   const secret = randomBytes(32).toString('base64');
-  secretsUsed.add(secret);
+  audit.secrets.add(secret);
   return secret;
-}
-
-async function fixture(mode: 'sdk' | 'strict'): Promise<Fixture> {
-  const f = await startFixture(mode);
-  fixtures.push(f);
-  return f;
 }
 
 /** The built proxy, at trace level, logging to a file of its own (read by the log audit). */
 async function proxy(upstream: Fixture, env: Record<string, string> = {}, port: number | string = '0'): Promise<Proxy & { logFile: string }> {
-  const logFile = join(logDir, `proxy-${logFiles.length}.log`);
-  logFiles.push(logFile);
+  const logFile = join(logDir, `proxy-${logFileCount++}.log`);
+  audit.upstreams.add(upstream);
   try {
-    const p = await startProxy(upstream.mcpUrl, { LOG_LEVEL: 'trace', ...env }, String(port), logFile);
-    return Object.assign(p, { logFile });
+    const p = Object.assign(await startProxy(upstream.mcpUrl, { LOG_LEVEL: 'trace', ...env }, String(port), logFile), { logFile });
+    audit.proxies.push(p);
+    return p;
   } catch (error) {
     // With a log file, the helper's error cannot show what the proxy said: add it.
     throw new Error(`${(error as Error).message}\n${logFile}:\n${readFileSync(logFile, 'utf8').slice(-4000)}`);
@@ -65,7 +103,7 @@ async function proxy(upstream: Fixture, env: Record<string, string> = {}, port: 
 
 async function client(url: string, name: string, headers?: Record<string, string>): Promise<Connected> {
   const c = await connect(url, name, headers);
-  idsSeen.add(c.sessionId()!);
+  audit.ids.add(c.sessionId()!);
   return c;
 }
 
@@ -84,7 +122,7 @@ interface Raw {
 
 /** A raw request on a session, as the SDK would send it, with whatever id we choose. */
 async function raw(url: string, id: string, protocolVersion: string, headers: Record<string, string> = {}, method = 'POST'): Promise<Raw> {
-  idsSeen.add(id);
+  audit.ids.add(id);
   const res = await fetch(url, {
     method,
     headers: {
@@ -119,10 +157,13 @@ function expectNotFound(answer: Raw, unknown: unknown) {
   expect(body).toEqual(unknown);
 }
 
-/** A tools/list answer that went through (JSON or SSE) and listed the fixture's echo tool. */
+/** A tools/list answer that went through (JSON, or one SSE event) and listed the fixture's tools. */
 function expectListed(answer: Raw) {
   expect(answer.status).toBe(200);
-  expect(answer.body).toContain('"echo"');
+  const json = answer.body.startsWith('{') ? answer.body : answer.body.split('\n').find((l) => l.startsWith('data: '))!.slice('data: '.length);
+  const listed = JSON.parse(json) as { id: number; result: { tools: { name: string }[] } };
+  expect(listed.id).toBe(7); // LIST's id
+  expect(listed.result.tools.map((t) => t.name)).toEqual(FIXTURE_TOOLS);
 }
 
 /** The value of one sample in Prometheus text (0 when the series does not exist yet). */
@@ -166,16 +207,14 @@ function runToExit(env: Record<string, string>): Promise<{ code: number | null; 
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    // A proxy that accepted the configuration would listen for ever: once it says it listens, kill
+    // it (its exit code, null, then fails the test). Not a timer: a busy machine starts slowly.
+    if (stdout.includes('"msg":"mcp-session-proxy listening"')) child.kill('SIGKILL');
+  });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  // A proxy that accepted the configuration would listen for ever: give it 10 s, then kill it.
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  return new Promise((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,7 +222,7 @@ function runToExit(env: Record<string, string>): Promise<{ code: number | null; 
 describe('sealed session ids (SESSION_SECRET)', () => {
   let upstream: Fixture;
   beforeAll(async () => {
-    upstream = await fixture('sdk');
+    upstream = await startFixture('sdk');
   });
 
   it('with a secret, the id is a compact JWE under 1 KB that reveals nothing of the session; the startup line says "sealed"', async () => {
@@ -223,6 +262,9 @@ describe('sealed session ids (SESSION_SECRET)', () => {
     expect(await callText(c, 'echo', { text: 'plain' })).toBe('plain');
     const version = c.transport.protocolVersion!;
     await c.close();
+    // SIGKILL loses the log lines not flushed yet: let the session's reach the file first, so that
+    // the log audit after this test has them to search (the restarted proxy only answers 404).
+    await expect.poll(() => readFileSync(p1.logFile, 'utf8').includes('"msg":"session created"')).toBe(true);
 
     await p1.kill();
     const p2 = await proxy(upstream, {}, port);
@@ -231,7 +273,7 @@ describe('sealed session ids (SESSION_SECRET)', () => {
 
   describe.each(['sdk', 'strict'] as const)('two replicas with one secret behind a round-robin balancer (%s upstream)', (mode) => {
     it('one client session alternates between replicas: every call works, the id never changes, each replica replays once at most', async () => {
-      const up = mode === 'sdk' ? upstream : await fixture('strict');
+      const up = mode === 'sdk' ? upstream : await startFixture('strict');
       const secret = newSecret();
       const replicas = [await proxy(up, { SESSION_SECRET: secret }), await proxy(up, { SESSION_SECRET: secret })];
       const balancer = await startBalancer(replicas.map((r) => r.port));
@@ -345,8 +387,9 @@ describe('sealed session ids (SESSION_SECRET)', () => {
     await p2.kill();
     const p3 = await proxy(upstream, { SESSION_SECRET: secretB }, port);
     const unknown = await unknownIdAnswer(p3.url, version);
+    const invalidBefore = await metric(p3, rejected('invalid'));
     expectNotFound(await raw(p3.url, oldId, version), unknown);
-    expect(await metric(p3, rejected('invalid'))).toBeGreaterThanOrEqual(1);
+    expect(await metric(p3, rejected('invalid'))).toBe(invalidBefore + 1);
     expect(await callText(fresh, 'echo', { text: 'B after rotation' })).toBe('B after rotation');
     const later = await client(p3.url, 'rotation-later');
     expect(await callText(later, 'echo', { text: 'fresh client' })).toBe('fresh client');
@@ -370,12 +413,17 @@ describe('sealed session ids (SESSION_SECRET)', () => {
       `${parts[0]}..${parts[2]}`, // header and iv only
       `${id}.${parts[4]}`, // one part too many
     ];
-    for (const bad of [...flipped, ...truncated]) {
+    const invalidBefore = await metric(p, rejected('invalid'));
+    for (const bad of flipped) {
       expect(bad).not.toBe(id);
       expectNotFound(await raw(p.url, bad, version), unknown);
     }
-    // Well-formed tokens that failed their integrity check were counted as such.
-    expect(await metric(p, rejected('invalid'))).toBeGreaterThanOrEqual(flipped.length);
+    // Well-formed tokens that failed their integrity check were counted as such, each one.
+    expect(await metric(p, rejected('invalid'))).toBe(invalidBefore + flipped.length);
+    for (const bad of truncated) {
+      expect(bad).not.toBe(id);
+      expectNotFound(await raw(p.url, bad, version), unknown);
+    }
     expect(await metric(p, REOPENED)).toBe(0);
 
     expect(await callText(c, 'echo', { text: 'unharmed' })).toBe('unharmed');
@@ -408,7 +456,7 @@ describe('sealed session ids (SESSION_SECRET)', () => {
   it('a reopened id presented with other credentials gets 404 and never reaches the upstream; its owner keeps working', async () => {
     // Its own upstream without GET streams: the client's stream reconnecting after the restart
     // would otherwise race the intruder to take the session into memory.
-    const up = await fixture('sdk');
+    const up = await startFixture('sdk');
     await up.fault({ getStatus: '405' });
     const secret = newSecret();
     const port = await freePort();
@@ -454,10 +502,11 @@ describe('sealed session ids (SESSION_SECRET)', () => {
     await expect.poll(async () => (await upstream.stats()).deletes).toBe(deletesBefore + 1);
 
     const unknown = await unknownIdAnswer(p.url, version);
+    const terminatedBefore = await metric(p, rejected('terminated'));
     expectNotFound(await raw(p.url, id, version), unknown);
     expect((await raw(p.url, id, version, {}, 'GET')).status).toBe(404);
     expect((await raw(p.url, id, version, {}, 'DELETE')).status).toBe(404);
-    expect(await metric(p, rejected('terminated'))).toBeGreaterThanOrEqual(1);
+    expect(await metric(p, rejected('terminated'))).toBe(terminatedBefore + 3); // POST, GET and DELETE
     expect(await metric(p, REOPENED)).toBe(0);
     await c.close();
   });
@@ -506,9 +555,8 @@ describe('sealed session ids (SESSION_SECRET)', () => {
     });
   });
 
-  // Last: it reads what every test above logged.
   it('requests racing to the replica that forwarded the initialize wait for the notifications/initialized it sends for the client', async () => {
-    const up = await fixture('strict');
+    const up = await startFixture('strict');
     const a = await proxy(up, { SESSION_SECRET: newSecret() });
     // The client's initialize reached this replica; its notifications/initialized went to another.
     const init = await fetch(a.url, {
@@ -523,7 +571,7 @@ describe('sealed session ids (SESSION_SECRET)', () => {
     });
     await init.text();
     const id = init.headers.get('mcp-session-id')!;
-    idsSeen.add(id);
+    audit.ids.add(id);
     // The proxy's own notifications/initialized is slow to arrive (a slow or retried socket).
     await up.fault({ delayInitializedMs: '200' });
     const before = (await up.stats()).requestsBeforeInitialized;
@@ -538,7 +586,7 @@ describe('sealed session ids (SESSION_SECRET)', () => {
   });
 
   it('a GET resuming with Last-Event-ID on a replica that reopens the id does not hand that event id to its new upstream session', async () => {
-    const up = await fixture('sdk');
+    const up = await startFixture('sdk');
     const secret = newSecret();
     const [a, b] = [await proxy(up, { SESSION_SECRET: secret }), await proxy(up, { SESSION_SECRET: secret })];
     const c = await client(a.url, 'resume-elsewhere');
@@ -552,39 +600,5 @@ describe('sealed session ids (SESSION_SECRET)', () => {
     expect(lastEventIds).toContain('event-for-a');
     expect(lastEventIds).not.toContain('event-issued-on-a');
     await c.close();
-  });
-
-  it('log audit: no session id, token part or secret in any proxy log, at trace level', async () => {
-    await new Promise((resolve) => setTimeout(resolve, 200)); // let the last lines reach the files
-    const logs = logFiles.map((f) => readFileSync(f, 'utf8')).join('\n');
-    // Meaningful only after the tests above (run the whole file).
-    expect(logFiles.length).toBeGreaterThanOrEqual(20);
-    expect(idsSeen.size).toBeGreaterThanOrEqual(20);
-    expect(logs).toMatch(/"level":10/); // trace lines were written
-    const reopenLines = logs.split('\n').filter((l) => l.includes('"msg":"session reopened from its sealed id"'));
-    expect(reopenLines.length).toBeGreaterThanOrEqual(5);
-    for (const line of reopenLines) expect(JSON.parse(line)).toMatchObject({ level: 30, sid: expect.stringMatching(/^fp:[0-9a-f]{6,}$/) });
-    expect(logs).toContain('"sessions":"sealed"');
-    expect(logs).toContain('"sessions":"in-process"');
-
-    const needles = new Set<string>();
-    for (const id of idsSeen) {
-      needles.add(id);
-      const parts = id.split('.');
-      if (parts.length < 4) continue;
-      // iv, ciphertext and tag on their own, and a prefix of the ciphertext (a truncated token).
-      for (const part of parts.slice(2)) if (part.length >= 16) needles.add(part);
-      if (parts[3]!.length > 24) needles.add(parts[3]!.slice(0, 24));
-    }
-    for (const secret of secretsUsed) {
-      needles.add(secret);
-      needles.add(Buffer.from(secret).toString('hex'));
-      needles.add(Buffer.from(secret).toString('base64url'));
-    }
-    for (const f of fixtures) for (const upstreamId of (await f.stats()).issuedIds) needles.add(upstreamId);
-    expect(needles.size).toBeGreaterThan(100);
-    for (const needle of needles) {
-      expect(logs.includes(needle), `a secret value (${needle.slice(0, 4)}…) reached the logs`).toBe(false);
-    }
   });
 });

@@ -1,6 +1,6 @@
 import { connect as connectSocket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 
 const BODY_TIMEOUT_MS = 300;
 const INIT = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"slow","version":"1"}}}';

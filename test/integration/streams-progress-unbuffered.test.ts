@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { connect, sessionHeaders } from '../helpers/client.js';
-import { useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 
 describe('SSE answers stream through as they arrive', () => {
   const env = useFixtureAndProxy('sdk');
@@ -43,7 +43,7 @@ describe('SSE answers stream through as they arrive', () => {
     expect(first).toContain('notifications/progress');
     controller.abort();
     // The fixture counts answers whose connection closed before they were complete.
-    await expect.poll(async () => (await env.upstream.stats()).abortedResponses, { timeout: 4000 }).toBe(before + 1);
+    await expect.poll(async () => (await env.upstream.stats()).abortedResponses).toBe(before + 1);
     await c.close();
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
-import { useFixtureAndProxy } from '../helpers/processes.js';
+import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
+import { FIXTURE_TOOLS } from '../helpers/processes.js';
 
 describe('python-sdk-style strict upstream (400 "No valid session ID provided", refuses requests before initialized)', () => {
   const env = useFixtureAndProxy('strict');
@@ -12,7 +13,7 @@ describe('python-sdk-style strict upstream (400 "No valid session ID provided", 
     await env.upstream.drop();
     expect(await callText(c, 'echo', { text: 'two' })).toBe('two');
     await env.upstream.drop();
-    expect((await c.client.listTools()).tools.length).toBeGreaterThan(0);
+    expect((await c.client.listTools()).tools.map((t) => t.name)).toEqual(FIXTURE_TOOLS);
     expect(c.sessionId()).toBe(id);
     const stats = await env.upstream.stats();
     expect(stats.initializes['strict-client']).toBe(3);

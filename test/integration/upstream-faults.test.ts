@@ -38,11 +38,20 @@ describe('upstream faults: a clear error, then recovery', () => {
 
   it('a restarting upstream is ridden out: refused connections are retried within the retry window', async () => {
     let upstream = await startFixture('sdk');
-    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_RETRY_MS: '10000' });
+    // Longer than the fixture can take to start again on a busy machine (12 s has been seen).
+    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_RETRY_MS: '40000', LOG_LEVEL: 'trace' });
     const c = await connect(proxy.url, 'rider');
     await upstream.kill();
+    // POSTs the proxy sent upstream (its trace line); the GET stream reconnecting is not one.
+    const lines = () => proxy.output().split('\n');
+    const posted = () => lines().filter((l) => l.includes('"msg":"to upstream"') && l.includes('"content-type":"application/json"')).length;
+    // Count from once the connection's own POSTs (initialize, initialized) are logged: the access
+    // line of each comes after its trace line, and the logger writes in batches.
+    await expect.poll(() => lines().filter((l) => l.includes('"method":"POST","path":"/mcp"') && l.includes('"msg":"request"')).length).toBe(2);
+    const before = posted();
     const call = callText(c, 'echo', { text: 'waited' });
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the call is retrying meanwhile
+    // The call has been sent to the dead upstream: it is retrying meanwhile.
+    await expect.poll(posted).toBe(before + 1);
     upstream = await startFixture('sdk', { port: upstream.port });
     expect(await call).toBe('waited');
     await c.close();
@@ -50,7 +59,9 @@ describe('upstream faults: a clear error, then recovery', () => {
 
   it('upstream does not answer in time → 504, and the upstream request is aborted', async () => {
     const upstream = await startFixture('sdk');
-    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_TIMEOUT_MS: '500' });
+    // The hang never ends; the timeout only has to be longer than a normal answer (the connect and
+    // the last call here) can take on a busy machine, where 500 ms has been exceeded.
+    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_TIMEOUT_MS: '10000' });
     const c = await connect(proxy.url, 'hurried');
     const abortedBefore = (await upstream.stats()).abortedResponses;
     await upstream.fault({ hang: '1' });
@@ -58,7 +69,8 @@ describe('upstream faults: a clear error, then recovery', () => {
     expect(failure.status).toBe(504);
     expect(failure.body.error.data.reason).toBe('UPSTREAM_TIMEOUT');
     await upstream.fault({ hang: '0' });
-    expect((await upstream.stats()).abortedResponses).toBeGreaterThan(abortedBefore);
+    // The fixture counts the aborted answer when it sees its connection close.
+    await expect.poll(async () => (await upstream.stats()).abortedResponses).toBe(abortedBefore + 1);
     expect(await callText(c, 'echo', { text: 'ok again' })).toBe('ok again');
     await c.close();
   });
