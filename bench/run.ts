@@ -78,6 +78,24 @@ const INIT_PARAMS = {
   clientInfo: { name: 'bench-client', version: '1.0.0' },
 };
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: INIT_PARAMS });
+// The same call from a 2026-07-28 client: no session, the envelope in _meta, the routing headers.
+const MODERN_CALL = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: {
+    name: 'echo',
+    arguments: { text: 'hi' },
+    _meta: {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientCapabilities': INIT_PARAMS.capabilities,
+      'io.modelcontextprotocol/clientInfo': INIT_PARAMS.clientInfo,
+    },
+  },
+});
+const MODERN_HEADERS = { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' };
+const MODERN = 'mcp-session-proxy, 2026-07-28 client (pooled session)';
+const REORIGINATING = 're-origination (initialize + call + DELETE per request)';
 
 // With an even count (BENCH_ROUNDS=2 or 4), the mean of the middle two, not the upper one.
 const median = (values: number[]) => {
@@ -92,6 +110,8 @@ type Target = {
   name: string;
   origin: string;
   sessionId: string;
+  /** A 2026-07-28 caller: these headers and this body, and no session. */
+  modern?: true;
   /** The proxy process whose CPU time is measured; none for the upstream itself. */
   pid?: number;
 };
@@ -117,7 +137,9 @@ function headers(sessionId: string) {
  * completed request (µs, all its threads), read from /proc around the measured run only.
  */
 async function load(target: Target, body: string, connections = CONNECTIONS) {
-  const options = { url: `${target.origin}/mcp`, method: 'POST' as const, headers: headers(target.sessionId), body, connections };
+  const options = target.modern
+    ? { url: `${target.origin}/mcp`, method: 'POST' as const, headers: MODERN_HEADERS, body: MODERN_CALL, connections }
+    : { url: `${target.origin}/mcp`, method: 'POST' as const, headers: headers(target.sessionId), body, connections };
   // The warm-up is a run of its own (as autocannon's `warmup` option does it internally), so that
   // the CPU time of the warm-up, JIT compilation included, stays out of the measurement.
   if (WARMUP > 0) await autocannon({ ...options, duration: WARMUP });
@@ -186,6 +208,8 @@ if (baseline?.dependenciesDiffer) {
 
 const upstream = await startScript('bench/cheap-upstream.ts');
 const plain = await startScript('bench/plain-proxy.ts', [], { UPSTREAM_ORIGIN: upstream.origin });
+// The peers' approach to 2026-07-28 clients, for comparison with the pooled sessions.
+const reoriginating = await startScript('bench/reoriginating-proxy.ts', [], { UPSTREAM_ORIGIN: upstream.origin });
 // The proxy logs at its default level (info: an access line per request) to a file, as it would
 // in production, not through this process (which runs the load generator).
 mkdirSync(new URL('./results/tmp/', import.meta.url), { recursive: true });
@@ -228,7 +252,7 @@ const baselineProxy =
   ));
 pin(process.pid, LOAD_CPUS);
 pin(upstream.child.pid!, LOAD_CPUS);
-for (const p of [plain, proxy, quietProxy, sealedProxy, sealedReplica, ...(baselineProxy ? [baselineProxy] : [])]) {
+for (const p of [plain, reoriginating, proxy, quietProxy, sealedProxy, sealedReplica, ...(baselineProxy ? [baselineProxy] : [])]) {
   pin(p.child.pid!, PROXY_CPU);
 }
 const upstreamStats = async () => (await (await fetch(`${upstream.origin}/admin/stats`)).json()) as { initializes: number };
@@ -246,6 +270,9 @@ const targets: Target[] = [
   ...(baselineProxy ? [await proxyTarget(BASELINE!, baselineProxy)] : []),
   await proxyTarget('mcp-session-proxy, LOG_LEVEL=warn', quietProxy),
   await proxyTarget('mcp-session-proxy, sealed ids', sealedProxy),
+  // The same proxy process as CURRENT, called by a 2026-07-28 client.
+  { name: MODERN, origin: proxy.origin, sessionId: '', pid: proxy.child.pid!, modern: true },
+  { name: REORIGINATING, origin: reoriginating.origin, sessionId: '', pid: reoriginating.child.pid!, modern: true },
 ];
 
 /**
@@ -401,6 +428,12 @@ const heapPerSession = (sealed: boolean) =>
   ) as { sessions: number; heapBytesPerSession: number }[];
 const memory = heapPerSession(false);
 const sealedMemory = heapPerSession(true);
+const pooledMemory = JSON.parse(
+  execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/pool-memory.ts'], {
+    encoding: 'utf8',
+    env: { ...process.env, POOL_COUNTS: SMALL ? '500,2000' : '2000,20000' },
+  }),
+) as { pooledSessions: number; heapBytesPerPooledSession: number }[];
 const rssBefore = rssMiB(proxy.child.pid!);
 const rssSamples = [];
 let created = 0;
@@ -458,11 +491,14 @@ const result = {
     proxyOverPlainProxy: ratio('mcp-session-proxy', '@fastify/http-proxy'),
     quietProxyOverPlainProxy: ratio('mcp-session-proxy, LOG_LEVEL=warn', '@fastify/http-proxy'),
     sealedProxyOverPlainProxy: ratio('mcp-session-proxy, sealed ids', '@fastify/http-proxy'),
+    // Targets: at most 1.15 (CPU per call), at least 3 (throughput).
+    modernOverLegacyCpuPerCall: round2(steady[MODERN]!.cpuMicrosPerRequest! / steady[CURRENT]!.cpuMicrosPerRequest!),
+    modernOverReoriginationThroughput: ratio(MODERN, REORIGINATING),
   },
   ...(versusBaseline ? { baseline: versusBaseline } : {}),
   sse: { ...sse, firstEventGapMs, events: STREAM_EVENTS },
   recovery,
-  memory: { heapPerSession: memory, heapPerSealedSession: sealedMemory, proxyRss: rssSamples },
+  memory: { heapPerSession: memory, heapPerSealedSession: sealedMemory, heapPerPooledSession: pooledMemory, proxyRss: rssSamples },
   flood,
   sealedIds: sealedIdCost,
 };
@@ -506,6 +542,7 @@ console.error(
     '',
     ...baselineLines,
     `proxy / direct = ${result.ratios.proxyOverDirect}; proxy / @fastify/http-proxy = ${result.ratios.proxyOverPlainProxy} (${result.ratios.quietProxyOverPlainProxy} without access lines)`,
+    `2026-07-28 clients: CPU per call modern / legacy session = ${result.ratios.modernOverLegacyCpuPerCall} (target ≤ 1.15); throughput pooled / re-origination = ${result.ratios.modernOverReoriginationThroughput} (target ≥ 3); heap per pooled session ${pooledMemory.map((m) => `${m.heapBytesPerPooledSession} B at ${m.pooledSessions}`).join(', ')}`,
     `SSE (${STREAM_EVENTS} events): first event median direct ${(sse[direct.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms, proxy ${(sse[ours.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms (gap ${firstEventGapMs} ms); events/s direct ${(sse[direct.name] as { eventsPerSec: number }).eventsPerSec}, proxy ${(sse[ours.name] as { eventsPerSec: number }).eventsPerSec}`,
     `recovery: normal call ${recovery.normalCallMedianMs} ms, replayed call ${recovery.replayedCallMedianMs} ms (${recovery.replayedOverNormal}×); storm of ${STORM}: ${recovery.storm.msUntilAllSucceeded} ms, ${recovery.storm.upstreamInitializes} upstream initializes, all ok: ${recovery.storm.allSucceeded}`,
     `memory: ${memory.map((m) => `${m.heapBytesPerSession} B heap/session at ${m.sessions}`).join(', ')}; proxy RSS ${rssSamples.map((s) => `${s.rssMiB} MiB at ${s.sessions}`).join(', ')}`,

@@ -22,7 +22,9 @@ import { createFingerprint } from './session/ids.js';
 import { createSealer, deriveKeys, type Sealer } from './session/sealing.js';
 import { createSessionStore, createTerminatedIds } from './session/store.js';
 import { createUpstreamClient } from './upstream/client.js';
+import { createEraProbe } from './upstream/era-probe.js';
 import type { LinkDeps } from './upstream/link.js';
+import { createLinkPool } from './upstream/pool.js';
 
 const SERVER_KEEP_ALIVE_MS = 72_000;
 
@@ -80,7 +82,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     resetRetryWindowMs: config.resetRetryWindowMs,
   });
   // The store is created below; the gauge reads its size when scraped.
-  const metrics = createMetrics(config.metricsEnabled, () => store.size);
+  const metrics = createMetrics(config.metricsEnabled, () => store.size, () => pool.size);
+  const eraProbe = createEraProbe(upstream, config.upstreamEra, logger, config.upstreamTimeoutMs);
   const links: LinkDeps = {
     upstream,
     log: logger,
@@ -89,7 +92,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     loss: config.loss,
     timeoutMs: config.upstreamTimeoutMs,
     now: () => performance.now(),
+    // A lost session means the upstream restarted or forgot: it may speak another era now.
+    onLoss: () => eraProbe.forget(),
   };
+  const pool = createLinkPool(links, { max: config.poolMaxSessions, idleTtlMs: config.poolIdleTtlMs });
   const store = createSessionStore({
     maxSessions: config.maxSessions,
     idleTtlMs: config.sessionIdleTtlMs,
@@ -116,6 +122,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     config,
     store,
     links,
+    pool,
+    eraProbe,
     fingerprint,
     binding,
     sealer,
@@ -157,6 +165,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('preClose', async () => {
     closing = true;
     endStreams(openStreams);
+    // Pooled upstream sessions are the proxy's own: end them upstream (their DELETEs finish
+    // before the upstream client closes).
+    pool.clear();
   });
   app.addHook('onClose', async () => {
     await upstream.close();

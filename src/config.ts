@@ -53,6 +53,18 @@ export const DEFAULT_METRICS_PATH = '/metrics';
 // agents; shorter limits how long a leaked id is worth anything.
 export const DEFAULT_SESSION_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 
+// Each pooled upstream session is a session on the upstream server, which keeps memory for it; a
+// pool is keyed per identity × client × capabilities, so a thousand covers large fleets while
+// bounding what the proxy can make the upstream hold.
+export const DEFAULT_POOL_MAX_SESSIONS = 1000;
+// Bursts of stateless calls reuse a session; five idle minutes later the proxy ends it upstream
+// rather than leave it to the server's own (often much longer) expiry.
+export const DEFAULT_POOL_IDLE_TTL_MS = 5 * 60 * 1000;
+export const UPSTREAM_ERAS = ['auto', 'legacy', 'modern'] as const;
+export type UpstreamEra = (typeof UPSTREAM_ERAS)[number];
+export const SESSIONLESS_MODES = ['pool', 'reject'] as const;
+export type SessionlessMode = (typeof SESSIONLESS_MODES)[number];
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -93,6 +105,14 @@ export interface Config {
   readonly sessionSecretPrevious: Buffer | undefined;
   /** Age limit of a sealed id, from its initialize. */
   readonly sessionMaxAgeMs: number;
+  /** Pooled upstream sessions (for 2026-07-28 clients and sessionless callers): count bound. */
+  readonly poolMaxSessions: number;
+  /** A pooled upstream session unused this long is ended. */
+  readonly poolIdleTtlMs: number;
+  /** What the upstream speaks: found out by probing (auto), or forced. */
+  readonly upstreamEra: UpstreamEra;
+  /** 2025-style requests without a session id: served on a pooled session, or 400 as before. */
+  readonly sessionless: SessionlessMode;
 }
 
 export class ConfigError extends Error {
@@ -146,6 +166,10 @@ export const SETTINGS = {
   sessionSecretPrevious: { flag: 'session-secret-previous', env: 'SESSION_SECRET_PREVIOUS', parse: (t: string): Buffer | undefined => parseSecret(t), fallback: undefined, help: 'another secret whose ids are accepted (never used to seal): the old one after a rotation, or the next one while a rotation rolls out' },
   sessionSecretPreviousFile: { flag: 'session-secret-previous-file', env: 'SESSION_SECRET_PREVIOUS_FILE', parse: (t: string): Buffer | undefined => readSecretFile(t), fallback: undefined, help: 'read the previous secret from this file instead' },
   sessionMaxAgeMs: { flag: 'session-max-age-ms', env: 'SESSION_MAX_AGE_MS', parse: ms(1_000, 365 * 24 * 3600 * 1000), fallback: DEFAULT_SESSION_MAX_AGE_MS, help: 'a sealed id is refused (404) this long after its initialize' },
+  poolMaxSessions: { flag: 'pool-max-sessions', env: 'POOL_MAX_SESSIONS', parse: ms(1, 1_000_000), fallback: DEFAULT_POOL_MAX_SESSIONS, help: 'pooled upstream sessions (2026-07-28 clients, sessionless callers); the least recently used is ended beyond it' },
+  poolIdleTtlMs: { flag: 'pool-idle-ttl-ms', env: 'POOL_IDLE_TTL_MS', parse: ms(1_000, 24 * 3600 * 1000), fallback: DEFAULT_POOL_IDLE_TTL_MS, help: 'a pooled upstream session unused this long is ended upstream' },
+  upstreamEra: { flag: 'upstream-era', env: 'UPSTREAM_ERA', parse: (t: string): UpstreamEra => parseChoice(t, UPSTREAM_ERAS), fallback: 'auto' as UpstreamEra, help: 'auto: probe the upstream with server/discover; legacy: translate 2026-07-28 requests onto pooled sessions; modern: pass them through' },
+  sessionless: { flag: 'sessionless', env: 'SESSIONLESS', parse: (t: string): SessionlessMode => parseChoice(t, SESSIONLESS_MODES), fallback: 'pool' as SessionlessMode, help: 'a 2025-style request without Mcp-Session-Id (not initialize): pool (serve it on a pooled session) or reject (400)' },
   lossPatterns: { flag: 'loss-patterns', env: 'LOSS_PATTERNS', parse: parseExtraPatterns, fallback: [] as readonly LossPattern[], help: 'extra loss messages: regular expressions separated by ||' },
 } satisfies Record<string, Setting<unknown>>;
 
@@ -256,6 +280,10 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     sessionSecret: oneOf('sessionSecret', 'sessionSecretFile'),
     sessionSecretPrevious: oneOf('sessionSecretPrevious', 'sessionSecretPreviousFile'),
     sessionMaxAgeMs: read('sessionMaxAgeMs'),
+    poolMaxSessions: read('poolMaxSessions'),
+    poolIdleTtlMs: read('poolIdleTtlMs'),
+    upstreamEra: read('upstreamEra'),
+    sessionless: read('sessionless'),
   };
   if (config.sessionSecretPrevious !== undefined && !given('sessionSecret') && !given('sessionSecretFile')) {
     problems.push('SESSION_SECRET_PREVIOUS needs a current SESSION_SECRET (or SESSION_SECRET_FILE)');
@@ -416,6 +444,12 @@ function parseHostnames(text: string): ReadonlySet<string> {
     }
   }
   return new Set(names);
+}
+
+function parseChoice<T extends string>(text: string, choices: readonly T[]): T {
+  const value = text.trim().toLowerCase();
+  if (!(choices as readonly string[]).includes(value)) throw new Error(`must be one of ${choices.join(', ')}`);
+  return value as T;
 }
 
 function parseLogLevel(text: string): LogLevel {

@@ -70,6 +70,12 @@ export const PROXY_ERRORS = {
     code: -32000,
     message: 'Bad Gateway: the upstream answered initialize with something that is not an InitializeResult',
   },
+  // A rewritten request (2026-07-28 or sessionless caller) whose answer held no response for it.
+  UPSTREAM_BAD_ANSWER: {
+    status: 502,
+    code: -32000,
+    message: 'Bad Gateway: the upstream answered without a response to the request',
+  },
   REPLAY_FAILED: {
     status: 502,
     code: -32000,
@@ -79,6 +85,30 @@ export const PROXY_ERRORS = {
   INTERNAL_ERROR: { status: 500, code: -32603, message: 'Internal error in mcp-session-proxy' },
   // Never sent: the client went away. Named so logs and metrics can tell it from real failures.
   CLIENT_CLOSED: { status: 499, code: -32000, message: 'Client closed the request' },
+  // Refusals of 2026-07-28 (modern) requests, with the TypeScript SDK v2 server's statuses and codes
+  // (src/mcp/era.ts). The refusal carries the v2 server's specific message and data; these
+  // messages are the generic fallbacks.
+  MODERN_INVALID_MESSAGE: {
+    status: 400,
+    code: -32600,
+    message: 'Bad Request: the request body is not a valid JSON-RPC message',
+  },
+  MODERN_BATCH: {
+    status: 400,
+    code: -32600,
+    message: 'Bad Request: JSON-RPC batches may not contain requests for protocol revision 2026-07-28 or later',
+  },
+  MODERN_HEADER_MISMATCH: { status: 400, code: -32020, message: 'Bad Request: the request headers and body disagree' },
+  MODERN_INVALID_ENVELOPE: {
+    status: 400,
+    code: -32602,
+    message: 'Invalid _meta envelope for protocol revision 2026-07-28',
+  },
+  MODERN_UNSUPPORTED_VERSION: { status: 400, code: -32022, message: 'Unsupported protocol version' },
+  // The upstream asked for something (sampling, elicitation, roots) the client did not declare.
+  MODERN_MISSING_CAPABILITY: { status: 400, code: -32021, message: 'Missing required client capabilities' },
+  // 404 for removed and unknown methods: the status a v2 server gives its dispatch's -32601.
+  MODERN_METHOD_NOT_FOUND: { status: 404, code: -32601, message: 'Method not found' },
 } as const satisfies Record<string, ProxyErrorSpec>;
 
 export type ProxyErrorReason = keyof typeof PROXY_ERRORS;
@@ -88,6 +118,10 @@ export type JsonRpcId = string | number;
 /** Extra facts a client may use (never secrets): the upstream's HTTP status, for instance. */
 export interface ErrorDetail {
   readonly upstreamStatus?: number;
+  /** A more specific message than the table's (the v2 server's exact texts for modern refusals). */
+  readonly message?: string | undefined;
+  /** Fields for `error.data` that clients read (`supported`, `requested`, `mismatch`, `envelope`). */
+  readonly data?: Record<string, unknown> | undefined;
 }
 
 /** Thrown inside the request flow; the route's error handler turns it into the body below. */
@@ -110,12 +144,13 @@ export class ProxyError extends Error {
 
 export function errorBody(reason: ProxyErrorReason, id: JsonRpcId | null = null, detail?: ErrorDetail): string {
   const spec = PROXY_ERRORS[reason];
-  const message =
-    detail?.upstreamStatus === undefined ? spec.message : `${spec.message} (upstream status ${detail.upstreamStatus})`;
+  const text = detail?.message ?? spec.message;
+  const message = detail?.upstreamStatus === undefined ? text : `${text} (upstream status ${detail.upstreamStatus})`;
+  const data = detail?.upstreamStatus === undefined ? { reason, ...detail?.data } : { reason, upstreamStatus: detail.upstreamStatus, ...detail.data };
   return JSON.stringify({
     jsonrpc: '2.0',
     id,
-    error: { code: spec.code, message, data: { reason, ...detail } },
+    error: { code: spec.code, message, data },
   });
 }
 

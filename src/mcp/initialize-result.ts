@@ -9,6 +9,8 @@ import { isEventStream, parseJson } from './protocol.js';
 export interface InitializeOutcome {
   /** The protocol version the upstream negotiated (InitializeResult.protocolVersion). */
   readonly protocolVersion: string;
+  /** The whole InitializeResult (capabilities, serverInfo, instructions): server/discover is made from it. */
+  readonly result: Record<string, unknown>;
 }
 
 /** JSON-RPC messages in a buffered upstream body, whichever of the two media types it used. */
@@ -42,7 +44,7 @@ export function initializeOutcomeOf(
     const { id: messageId, result } = message as { id?: unknown; result?: unknown };
     if (messageId !== id || typeof result !== 'object' || result === null) continue;
     const { protocolVersion } = result as { protocolVersion?: unknown };
-    return typeof protocolVersion === 'string' ? { protocolVersion } : undefined;
+    return typeof protocolVersion === 'string' ? { protocolVersion, result: result as Record<string, unknown> } : undefined;
   }
   return undefined;
 }

@@ -24,7 +24,13 @@ export interface Metrics {
   request(method: string, outcome: RequestOutcome, seconds: number): void;
   streamOpened(): void;
   streamClosed(): void;
+  poolHit(): void;
+  poolMiss(): void;
+  poolEnded(reason: PoolEndReason): void;
 }
+
+/** Why a pooled upstream session left the pool (it is then ended upstream). */
+export type PoolEndReason = 'evicted' | 'expired' | 'cleared';
 
 const METHODS = new Set(['GET', 'POST', 'DELETE', 'OPTIONS']);
 
@@ -41,9 +47,12 @@ const DISABLED: Metrics = {
   request() {},
   streamOpened() {},
   streamClosed() {},
+  poolHit() {},
+  poolMiss() {},
+  poolEnded() {},
 };
 
-export function createMetrics(enabled: boolean, activeSessions: () => number): Metrics {
+export function createMetrics(enabled: boolean, activeSessions: () => number, pooledSessions: () => number = () => 0): Metrics {
   if (!enabled) return DISABLED;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'mcp_session_proxy_' });
@@ -99,6 +108,26 @@ export function createMetrics(enabled: boolean, activeSessions: () => number): M
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers,
   });
+  new Gauge({
+    name: 'mcp_session_proxy_pooled_upstream_sessions',
+    help: 'Upstream sessions the proxy holds in its pool for callers without a session (2026-07-28 clients)',
+    registers,
+    collect() {
+      this.set(pooledSessions());
+    },
+  });
+  const poolLookups = new Counter({
+    name: 'mcp_session_proxy_pool_lookups_total',
+    help: 'Pooled upstream session lookups, by result: hit (an upstream session to share) or miss (a new one opened)',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const poolEnded = new Counter({
+    name: 'mcp_session_proxy_pooled_sessions_ended_total',
+    help: 'Pooled upstream sessions that left the pool and were ended upstream, by reason: evicted (count bound), expired (idle TTL), cleared (shutdown)',
+    labelNames: ['reason'] as const,
+    registers,
+  });
   const streams = new Gauge({ name: 'mcp_session_proxy_open_sse_streams', help: 'SSE answers being relayed now', registers });
   const endReasons: Record<EndReason, string> = {
     delete: 'deleted',
@@ -120,5 +149,8 @@ export function createMetrics(enabled: boolean, activeSessions: () => number): M
       duration.observe({ method: METHODS.has(method) ? method : 'other', outcome }, seconds),
     streamOpened: () => streams.inc(),
     streamClosed: () => streams.dec(),
+    poolHit: () => poolLookups.inc({ result: 'hit' }),
+    poolMiss: () => poolLookups.inc({ result: 'miss' }),
+    poolEnded: (reason) => poolEnded.inc({ reason }),
   };
 }

@@ -134,7 +134,7 @@ export function answerError(
     log.error({ err: error, sid: tracked.sessionLogId }, 'unexpected error');
   } else if (proxyError.status >= 500) {
     const cause = proxyError.cause as { code?: unknown } | undefined;
-    log.warn({ sid: tracked.sessionLogId, reason: proxyError.reason, cause: cause?.code, ...proxyError.detail }, 'upstream failure');
+    log.warn({ sid: tracked.sessionLogId, reason: proxyError.reason, cause: cause?.code, upstreamStatus: proxyError.detail?.upstreamStatus }, "upstream failure");
   }
   const body = errorBody(proxyError.reason, tracked.requestId, proxyError.detail);
   const headers: OutgoingHeaders = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };

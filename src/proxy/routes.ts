@@ -23,15 +23,29 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { ProxyError, type JsonRpcId } from '../errors.js';
-import { classifyBody, parseJson, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
+import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
+import { classifyEra, isPlainLegacy, MCP_METHOD_HEADER, MCP_NAME_HEADER, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
+import { messagesOf } from '../mcp/initialize-result.js';
+import { classifyBody, isEventStream, parseJson, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
+import {
+  answerBodyOf,
+  discoverResult,
+  toLegacyRequest,
+  toModernMessage,
+  toSessionlessMessage,
+  type AnswerContext,
+  type Translated,
+} from '../mcp/translate.js';
 import type { Metrics, SealedIdRejection } from '../observability/metrics.js';
 import type { CredentialBinding } from '../session/binding.js';
 import { asClientSessionId, isSealedId, mintClientSessionId, type ClientSessionId, type Fingerprint } from '../session/ids.js';
 import type { Opened, Sealer } from '../session/sealing.js';
 import { newSession, type Session, type SessionStore, type TerminatedIds } from '../session/store.js';
-import { discard, type UpstreamClient } from '../upstream/client.js';
-import { openLink, UpstreamLink, type LinkDeps, type Outgoing } from '../upstream/link.js';
+import { discard, readBody, toProxyError, type UpstreamClient, type UpstreamHeaders } from '../upstream/client.js';
+import { verdictOf, type EraProbe } from '../upstream/era-probe.js';
+import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
+import type { LinkPool } from '../upstream/pool.js';
+import { modernEventStream } from './event-stream.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
@@ -43,6 +57,10 @@ export interface McpEndpointDeps extends TrackingDeps {
   readonly store: SessionStore;
   /** What every upstream link is built with. */
   readonly links: LinkDeps;
+  /** Upstream sessions shared by callers without one (2026-07-28 clients, sessionless callers). */
+  readonly pool: LinkPool;
+  /** Whether the upstream speaks 2026-07-28 itself. */
+  readonly eraProbe: EraProbe;
   readonly fingerprint: Fingerprint;
   readonly binding: CredentialBinding;
   /** Seals new ids and opens ids this process has no session for; undefined without a secret. */
@@ -71,7 +89,7 @@ export interface McpEndpoint {
 }
 
 export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
-  const { config, store, links, fingerprint, binding, sealer, terminated, openStreams, metrics, log } = deps;
+  const { config, store, links, pool, eraProbe, fingerprint, binding, sealer, terminated, openStreams, metrics, log } = deps;
   const policy = gatePolicyOf(config);
   const flows: Record<McpFlow, (call: Call) => Promise<void>> = {
     POST: post,
@@ -98,7 +116,19 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
 
   async function post(call: Call) {
     const raw = await readJsonBody(call.req, config.bodyLimitBytes, config.bodyTimeoutMs);
-    const message = classifyBody(parseJson(raw));
+    const parsed = parseJson(raw);
+    // 2026-07-28 or 2025: decided per request, from the body first (as the v2 SDK server does).
+    if (!isPlainLegacy(parsed, call.req.headers[PROTOCOL_VERSION_HEADER])) {
+      const era = classifyEra(parsed, routingHeadersOf(call.req.headers));
+      if (era.era === 'refused') {
+        const { refusal } = era;
+        call.tracked.requestId = refusal.id;
+        throw new ProxyError(refusal.reason, { detail: { message: refusal.message, data: refusal.data } });
+      }
+      if (era.era === 'modern') return modern(call, raw, era.message);
+    }
+
+    const message = classifyBody(parsed);
     // Any error from here on answers this request's id.
     call.tracked.requestId = message.id;
     if (message.kind === 'invalid') throw new ProxyError(message.reason);
@@ -109,8 +139,216 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       if (presented !== undefined) throw new ProxyError('INITIALIZE_WITH_SESSION');
       return startSession(call, raw, message.id, message.params);
     }
+    // A 2025-style caller without a session (raw HTTP users): a pooled session, unless refused.
+    if (presented === undefined && config.sessionless === 'pool') return sessionless(call, parsed);
     const session = await sessionFor(call, presented);
     return forward(call, session, raw, message.kind === 'initialized');
+  }
+
+  /**
+   * A 2026-07-28 request. A modern upstream gets it untouched. A legacy one gets it on a pooled
+   * upstream session of the caller's key, translated both ways: the request without the 2026
+   * envelope and with an id (and progress token) unique on that shared session; the answer, event
+   * by event, back in 2026 form. server/discover is answered here, from the upstream's
+   * InitializeResult.
+   */
+  async function modern(call: Call, raw: Buffer, message: ModernMessage) {
+    // 2026-07-28 clients send no notifications over HTTP; a cancellation would name one of the
+    // client's own ids, which mean nothing upstream.
+    if (message.kind === 'notification') return void call.res.writeHead(202).end();
+    call.tracked.requestId = message.id;
+    const headers = toUpstreamHeaders(call.req.headers, undefined);
+    if ((await eraProbe.era(headers)) === 'modern') return passThrough(call, headers, raw);
+    delete headers[MCP_METHOD_HEADER];
+    delete headers[MCP_NAME_HEADER];
+    const { envelope, method, params } = message;
+    const link = pool.link({
+      credential: binding.of(call.req.headers),
+      initParams: initParamsOf(envelope.clientCapabilities, envelope.clientInfo ?? PROXY_CLIENT_INFO),
+      protocolVersion: LEGACY_PROTOCOL_VERSION,
+      logLevel: envelope.logLevel,
+    });
+    if (method === 'server/discover') {
+      const result = await link.describe(outgoing(call, headers, undefined));
+      return answerJson(call.res, 200, { jsonrpc: '2.0', id: message.id, result: discoverResult(result) });
+    }
+    // Not served yet (discover advertises no listChanged or subscribe, so clients do not ask).
+    if (method === 'subscriptions/listen') throw new ProxyError('MODERN_METHOD_NOT_FOUND');
+    const upstreamId = link.nextRequestId();
+    const clientProgressToken = progressTokenOf(params);
+    const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
+    const out = outgoing(call, headers, toLegacyRequest(method, params, upstreamId, upstreamProgressToken));
+    let answer: Answer;
+    try {
+      answer = await sendOn(call, link, out);
+    } catch (error) {
+      // No upstream: when it comes back it may be another version; find out again.
+      if (toProxyError(error).reason === 'UPSTREAM_UNAVAILABLE') eraProbe.forget();
+      throw error;
+    }
+    if (refusedAsModernOnly(answer)) {
+      // The upstream was replaced by a 2026-07-28-only server (same address): it refused the
+      // translation unprocessed. Find out again, and send the request as the client sent it.
+      eraProbe.forget();
+      const asSent = toUpstreamHeaders(call.req.headers, undefined);
+      if ((await eraProbe.era(asSent)) === 'modern') return passThrough(call, asSent, raw);
+    }
+    const context: AnswerContext = {
+      method,
+      clientId: message.id,
+      upstreamId,
+      clientProgressToken,
+      upstreamProgressToken,
+      logLevel: envelope.logLevel,
+      serverInfo: link.serverInfo,
+      clientCapabilities: envelope.clientCapabilities,
+    };
+    return relayTranslated(call, link, headers, answer, context, (m) => toModernMessage(m, context));
+  }
+
+  /** A 2025-style request without a session id, on a pooled session: only its ids are rewritten. */
+  async function sessionless(call: Call, parsed: unknown) {
+    // Ids are rewritten one message at a time; a batch (2025-03-26 only) needs a session.
+    if (Array.isArray(parsed)) throw new ProxyError('SESSION_REQUIRED');
+    const { method, id, params } = parsed as { method?: unknown; id?: unknown; params?: Record<string, unknown> };
+    if (typeof method !== 'string') throw new ProxyError('SESSION_REQUIRED');
+    const headers = toUpstreamHeaders(call.req.headers, undefined);
+    const requested = headers[PROTOCOL_VERSION_HEADER];
+    const protocolVersion = typeof requested === 'string' ? requested : LEGACY_PROTOCOL_VERSION;
+    const link = pool.link({
+      credential: binding.of(call.req.headers),
+      initParams: initParamsOf({}, PROXY_CLIENT_INFO, protocolVersion),
+      protocolVersion,
+      logLevel: undefined,
+    });
+    if (id === undefined) {
+      // A notification: nothing comes back for it.
+      const answer = await sendOn(call, link, outgoing(call, headers, JSON.stringify(parsed)));
+      return relay(call.res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.payload);
+    }
+    const upstreamId = link.nextRequestId();
+    const clientProgressToken = progressTokenOf(params);
+    const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
+    const out = outgoing(call, headers, toLegacyRequest(method, params ?? {}, upstreamId, upstreamProgressToken));
+    const answer = await sendOn(call, link, out);
+    const context = { clientId: id as JsonRpcId, upstreamId, clientProgressToken, upstreamProgressToken };
+    return relayTranslated(call, link, headers, answer, context, (m) => toSessionlessMessage(m, context));
+  }
+
+  function outgoing(call: Call, headers: UpstreamHeaders, body: string | undefined): Outgoing {
+    return { headers, body, initialized: false, versionFromLink: true, cancel: call.tracked.gone, replayed: undefined };
+  }
+
+  /** A message on a pooled link; the access line says why it waited, if it did (a replay). */
+  async function sendOn(call: Call, link: UpstreamLink, out: Outgoing): Promise<Answer> {
+    try {
+      // Never undefined: only a client's notifications/initialized can be absorbed.
+      return (await link.send(out))!;
+    } finally {
+      call.tracked.replayedFor = out.replayed ?? null;
+    }
+  }
+
+  /**
+   * An upstream answer to a rewritten request, translated message by message: SSE event by event
+   * as it streams (never buffered), a JSON answer whole. Server requests no caller can take are
+   * refused to the upstream. A client that leaves before its answer cancels the request upstream
+   * (for 2026-07-28 clients, closing the stream is the cancellation).
+   */
+  async function relayTranslated(
+    call: Call,
+    link: UpstreamLink,
+    headers: UpstreamHeaders,
+    answer: Answer,
+    context: { readonly clientId: JsonRpcId; readonly upstreamId: string },
+    translate: (message: unknown) => Translated,
+  ) {
+    const { res } = call;
+    const { response, payload } = answer;
+    let answered = false;
+    const map = (message: unknown): Translated => {
+      const translated = translate(message);
+      if (translated.kind === 'forward' && translated.message.id === context.clientId && !('method' in translated.message)) answered = true;
+      return translated;
+    };
+    res.once('close', () => {
+      if (!answered) void link.notify(cancellation(context.upstreamId), headers);
+    });
+    const refuse = (id: JsonRpcId, method: string) => void link.notify(serverRequestRefusal(id, method), headers);
+    if (!Buffer.isBuffer(payload) && isEventStream(response.headers['content-type'])) {
+      // The head goes out with the first event (implicitly, on the first write): until then the
+      // answer can still become a refusal with its own status, as a v2 server's answer becomes a
+      // stream only once there is something to stream.
+      res.statusCode = response.statusCode;
+      res.setHeader('content-type', 'text/event-stream');
+      res.setHeader('cache-control', 'no-cache');
+      metrics.streamOpened();
+      res.once('close', () => metrics.streamClosed());
+      const events = modernEventStream(map, (id, method, missingCapability) => {
+        refuse(id, method);
+        if (missingCapability !== undefined) missingOnStream(missingCapability);
+      });
+      // An upstream that breaks off mid-stream: the client's request gets a JSON-RPC error event.
+      payload.once('error', () => {
+        if (!answered && !res.writableEnded) res.write(errorEvents('UPSTREAM_CUT', [context.clientId]));
+        res.end();
+      });
+      payload.pipe(events).pipe(res);
+      // The upstream asked for a capability the client did not declare: the client's request
+      // fails with -32021 (400 while nothing was streamed yet, else an error event), and the
+      // upstream's request is cancelled.
+      const missingOnStream = (capability: string) => {
+        if (answered) return;
+        answered = true;
+        void link.notify(cancellation(context.upstreamId), headers);
+        payload.unpipe(events);
+        events.unpipe(res);
+        discard(payload);
+        const error = missingCapabilityError(capability);
+        if (!res.headersSent) {
+          res.removeHeader('content-type');
+          res.removeHeader('cache-control');
+          answerError(call.req, res, call.tracked, error, log);
+        } else {
+          res.end(`event: message\ndata: ${errorBody(error.reason, context.clientId, error.detail)}\n\n`);
+        }
+      };
+      return;
+    }
+    const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
+    const contentType = response.headers['content-type'];
+    let missing: string | undefined;
+    const text = answerBodyOf(body.toString(), typeof contentType === 'string' ? contentType : undefined, map, (id, method, missingCapability) => {
+      refuse(id, method);
+      missing ??= missingCapability;
+    });
+    if (missing !== undefined) {
+      // Answered upstream already (refused): nothing to cancel.
+      answered = true;
+      throw missingCapabilityError(missing);
+    }
+    if (text === undefined) {
+      // Nothing for this request in the upstream's answer (202, an empty body): it never answered.
+      throw new ProxyError('UPSTREAM_BAD_ANSWER', { detail: { upstreamStatus: response.statusCode } });
+    }
+    answered = true;
+    res.writeHead(response.statusCode, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+    res.end(text);
+  }
+
+  /** A modern request for a modern upstream: as it came, the answer as it goes. */
+  async function passThrough(call: Call, headers: UpstreamHeaders, raw: Buffer) {
+    let response;
+    try {
+      response = await links.upstream.request({ method: 'POST', headers, body: raw, signal: call.tracked.gone });
+    } catch (error) {
+      // No upstream: when it comes back it may be another version; find out again.
+      eraProbe.forget();
+      throw error;
+    }
+    // A modern upstream refuses no valid modern request with 400, unless it is modern no more.
+    if (response.statusCode === 400) eraProbe.forget();
+    relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), response.body, { metrics });
   }
 
   async function get(call: Call) {
@@ -237,6 +475,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       headers: toUpstreamHeaders(call.req.headers, undefined),
       body,
       initialized,
+      versionFromLink: false,
       cancel: call.tracked.gone,
       replayed: undefined,
     };
@@ -261,6 +500,58 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
           { cutEvents: () => errorEvents('UPSTREAM_CUT', requestIdsOf(parseJson(body))), metrics };
     relay(call.res, response.statusCode, toClientHeaders(response.headers, session.id), payload, options);
   }
+}
+
+/** What the proxy asks of a legacy upstream for callers that did not initialize themselves. */
+const LEGACY_PROTOCOL_VERSION = '2025-11-25';
+// JSON answers are rewritten whole (ids, resultType, cache hints); bigger than this, something is wrong.
+const MAX_TRANSLATED_ANSWER_BYTES = 64 * 1024 * 1024;
+/** clientInfo for sessionless callers, which declare none. */
+const PROXY_CLIENT_INFO = { name: 'mcp-session-proxy', version: 'sessionless' };
+
+function initParamsOf(capabilities: Record<string, unknown>, clientInfo: object, protocolVersion = LEGACY_PROTOCOL_VERSION): string {
+  return JSON.stringify({ protocolVersion, capabilities, clientInfo });
+}
+
+function progressTokenOf(params: Record<string, unknown> | undefined): string | number | undefined {
+  const token = (params?._meta as { progressToken?: unknown } | undefined)?.progressToken;
+  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
+}
+
+function cancellation(upstreamId: string): string {
+  return JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: upstreamId, reason: 'The client closed the request' } });
+}
+
+/** -32021, as the v2 SDK server words it; `requiredCapabilities` is a ClientCapabilities object. */
+function missingCapabilityError(capability: string): ProxyError {
+  return new ProxyError('MODERN_MISSING_CAPABILITY', {
+    detail: { message: `Missing required client capabilities: ${capability}`, data: { requiredCapabilities: { [capability]: {} } } },
+  });
+}
+
+/**
+ * A 400 -32022 naming 2026-07-28 among the supported versions: what a modern-only server (the v2
+ * SDK's `legacy: 'reject'`) answers a 2025-era request. (400 answers are read whole by the link.)
+ */
+function refusedAsModernOnly(answer: Answer): boolean {
+  const { response, payload } = answer;
+  if (response.statusCode !== 400 || !Buffer.isBuffer(payload)) return false;
+  return verdictOf(response.statusCode, payload.toString(), response.headers['content-type']) === 'modern';
+}
+
+/** The answer to a server request that no caller can take (no session to answer on, or a 2026 client). */
+function serverRequestRefusal(id: JsonRpcId, method: string): string {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    error: { code: -32601, message: `${method} is not available: the client reaches this server through mcp-session-proxy without a session` },
+  });
+}
+
+function answerJson(res: ServerResponse, status: number, message: object): void {
+  const text = JSON.stringify(message);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+  res.end(text);
 }
 
 /** A browser's CORS preflight before a cross-origin POST: the upstream decides CORS. */

@@ -30,14 +30,16 @@ import {
   type UpstreamResponse,
 } from './client.js';
 
-/** Why an upstream session is being (re-)established: the loss that was seen, or a sealed id reopened. */
+/** Why an upstream session is being re-established: the loss that was seen, or a sealed id reopened. */
 export type ReplayReason = LossSignal | 'reopened';
+/** Why a link is opening: a replay, or a pooled link's first use (not a replay: nothing was lost). */
+export type OpenReason = ReplayReason | 'pooled';
 
 export type LinkState =
-  /** No upstream session in this process (a reopened sealed id, or a failed replay): replay first. */
-  | { readonly kind: 'unopened'; readonly reason: ReplayReason }
+  /** No upstream session in this process (a reopened sealed id, a new pooled link, a failed replay): open first. */
+  | { readonly kind: 'unopened'; readonly reason: OpenReason }
   /** initialize + notifications/initialized in flight; every message waits for it. */
-  | { readonly kind: 'replaying'; readonly reason: ReplayReason; readonly flight: Promise<void> }
+  | { readonly kind: 'replaying'; readonly reason: OpenReason; readonly flight: Promise<void> }
   /** The upstream answered the client's initialize; its notifications/initialized is next. */
   | { readonly kind: 'awaiting-initialized' }
   /** The proxy sends notifications/initialized itself (the client's went to another replica). */
@@ -63,6 +65,8 @@ export interface LinkDeps {
   readonly timeoutMs: number;
   /** Clock (ms), injectable for tests: replays log how long they took. */
   readonly now: () => number;
+  /** Told of every loss: the upstream restarted or forgot sessions (the era probe asks again). */
+  readonly onLoss?: () => void;
 }
 
 /** One message for the upstream session. */
@@ -72,10 +76,15 @@ export interface Outgoing {
    * upstream's own on each try (this object is the request's own, so it is written in place).
    */
   readonly headers: UpstreamHeaders;
-  /** A POST body; undefined for a GET (the event stream). */
-  readonly body: Buffer | undefined;
+  /** A POST body (as received, or as the proxy rewrote it); undefined for a GET (the event stream). */
+  readonly body: Buffer | string | undefined;
   /** The client's own notifications/initialized: sent only while the upstream session needs one. */
   readonly initialized: boolean;
+  /**
+   * Send the link's negotiated protocol version as MCP-Protocol-Version (callers that are not the
+   * session's own client: modern requests on a pooled link); else the client's header goes as is.
+   */
+  readonly versionFromLink: boolean;
   readonly cancel: CancelSignal;
   /** Set by the link when this message waited for the upstream session to be (re-)established. */
   replayed: ReplayReason | undefined;
@@ -98,6 +107,19 @@ const AUTH_CHALLENGE_STATUSES = new Set([401, 403]);
 let links = 0;
 let replays = 0;
 
+/** How a link starts. */
+export type LinkStart = { readonly protocolVersion: string } & (
+  /** The client's own initialize was answered (openLink); its notifications/initialized is next. */
+  | { readonly kind: 'initialized-by-client'; readonly upstreamId: UpstreamSessionId | undefined }
+  /** A sealed id reopened in this process: replay the client's initialize before its first message. */
+  | { readonly kind: 'reopened' }
+  /**
+   * A pooled link for callers without a session: initialize (with `protocolVersion` requested) on
+   * first use; `logLevel`, when set, is asked of the upstream session with logging/setLevel.
+   */
+  | { readonly kind: 'pooled'; readonly logLevel: string | undefined }
+);
+
 export class UpstreamLink {
   /** Process-unique and log-safe: log lines of the link name it, never its upstream id. */
   readonly label = ++links;
@@ -106,28 +128,71 @@ export class UpstreamLink {
   /** Bumped at each re-establishment, to tell stale answers and failures from current ones. */
   private generation = 0;
   private negotiated: string;
+  /**
+   * A pooled link's InitializeResult (the last one): what server/discover is made of. Client
+   * sessions' links never need it and do not keep it (it can hold kilobytes of instructions).
+   */
+  private serverResult: Record<string, unknown> | undefined;
+  private readonly pooled: boolean;
+  private readonly logLevel: string | undefined;
+  /** Counter for the JSON-RPC ids of requests this link rewrites (callers sharing it). */
+  private requests = 0;
 
   constructor(
     private readonly deps: LinkDeps,
-    /** The client's initialize params as JSON text: every replay sends them verbatim. */
+    /** The initialize params as JSON text: every (re-)establishment sends them verbatim. */
     readonly initParams: string,
-    start: { readonly protocolVersion: string } & (
-      | { readonly kind: 'initialized-by-client'; readonly upstreamId: UpstreamSessionId | undefined }
-      | { readonly kind: 'reopened' }
-    ),
+    start: LinkStart,
   ) {
     this.negotiated = start.protocolVersion;
-    if (start.kind === 'reopened') {
-      this.state = { kind: 'unopened', reason: 'reopened' };
-    } else {
+    this.pooled = start.kind === 'pooled';
+    this.logLevel = start.kind === 'pooled' ? start.logLevel : undefined;
+    if (start.kind === 'initialized-by-client') {
       this.state = AWAITING_INITIALIZED;
       this.upstreamId = start.upstreamId;
+    } else {
+      this.state = { kind: 'unopened', reason: start.kind };
     }
   }
 
   /** The protocol version the upstream negotiated (at the last initialize). */
   get protocolVersion(): string {
     return this.negotiated;
+  }
+
+  /** A JSON-RPC id no other request on this link's upstream sessions uses. */
+  nextRequestId(): string {
+    return `mcp-session-proxy-${this.label}-${++this.requests}`;
+  }
+
+  /** A pooled link's upstream serverInfo (from its last InitializeResult), once open. */
+  get serverInfo(): Record<string, unknown> | undefined {
+    const info = this.serverResult?.serverInfo;
+    return typeof info === 'object' && info !== null ? (info as Record<string, unknown>) : undefined;
+  }
+
+  /**
+   * A message of the proxy's own on the current upstream session (a cancellation, the answer to a
+   * server request no client can take): best effort, never replayed or retried.
+   */
+  async notify(body: string, clientHeaders: UpstreamHeaders): Promise<void> {
+    if (this.state !== LIVE) return;
+    const { deps } = this;
+    const headers = handshakeHeaders(clientHeaders, this.negotiated);
+    if (this.upstreamId !== undefined) headers[SESSION_HEADER] = this.upstreamId;
+    try {
+      const answer = await deps.upstream.request({ method: 'POST', headers, body, signal: AbortSignal.timeout(deps.timeoutMs) });
+      await drain(answer.body);
+    } catch (error) {
+      deps.log.debug({ link: this.label, reason: toProxyError(error).reason }, 'message to the upstream session failed');
+    }
+  }
+
+  /** A pooled link's InitializeResult, opening the upstream session first if need be. */
+  async describe(out: Outgoing): Promise<Record<string, unknown>> {
+    if (!this.pooled) throw new Error('only pooled links keep the InitializeResult');
+    await this.ready(out);
+    return this.serverResult!;
   }
 
   get kind(): Kind {
@@ -153,6 +218,7 @@ export class UpstreamLink {
     if (answer.loss !== undefined) {
       // The upstream did not process the message: it no longer knows the session.
       this.deps.log.info({ link: this.label, signal: answer.loss }, 'upstream lost the session; replaying initialize');
+      this.deps.onLoss?.();
       this.lost(sentAt, answer.loss);
       // The client's notifications/initialized is then the replay's to send.
       if (!(await this.ready(out))) return undefined;
@@ -198,11 +264,11 @@ export class UpstreamLink {
           this.acknowledge(out.headers);
           break;
         case 'unopened':
-          out.replayed = state.reason;
+          if (state.reason !== 'pooled') out.replayed = state.reason;
           this.replay(state.reason, out.headers);
           break;
         case 'replaying':
-          out.replayed ??= state.reason;
+          if (state.reason !== 'pooled') out.replayed ??= state.reason;
           // A failed replay fails every message that waited for it; the next one tries again.
           await state.flight;
           break;
@@ -222,12 +288,12 @@ export class UpstreamLink {
   }
 
   /** unopened → replaying → live (or back to unopened if the upstream refuses). */
-  private replay(reason: ReplayReason, clientHeaders: UpstreamHeaders): void {
-    this.deps.metrics.replay(reason);
-    const flight = this.reestablish(clientHeaders).catch((error: unknown) => {
+  private replay(reason: OpenReason, clientHeaders: UpstreamHeaders): void {
+    if (reason !== 'pooled') this.deps.metrics.replay(reason);
+    const flight = this.reestablish(reason, clientHeaders).catch((error: unknown) => {
       if (this.state.kind !== 'ended') {
         this.state = { kind: 'unopened', reason };
-        this.deps.metrics.replayFailed();
+        if (reason !== 'pooled') this.deps.metrics.replayFailed();
       }
       throw error;
     });
@@ -237,7 +303,7 @@ export class UpstreamLink {
   }
 
   /** initialize (the client's own params) + notifications/initialized on a new upstream session. */
-  private async reestablish(clientHeaders: UpstreamHeaders): Promise<void> {
+  private async reestablish(reason: OpenReason, clientHeaders: UpstreamHeaders): Promise<void> {
     const { deps } = this;
     const started = deps.now();
     const headers = handshakeHeaders(clientHeaders, this.negotiated);
@@ -258,6 +324,10 @@ export class UpstreamLink {
     if (acknowledged < 200 || acknowledged >= 300) {
       throw new ProxyError('REPLAY_FAILED', { detail: { upstreamStatus: acknowledged } });
     }
+    // A pooled link's log level, asked once per upstream session (legacy servers keep it per session).
+    if (this.logLevel !== undefined && typeof result.result.capabilities === 'object' && result.result.capabilities !== null && 'logging' in result.result.capabilities) {
+      await this.setLevel(headers, signal);
+    }
     if (this.state.kind === 'ended') {
       // Ended (DELETE, eviction) while the replay ran: the new upstream session has no owner.
       if (result.upstreamId !== undefined) await this.endUpstream(result.upstreamId, clientHeaders);
@@ -269,6 +339,7 @@ export class UpstreamLink {
     }
     this.upstreamId = result.upstreamId;
     this.negotiated = result.protocolVersion;
+    if (this.pooled) this.serverResult = result.result;
     this.generation++;
     this.state = LIVE;
     deps.log.info(
@@ -278,7 +349,7 @@ export class UpstreamLink {
         generation: this.generation,
         ms: Math.round(deps.now() - started),
       },
-      'upstream session re-established',
+      reason === 'pooled' ? 'pooled upstream session opened' : 'upstream session re-established',
     );
   }
 
@@ -297,6 +368,12 @@ export class UpstreamLink {
     this.state = { kind: 'acknowledging', flight: flight.finally(() => this.moveTo(['acknowledging'], LIVE)) };
   }
 
+  private async setLevel(headers: UpstreamHeaders, signal: AbortSignal): Promise<void> {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: this.nextRequestId(), method: 'logging/setLevel', params: { level: this.logLevel } });
+    const answer = await this.deps.upstream.request({ method: 'POST', headers, body, signal });
+    await drain(answer.body);
+  }
+
   private async sendInitialized(headers: UpstreamHeaders, signal: AbortSignal): Promise<number> {
     const answer = await this.deps.upstream.request({ method: 'POST', headers, body: INITIALIZED_NOTIFICATION, signal });
     await drain(answer.body);
@@ -312,6 +389,7 @@ export class UpstreamLink {
     const headers = out.headers;
     if (this.upstreamId === undefined) delete headers[SESSION_HEADER];
     else headers[SESSION_HEADER] = this.upstreamId;
+    if (out.versionFromLink) headers[PROTOCOL_VERSION_HEADER] = this.negotiated;
     // Event ids belong to an upstream session that is gone (lost, or another replica's).
     if (afterReplay) delete headers[LAST_EVENT_ID_HEADER];
     const traced = deps.log.isLevelEnabled('trace');
@@ -376,6 +454,8 @@ export type Initialized =
       readonly body: Buffer;
       readonly protocolVersion: string;
       readonly upstreamId: UpstreamSessionId | undefined;
+      /** The InitializeResult itself. */
+      readonly result: Record<string, unknown>;
     };
 
 /**
@@ -401,6 +481,7 @@ export async function initialize(
     body,
     protocolVersion: outcome.protocolVersion,
     upstreamId: upstreamId.kind === 'valid' ? upstreamId.id : undefined,
+    result: outcome.result,
   };
 }
 

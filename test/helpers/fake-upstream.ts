@@ -44,6 +44,8 @@ export class FakeUpstream implements UpstreamClient {
   refuseInitialize: number | undefined;
   /** A new session id on every successful answer (rotating servers). */
   rotate = false;
+  /** The server capabilities its InitializeResult declares. */
+  capabilities: Record<string, unknown> = {};
   private gates: { match: (seen: Seen) => boolean; held: (() => void)[]; waiters: (() => void)[]; count: number; open: boolean }[] = [];
 
   /** Forget every session, as a restarted server does. */
@@ -112,7 +114,7 @@ export class FakeUpstream implements UpstreamClient {
     if (body?.method === 'initialize') {
       if (this.refuseInitialize !== undefined) return { status: this.refuseInitialize, body: '{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"no"}}' };
       const id = this.issue();
-      const result = { protocolVersion: '2025-06-18', capabilities: {}, serverInfo: { name: 'fake', version: '1' } };
+      const result = { protocolVersion: '2025-06-18', capabilities: this.capabilities, serverInfo: { name: 'fake', version: '1' } };
       return { status: 200, headers: { 'mcp-session-id': id }, body: JSON.stringify({ jsonrpc: '2.0', id: body.id, result }) };
     }
     if (sid === undefined || !this.sessions.has(sid)) return notFound();
@@ -157,8 +159,8 @@ function respond(reply: Reply): UpstreamResponse {
 }
 
 /** Metrics that only count replays, so tests can assert how many there were. */
-export function countingMetrics(): Metrics & { replays: ReplayReason[]; replayFailures: number } {
-  const counts = { replays: [] as ReplayReason[], replayFailures: 0 };
+export function countingMetrics(): Metrics & { replays: ReplayReason[]; replayFailures: number; pool: string[] } {
+  const counts = { replays: [] as ReplayReason[], replayFailures: 0, pool: [] as string[] };
   const none = () => undefined;
   return Object.assign(counts, {
     registry: undefined,
@@ -172,6 +174,9 @@ export function countingMetrics(): Metrics & { replays: ReplayReason[]; replayFa
     request: none,
     streamOpened: none,
     streamClosed: none,
+    poolHit: () => void counts.pool.push('hit'),
+    poolMiss: () => void counts.pool.push('miss'),
+    poolEnded: (reason: string) => void counts.pool.push(reason),
   });
 }
 

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PROXY_MAIN = `${ROOT}dist/main.js`;
 const FIXTURE = `${ROOT}test/fixtures/legacy-upstream.ts`;
+const MODERN_FIXTURE = `${ROOT}test/fixtures/modern-upstream.ts`;
 const EVERYTHING = `${ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
 /**
  * How long a process may take to say it is ready. Starting a tsx fixture has taken over 12 s on
@@ -116,7 +117,7 @@ function jsonLine(line: string): Record<string, unknown> | undefined {
 export type FixtureMode = 'sdk' | 'strict' | 'stateless' | 'rotating';
 
 /** The tools every fixture mode lists, in order (test/fixtures/legacy-upstream.ts). */
-export const FIXTURE_TOOLS = ['echo', 'whoami', 'fail', 'gated-progress'];
+export const FIXTURE_TOOLS = ['echo', 'whoami', 'fail', 'log', 'wait', 'gated-progress'];
 
 export interface Fixture extends Proc {
   readonly port: number;
@@ -146,13 +147,33 @@ export interface FixtureStats {
   abortedResponses: number;
   sessionHeadersSeen: number;
   protocolVersionsOnGet: (string | null)[];
+  authorizationBySession: Record<string, string[]>;
+  clientBySession: Record<string, string>;
+  duplicateRequestIds: number;
+  cancelled: unknown[];
+  waits: number;
+  waitsCancelled: number;
   postsReceived: number;
   gateWaiters: number;
 }
 
-export async function startFixture(mode: FixtureMode, options: { port?: number; idleMs?: number } = {}): Promise<Fixture> {
+export async function startFixture(
+  mode: FixtureMode,
+  options: { port?: number; idleMs?: number; conformance?: boolean } = {},
+): Promise<Fixture> {
   const { proc, port } = start(
-    ['--import', 'tsx', FIXTURE, '--mode', mode, '--port', String(options.port ?? 0), '--idle-ms', String(options.idleMs ?? 0)],
+    [
+      '--import',
+      'tsx',
+      FIXTURE,
+      '--mode',
+      mode,
+      '--port',
+      String(options.port ?? 0),
+      '--idle-ms',
+      String(options.idleMs ?? 0),
+      ...(options.conformance ? ['--conformance'] : []),
+    ],
     {},
     (line) => {
       const json = jsonLine(line);
@@ -176,6 +197,54 @@ export async function startFixture(mode: FixtureMode, options: { port?: number; 
     release: async () => void (await admin('release')),
     advance: async (ms) => void (await admin(`advance?ms=${ms}`)),
     fault: async (settings) => void (await admin(`fault?${new URLSearchParams(settings)}`)),
+  };
+}
+
+/** How the modern fixture serves 2025-era requests (createMcpHandler's `legacy` option). */
+export type ModernLegacyMode = 'stateless' | 'reject';
+
+export interface ModernFixture extends Proc {
+  readonly port: number;
+  readonly mcpUrl: string;
+  readonly origin: string;
+  stats(): Promise<ModernFixtureStats>;
+}
+
+export interface ModernFixtureStats {
+  posts: number;
+  withEnvelope: number;
+  withoutEnvelope: number;
+  methods: string[];
+  mcpMethodHeaders: (string | null)[];
+  mcpNameHeaders: string[];
+  protocolVersionHeaders: (string | null)[];
+  sessionIds: string[];
+  discovers: number;
+  initializes: string[];
+}
+
+/** The 2026-07-28 upstream (TypeScript SDK v2 createMcpHandler), test/fixtures/modern-upstream.ts. */
+export async function startModernFixture(options: { legacy?: ModernLegacyMode; port?: number } = {}): Promise<ModernFixture> {
+  const { proc, port } = start(
+    ['--import', 'tsx', MODERN_FIXTURE, '--legacy', options.legacy ?? 'stateless', '--port', String(options.port ?? 0)],
+    {},
+    (line) => {
+      const json = jsonLine(line);
+      return json?.event === 'listening' ? Number(json.port) : undefined;
+    },
+  );
+  const p = await port;
+  const origin = `http://127.0.0.1:${p}`;
+  return {
+    ...proc,
+    port: p,
+    origin,
+    mcpUrl: `${origin}/mcp`,
+    async stats() {
+      const res = await fetch(`${origin}/admin/stats`);
+      if (!res.ok) throw new Error(`modern fixture stats: ${res.status}`);
+      return (await res.json()) as ModernFixtureStats;
+    },
   };
 }
 

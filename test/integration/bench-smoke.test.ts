@@ -16,7 +16,15 @@ describe('npm run bench (smoke)', () => {
       timeout: 120_000,
     });
     const result = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, any>;
-    expect(Object.keys(result.steady)).toEqual(['direct', '@fastify/http-proxy', 'mcp-session-proxy', 'mcp-session-proxy, LOG_LEVEL=warn', 'mcp-session-proxy, sealed ids']);
+    expect(Object.keys(result.steady)).toEqual([
+      'direct',
+      '@fastify/http-proxy',
+      'mcp-session-proxy',
+      'mcp-session-proxy, LOG_LEVEL=warn',
+      'mcp-session-proxy, sealed ids',
+      'mcp-session-proxy, 2026-07-28 client (pooled session)',
+      're-origination (initialize + call + DELETE per request)',
+    ]);
     for (const target of Object.values(result.steady) as Array<{ reqPerSec: number; non2xx: number; errors: number }>) {
       expect(target.reqPerSec).toBeGreaterThan(0);
       expect(target.non2xx + target.errors).toBe(0);
@@ -29,6 +37,10 @@ describe('npm run bench (smoke)', () => {
     // BENCH_SMALL floods 10 × a bound of 200 sessions, sampled every tenth of the way.
     expect(result.flood.samples.map((s: { sessions: number }) => s.sessions)).toEqual([0, 200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000]);
     expect(result.memory.heapPerSealedSession).toHaveLength(2);
+    expect(result.memory.heapPerPooledSession).toHaveLength(2);
+    // The 2026-07-28 comparisons are computed (their targets are judged on full runs, not here).
+    expect(result.ratios.modernOverLegacyCpuPerCall).toBeGreaterThan(0);
+    expect(result.ratios.modernOverReoriginationThroughput).toBeGreaterThan(0);
     // Every first call on the other replica (a sealed id opened on a miss) answered 200, or the run fails.
     expect(result.sealedIds.firstCallOnOtherReplicaMedianMs).toBeGreaterThan(0);
     expect(result.sealedIds.inProcess.openMicros).toBeGreaterThan(0);

@@ -1,6 +1,7 @@
 import { connect as connectSocket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
+import { connectModern, modernCallText } from '../helpers/modern-client.js';
 import { expectNoSecretsInLogs } from '../helpers/log-audit.js';
 import { killAll, startFixture, startProxy } from '../helpers/processes.js';
 
@@ -11,7 +12,7 @@ const GARBAGE_ID = 'not-a-real-session-id-b51f0e2d9c';
 afterAll(killAll);
 
 describe('logs never carry a raw session id, credential or cookie, at any level', () => {
-  it('a full story at trace level: create, call, lose and replay, rotate, stream, errors, delete', async () => {
+  it('a full story at trace level: create, call, lose and replay, rotate, stream, errors, delete; 2026-07-28 and sessionless callers on pooled sessions', async () => {
     const secrets: string[] = [TOKEN, 'tok-7f3a9c1e5b2d4f60aa', COOKIE, 'cookie-3e8d1f0b7c6a5e42', GARBAGE_ID];
     const outputs: string[] = [];
 
@@ -25,6 +26,20 @@ describe('logs never carry a raw session id, credential or cookie, at any level'
       await upstream.drop();
       expect(await callText(c, 'echo', { text: 'y' })).toBe('y');
       await c.client.listTools();
+
+      // A 2026-07-28 client on a pooled upstream session, across a loss, and a sessionless caller.
+      const modern = await connectModern(proxy.url, `audited-modern-${mode}`, { headers: { authorization: TOKEN, cookie: COOKIE } });
+      expect(await modernCallText(modern, 'echo', { text: 'm1' })).toBe('m1');
+      await upstream.drop();
+      expect(await modernCallText(modern, 'echo', { text: 'm2' })).toBe('m2');
+      await modern.close();
+      const sessionless = await fetch(proxy.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: TOKEN, cookie: COOKIE },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+      });
+      expect(sessionless.status).toBe(200);
+      await sessionless.text();
 
       // A GET stream, an unknown id, a malformed id, bad JSON, a pass-through path.
       const get = await fetch(proxy.url, { headers: { accept: 'text/event-stream', 'mcp-session-id': id, authorization: TOKEN } });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
 import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
+import { startProxy } from '../helpers/processes.js';
 
 const IDLE_MS = 60_000;
 
@@ -71,8 +72,9 @@ describe('TypeScript-SDK-style upstream that forgets sessions (404 "Session not 
     expect(await res.json()).toMatchObject({ error: { code: -32001 } });
   });
 
-  it('answers 400 with a JSON-RPC error when a request carries no session id', async () => {
-    const res = await fetch(env.proxy.url, {
+  it('answers 400 with a JSON-RPC error when a request carries no session id (SESSIONLESS=reject; the default pools it)', async () => {
+    const strict = await startProxy(env.upstream.mcpUrl, { SESSIONLESS: 'reject' });
+    const res = await fetch(strict.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 'n', method: 'tools/list' }),

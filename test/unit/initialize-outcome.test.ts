@@ -62,51 +62,39 @@ describe('messagesOf', () => {
 
 describe('initializeOutcomeOf', () => {
   it('reads the protocol version from a JSON body', () => {
-    expect(initializeOutcomeOf(responseJson, 'application/json', 1)).toEqual({ protocolVersion: '2025-03-26' });
+    expect(initializeOutcomeOf(responseJson, 'application/json', 1)).toEqual({ protocolVersion: '2025-03-26', result });
   });
 
   it('reads the protocol version from a JSON body with a string id', () => {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 'init', result });
-    expect(initializeOutcomeOf(body, 'application/json; charset=utf-8', 'init')).toEqual({
-      protocolVersion: '2025-03-26',
-    });
+    expect(initializeOutcomeOf(body, 'application/json; charset=utf-8', 'init')).toEqual({ protocolVersion: '2025-03-26', result });
   });
 
   it('reads an SSE body', () => {
-    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}\n\n`, 'text/event-stream', 1)).toEqual({
-      protocolVersion: '2025-03-26',
-    });
+    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}\n\n`, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
   });
 
   it('reads an SSE body whose response follows a notification event', () => {
     const body = sse(event(notification), event(response));
-    expect(initializeOutcomeOf(body, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26' });
+    expect(initializeOutcomeOf(body, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
   });
 
   it('reads an SSE body with CRLF line endings', () => {
     const body = sse(event(notification), event(response)).replaceAll('\n', '\r\n');
     expect(body).toContain('\r\n\r\n');
-    expect(initializeOutcomeOf(body, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26' });
+    expect(initializeOutcomeOf(body, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
   });
 
   it('reads an SSE body with CR-only line endings', () => {
     const body = event(response).replaceAll('\n', '\r');
-    expect(initializeOutcomeOf(body, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26' });
+    expect(initializeOutcomeOf(body, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
   });
 
   it('reads an SSE stream cut without the final blank line', () => {
-    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}\n`, 'text/event-stream', 1)).toEqual({
-      protocolVersion: '2025-03-26',
-    });
-    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}`, 'text/event-stream', 1)).toEqual({
-      protocolVersion: '2025-03-26',
-    });
-    expect(initializeOutcomeOf(`event: message\r\ndata: ${responseJson}\r\n`, 'text/event-stream', 1)).toEqual({
-      protocolVersion: '2025-03-26',
-    });
-    expect(initializeOutcomeOf(`event: message\r\ndata: ${responseJson}\r`, 'text/event-stream', 1)).toEqual({
-      protocolVersion: '2025-03-26',
-    });
+    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}\n`, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
+    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}`, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
+    expect(initializeOutcomeOf(`event: message\r\ndata: ${responseJson}\r\n`, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
+    expect(initializeOutcomeOf(`event: message\r\ndata: ${responseJson}\r`, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
   });
 
   it('is undefined for a stream cut inside the JSON', () => {
@@ -146,8 +134,8 @@ describe('initializeOutcomeOf', () => {
 
   it('finds the response for the id inside a JSON batch', () => {
     const body = JSON.stringify([notification, { jsonrpc: '2.0', id: 7, result: { protocolVersion: 'other' } }, response]);
-    expect(initializeOutcomeOf(body, 'application/json', 1)).toEqual({ protocolVersion: '2025-03-26' });
-    expect(initializeOutcomeOf(body, 'application/json', 7)).toEqual({ protocolVersion: 'other' });
+    expect(initializeOutcomeOf(body, 'application/json', 1)).toEqual({ protocolVersion: '2025-03-26', result });
+    expect(initializeOutcomeOf(body, 'application/json', 7)).toEqual({ protocolVersion: 'other', result: { protocolVersion: 'other' } });
   });
 });
 
@@ -192,7 +180,7 @@ describe('initialize outcome properties', () => {
         const outcome = asSse
           ? initializeOutcomeOf(`event: message\ndata: ${answer}\n\n`, 'text/event-stream', i)
           : initializeOutcomeOf(answer, 'application/json', i);
-        expect(outcome).toEqual({ protocolVersion: version });
+        expect(outcome).toEqual({ protocolVersion: version, result: { ...result, protocolVersion: version } });
       }),
     );
   });

@@ -19,6 +19,7 @@ function message(body: string | undefined, extra: Partial<Outgoing> = {}): Outgo
     headers: headers(),
     body: body === undefined ? undefined : Buffer.from(body),
     initialized: false,
+    versionFromLink: false,
     cancel: new Cancellation(),
     replayed: undefined,
     ...extra,

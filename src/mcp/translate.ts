@@ -1,0 +1,307 @@
+/**
+ * Translation between a modern (2026-07-28) request and its answer, and the legacy wire of a pooled
+ * upstream session that several callers share. Pure: no I/O, never throws on any input
+ * (property-tested). Every rewrite here mirrors what the TypeScript SDK v2 server's encoder does to
+ * results (its `encodeContract.ts` / `codec.ts`), so a modern client cannot tell the bridge from a
+ * native 2026 server by the shape of what it reads.
+ */
+import type { JsonRpcId } from '../errors.js';
+import { severityAtLeast, type LoggingLevel } from './era.js';
+import { messagesOf } from './initialize-result.js';
+import { isJsonRpcMessage } from './protocol.js';
+
+/** The `_meta` prefix MCP reserves; on a modern request it carries the per-request envelope. */
+const RESERVED_META_PREFIX = 'io.modelcontextprotocol/';
+const SERVER_INFO_META_KEY = 'io.modelcontextprotocol/serverInfo';
+const MODERN_PROTOCOL_VERSION = '2026-07-28';
+
+/** Results that carry `ttlMs` and `cacheScope` (the spec's `CacheableResult` extenders). */
+const CACHEABLE_METHODS: ReadonlySet<string> = new Set([
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'server/discover',
+]);
+// Nothing may be cached by a client we cannot vouch for: the upstream said nothing about
+// lifetimes, and a pooled session answers many principals. Same defaults as the v2 SDK server.
+const DEFAULT_TTL_MS = 0;
+const DEFAULT_CACHE_SCOPE = 'private';
+
+/** Legacy "resource not found"; 2026-07-28 reports it as invalid params. */
+const LEGACY_RESOURCE_NOT_FOUND = -32002;
+const INVALID_PARAMS = -32602;
+
+type Obj = Record<string, unknown>;
+
+function isObject(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A modern request as the legacy upstream must see it: the `io.modelcontextprotocol/*` envelope
+ * keys leave `_meta` (a dual-era upstream classifies a request as modern by
+ * `io.modelcontextprotocol/protocolVersion` alone, and a legacy one has no use for the rest),
+ * `id` becomes `upstreamId`, and the progress token becomes `upstreamProgressToken`. Every other
+ * `_meta` key (`traceparent`, `tracestate`, `baggage`, …) and every other param travels unchanged;
+ * a `_meta` left empty is dropped.
+ *
+ * The upstream's progress token is exactly `upstreamProgressToken`: a client token is never sent
+ * as such, since tokens from different callers may collide on the shared session (the caller
+ * passes one iff the request carried `_meta.progressToken`).
+ */
+export function toLegacyRequest(
+  method: string,
+  params: Record<string, unknown>,
+  upstreamId: string,
+  upstreamProgressToken: string | undefined,
+): string {
+  const { _meta: meta, ...rest } = params;
+  const legacyParams: Obj = rest;
+  const legacyMeta = legacyMetaOf(meta, upstreamProgressToken);
+  if (legacyMeta !== undefined) legacyParams._meta = legacyMeta;
+  return JSON.stringify({ jsonrpc: '2.0', id: upstreamId, method, params: legacyParams });
+}
+
+function legacyMetaOf(meta: unknown, upstreamProgressToken: string | undefined): Obj | undefined {
+  const legacy: Obj = isObject(meta) ? { ...meta } : {};
+  let kept = 0;
+  for (const key of Object.keys(legacy)) {
+    if (key.startsWith(RESERVED_META_PREFIX) || key === 'progressToken') delete legacy[key];
+    else kept++;
+  }
+  if (upstreamProgressToken !== undefined) {
+    legacy.progressToken = upstreamProgressToken;
+    kept++;
+  }
+  return kept === 0 ? undefined : legacy;
+}
+
+/** What the answer translation needs to know about the request it answers. */
+export interface AnswerContext {
+  /** The modern request's method. */
+  readonly method: string;
+  /** The id the client used. */
+  readonly clientId: JsonRpcId;
+  /** The id sent upstream. */
+  readonly upstreamId: string;
+  readonly clientProgressToken: string | number | undefined;
+  readonly upstreamProgressToken: string | undefined;
+  /** From the request's envelope; undefined drops every `notifications/message`. */
+  readonly logLevel: LoggingLevel | undefined;
+  /** From the upstream InitializeResult; stamped into each result's `_meta`. */
+  readonly serverInfo: Record<string, unknown> | undefined;
+  /**
+   * From the request's envelope. When given, a server→client request needing a capability the
+   * client did not declare is marked `missingCapability` (the client gets -32021).
+   */
+  readonly clientCapabilities?: Record<string, unknown>;
+}
+
+export type Translated =
+  /** Send this to the client. */
+  | { readonly kind: 'forward'; readonly message: Record<string, unknown> }
+  /** Nothing for the client. */
+  | { readonly kind: 'drop' }
+  /**
+   * A server→client request (elicitation/create, sampling/createMessage, roots/list, ping, …):
+   * a modern client cannot take one on a stream, so the caller answers the upstream with a
+   * JSON-RPC error for this id. `missingCapability`: the request needs a client capability the
+   * modern client did not declare, so its own request fails with -32021 (a 2026-07-28 server
+   * "MUST NOT rely on capabilities the client has not declared").
+   */
+  | { readonly kind: 'refuse-upstream'; readonly id: JsonRpcId; readonly method: string; readonly missingCapability?: string };
+
+/** The client capability each server→client request needs (2025-11-25 `ClientCapabilities`). */
+const CAPABILITY_FOR_SERVER_REQUEST: Readonly<Record<string, string>> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
+
+const DROP: Translated = { kind: 'drop' };
+
+/** One JSON-RPC message from the upstream's answer, for the modern client. */
+export function toModernMessage(message: unknown, ctx: AnswerContext): Translated {
+  if (!isJsonRpcMessage(message)) return DROP;
+  const { method } = message;
+  if (typeof method === 'string') {
+    // isJsonRpcMessage has checked that an id, when present, is a string or a finite number.
+    if ('id' in message) return serverRequestFor(message.id as JsonRpcId, method, ctx.clientCapabilities);
+    if (method === 'notifications/progress') return progressFor(message, ctx);
+    if (method === 'notifications/message') return logFor(message, ctx.logLevel);
+    // list_changed, resources/updated, cancelled…: a modern client hears those on
+    // subscriptions/listen, never on a request's stream.
+    return DROP;
+  }
+  // A response. One to another caller's request (the session is shared) is none of this client's.
+  if (message.id !== ctx.upstreamId) return DROP;
+  if ('error' in message) return { kind: 'forward', message: { ...message, id: ctx.clientId, error: modernError(message.error as Obj) } };
+  const result = isObject(message.result) ? modernResult(message.result, ctx) : message.result;
+  return { kind: 'forward', message: { ...message, id: ctx.clientId, result } };
+}
+
+function serverRequestFor(id: JsonRpcId, method: string, declared: Record<string, unknown> | undefined): Translated {
+  const capability = Object.hasOwn(CAPABILITY_FOR_SERVER_REQUEST, method) ? CAPABILITY_FOR_SERVER_REQUEST[method] : undefined;
+  if (declared === undefined || capability === undefined || isObject(declared[capability])) return { kind: 'refuse-upstream', id, method };
+  return { kind: 'refuse-upstream', id, method, missingCapability: capability };
+}
+
+function progressFor(message: Obj, ctx: SessionlessContext): Translated {
+  const params = message.params as Obj | undefined;
+  if (
+    params === undefined ||
+    ctx.upstreamProgressToken === undefined ||
+    ctx.clientProgressToken === undefined ||
+    params.progressToken !== ctx.upstreamProgressToken
+  ) {
+    return DROP;
+  }
+  return { kind: 'forward', message: { ...message, params: { ...params, progressToken: ctx.clientProgressToken } } };
+}
+
+function logFor(message: Obj, threshold: LoggingLevel | undefined): Translated {
+  // 2026-07-28: without a logLevel in the request's envelope the server must not log to it.
+  if (threshold === undefined) return DROP;
+  const level = (message.params as Obj | undefined)?.level;
+  // An unknown level ranks below every threshold (severityAtLeast finds it nowhere).
+  return typeof level === 'string' && severityAtLeast(level as LoggingLevel, threshold) ? { kind: 'forward', message } : DROP;
+}
+
+function modernError(error: Obj): Obj {
+  // Data (a legacy `data.uri`, say) is kept as the upstream sent it.
+  return error.code === LEGACY_RESOURCE_NOT_FOUND ? { ...error, code: INVALID_PARAMS } : error;
+}
+
+/** A legacy result as a 2026-07-28 result of `ctx.method` (the v2 server encoder's steps, in order). */
+function modernResult(result: Obj, ctx: AnswerContext): Obj {
+  const modern: Obj = { ...result };
+  // 1. Vocabulary 2026-07-28 deleted: tool execution hints (task support) and the tasks capability.
+  if (ctx.method === 'tools/list' && Array.isArray(modern.tools)) modern.tools = withoutExecution(modern.tools);
+  if (isObject(modern.capabilities) && 'tasks' in modern.capabilities) {
+    const { tasks: _tasks, ...capabilities } = modern.capabilities;
+    modern.capabilities = capabilities;
+  }
+  // 2. Every modern result says whether it is complete; a legacy one always is.
+  if (modern.resultType === undefined) modern.resultType = 'complete';
+  // 3. Cache fields, required by the v2 client on cacheable results (not on input_required ones).
+  if (modern.resultType === 'complete' && CACHEABLE_METHODS.has(ctx.method)) {
+    if (!isCacheTtl(modern.ttlMs)) modern.ttlMs = DEFAULT_TTL_MS;
+    if (modern.cacheScope !== 'public' && modern.cacheScope !== 'private') modern.cacheScope = DEFAULT_CACHE_SCOPE;
+  }
+  // 4. The server's identity, unless the upstream already gave one; a non-object _meta is the
+  //    upstream's bug, left for the client to judge rather than silently replaced.
+  const { serverInfo } = ctx;
+  if (serverInfo !== undefined) {
+    const meta = modern._meta;
+    if (meta === undefined) modern._meta = { [SERVER_INFO_META_KEY]: serverInfo };
+    else if (isObject(meta) && meta[SERVER_INFO_META_KEY] === undefined) {
+      modern._meta = { ...meta, [SERVER_INFO_META_KEY]: serverInfo };
+    }
+  }
+  return modern;
+}
+
+function isCacheTtl(value: unknown): boolean {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function withoutExecution(tools: unknown[]): unknown[] {
+  // Copy only when needed: most tool lists carry no execution hints.
+  if (!tools.some((tool) => isObject(tool) && 'execution' in tool)) return tools;
+  return tools.map((tool) => {
+    if (!isObject(tool) || !('execution' in tool)) return tool;
+    const { execution: _execution, ...rest } = tool;
+    return rest;
+  });
+}
+
+/**
+ * A whole (buffered) upstream answer, translated by `map`: the JSON text of the response to the
+ * caller's request, or undefined when the body held none (garbled, or only others' traffic).
+ * Reads one JSON message, an array of them (defensively), or a buffered SSE body; server→client
+ * requests in it go to `onRefuse`, notifications are dropped (there is no stream to put them on).
+ */
+export function answerBodyOf(
+  body: string,
+  contentType: string | undefined,
+  map: (message: unknown) => Translated,
+  onRefuse: (id: JsonRpcId, method: string, missingCapability?: string) => void,
+): string | undefined {
+  let answer: string | undefined;
+  for (const message of messagesOf(body, contentType)) {
+    const translated = map(message);
+    if (translated.kind === 'refuse-upstream') onRefuse(translated.id, translated.method, translated.missingCapability);
+    else if (translated.kind === 'forward' && !('method' in translated.message)) answer ??= JSON.stringify(translated.message);
+  }
+  return answer;
+}
+
+/** What the answer to a sessionless 2025-style request needs: the ids the proxy rewrote. */
+export interface SessionlessContext {
+  readonly clientId: JsonRpcId;
+  readonly upstreamId: string;
+  readonly clientProgressToken: string | number | undefined;
+  readonly upstreamProgressToken: string | undefined;
+}
+
+/**
+ * One upstream message for a 2025-style caller without a session: its own response and progress
+ * with the ids it sent, its log and other notifications as they are; others' responses dropped;
+ * server→client requests refused (the caller has no session to answer them on).
+ */
+export function toSessionlessMessage(message: unknown, ctx: SessionlessContext): Translated {
+  if (!isJsonRpcMessage(message)) return DROP;
+  const { method } = message;
+  if (typeof method === 'string') {
+    if ('id' in message) return { kind: 'refuse-upstream', id: message.id as JsonRpcId, method };
+    if (method === 'notifications/progress') return progressFor(message, ctx);
+    return { kind: 'forward', message };
+  }
+  if (message.id !== ctx.upstreamId) return DROP;
+  return { kind: 'forward', message: { ...message, id: ctx.clientId } };
+}
+
+/**
+ * The `server/discover` result for a legacy upstream, derived from its InitializeResult (the same
+ * fields the v2 SDK server reports: only modern versions, its capabilities, instructions,
+ * conservative cache fields, its identity in `_meta`).
+ */
+export function discoverResult(initializeResult: Record<string, unknown>): Record<string, unknown> {
+  const { capabilities, instructions, serverInfo } = initializeResult;
+  const result: Obj = {
+    resultType: 'complete',
+    supportedVersions: [MODERN_PROTOCOL_VERSION],
+    capabilities: discoverCapabilities(capabilities),
+  };
+  if (typeof instructions === 'string') result.instructions = instructions;
+  result.ttlMs = DEFAULT_TTL_MS;
+  result.cacheScope = DEFAULT_CACHE_SCOPE;
+  if (isObject(serverInfo)) result._meta = { [SERVER_INFO_META_KEY]: serverInfo };
+  return result;
+}
+
+/** Flags for server-initiated notifications, which a modern client can only get from subscriptions/listen. */
+const LISTEN_FLAGS: Readonly<Record<string, readonly string[]>> = {
+  tools: ['listChanged'],
+  prompts: ['listChanged'],
+  resources: ['listChanged', 'subscribe'],
+};
+
+function discoverCapabilities(capabilities: unknown): Obj {
+  if (!isObject(capabilities)) return {};
+  // tasks is vocabulary 2026-07-28 deleted (moved to an extension).
+  const { tasks: _tasks, ...modern } = capabilities;
+  // The bridge does not serve subscriptions/listen yet, so it must not advertise what only
+  // listen delivers: a modern client (and the conformance suite) would open one and get -32601.
+  // The feature itself (tools, prompts, resources) stays declared.
+  for (const [feature, flags] of Object.entries(LISTEN_FLAGS)) {
+    const declared = modern[feature];
+    if (!isObject(declared)) continue;
+    const kept: Obj = { ...declared };
+    for (const flag of flags) delete kept[flag];
+    modern[feature] = kept;
+  }
+  return modern;
+}
