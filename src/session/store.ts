@@ -1,5 +1,5 @@
 /**
- * Client sessions, in memory, and sealed ids terminated by DELETE. The only lru-cache import:
+ * Client sessions, in memory, and sealed ids terminated by DELETE, in lru-caches
  * bounded by count (a flood of initializes evicts the least recently used sessions instead of
  * growing memory) and by time.
  */
