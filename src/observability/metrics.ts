@@ -58,49 +58,26 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, po
   collectDefaultMetrics({ register: registry, prefix: 'mcp_session_proxy_' });
   const registers = [registry];
 
-  new Gauge({
-    name: 'mcp_session_proxy_active_sessions',
-    help: 'Client sessions the proxy holds now',
-    registers,
-    collect() {
-      this.set(activeSessions());
-    },
-  });
-  const created = new Counter({ name: 'mcp_session_proxy_sessions_created_total', help: 'Client sessions created', registers });
-  const ended = new Counter({
-    name: 'mcp_session_proxy_sessions_ended_total',
-    help: 'Client sessions ended, by reason: deleted by the client, evicted (LRU bound), expired (idle TTL), max_age (sealed id age limit)',
-    labelNames: ['reason'] as const,
-    registers,
-  });
-  const reopened = new Counter({
-    name: 'mcp_session_proxy_sessions_reopened_total',
-    help: 'Sealed session ids this process had no session for, opened and accepted (after a restart, or from another replica)',
-    registers,
-  });
-  const rejected = new Counter({
-    name: 'mcp_session_proxy_sealed_ids_rejected_total',
-    help: 'Sealed session ids refused with 404, by reason: invalid (tampered, other secret), expired, terminated (DELETEd), credentials',
-    labelNames: ['reason'] as const,
-    registers,
-  });
-  const replays = new Counter({
-    name: 'mcp_session_proxy_replays_total',
-    help: 'Initialize replays after the upstream lost a session, by the loss signal that triggered them',
-    labelNames: ['signal'] as const,
-    registers,
-  });
-  const replayFailures = new Counter({
-    name: 'mcp_session_proxy_replay_failures_total',
-    help: 'Replays the upstream refused',
-    registers,
-  });
-  const upstreamErrors = new Counter({
-    name: 'mcp_session_proxy_upstream_errors_total',
-    help: 'Upstream failures answered to clients, by kind',
-    labelNames: ['kind'] as const,
-    registers,
-  });
+  const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Counter<L>({ name, help, labelNames, registers });
+  // Sizes read when scraped, so the hot path never updates them.
+  const sizeGauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
+  sizeGauge('mcp_session_proxy_active_sessions', 'Client sessions the proxy holds now', activeSessions);
+  const created = counter('mcp_session_proxy_sessions_created_total', 'Client sessions created');
+  const ended = counter('mcp_session_proxy_sessions_ended_total', 'Client sessions ended, by reason: deleted by the client, evicted (LRU bound), expired (idle TTL), max_age (sealed id age limit)', ['reason']);
+  const reopened = counter('mcp_session_proxy_sessions_reopened_total', 'Sealed session ids this process had no session for, opened and accepted (after a restart, or from another replica)');
+  const rejected = counter('mcp_session_proxy_sealed_ids_rejected_total', 'Sealed session ids refused with 404, by reason: invalid (tampered, other secret), expired, terminated (DELETEd), credentials', ['reason']);
+  const replays = counter('mcp_session_proxy_replays_total', 'Initialize replays after the upstream lost a session, by the loss signal that triggered them', ['signal']);
+  const replayFailures = counter('mcp_session_proxy_replay_failures_total', 'Replays the upstream refused');
+  const upstreamErrors = counter('mcp_session_proxy_upstream_errors_total', 'Upstream failures answered to clients, by kind', ['kind']);
   const duration = new Histogram({
     name: 'mcp_session_proxy_request_duration_seconds',
     help: 'Time from request to the end of the answer (for SSE, the end of the stream)',
@@ -108,26 +85,13 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, po
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers,
   });
-  new Gauge({
-    name: 'mcp_session_proxy_pooled_upstream_sessions',
-    help: 'Upstream sessions the proxy holds in its pool for callers without a session (2026-07-28 clients)',
-    registers,
-    collect() {
-      this.set(pooledSessions());
-    },
-  });
-  const poolLookups = new Counter({
-    name: 'mcp_session_proxy_pool_lookups_total',
-    help: 'Pooled upstream session lookups, by result: hit (an upstream session to share) or miss (a new one opened)',
-    labelNames: ['result'] as const,
-    registers,
-  });
-  const poolEnded = new Counter({
-    name: 'mcp_session_proxy_pooled_sessions_ended_total',
-    help: 'Pooled upstream sessions that left the pool and were ended upstream, by reason: evicted (count bound), expired (idle TTL), cleared (shutdown)',
-    labelNames: ['reason'] as const,
-    registers,
-  });
+  sizeGauge(
+    'mcp_session_proxy_pooled_upstream_sessions',
+    'Upstream sessions the proxy holds in its pool for callers without a session (2026-07-28 clients)',
+    pooledSessions,
+  );
+  const poolLookups = counter('mcp_session_proxy_pool_lookups_total', 'Pooled upstream session lookups, by result: hit (an upstream session to share) or miss (a new one opened)', ['result']);
+  const poolEnded = counter('mcp_session_proxy_pooled_sessions_ended_total', 'Pooled upstream sessions that left the pool and were ended upstream, by reason: evicted (count bound), expired (idle TTL), cleared (shutdown)', ['reason']);
   const streams = new Gauge({ name: 'mcp_session_proxy_open_sse_streams', help: 'SSE answers being relayed now', registers });
   const endReasons: Record<EndReason, string> = {
     delete: 'deleted',
