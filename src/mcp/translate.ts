@@ -6,14 +6,13 @@
  * native 2026 server by the shape of what it reads.
  */
 import type { JsonRpcId } from '../errors.js';
-import { severityAtLeast, type LoggingLevel } from './era.js';
+import { ENVELOPE, MODERN_PROTOCOL_VERSION, severityAtLeast, type LoggingLevel } from './era.js';
 import { messagesOf } from './initialize-result.js';
 import { isJsonRpcMessage } from './protocol.js';
 
 /** The `_meta` prefix MCP reserves; on a modern request it carries the per-request envelope. */
 const RESERVED_META_PREFIX = 'io.modelcontextprotocol/';
-const SERVER_INFO_META_KEY = 'io.modelcontextprotocol/serverInfo';
-const MODERN_PROTOCOL_VERSION = '2026-07-28';
+const SERVER_INFO_META_KEY = ENVELOPE.serverInfo;
 
 /** Results that carry `ttlMs` and `cacheScope` (the spec's `CacheableResult` extenders). */
 const CACHEABLE_METHODS: ReadonlySet<string> = new Set([

@@ -47,7 +47,7 @@ export interface GatePolicy {
 }
 
 /** The hostnames a loopback listener answers to, as the MCP SDKs allow them. */
-export const LOOPBACK_HOSTNAMES: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '[::1]']);
+const LOOPBACK_HOSTNAMES: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /** Whether a listen address (--host) is reachable from this machine only. */
 export function isLoopbackAddress(host: string): boolean {
@@ -107,7 +107,7 @@ export function decide(
 }
 
 /** Whether a request target names the MCP path, however it is spelled. */
-export function isMcpPath(policy: GatePolicy, url: string): boolean {
+function isMcpPath(policy: GatePolicy, url: string): boolean {
   return normalizePath(pathOf(url)) === policy.mcpPathKey;
 }
 

@@ -180,7 +180,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const out = outgoing(call, headers, toLegacyRequest(method, params, upstreamId, upstreamProgressToken));
     let answer: Answer;
     try {
-      answer = await sendOn(call, link, out);
+      answer = (await sendOn(call, link, out))!;
     } catch (error) {
       // No upstream: when it comes back it may be another version; find out again.
       if (toProxyError(error).reason === 'UPSTREAM_UNAVAILABLE') eraProbe.forget();
@@ -223,14 +223,14 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     });
     if (id === undefined) {
       // A notification: nothing comes back for it.
-      const answer = await sendOn(call, link, outgoing(call, headers, JSON.stringify(parsed)));
+      const answer = (await sendOn(call, link, outgoing(call, headers, JSON.stringify(parsed))))!;
       return relay(call.res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.payload);
     }
     const upstreamId = link.nextRequestId();
     const clientProgressToken = progressTokenOf(params);
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
     const out = outgoing(call, headers, toLegacyRequest(method, params ?? {}, upstreamId, upstreamProgressToken));
-    const answer = await sendOn(call, link, out);
+    const answer = (await sendOn(call, link, out))!;
     const context = { clientId: id as JsonRpcId, upstreamId, clientProgressToken, upstreamProgressToken };
     return relayTranslated(call, link, headers, answer, context, (m) => toSessionlessMessage(m, context));
   }
@@ -239,11 +239,13 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     return { headers, body, initialized: false, versionFromLink: true, cancel: call.tracked.gone, replayed: undefined };
   }
 
-  /** A message on a pooled link; the access line says why it waited, if it did (a replay). */
-  async function sendOn(call: Call, link: UpstreamLink, out: Outgoing): Promise<Answer> {
+  /**
+   * A message on a link; the access line says why it waited, if it did (a replay). Undefined only
+   * for a client's own notifications/initialized, which pooled callers never send.
+   */
+  async function sendOn(call: Call, link: UpstreamLink, out: Outgoing): Promise<Answer | undefined> {
     try {
-      // Never undefined: only a client's notifications/initialized can be absorbed.
-      return (await link.send(out))!;
+      return await link.send(out);
     } finally {
       call.tracked.replayedFor = out.replayed ?? null;
     }
@@ -479,12 +481,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       cancel: call.tracked.gone,
       replayed: undefined,
     };
-    let answer;
-    try {
-      answer = await session.link.send(out);
-    } finally {
-      call.tracked.replayedFor = out.replayed ?? null;
-    }
+    const answer = await sendOn(call, session.link, out);
     // The client's notifications/initialized, when the upstream session had one already.
     if (answer === undefined) return void call.res.writeHead(202).end();
     const { response, payload } = answer;

@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { UpstreamEra } from '../config.js';
+import { ENVELOPE, MODERN_PROTOCOL_VERSION as MODERN } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
 import { readBody, toProxyError, type UpstreamClient, type UpstreamHeaders } from './client.js';
@@ -20,7 +21,6 @@ export interface EraProbe {
   forget(): void;
 }
 
-const MODERN = '2026-07-28';
 // A DiscoverResult is small; a bigger answer is not one.
 const MAX_PROBE_ANSWER_BYTES = 256 * 1024;
 const PROBE_BODY = JSON.stringify({
@@ -29,9 +29,9 @@ const PROBE_BODY = JSON.stringify({
   method: 'server/discover',
   params: {
     _meta: {
-      'io.modelcontextprotocol/protocolVersion': MODERN,
-      'io.modelcontextprotocol/clientInfo': { name: 'mcp-session-proxy', version: 'era-probe' },
-      'io.modelcontextprotocol/clientCapabilities': {},
+      [ENVELOPE.protocolVersion]: MODERN,
+      [ENVELOPE.clientInfo]: { name: 'mcp-session-proxy', version: 'era-probe' },
+      [ENVELOPE.clientCapabilities]: {},
     },
   },
 });

@@ -97,7 +97,7 @@ export interface Answer {
 }
 
 /** An InitializeResult is small; anything bigger than this is not one. */
-export const MAX_INITIALIZE_ANSWER_BYTES = 1024 * 1024;
+const MAX_INITIALIZE_ANSWER_BYTES = 1024 * 1024;
 // Loss errors are short JSON-RPC errors; reading more than this to classify one is never needed.
 const MAX_ERROR_ANSWER_BYTES = 64 * 1024;
 const INITIALIZED_NOTIFICATION = '{"jsonrpc":"2.0","method":"notifications/initialized"}';
