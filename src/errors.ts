@@ -109,6 +109,18 @@ export const PROXY_ERRORS = {
   MODERN_MISSING_CAPABILITY: { status: 400, code: -32021, message: 'Missing required client capabilities' },
   // 404 for removed and unknown methods: the status a v2 server gives its dispatch's -32601.
   MODERN_METHOD_NOT_FOUND: { status: 404, code: -32601, message: 'Method not found' },
+  // A 2025-era session in front of a 2026-07-28-only upstream (which has no GET stream, and takes
+  // one message per request).
+  HELD_NO_EVENT_STREAM: {
+    status: 405,
+    code: -32000,
+    message: 'Method Not Allowed: no event stream for this session (the upstream speaks MCP 2026-07-28 only)',
+  },
+  HELD_BATCH: {
+    status: 400,
+    code: -32600,
+    message: 'Invalid Request: batches cannot be sent on to an MCP 2026-07-28 upstream; send one message per request',
+  },
 } as const satisfies Record<string, ProxyErrorSpec>;
 
 export type ProxyErrorReason = keyof typeof PROXY_ERRORS;

@@ -65,6 +65,10 @@ const LOGGING_LEVELS: readonly LoggingLevel[] = [
   'emergency',
 ];
 
+export function isLoggingLevel(value: unknown): value is LoggingLevel {
+  return typeof value === 'string' && (LOGGING_LEVELS as readonly string[]).includes(value);
+}
+
 /** Whether a `notifications/message` at `level` passes a request's `logLevel` threshold. */
 export function severityAtLeast(level: LoggingLevel, threshold: LoggingLevel): boolean {
   return LOGGING_LEVELS.indexOf(level) >= LOGGING_LEVELS.indexOf(threshold);

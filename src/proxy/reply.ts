@@ -139,6 +139,7 @@ export function answerError(
   const body = errorBody(proxyError.reason, tracked.requestId, proxyError.detail);
   const headers: OutgoingHeaders = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
   if (proxyError.reason === 'METHOD_NOT_ALLOWED') headers.allow = 'GET, POST, DELETE';
+  if (proxyError.reason === 'HELD_NO_EVENT_STREAM') headers.allow = 'POST, DELETE';
   if (proxyError.reason === 'PAYLOAD_TOO_LARGE') lingerThenClose(req);
   if (proxyError.reason === 'REQUEST_TIMEOUT') {
     // The rest of a stalled body may never come: this connection cannot carry another request.

@@ -24,8 +24,10 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
-import { classifyEra, isPlainLegacy, MCP_METHOD_HEADER, MCP_NAME_HEADER, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
-import { classifyBody, isEventStream, parseJson, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
+import { classifyEra, isLoggingLevel, isPlainLegacy, MCP_METHOD_HEADER, MCP_NAME_HEADER, MODERN_PROTOCOL_VERSION, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
+import { messagesOf } from '../mcp/initialize-result.js';
+import { initializeResultOf, legacyClientOf, negotiatedVersion, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
+import { classifyBody, isEventStream, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
 import {
   answerBodyOf,
   discoverResult,
@@ -42,6 +44,7 @@ import type { Opened, Sealer } from '../session/sealing.js';
 import { newSession, type Session, type SessionStore, type TerminatedIds } from '../session/store.js';
 import { discard, readBody, toProxyError, type UpstreamClient, type UpstreamHeaders } from '../upstream/client.js';
 import { verdictOf, type EraProbe } from '../upstream/era-probe.js';
+import { HeldSession } from '../upstream/held-session.js';
 import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
 import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
@@ -141,7 +144,51 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     // A 2025-style caller without a session (raw HTTP users): a pooled session, unless refused.
     if (presented === undefined && config.sessionless === 'pool') return sessionless(call, parsed);
     const session = await sessionFor(call, presented);
-    return forward(call, session, raw, message.kind === 'initialized');
+    if (session.link instanceof HeldSession) return held(call, session.link, parsed);
+    return forward(call, session, session.link, raw, message.kind === 'initialized');
+  }
+
+  /**
+   * A message on a session the proxy holds in front of a 2026-07-28-only upstream: answered here
+   * (the handshake, ping, the log level), or sent on as a stateless 2026-07-28 request carrying the
+   * session in its envelope, its answer translated back event by event.
+   */
+  async function held(call: Call, session: HeldSession, parsed: unknown) {
+    if (Array.isArray(parsed)) throw new ProxyError('HELD_BATCH');
+    const { id, method, params } = parsed as { id?: JsonRpcId; method?: unknown; params?: Record<string, unknown> };
+    // Notifications (initialized, cancelled, roots changed) and responses: nothing upstream takes them.
+    if (typeof method !== 'string' || id === undefined) return void call.res.writeHead(202).end();
+    if (method === 'ping') return answerJson(call.res, 200, { jsonrpc: '2.0', id, result: {} });
+    if (method === 'logging/setLevel') {
+      const level = params?.level;
+      if (!isLoggingLevel(level)) {
+        return answerJson(call.res, 200, { jsonrpc: '2.0', id, error: { code: -32602, message: 'Invalid params: level must be a logging level' } });
+      }
+      session.logLevel = level;
+      return answerJson(call.res, 200, { jsonrpc: '2.0', id, result: {} });
+    }
+    const headers = toUpstreamHeaders(call.req.headers, undefined);
+    headers[PROTOCOL_VERSION_HEADER] = MODERN_PROTOCOL_VERSION;
+    Object.assign(headers, routingHeadersFor(method, params));
+    const body = toModernRequest(id, method, params, session.client, session.logLevel);
+    const response = await links.upstream.request({ method: 'POST', headers, body, signal: call.tracked.gone });
+    const map: MessageMap = (message) => toLegacyMessage(message, method);
+    if (isEventStream(response.headers['content-type'])) {
+      call.res.writeHead(response.statusCode, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      metrics.streamOpened();
+      call.res.once('close', () => metrics.streamClosed());
+      response.body.once('error', () => call.res.end(errorEvents('UPSTREAM_CUT', [id])));
+      response.body.pipe(modernEventStream(map, () => undefined)).pipe(call.res);
+      return;
+    }
+    const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
+    const contentType = response.headers['content-type'];
+    const text = answerBodyOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined, map, () => undefined);
+    // A JSON-RPC answer to the request goes back as a 2025 server sends one: 200, whatever status a
+    // 2026 server gives its errors; anything else (auth, gateway errors) as it came.
+    if (text === undefined) return relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), answer);
+    call.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+    call.res.end(text);
   }
 
   /**
@@ -355,7 +402,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
 
   async function get(call: Call) {
     const session = await sessionFor(call, call.req.headers[SESSION_HEADER]);
-    return forward(call, session, undefined, false);
+    if (session.link instanceof HeldSession) throw new ProxyError('HELD_NO_EVENT_STREAM');
+    return forward(call, session, session.link, undefined, false);
   }
 
   async function del(call: Call) {
@@ -421,7 +469,10 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       credential: binding.of(call.req.headers),
       nonce: state.nonce,
       expiresAt: state.issuedAtMs + config.sessionMaxAgeMs,
-      link: new UpstreamLink(links, state.initParams, { kind: 'reopened', protocolVersion: state.protocolVersion }),
+      link:
+        (await eraProbe.era(toUpstreamHeaders(call.req.headers, undefined))) === 'modern'
+          ? new HeldSession(legacyClientOf(parseJson(state.initParams)), state.protocolVersion)
+          : new UpstreamLink(links, state.initParams, { kind: 'reopened', protocolVersion: state.protocolVersion }),
     });
     store.add(session);
     metrics.sessionReopened();
@@ -437,6 +488,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
 
   async function startSession(call: Call, raw: Buffer, requestId: JsonRpcId, params: object) {
     const { req, res, tracked } = call;
+    // In front of a 2026-07-28-only upstream the proxy holds the session itself.
+    if (eraProbe.known() === 'modern') return startHeldSession(call, requestId, params);
     const initParams = JSON.stringify(params);
     const { initialized, link } = await openLink(links, {
       initParams,
@@ -446,11 +499,52 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       cancel: tracked.gone,
     });
     if (link === undefined) {
+      // Refused as 2025-era by a 2026-07-28-only server: find out for sure (once), then hold it.
+      if (refusedAsModernOnly({ response: initialized.response, payload: initialized.body })) {
+        eraProbe.forget();
+        if ((await eraProbe.era(toUpstreamHeaders(req.headers, undefined))) === 'modern') return startHeldSession(call, requestId, params);
+      }
       // The upstream refused (unsupported version, auth, ...): its answer goes back as is, no session.
       return relay(res, initialized.response.statusCode, toClientHeaders(initialized.response.headers, undefined), initialized.body);
     }
-    const credential = binding.of(req.headers);
-    const sealed = await sealer?.seal({ params, protocolVersion: link.protocolVersion, credential });
+    const session = await admitNew(call, params, initParams, link.protocolVersion, link);
+    const upstreamId = initialized.kind === 'accepted' ? initialized.upstreamId : undefined;
+    log.info({ sid: session.logId, link: link.label, upstream: upstreamId === undefined ? null : fingerprint(upstreamId) }, 'session created');
+    return relay(res, initialized.response.statusCode, toClientHeaders(initialized.response.headers, session.id), initialized.body);
+  }
+
+  /**
+   * A legacy client's initialize in front of a 2026-07-28-only upstream: answered from the
+   * upstream's server/discover (asked with the client's credentials, capabilities and clientInfo),
+   * with a session the proxy holds.
+   */
+  async function startHeldSession(call: Call, requestId: JsonRpcId, params: object) {
+    const client = legacyClientOf(params);
+    const headers = toUpstreamHeaders(call.req.headers, undefined);
+    headers['content-type'] = 'application/json';
+    headers.accept = POST_ACCEPT;
+    headers[PROTOCOL_VERSION_HEADER] = MODERN_PROTOCOL_VERSION;
+    Object.assign(headers, routingHeadersFor('server/discover', undefined));
+    const body = toModernRequest(requestId, 'server/discover', {}, client, undefined);
+    const response = await links.upstream.request({ method: 'POST', headers, body, signal: call.tracked.gone });
+    const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
+    const contentType = response.headers['content-type'];
+    const discover = response.statusCode === 200 ? resultFor(messagesOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined), requestId) : undefined;
+    // Auth challenges, errors: the client sees the upstream's own answer, and no session is made.
+    if (discover === undefined) return relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), answer);
+    const protocolVersion = negotiatedVersion((params as { protocolVersion?: unknown }).protocolVersion);
+    const heldSession = new HeldSession(client, protocolVersion);
+    const session = await admitNew(call, params, JSON.stringify(params), protocolVersion, heldSession);
+    log.info({ sid: session.logId, link: heldSession.label }, 'session created (held: the upstream speaks 2026-07-28 only)');
+    const text = JSON.stringify({ jsonrpc: '2.0', id: requestId, result: initializeResultOf(discover, protocolVersion) });
+    call.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), [SESSION_HEADER]: session.id });
+    call.res.end(text);
+  }
+
+  /** A new client session: its id minted (or sealed), kept, counted. */
+  async function admitNew(call: Call, params: object, initParams: string, protocolVersion: string, link: UpstreamLink | HeldSession): Promise<Session> {
+    const credential = binding.of(call.req.headers);
+    const sealed = await sealer?.seal({ params, protocolVersion, credential });
     const id = sealed?.id ?? mintClientSessionId();
     const session = newSession({
       id,
@@ -465,14 +559,12 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     }
     store.add(session);
     metrics.sessionCreated();
-    tracked.sessionLogId = session.logId;
-    const upstreamId = initialized.kind === 'accepted' ? initialized.upstreamId : undefined;
-    log.info({ sid: session.logId, link: link.label, upstream: upstreamId === undefined ? null : fingerprint(upstreamId) }, 'session created');
-    return relay(res, initialized.response.statusCode, toClientHeaders(initialized.response.headers, id), initialized.body);
+    call.tracked.sessionLogId = session.logId;
+    return session;
   }
 
   /** One message (or the GET stream) on the session's upstream link, its answer streamed back. */
-  async function forward(call: Call, session: Session, body: Buffer | undefined, initialized: boolean) {
+  async function forward(call: Call, session: Session, link: UpstreamLink, body: Buffer | undefined, initialized: boolean) {
     const out: Outgoing = {
       headers: toUpstreamHeaders(call.req.headers, undefined),
       body,
@@ -481,7 +573,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       cancel: call.tracked.gone,
       replayed: undefined,
     };
-    const answer = await sendOn(call, session.link, out);
+    const answer = await sendOn(call, link, out);
     // The client's notifications/initialized, when the upstream session had one already.
     if (answer === undefined) return void call.res.writeHead(202).end();
     const { response, payload } = answer;
@@ -559,4 +651,13 @@ async function preflight(call: Call, upstream: UpstreamClient) {
     signal: call.tracked.gone,
   });
   relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), response.body);
+}
+
+/** The result of the response to `id` among an answer's messages. */
+function resultFor(messages: unknown[], id: JsonRpcId): Record<string, unknown> | undefined {
+  for (const message of messages) {
+    const { id: answered, result } = (message ?? {}) as { id?: unknown; result?: unknown };
+    if (answered === id && typeof result === 'object' && result !== null && !Array.isArray(result)) return result as Record<string, unknown>;
+  }
+  return undefined;
 }

@@ -4,6 +4,7 @@
  * growing memory) and by time.
  */
 import { LRUCache } from 'lru-cache';
+import type { HeldSession } from '../upstream/held-session.js';
 import type { UpstreamLink } from '../upstream/link.js';
 import type { ClientSessionId, LogId } from './ids.js';
 
@@ -21,7 +22,8 @@ export interface Session {
   readonly nonce: string | undefined;
   /** When a sealed id reaches its age limit (ms since the epoch); Infinity for random ids. */
   readonly expiresAt: number;
-  readonly link: UpstreamLink;
+  /** The upstream session; or, in front of a modern-only upstream, the session the proxy holds itself. */
+  readonly link: UpstreamLink | HeldSession;
 }
 
 export function newSession(fields: Session): Session {

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { UpstreamEra } from '../config.js';
 import { ENVELOPE, MODERN_PROTOCOL_VERSION as MODERN } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
-import { POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
+import { LAST_EVENT_ID_HEADER, POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
 import { readBody, toProxyError, type UpstreamClient, type UpstreamHeaders } from './client.js';
 
 export type Era = 'legacy' | 'modern';
@@ -17,6 +17,8 @@ export type Era = 'legacy' | 'modern';
 export interface EraProbe {
   /** The upstream's era; probes (once, shared by concurrent callers) with the caller's credentials. */
   era(clientHeaders: UpstreamHeaders): Era | Promise<Era>;
+  /** The era if it is known already (the setting, or a probe's verdict), without probing. */
+  known(): Era | undefined;
   /** Probe again before the next modern request (the upstream restarted). */
   forget(): void;
 }
@@ -37,13 +39,15 @@ const PROBE_BODY = JSON.stringify({
 });
 
 export function createEraProbe(upstream: UpstreamClient, setting: UpstreamEra, log: Logger, timeoutMs: number): EraProbe {
-  if (setting !== 'auto') return { era: () => setting, forget: () => undefined };
+  if (setting !== 'auto') return { era: () => setting, known: () => setting, forget: () => undefined };
   let known: Era | undefined;
   let probing: Promise<Era> | undefined;
 
   async function probe(clientHeaders: UpstreamHeaders): Promise<Era> {
     const headers: UpstreamHeaders = { ...clientHeaders };
     delete headers[SESSION_HEADER];
+    // The probe is the proxy's own request: a client's resumption point means nothing to it.
+    delete headers[LAST_EVENT_ID_HEADER];
     headers['content-type'] = 'application/json';
     headers.accept = POST_ACCEPT;
     headers[PROTOCOL_VERSION_HEADER] = MODERN;
@@ -75,6 +79,7 @@ export function createEraProbe(upstream: UpstreamClient, setting: UpstreamEra, l
       });
       return probing;
     },
+    known: () => known,
     forget() {
       known = undefined;
     },

@@ -221,6 +221,7 @@ export interface ModernFixtureStats {
   sessionIds: string[];
   discovers: number;
   initializes: string[];
+  logLevels: (string | null)[];
 }
 
 /** The 2026-07-28 upstream (TypeScript SDK v2 createMcpHandler), test/fixtures/modern-upstream.ts. */

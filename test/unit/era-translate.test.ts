@@ -419,7 +419,7 @@ describe('toModernMessage never throws', () => {
 describe('the common answer rewritten as text (the fast path) says what the object path says', () => {
   // Every order of the three members, compact as SDKs write them, or indented (the object path).
   const orders = fc.constantFrom(['jsonrpc', 'id', 'result'], ['result', 'jsonrpc', 'id'], ['id', 'result', 'jsonrpc'], ['result', 'id', 'jsonrpc']);
-  const spelled = (message: Record<string, unknown>, order: string[], indent: number) =>
+  const spelled = (message: Record<string, unknown>, order: readonly string[], indent: number) =>
     JSON.stringify(Object.fromEntries(order.map((key) => [key, message[key]])), null, indent);
   const results = fc.oneof(
     fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 6 }),

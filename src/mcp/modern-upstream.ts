@@ -1,0 +1,153 @@
+/**
+ * A 2025-era client's session in front of a modern-only (2026-07-28) upstream: the session lives
+ * in the proxy, and each of the client's requests is translated into a stateless 2026-07-28
+ * request and its answer back. Pure: no I/O, never throws on any input (property-tested).
+ *
+ *   initialize            answered here, from the upstream's server/discover
+ *   initialized, ping,    answered here (202, {}); logging/setLevel is kept and sent upstream as
+ *   logging/setLevel      each request's `logLevel`
+ *   any other request     the 2026 envelope (version, the client's capabilities and clientInfo,
+ *                         logLevel) in `_meta`, Mcp-Method / Mcp-Name headers; the answer with its
+ *                         2026-only members removed and -32602 "resource not found" back to -32002
+ */
+import type { JsonRpcId } from '../errors.js';
+import { ENVELOPE, MCP_METHOD_HEADER, MCP_NAME_HEADER, MODERN_PROTOCOL_VERSION, type LoggingLevel } from './era.js';
+import { isJsonRpcMessage } from './protocol.js';
+import type { Translated } from './translate.js';
+
+type Obj = Record<string, unknown>;
+
+function isObject(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The legacy revisions the proxy speaks to clients, newest first (the v1 SDK's list). */
+export const LEGACY_PROTOCOL_VERSIONS: readonly string[] = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05', '2024-10-07'];
+
+/** The version a client asked for when the proxy speaks it, else the newest (as SDK servers answer). */
+export function negotiatedVersion(requested: unknown): string {
+  return typeof requested === 'string' && LEGACY_PROTOCOL_VERSIONS.includes(requested) ? requested : LEGACY_PROTOCOL_VERSIONS[0]!;
+}
+
+/** What a legacy session holds for the upstream: its client, as declared at initialize. */
+export interface LegacyClient {
+  readonly clientInfo: Obj;
+  readonly capabilities: Obj;
+}
+
+/** The client's initialize params, as the envelope needs them (garbage becomes an anonymous client). */
+export function legacyClientOf(initializeParams: unknown): LegacyClient {
+  const params = isObject(initializeParams) ? initializeParams : {};
+  return {
+    clientInfo: isObject(params.clientInfo) ? params.clientInfo : { name: 'unknown', version: '0' },
+    capabilities: isObject(params.capabilities) ? params.capabilities : {},
+  };
+}
+
+/**
+ * The InitializeResult for a legacy client, from the upstream's DiscoverResult: its capabilities
+ * (as they are: 2025 clients read the same vocabulary), instructions and identity.
+ */
+export function initializeResultOf(discover: Obj, protocolVersion: string): Obj {
+  const meta = isObject(discover._meta) ? discover._meta : {};
+  const serverInfo = isObject(meta[ENVELOPE.serverInfo]) ? meta[ENVELOPE.serverInfo] : { name: 'mcp-session-proxy', version: 'modern-upstream' };
+  const result: Obj = {
+    protocolVersion,
+    capabilities: isObject(discover.capabilities) ? discover.capabilities : {},
+    serverInfo,
+  };
+  if (typeof discover.instructions === 'string') result.instructions = discover.instructions;
+  return result;
+}
+
+/** The 2026-07-28 request for a legacy one: the client's `_meta` kept, the envelope added. */
+export function toModernRequest(id: JsonRpcId, method: string, params: unknown, client: LegacyClient, logLevel: LoggingLevel | undefined): string {
+  const own = isObject(params) ? params : {};
+  const meta: Obj = isObject(own._meta) ? { ...own._meta } : {};
+  meta[ENVELOPE.protocolVersion] = MODERN_PROTOCOL_VERSION;
+  meta[ENVELOPE.clientInfo] = client.clientInfo;
+  meta[ENVELOPE.clientCapabilities] = client.capabilities;
+  if (logLevel !== undefined) meta[ENVELOPE.logLevel] = logLevel;
+  return JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...own, _meta: meta } });
+}
+
+/** Methods whose target goes in Mcp-Name, and the param that names it. */
+const NAMED_BY: Readonly<Record<string, string>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
+
+/** The routing headers a 2026-07-28 server checks against the body (ERA.md §1). */
+export function routingHeadersFor(method: string, params: unknown): Record<string, string> {
+  const headers: Record<string, string> = { [MCP_METHOD_HEADER]: method };
+  const param = Object.hasOwn(NAMED_BY, method) ? NAMED_BY[method] : undefined;
+  const name = param !== undefined && isObject(params) ? params[param] : undefined;
+  if (typeof name === 'string') headers[MCP_NAME_HEADER] = headerSafeName(name);
+  return headers;
+}
+
+/** A header value as is when it is printable ASCII, else the `=?base64?…?=` sentinel. */
+function headerSafeName(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /^[\x20-\x7e]*$/.test(value) && value.trim() === value ? value : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
+
+const LEGACY_RESOURCE_NOT_FOUND = -32002;
+const INVALID_PARAMS = -32602;
+/** Members only 2026-07-28 results carry; a 2025 client has no use for them. */
+const MODERN_ONLY_RESULT_MEMBERS = ['resultType', 'ttlMs', 'cacheScope'] as const;
+const RESERVED_META_PREFIX = 'io.modelcontextprotocol/';
+
+/**
+ * One message of a modern upstream's answer, for the legacy client that asked (`id` is the
+ * client's own: a modern upstream has no session to share, so ids need no rewriting).
+ */
+export function toLegacyMessage(message: unknown, method: string): Translated {
+  if (!isJsonRpcMessage(message)) return { kind: 'drop' };
+  if (typeof message.method === 'string') {
+    // 2026-07-28 servers send no requests; notifications (progress, log) are the same in both eras.
+    if ('id' in message) return { kind: 'drop' };
+    return { kind: 'forward', message: withoutReservedMeta(message, 'params') };
+  }
+  if ('error' in message) {
+    const error = message.error as Obj;
+    return { kind: 'forward', message: isResourceNotFound(error, method) ? { ...message, error: { ...error, code: LEGACY_RESOURCE_NOT_FOUND } } : message };
+  }
+  const result = message.result;
+  if (!isObject(result)) return { kind: 'forward', message };
+  if (result.resultType === 'input_required') {
+    // The upstream asks the client for input (MRTR); relaying that as server→client requests is not
+    // built yet, so the client's request fails clearly instead of reading a result it cannot use.
+    return {
+      kind: 'forward',
+      message: {
+        jsonrpc: '2.0',
+        id: message.id,
+        error: {
+          code: -32603,
+          message: 'The upstream (MCP 2026-07-28) asked for client input (input_required), which mcp-session-proxy does not relay to 2025-era clients yet',
+          data: { reason: 'INPUT_REQUIRED_NOT_RELAYED' },
+        },
+      },
+    };
+  }
+  const legacy: Obj = { ...result };
+  for (const member of MODERN_ONLY_RESULT_MEMBERS) delete legacy[member];
+  return { kind: 'forward', message: withoutReservedMeta({ ...message, result: legacy }, 'result') };
+}
+
+/** -32602 with only `data.uri`: the v2 SDK's ResourceNotFoundError, which 2025 clients know as -32002. */
+function isResourceNotFound(error: Obj, method: string): boolean {
+  if (method !== 'resources/read' || error.code !== INVALID_PARAMS || !isObject(error.data)) return false;
+  const keys = Object.keys(error.data);
+  return keys.length === 1 && typeof error.data.uri === 'string';
+}
+
+/** `message[member]._meta` without the `io.modelcontextprotocol/*` keys (serverInfo, subscriptionId…). */
+function withoutReservedMeta(message: Obj, member: 'params' | 'result'): Obj {
+  const holder = message[member];
+  if (!isObject(holder) || !isObject(holder._meta)) return message;
+  const meta = holder._meta;
+  if (!Object.keys(meta).some((key) => key.startsWith(RESERVED_META_PREFIX))) return message;
+  const kept: Obj = {};
+  for (const [key, value] of Object.entries(meta)) if (!key.startsWith(RESERVED_META_PREFIX)) kept[key] = value;
+  const { _meta: _dropped, ...rest } = holder;
+  return { ...message, [member]: Object.keys(kept).length === 0 ? rest : { ...rest, _meta: kept } };
+}

@@ -1,0 +1,107 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  initializeResultOf,
+  legacyClientOf,
+  negotiatedVersion,
+  routingHeadersFor,
+  toLegacyMessage,
+  toModernRequest,
+} from '../../src/mcp/modern-upstream.js';
+
+const SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
+const client = legacyClientOf({ protocolVersion: '2025-06-18', capabilities: { sampling: {} }, clientInfo: { name: 'c', version: '1' } });
+
+describe('a legacy client session toward a 2026-07-28 upstream', () => {
+  it('negotiates the version the client asked for when the proxy speaks it, else the newest', () => {
+    expect(negotiatedVersion('2025-06-18')).toBe('2025-06-18');
+    expect(negotiatedVersion('2024-11-05')).toBe('2024-11-05');
+    expect(negotiatedVersion('2026-07-28')).toBe('2025-11-25');
+    expect(negotiatedVersion(undefined)).toBe('2025-11-25');
+    expect(negotiatedVersion(42)).toBe('2025-11-25');
+  });
+
+  it('answers initialize from the DiscoverResult', () => {
+    const discover = {
+      resultType: 'complete',
+      supportedVersions: ['2026-07-28'],
+      capabilities: { tools: { listChanged: true }, logging: {} },
+      instructions: 'be nice',
+      ttlMs: 0,
+      cacheScope: 'private',
+      _meta: { [SERVER_INFO]: { name: 'up', version: '2' } },
+    };
+    expect(initializeResultOf(discover, '2025-06-18')).toStrictEqual({
+      protocolVersion: '2025-06-18',
+      capabilities: { tools: { listChanged: true }, logging: {} },
+      serverInfo: { name: 'up', version: '2' },
+      instructions: 'be nice',
+    });
+    expect(initializeResultOf({}, '2025-11-25')).toStrictEqual({
+      protocolVersion: '2025-11-25',
+      capabilities: {},
+      serverInfo: { name: 'mcp-session-proxy', version: 'modern-upstream' },
+    });
+  });
+
+  it('puts the session into each request: envelope in _meta, the client\'s own _meta kept, routing headers', () => {
+    const body = JSON.parse(toModernRequest(5, 'tools/call', { name: 'echo', arguments: {}, _meta: { progressToken: 5, traceparent: 't' } }, client, 'info'));
+    expect(body).toStrictEqual({
+      jsonrpc: '2.0',
+      id: 5,
+      method: 'tools/call',
+      params: {
+        name: 'echo',
+        arguments: {},
+        _meta: {
+          progressToken: 5,
+          traceparent: 't',
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientInfo': { name: 'c', version: '1' },
+          'io.modelcontextprotocol/clientCapabilities': { sampling: {} },
+          'io.modelcontextprotocol/logLevel': 'info',
+        },
+      },
+    });
+    expect(JSON.parse(toModernRequest('x', 'tools/list', undefined, client, undefined)).params._meta).not.toHaveProperty('io.modelcontextprotocol/logLevel');
+    expect(routingHeadersFor('tools/call', { name: 'echo' })).toStrictEqual({ 'mcp-method': 'tools/call', 'mcp-name': 'echo' });
+    expect(routingHeadersFor('resources/read', { uri: 'file:///a b' })).toStrictEqual({ 'mcp-method': 'resources/read', 'mcp-name': 'file:///a b' });
+    expect(routingHeadersFor('tools/call', { name: 'héllo' })).toStrictEqual({ 'mcp-method': 'tools/call', 'mcp-name': `=?base64?${Buffer.from('héllo').toString('base64')}?=` });
+    expect(routingHeadersFor('tools/list', { name: 'x' })).toStrictEqual({ 'mcp-method': 'tools/list' });
+  });
+
+  it('translates answers back: 2026-only members gone, resource-not-found to -32002, input_required a clear error', () => {
+    const result = { content: [], resultType: 'complete', ttlMs: 0, cacheScope: 'private', _meta: { [SERVER_INFO]: { name: 'up' }, 'x/y': 1 } };
+    expect(toLegacyMessage({ jsonrpc: '2.0', id: 1, result }, 'tools/call')).toStrictEqual({
+      kind: 'forward',
+      message: { jsonrpc: '2.0', id: 1, result: { content: [], _meta: { 'x/y': 1 } } },
+    });
+    const notFound = { jsonrpc: '2.0', id: 2, error: { code: -32602, message: 'Resource not found: a://b', data: { uri: 'a://b' } } };
+    expect(toLegacyMessage(notFound, 'resources/read')).toStrictEqual({ kind: 'forward', message: { ...notFound, error: { ...notFound.error, code: -32002 } } });
+    expect(toLegacyMessage(notFound, 'tools/call')).toStrictEqual({ kind: 'forward', message: notFound });
+    const invalid = { jsonrpc: '2.0', id: 2, error: { code: -32602, message: 'bad', data: { uri: 'a://b', why: 'x' } } };
+    expect(toLegacyMessage(invalid, 'resources/read')).toStrictEqual({ kind: 'forward', message: invalid });
+    expect(toLegacyMessage({ jsonrpc: '2.0', id: 3, result: { resultType: 'input_required', inputRequests: {} } }, 'tools/call')).toMatchObject({
+      kind: 'forward',
+      message: { id: 3, error: { code: -32603, data: { reason: 'INPUT_REQUIRED_NOT_RELAYED' } } },
+    });
+    const progress = { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } };
+    expect(toLegacyMessage(progress, 'tools/call')).toStrictEqual({ kind: 'forward', message: progress });
+  });
+
+  it('never throws, whatever the upstream sends', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.constantFrom('tools/call', 'resources/read'), (message, method) => {
+        const translated = toLegacyMessage(message, method);
+        if (translated.kind === 'forward') expect(JSON.parse(JSON.stringify(translated.message))).toBeTypeOf('object');
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.jsonValue(), (params, init) => {
+        expect(() => toModernRequest(1, 'tools/call', params, legacyClientOf(init), undefined)).not.toThrow();
+        expect(() => routingHeadersFor('tools/call', params)).not.toThrow();
+      }),
+    );
+  });
+});
