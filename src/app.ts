@@ -15,6 +15,7 @@ import { createMetrics } from './observability/metrics.js';
 import { gatePolicyOf, normalizePath, pathOf } from './proxy/gate.js';
 import { healthRoutes } from './proxy/health.js';
 import { endStreams, type OpenStreams } from './proxy/reply.js';
+import { createListens } from './proxy/listen.js';
 import { installRequestHooks } from './proxy/request-hooks.js';
 import { createMcpEndpoint, type McpEndpoint } from './proxy/routes.js';
 import { createCredentialBinding } from './session/binding.js';
@@ -24,6 +25,7 @@ import { createSessionStore, createTerminatedIds } from './session/store.js';
 import { createUpstreamClient } from './upstream/client.js';
 import { createEraProbe } from './upstream/era-probe.js';
 import type { LinkDeps } from './upstream/link.js';
+import { createNotificationFeeds, defaultRetryDelayMs } from './upstream/notifications.js';
 import { createLinkPool } from './upstream/pool.js';
 
 const SERVER_KEEP_ALIVE_MS = 72_000;
@@ -109,6 +111,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   });
   const openStreams: OpenStreams = new Map();
+  const listens = createListens({
+    feeds: createNotificationFeeds({ log: logger, retryDelayMs: defaultRetryDelayMs }),
+    keepAliveMs: config.listenKeepAliveMs,
+    log: logger,
+    metrics,
+    closing: () => closing,
+  });
 
   // Closing: Node's server.close() drops the connections idle at that moment only; a keep-alive
   // connection whose answer finishes later would hold the process for its whole idle timeout.
@@ -129,6 +138,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     sealer,
     terminated: createTerminatedIds(config.maxSessions),
     openStreams,
+    listens,
     closing: () => closing,
   });
 
@@ -165,6 +175,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('preClose', async () => {
     closing = true;
     endStreams(openStreams);
+    // subscriptions/listen streams end gracefully: the final result tells each client so.
+    listens.closeAll();
     // Pooled upstream sessions are the proxy's own: end them upstream (their DELETEs finish
     // before the upstream client closes).
     pool.clear();

@@ -109,6 +109,12 @@ export const PROXY_ERRORS = {
   MODERN_MISSING_CAPABILITY: { status: 400, code: -32021, message: 'Missing required client capabilities' },
   // 404 for removed and unknown methods: the status a v2 server gives its dispatch's -32601.
   MODERN_METHOD_NOT_FOUND: { status: 404, code: -32601, message: 'Method not found' },
+  // A subscriptions/listen without a valid `params.notifications`. Status 200: the v2 server's
+  // listen router answers its -32602 in band, as a handler's error, not as a transport refusal.
+  MODERN_INVALID_PARAMS: { status: 200, code: -32602, message: 'Invalid params' },
+  // A subscriptions/listen whose Accept rules out the event stream it is answered with (the
+  // python server's 406; the words are the TypeScript SDK transport's for a GET stream).
+  LISTEN_NOT_ACCEPTABLE: { status: 406, code: -32000, message: 'Not Acceptable: Client must accept text/event-stream' },
 } as const satisfies Record<string, ProxyErrorSpec>;
 
 export type ProxyErrorReason = keyof typeof PROXY_ERRORS;
