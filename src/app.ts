@@ -114,6 +114,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const listens = createListens({
     feeds: createNotificationFeeds({ log: logger, retryDelayMs: defaultRetryDelayMs }),
     keepAliveMs: config.listenKeepAliveMs,
+    // Well inside the pool's idle TTL, so a link with listeners never expires as idle.
+    touchEveryMs: Math.floor(config.poolIdleTtlMs / 2),
+    maxStreams: config.listenMaxStreams,
     log: logger,
     metrics,
     closing: () => closing,

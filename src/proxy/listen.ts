@@ -31,8 +31,15 @@ import type { Tracked } from './tracking.js';
 
 export interface ListenDeps {
   readonly feeds: NotificationFeeds;
-  /** Interval of `: keepalive` comments on every listen stream. */
+  /** Interval of `: keepalive` comments on every listen stream (each one also touches the pooled link). */
   readonly keepAliveMs: number;
+  /**
+   * How often an open stream keeps its pooled link from expiring as idle, when that must be more
+   * often than the keep-alive (a pool idle TTL shorter than twice the keep-alive interval).
+   */
+  readonly touchEveryMs: number;
+  /** Open listen streams at most; beyond, -32603 "Subscription limit reached" (the v2 server's answer). */
+  readonly maxStreams: number;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly closing: () => boolean;
@@ -86,6 +93,10 @@ export function createListens(deps: ListenDeps): Listens {
       if (!acceptsEventStream(req.headers.accept)) throw new ProxyError('LISTEN_NOT_ACCEPTABLE');
       const filter = parseListenFilter(request.params);
       if (filter === undefined) throw new ProxyError('MODERN_INVALID_PARAMS', { detail: { message: INVALID_FILTER_MESSAGE } });
+      if (open.size >= deps.maxStreams) {
+        deps.log.warn({ max: deps.maxStreams }, 'subscriptions/listen refused: stream limit reached');
+        throw new ProxyError('LISTEN_LIMIT');
+      }
       const { capabilities } = await request.describe();
       const honoured = honouredSubset(filter, capabilities);
       const stream = new ListenStream(res, request, honoured, deps);
@@ -165,8 +176,11 @@ class ListenStream implements FeedListener {
       this.request.touch();
     }, deps.keepAliveMs);
     keepAlive.unref();
+    const touch = deps.touchEveryMs < deps.keepAliveMs ? setInterval(this.request.touch, deps.touchEveryMs) : undefined;
+    touch?.unref();
     res.once('close', () => {
       clearInterval(keepAlive);
+      clearInterval(touch);
       feed.leave(this);
       forget();
       deps.metrics.streamClosed();
