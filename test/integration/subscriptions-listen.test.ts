@@ -261,6 +261,26 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     expect(MODERN).toBe('2026-07-28');
   }, 120_000);
 
+  it('refuses a listen beyond LISTEN_MAX_STREAMS with -32603, as a v2 server at its limit does', async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl, { LISTEN_MAX_STREAMS: '1' });
+    const first = await rawListen(proxy.url, 1, { toolsListChanged: true });
+    expect(await first.next()).toMatchObject({ method: 'notifications/subscriptions/acknowledged' });
+    const refused = await post(proxy.url, modernHeaders('subscriptions/listen'), {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'subscriptions/listen',
+      params: { _meta: envelope(), notifications: { toolsListChanged: true } },
+    });
+    expect(refused.messages).toEqual([{ jsonrpc: '2.0', id: 2, error: expect.objectContaining({ code: -32603, message: 'Subscription limit reached' }) }]);
+    await first.cancel();
+    // Closed streams free their place.
+    await vi.waitFor(async () => expect((await upstream.stats()).getsOpen).toBe(0), WAIT);
+    const again = await rawListen(proxy.url, 3, { toolsListChanged: true });
+    expect(await again.next()).toMatchObject({ method: 'notifications/subscriptions/acknowledged' });
+    await again.cancel();
+  }, 120_000);
+
   it('ends a pinned client subscription gracefully when the proxy shuts down', async () => {
     const upstream = await startFixture('sdk');
     const proxy = await startProxy(upstream.mcpUrl);
