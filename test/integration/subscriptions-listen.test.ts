@@ -146,6 +146,29 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     await c.close();
   }, 120_000);
 
+  it('keeps reopening while the upstream is down (killed, connections refused), and signals the gap once it is back', async () => {
+    let upstream = await startFixture('sdk');
+    // No connect retries inside a request: every reopen attempt fails at once while the upstream is down.
+    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_RETRY_MS: '0' });
+    const c = await connectModern(proxy.url, 'patient');
+    const notes = recordNotifications(c);
+    const subscription = await c.client.listen({ toolsListChanged: true });
+    const gap = notes.next(isTools);
+    await upstream.kill();
+    // The proxy has tried and failed at least twice before the upstream comes back.
+    await vi.waitFor(() => expect(proxy.output().match(/upstream notification stream not back yet; retrying/g)?.length ?? 0).toBeGreaterThanOrEqual(2), WAIT);
+    upstream = await startFixture('sdk', { port: upstream.port });
+    const heard = await gap;
+    expect(heard.params?._meta?.[SUBSCRIPTION_ID]).toEqual(expect.any(String));
+    expect((await upstream.stats()).initializes.patient).toBe(1);
+    // Listening on the new process.
+    const next = notes.next(isTools);
+    expect(await upstream.notify('tools')).toBe(1);
+    await next;
+    await subscription.close();
+    await c.close();
+  }, 120_000);
+
   it('shares one upstream GET stream among the listeners of one pooled session, each getting only what it asked for', async () => {
     const upstream = await startFixture('sdk');
     const proxy = await startProxy(upstream.mcpUrl);
