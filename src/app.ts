@@ -84,7 +84,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     resetRetryWindowMs: config.resetRetryWindowMs,
   });
   // The store is created below; the gauge reads its size when scraped.
-  const metrics = createMetrics(config.metricsEnabled, () => store.size, () => pool.size);
+  const metrics = createMetrics(config.metricsEnabled, () => store.size, {
+    pooledSessions: () => pool.size,
+    listenStreams: () => listens.size,
+    notificationFeeds: () => feeds.size,
+  });
   const eraProbe = createEraProbe(upstream, config.upstreamEra, logger, config.upstreamTimeoutMs);
   const links: LinkDeps = {
     upstream,
@@ -111,8 +115,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   });
   const openStreams: OpenStreams = new Map();
+  const feeds = createNotificationFeeds({ log: logger, retryDelayMs: defaultRetryDelayMs });
   const listens = createListens({
-    feeds: createNotificationFeeds({ log: logger, retryDelayMs: defaultRetryDelayMs }),
+    feeds,
     keepAliveMs: config.listenKeepAliveMs,
     // Well inside the pool's idle TTL, so a link with listeners never expires as idle.
     touchEveryMs: Math.floor(config.poolIdleTtlMs / 2),

@@ -185,6 +185,9 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     expect(stats.activeSessions).toBe(1);
     // One upstream subscription however many listeners want the URI.
     expect(stats.subscribes).toEqual(['test://readme']);
+    const metrics = await (await fetch(`${proxy.origin}/metrics`)).text();
+    expect(metrics).toMatch(/^mcp_session_proxy_listen_streams 3$/m);
+    expect(metrics).toMatch(/^mcp_session_proxy_upstream_notification_streams 1$/m);
 
     const toolsA = notesA.next(isTools);
     const toolsB = notesB.next(isTools);
