@@ -21,7 +21,8 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
 import { isEventStream, parseJson } from '../mcp/protocol.js';
 import { feedEventOf, feedRequestRefusal, resourceRequest, type FeedEvent, type SubscriptionFilter } from '../mcp/subscriptions.js';
-import { discard, toProxyError, type UpstreamHeaders } from './client.js';
+import { ProxyError, UpstreamAnswer } from '../errors.js';
+import { discard, readBody, toProxyError, type UpstreamHeaders } from './client.js';
 import type { UpstreamLink } from './link.js';
 
 /** One `subscriptions/listen` stream, as the feed sees it. */
@@ -58,6 +59,15 @@ const CONFLICT_RETRIES = 5;
 const CONFLICT_DELAY_MS = 50;
 // A GET answered with one of these means "no GET stream here" (the spec allows 405).
 const NO_STREAM_STATUSES = new Set([404, 405]);
+// An auth challenge reaches a client waiting for its ack as it is, so that its OAuth flow can start.
+const AUTH_CHALLENGE_STATUSES = new Set([401, 403]);
+// A refusal is a short JSON-RPC error; reading more to relay one is never needed.
+const MAX_REFUSAL_BYTES = 64 * 1024;
+
+/** The upstream's refusal of the GET stream, as the client waiting for its ack gets it. */
+interface Refusal {
+  readonly refused: ProxyError | UpstreamAnswer;
+}
 
 /** Backoff for reopening a lost stream: quick at first (a restart takes a second or two), then every 5 s. */
 export function defaultRetryDelayMs(attempt: number): number {
@@ -168,22 +178,30 @@ export class NotificationFeed {
     for (let attempt = 1; ; attempt++) {
       try {
         const outcome = await this.openOnce();
-        if (outcome !== 'retry') return this.settle(outcome, recovering);
+        if (typeof outcome === 'string') return this.settle(outcome, recovering);
+        // The upstream refused the stream: a first open fails its client with the refusal.
+        throw outcome.refused;
       } catch (error) {
         if (!recovering || this.state.kind === 'ended' || this.listeners.size === 0) {
           if (this.state.kind === 'connecting') this.state = { kind: 'idle' };
           if (this.listeners.size === 0 && this.state.kind !== 'ended') this.onIdle(this);
           throw error;
         }
-        this.deps.log.info({ link: this.link.label, attempt, reason: toProxyError(error).reason }, 'upstream notification stream not back yet; retrying');
+        const status = error instanceof UpstreamAnswer ? error.status : toProxyError(error).detail?.upstreamStatus;
+        this.deps.log.info({ link: this.link.label, attempt, reason: error instanceof UpstreamAnswer ? 'UPSTREAM_REFUSED' : toProxyError(error).reason, upstreamStatus: status }, 'upstream notification stream not back yet; retrying');
       }
       await delay(this.deps.retryDelayMs(attempt));
-      if (this.state.kind === 'ended' || this.listeners.size === 0) return this.settle('no-stream', recovering);
+      // (Read through a method: the state changes while this waits.)
+      if (this.unwanted()) return this.settle('no-stream', recovering);
     }
   }
 
-  /** One GET (with quick retries on 409): the stream installed, no GET stream, or a failure to retry. */
-  private async openOnce(): Promise<JoinOutcome | 'retry'> {
+  /**
+   * One GET (with quick retries on 409): the stream installed, no GET stream, or the upstream's
+   * refusal (an auth challenge, a server error), which a first open hands to its client and a
+   * recovery retries.
+   */
+  private async openOnce(): Promise<JoinOutcome | Refusal> {
     const headers: UpstreamHeaders = { ...this.headers, accept: 'text/event-stream' };
     delete headers['content-type'];
     for (let conflict = 0; ; conflict++) {
@@ -201,18 +219,24 @@ export class NotificationFeed {
         this.install(payload, stop);
         return 'listening';
       }
-      if (!Buffer.isBuffer(payload)) discard(payload);
       if (status === 409 && conflict < CONFLICT_RETRIES) {
+        if (!Buffer.isBuffer(payload)) discard(payload);
         await delay(CONFLICT_DELAY_MS * (conflict + 1));
         continue;
       }
       if (NO_STREAM_STATUSES.has(status)) {
+        if (!Buffer.isBuffer(payload)) discard(payload);
         this.deps.log.info({ link: this.link.label, status }, 'upstream offers no GET stream; subscriptions/listen honours nothing');
         return 'no-stream';
       }
-      this.deps.log.info({ link: this.link.label, status }, 'upstream refused the notification stream');
-      return 'retry';
+      const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_REFUSAL_BYTES, 'UPSTREAM_BAD_ANSWER').catch(() => Buffer.alloc(0));
+      return { refused: AUTH_CHALLENGE_STATUSES.has(status) ? new UpstreamAnswer(status, response.headers, body) : new ProxyError('UPSTREAM_UNAVAILABLE', { detail: { upstreamStatus: status } }) };
     }
+  }
+
+  /** The link ended, or nobody listens any more. */
+  private unwanted(): boolean {
+    return this.state.kind === 'ended' || this.listeners.size === 0;
   }
 
   private settle(outcome: JoinOutcome, recovering: boolean): JoinOutcome {

@@ -56,6 +56,8 @@ export class FakeUpstream implements UpstreamClient {
   capabilities: Record<string, unknown> = {};
   /** Answer GET with an event stream (false: 405, as a server without GET streams does). */
   getStreams = true;
+  /** Answer GET on a live session with this status and a JSON-RPC error (undefined: a stream). */
+  getRefusal: number | undefined;
   /** Every GET stream opened, oldest first. */
   readonly streams: FakeStream[] = [];
   private gates: { match: (seen: Seen) => boolean; held: (() => void)[]; waiters: (() => void)[]; count: number; open: boolean }[] = [];
@@ -132,6 +134,7 @@ export class FakeUpstream implements UpstreamClient {
     if (sid === undefined || !this.sessions.has(sid)) return notFound();
     if (request.method === 'GET') {
       if (!this.getStreams) return { status: 405 };
+      if (this.getRefusal !== undefined) return { status: this.getRefusal, headers: { 'www-authenticate': 'Bearer' }, body: '{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"refused"}}' };
       const stream = new PassThrough();
       this.streams.push({ sessionId: sid, body: stream, send: (message) => void stream.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`) });
       return { status: 200, headers: { 'content-type': 'text/event-stream' }, stream };

@@ -140,6 +140,34 @@ describe('one GET stream per pooled upstream session', () => {
   });
 });
 
+describe('an upstream refusing the stream', () => {
+  it('fails the first listener with the refusal: an auth challenge as the upstream sent it, anything else as 502', async () => {
+    const { upstream, link, feeds } = harness();
+    upstream.getRefusal = 401;
+    await expect(feeds.of(link).join(listener(), HEADERS)).rejects.toMatchObject({ name: 'UpstreamAnswer', status: 401 });
+    expect(feeds.size).toBe(0);
+    upstream.getRefusal = 500;
+    await expect(feeds.of(link).join(listener(), HEADERS)).rejects.toMatchObject({ reason: 'UPSTREAM_UNAVAILABLE', detail: { upstreamStatus: 500 } });
+    upstream.getRefusal = undefined;
+    expect(await feeds.of(link).join(listener(), HEADERS)).toBe('listening');
+  });
+
+  it('keeps retrying a recovery the upstream refuses, until it accepts', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener();
+    await feeds.of(link).join(a, HEADERS);
+    upstream.getRefusal = 503;
+    const gap = a.changed();
+    upstream.streams[0]!.body.end();
+    // Two refusals, then the upstream takes the stream again.
+    await expect.poll(() => gets(upstream).length).toBeGreaterThanOrEqual(3);
+    upstream.getRefusal = undefined;
+    await gap;
+    expect(a.gaps()).toBe(1);
+    expect(upstream.streams).toHaveLength(2);
+  });
+});
+
 describe('recovery', () => {
   it('reopens a stream that ended on a session the upstream forgot: replays initialize, subscribes again, tells each listener of the gap', async () => {
     const { upstream, link, feeds } = harness();
