@@ -307,6 +307,41 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     await again.cancel();
   }, 120_000);
 
+  it('sends keep-alive comments, and keeps the pooled session of an open stream from expiring as idle', async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl, { LISTEN_KEEPALIVE_MS: '1000', POOL_IDLE_TTL_MS: '1000' });
+    const res = await fetch(proxy.url, {
+      method: 'POST',
+      headers: modernHeaders('subscriptions/listen'),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscriptions/listen', params: { _meta: envelope(), notifications: { toolsListChanged: true } } }),
+    });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    // Three keep-alives: three idle TTLs of the pooled session have passed without a request.
+    while ((text.match(/^: keepalive$/gm) ?? []).length < 3) {
+      const chunk = await reader.read();
+      expect(chunk.done).toBe(false);
+      text += decoder.decode(chunk.value, { stream: true });
+    }
+    expect(text).toMatch(/^event: message\ndata: \{"jsonrpc":"2.0","method":"notifications\/subscriptions\/acknowledged"/);
+    // A request of the same caller finds the same pooled session (an expired one would be ended
+    // here, and its listeners with it).
+    const listed = await post(proxy.url, modernHeaders('tools/list'), { jsonrpc: '2.0', id: 2, method: 'tools/list', params: { _meta: envelope() } });
+    expect(listed.messages[0]).toMatchObject({ id: 2, result: { resultType: 'complete' } });
+    const stats = await upstream.stats();
+    expect(stats.deletes).toBe(0);
+    expect(stats.initializes['raw-modern']).toBe(1);
+    expect(stats.getsOpen).toBe(1);
+    expect(await upstream.notify('tools')).toBe(1);
+    while (!text.includes('notifications/tools/list_changed')) {
+      const chunk = await reader.read();
+      expect(chunk.done).toBe(false);
+      text += decoder.decode(chunk.value, { stream: true });
+    }
+    await reader.cancel();
+  }, 120_000);
+
   it('ends a pinned client subscription gracefully when the proxy shuts down', async () => {
     const upstream = await startFixture('sdk');
     const proxy = await startProxy(upstream.mcpUrl);
