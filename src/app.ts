@@ -115,7 +115,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   });
   const openStreams: OpenStreams = new Map();
-  const feeds = createNotificationFeeds({ log: logger, retryDelayMs: defaultRetryDelayMs });
+  const feeds = createNotificationFeeds({ log: logger, now: () => performance.now(), retryDelayMs: defaultRetryDelayMs });
   const listens = createListens({
     feeds,
     keepAliveMs: config.listenKeepAliveMs,

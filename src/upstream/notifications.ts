@@ -44,11 +44,13 @@ type FeedState =
   | { readonly kind: 'idle' }
   /** The GET stream opening (first listener) or re-opening after a loss (`recovering`). */
   | { readonly kind: 'connecting'; readonly recovering: boolean; readonly flight: Promise<JoinOutcome> }
-  | { readonly kind: 'open'; readonly stream: Readable; readonly stop: AbortController; readonly generation: number }
+  | { readonly kind: 'open'; readonly stream: Readable; readonly stop: AbortController; readonly generation: number; readonly openedAt: number }
   | { readonly kind: 'ended' };
 
 export interface FeedDeps {
   readonly log: Logger;
+  /** Clock (ms), injectable for tests. */
+  readonly now: () => number;
   /** Waits before reopening a lost stream (attempt 1, 2, …); injectable so tests do not sleep. */
   readonly retryDelayMs: (attempt: number) => number;
 }
@@ -57,6 +59,10 @@ export interface FeedDeps {
 // last listener left a moment ago). It will within milliseconds; a few quick tries cover it.
 const CONFLICT_RETRIES = 5;
 const CONFLICT_DELAY_MS = 50;
+// A stream that ends sooner than this after opening is reopened only after a backoff: a server
+// that closes every stream at once (or a proxy in front of it that does) must not get a
+// reconnection loop, nor its listeners a storm of gap signals.
+const MIN_STREAM_LIFE_MS = 1_000;
 // A GET answered with one of these means "no GET stream here" (the spec allows 405).
 const NO_STREAM_STATUSES = new Set([404, 405]);
 // An auth challenge reaches a client waiting for its ack as it is, so that its OAuth flow can start.
@@ -83,6 +89,8 @@ export class NotificationFeed {
   private readonly subscribed = new Set<string>();
   /** The latest listener's headers (its credentials): what the GET and subscriptions are sent with. */
   private headers: UpstreamHeaders = {};
+  /** Streams in a row that ended sooner than MIN_STREAM_LIFE_MS. */
+  private shortLived = 0;
   /** The listeners that were listening when the stream was lost: they are told of the gap. */
   private gapFor = new Set<FeedListener>();
   private readonly unwatch: () => void;
@@ -174,7 +182,11 @@ export class NotificationFeed {
    * A first open tries once (the client waiting for its ack gets the failure); a recovery tries
    * until it succeeds, the listeners are gone or the link ended.
    */
-  private async connect(recovering: boolean): Promise<JoinOutcome> {
+  private async connect(recovering: boolean, pauseMs = 0): Promise<JoinOutcome> {
+    if (pauseMs > 0) {
+      await delay(pauseMs);
+      if (this.unwanted()) return this.settle('no-stream', recovering);
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         const outcome = await this.openOnce();
@@ -257,7 +269,7 @@ export class NotificationFeed {
   }
 
   private install(stream: Readable, stop: AbortController): void {
-    this.state = { kind: 'open', stream, stop, generation: this.link.currentGeneration };
+    this.state = { kind: 'open', stream, stop, generation: this.link.currentGeneration, openedAt: this.deps.now() };
     this.deps.log.debug({ link: this.link.label, listeners: this.listeners.size }, 'upstream notification stream open');
     const decoder = new StringDecoder('utf8');
     const parser = createParser({
@@ -283,6 +295,8 @@ export class NotificationFeed {
 
   /** The open stream is gone (ended, or its session was replaced): reopen it while anyone listens. */
   private lost(why: string): void {
+    const lived = this.state.kind === 'open' ? this.deps.now() - this.state.openedAt : Infinity;
+    this.shortLived = lived < MIN_STREAM_LIFE_MS ? this.shortLived + 1 : 0;
     this.closeStream();
     if (this.listeners.size === 0) {
       this.state = { kind: 'idle' };
@@ -291,7 +305,7 @@ export class NotificationFeed {
     }
     this.deps.log.info({ link: this.link.label, listeners: this.listeners.size }, `${why}; reopening it`);
     for (const listener of this.listeners) this.gapFor.add(listener);
-    const flight = this.connect(true);
+    const flight = this.connect(true, this.shortLived === 0 ? 0 : this.deps.retryDelayMs(this.shortLived));
     // Nobody awaits a recovery but later joins: a failure is logged in connect, never thrown here.
     flight.catch(() => {});
     this.state = { kind: 'connecting', recovering: true, flight };

@@ -22,8 +22,17 @@ function harness() {
     protocolVersion: '2025-11-25',
     logLevel: undefined,
   });
-  const feeds = createNotificationFeeds({ log: pino({ level: 'silent' }), retryDelayMs: () => 0 });
-  return { upstream, link, feeds };
+  let time = 0;
+  const delays: number[] = [];
+  const feeds = createNotificationFeeds({
+    log: pino({ level: 'silent' }),
+    now: () => time,
+    retryDelayMs: (attempt) => {
+      delays.push(attempt);
+      return 0;
+    },
+  });
+  return { upstream, link, feeds, delays, advance: (ms: number) => void (time += ms) };
 }
 
 /** A listener that records what the feed tells it, and lets a test wait for it. */
@@ -188,6 +197,25 @@ describe('recovery', () => {
     upstream.streams[1]!.send(toolsChanged);
     await heard;
     expect(a.heard).toHaveLength(1);
+  });
+
+  it('reopens a stream that lived long at once, and backs off more each time streams end as soon as they open', async () => {
+    const { upstream, link, feeds, delays, advance } = harness();
+    const a = listener();
+    await feeds.of(link).join(a, HEADERS);
+    advance(60_000);
+    let gap = a.changed();
+    upstream.streams[0]!.body.end();
+    await gap;
+    expect(delays).toEqual([]);
+    for (let i = 1; i <= 3; i++) {
+      gap = a.changed();
+      upstream.streams.at(-1)!.body.end();
+      await gap;
+    }
+    // Three short-lived streams in a row: pauses growing with the count.
+    expect(delays).toEqual([1, 2, 3]);
+    expect(a.gaps()).toBe(4);
   });
 
   it('moves to the new upstream session when another request re-establishes it (the old stream hears nothing more)', async () => {
