@@ -4,9 +4,10 @@
  * resource updates, which the upstream sends on its GET stream of the pooled session; the
  * upstream restarts in the middle. Raw requests check the wire where the client hides it.
  */
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { connectModern, envelope, MODERN, modernHeaders, post, type ModernConnected } from '../helpers/modern-client.js';
-import { killAll, startFixture, startProxy } from '../helpers/processes.js';
+import { FIXTURE_TOOLS, killAll, startFixture, startProxy } from '../helpers/processes.js';
 
 afterAll(killAll);
 
@@ -144,6 +145,40 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     // Other requests carry on as before.
     expect((await c.client.listTools()).tools.length).toBeGreaterThan(0);
     await c.close();
+  }, 120_000);
+
+  it("serves the v2 client's own listChanged option: it opens a subscription at connect and re-lists tools on each change", async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl);
+    const lists: string[][] = [];
+    let changed!: () => void;
+    let next = new Promise<void>((resolve) => (changed = resolve));
+    const client = new Client(
+      { name: 'auto-listener', version: '2.4.0' },
+      {
+        capabilities: {},
+        versionNegotiation: { mode: { pin: MODERN } },
+        listChanged: {
+          tools: {
+            debounceMs: 0,
+            onChanged: (error, items) => {
+              expect(error).toBeNull();
+              lists.push((items ?? []).map((tool) => tool.name));
+              changed();
+              next = new Promise<void>((resolve) => (changed = resolve));
+            },
+          },
+        },
+      },
+    );
+    await client.connect(new StreamableHTTPClientTransport(new URL(proxy.url)));
+    // discover declared tools.listChanged, so the client listened at connect.
+    expect(client.autoOpenedSubscription?.honoredFilter).toEqual({ toolsListChanged: true });
+    const first = next;
+    expect(await upstream.notify('tools')).toBe(1);
+    await first;
+    expect(lists).toEqual([FIXTURE_TOOLS]);
+    await client.close();
   }, 120_000);
 
   it('keeps reopening while the upstream is down (killed, connections refused), and signals the gap once it is back', async () => {
