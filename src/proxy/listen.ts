@@ -86,6 +86,15 @@ export function acceptsEventStream(accept: string | undefined): boolean {
     .some((type) => type === 'text/event-stream' || type === 'text/*' || type === '*/*');
 }
 
+/**
+ * The pooled link ended while this listen came in (evicted, expired): not the client's session
+ * (it has none) is gone but the upstream's, and a retry gets a new one.
+ */
+function linkGone(error: unknown): never {
+  if (error instanceof ProxyError && error.reason === 'SESSION_NOT_FOUND') throw new ProxyError('UPSTREAM_UNAVAILABLE');
+  throw error;
+}
+
 export function createListens(deps: ListenDeps): Listens {
   const open = new Set<ListenStream>();
   return {
@@ -97,13 +106,13 @@ export function createListens(deps: ListenDeps): Listens {
         deps.log.warn({ max: deps.maxStreams }, 'subscriptions/listen refused: stream limit reached');
         throw new ProxyError('LISTEN_LIMIT');
       }
-      const { capabilities } = await request.describe();
+      const { capabilities } = await request.describe().catch(linkGone);
       const honoured = honouredSubset(filter, capabilities);
       const stream = new ListenStream(res, request, honoured, deps);
       // Nothing to deliver (not asked, or not offered upstream): acknowledged, and over at once.
       if (isEmptyFilter(honoured)) return stream.answerEmpty();
       const feed = deps.feeds.of(request.link);
-      const outcome = await feed.join(stream, request.headers);
+      const outcome = await feed.join(stream, request.headers).catch(linkGone);
       if (tracked.gone.aborted) return feed.leave(stream);
       if (deps.closing()) {
         feed.leave(stream);

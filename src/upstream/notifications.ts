@@ -122,7 +122,8 @@ export class NotificationFeed {
    * then removed); `no-stream` when the upstream has none to offer.
    */
   async join(listener: FeedListener, headers: UpstreamHeaders): Promise<JoinOutcome> {
-    if (this.state.kind === 'ended') throw new Error('feed ended');
+    // The link ended before this listener came (a race with eviction): a retry gets a new one.
+    if (this.state.kind === 'ended') throw new ProxyError('UPSTREAM_UNAVAILABLE');
     this.headers = headers;
     this.listeners.add(listener);
     for (const uri of listener.honoured.resourceSubscriptions ?? []) this.uriCounts.set(uri, (this.uriCounts.get(uri) ?? 0) + 1);
@@ -168,7 +169,7 @@ export class NotificationFeed {
       case 'connecting':
         return state.flight;
       case 'ended':
-        throw new Error('feed ended');
+        throw new ProxyError('UPSTREAM_UNAVAILABLE');
       case 'idle': {
         const flight = this.connect(false);
         this.state = { kind: 'connecting', recovering: false, flight };
