@@ -255,6 +255,12 @@ export class NotificationFeed {
   private settle(outcome: JoinOutcome, recovering: boolean): JoinOutcome {
     if (this.state.kind === 'ended') return 'no-stream';
     if (outcome === 'no-stream' && this.state.kind === 'connecting') this.state = { kind: 'idle' };
+    if (outcome === 'no-stream' && recovering && this.listeners.size > 0) {
+      // The upstream came back without GET streams (replaced by a server that has none): nothing
+      // will ever arrive, so the listeners end gracefully rather than wait forever.
+      this.endListeners();
+      return outcome;
+    }
     if (this.listeners.size === 0 && this.state.kind !== 'open') this.onIdle(this);
     if (outcome === 'listening' && recovering) {
       // A new upstream session (or a new stream on the old one): subscribe again, then tell
@@ -321,6 +327,11 @@ export class NotificationFeed {
     this.closeStream();
     this.state = { kind: 'ended' };
     this.unwatch();
+    this.endListeners();
+  }
+
+  /** Every listener ends gracefully, and the feed is forgotten. */
+  private endListeners(): void {
     const listeners = [...this.listeners];
     this.listeners.clear();
     this.uriCounts.clear();

@@ -233,6 +233,19 @@ describe('recovery', () => {
     expect(upstream.streams.at(-1)!.sessionId).toBe(rpc(upstream, 'tools/list').at(-1)!.sessionId);
   });
 
+  it('ends its listeners gracefully when the upstream comes back without GET streams', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener();
+    await feeds.of(link).join(a, HEADERS);
+    upstream.getStreams = false;
+    const ended = a.changed();
+    upstream.streams[0]!.body.end();
+    await ended;
+    expect(a.ended()).toBe(true);
+    expect(a.gaps()).toBe(0);
+    expect(feeds.size).toBe(0);
+  });
+
   it('ends every listener when the link ends (evicted, expired, shut down)', async () => {
     const { upstream, link, feeds } = harness();
     const a = listener();
