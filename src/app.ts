@@ -15,6 +15,7 @@ import { createMetrics } from './observability/metrics.js';
 import { gatePolicyOf, normalizePath, pathOf } from './proxy/gate.js';
 import { healthRoutes } from './proxy/health.js';
 import { endStreams, type OpenStreams } from './proxy/reply.js';
+import { createListens } from './proxy/listen.js';
 import { installRequestHooks } from './proxy/request-hooks.js';
 import { createMcpEndpoint, type McpEndpoint } from './proxy/routes.js';
 import { createCredentialBinding } from './session/binding.js';
@@ -24,6 +25,7 @@ import { createSessionStore, createTerminatedIds } from './session/store.js';
 import { createUpstreamClient } from './upstream/client.js';
 import { createEraProbe } from './upstream/era-probe.js';
 import type { LinkDeps } from './upstream/link.js';
+import { createNotificationFeeds, defaultRetryDelayMs } from './upstream/notifications.js';
 import { createLinkPool } from './upstream/pool.js';
 
 const SERVER_KEEP_ALIVE_MS = 72_000;
@@ -82,7 +84,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     resetRetryWindowMs: config.resetRetryWindowMs,
   });
   // The store is created below; the gauge reads its size when scraped.
-  const metrics = createMetrics(config.metricsEnabled, () => store.size, () => pool.size);
+  const metrics = createMetrics(config.metricsEnabled, () => store.size, {
+    pooledSessions: () => pool.size,
+    listenStreams: () => listens.size,
+    notificationFeeds: () => feeds.size,
+  });
   const eraProbe = createEraProbe(upstream, config.upstreamEra, logger, config.upstreamTimeoutMs);
   const links: LinkDeps = {
     upstream,
@@ -109,6 +115,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   });
   const openStreams: OpenStreams = new Map();
+  const feeds = createNotificationFeeds({ log: logger, now: () => performance.now(), retryDelayMs: defaultRetryDelayMs });
+  const listens = createListens({
+    feeds,
+    keepAliveMs: config.listenKeepAliveMs,
+    // Well inside the pool's idle TTL, so a link with listeners never expires as idle.
+    touchEveryMs: Math.floor(config.poolIdleTtlMs / 2),
+    maxStreams: config.listenMaxStreams,
+    log: logger,
+    metrics,
+    closing: () => closing,
+  });
 
   // Closing: Node's server.close() drops the connections idle at that moment only; a keep-alive
   // connection whose answer finishes later would hold the process for its whole idle timeout.
@@ -129,6 +146,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     sealer,
     terminated: createTerminatedIds(config.maxSessions),
     openStreams,
+    listens,
     closing: () => closing,
   });
 
@@ -165,6 +183,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('preClose', async () => {
     closing = true;
     endStreams(openStreams);
+    // subscriptions/listen streams end gracefully: the final result tells each client so.
+    listens.closeAll();
     // Pooled upstream sessions are the proxy's own: end them upstream (their DELETEs finish
     // before the upstream client closes).
     pool.clear();

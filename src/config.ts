@@ -60,6 +60,14 @@ export const DEFAULT_POOL_MAX_SESSIONS = 1000;
 // Bursts of stateless calls reuse a session; five idle minutes later the proxy ends it upstream
 // rather than leave it to the server's own (often much longer) expiry.
 export const DEFAULT_POOL_IDLE_TTL_MS = 5 * 60 * 1000;
+// subscriptions/listen streams are quiet for long stretches: a comment this often keeps idle-
+// timeout middleboxes (60 s is common: nginx, AWS ALB) from cutting them. The v2 SDK server's
+// own interval, so a client sees the same rhythm as from a native 2026-07-28 server.
+export const DEFAULT_LISTEN_KEEPALIVE_MS = 15_000;
+// Each open listen stream holds a client connection and a few small objects; the bound keeps a
+// flood of them from exhausting sockets and memory. Ten times the v2 SDK server's default (1024),
+// since one proxy fronts many clients.
+export const DEFAULT_LISTEN_MAX_STREAMS = 10_000;
 export const UPSTREAM_ERAS = ['auto', 'legacy', 'modern'] as const;
 export type UpstreamEra = (typeof UPSTREAM_ERAS)[number];
 export const SESSIONLESS_MODES = ['pool', 'reject'] as const;
@@ -109,6 +117,10 @@ export interface Config {
   readonly poolMaxSessions: number;
   /** A pooled upstream session unused this long is ended. */
   readonly poolIdleTtlMs: number;
+  /** Interval of `: keepalive` comments on subscriptions/listen streams. */
+  readonly listenKeepAliveMs: number;
+  /** Open subscriptions/listen streams at most. */
+  readonly listenMaxStreams: number;
   /** What the upstream speaks: found out by probing (auto), or forced. */
   readonly upstreamEra: UpstreamEra;
   /** 2025-style requests without a session id: served on a pooled session, or 400 as before. */
@@ -168,6 +180,8 @@ export const SETTINGS = {
   sessionMaxAgeMs: { flag: 'session-max-age-ms', env: 'SESSION_MAX_AGE_MS', parse: ms(1_000, 365 * 24 * 3600 * 1000), fallback: DEFAULT_SESSION_MAX_AGE_MS, help: 'a sealed id is refused (404) this long after its initialize' },
   poolMaxSessions: { flag: 'pool-max-sessions', env: 'POOL_MAX_SESSIONS', parse: ms(1, 1_000_000), fallback: DEFAULT_POOL_MAX_SESSIONS, help: 'pooled upstream sessions (2026-07-28 clients, sessionless callers); the least recently used is ended beyond it' },
   poolIdleTtlMs: { flag: 'pool-idle-ttl-ms', env: 'POOL_IDLE_TTL_MS', parse: ms(1_000, 24 * 3600 * 1000), fallback: DEFAULT_POOL_IDLE_TTL_MS, help: 'a pooled upstream session unused this long is ended upstream' },
+  listenKeepAliveMs: { flag: 'listen-keepalive-ms', env: 'LISTEN_KEEPALIVE_MS', parse: ms(1_000, 3_600_000), fallback: DEFAULT_LISTEN_KEEPALIVE_MS, help: 'keep-alive comment interval on subscriptions/listen streams of 2026-07-28 clients (also keeps their pooled upstream session from expiring as idle)' },
+  listenMaxStreams: { flag: 'listen-max-streams', env: 'LISTEN_MAX_STREAMS', parse: ms(1, 1_000_000), fallback: DEFAULT_LISTEN_MAX_STREAMS, help: 'open subscriptions/listen streams at most; beyond, a new one is refused (-32603)' },
   upstreamEra: { flag: 'upstream-era', env: 'UPSTREAM_ERA', parse: (t: string): UpstreamEra => parseChoice(t, UPSTREAM_ERAS), fallback: 'auto' as UpstreamEra, help: 'auto: probe the upstream with server/discover; legacy: translate 2026-07-28 requests onto pooled sessions; modern: pass them through' },
   sessionless: { flag: 'sessionless', env: 'SESSIONLESS', parse: (t: string): SessionlessMode => parseChoice(t, SESSIONLESS_MODES), fallback: 'pool' as SessionlessMode, help: 'a 2025-style request without Mcp-Session-Id (not initialize): pool (serve it on a pooled session) or reject (400)' },
   lossPatterns: { flag: 'loss-patterns', env: 'LOSS_PATTERNS', parse: parseExtraPatterns, fallback: [] as readonly LossPattern[], help: 'extra loss messages: regular expressions separated by ||' },
@@ -282,6 +296,8 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     sessionMaxAgeMs: read('sessionMaxAgeMs'),
     poolMaxSessions: read('poolMaxSessions'),
     poolIdleTtlMs: read('poolIdleTtlMs'),
+    listenKeepAliveMs: read('listenKeepAliveMs'),
+    listenMaxStreams: read('listenMaxStreams'),
     upstreamEra: read('upstreamEra'),
     sessionless: read('sessionless'),
   };

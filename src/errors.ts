@@ -109,6 +109,14 @@ export const PROXY_ERRORS = {
   MODERN_MISSING_CAPABILITY: { status: 400, code: -32021, message: 'Missing required client capabilities' },
   // 404 for removed and unknown methods: the status a v2 server gives its dispatch's -32601.
   MODERN_METHOD_NOT_FOUND: { status: 404, code: -32601, message: 'Method not found' },
+  // A subscriptions/listen without a valid `params.notifications`. Status 200: the v2 server's
+  // listen router answers its -32602 in band, as a handler's error, not as a transport refusal.
+  MODERN_INVALID_PARAMS: { status: 200, code: -32602, message: 'Invalid params' },
+  // Too many open subscriptions/listen streams (LISTEN_MAX_STREAMS): the v2 server's code and words, in band.
+  LISTEN_LIMIT: { status: 200, code: -32603, message: 'Subscription limit reached' },
+  // A subscriptions/listen whose Accept rules out the event stream it is answered with (the
+  // python server's 406; the words are the TypeScript SDK transport's for a GET stream).
+  LISTEN_NOT_ACCEPTABLE: { status: 406, code: -32000, message: 'Not Acceptable: Client must accept text/event-stream' },
   // A 2025-era session in front of a 2026-07-28-only upstream (which has no GET stream, and takes
   // one message per request).
   HELD_NO_EVENT_STREAM: {

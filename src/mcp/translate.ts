@@ -382,26 +382,11 @@ export function discoverResult(initializeResult: Record<string, unknown>): Recor
   return result;
 }
 
-/** Flags for server-initiated notifications, which a modern client can only get from subscriptions/listen. */
-const LISTEN_FLAGS: Readonly<Record<string, readonly string[]>> = {
-  tools: ['listChanged'],
-  prompts: ['listChanged'],
-  resources: ['listChanged', 'subscribe'],
-};
-
 function discoverCapabilities(capabilities: unknown): Obj {
   if (!isObject(capabilities)) return {};
-  // tasks is vocabulary 2026-07-28 deleted (moved to an extension).
+  // tasks is vocabulary 2026-07-28 deleted (moved to an extension). Everything else is declared
+  // as the upstream declares it: `listChanged` and `resources.subscribe` are delivered through
+  // subscriptions/listen (proxy/listen.ts), which honours exactly these flags.
   const { tasks: _tasks, ...modern } = capabilities;
-  // The bridge does not serve subscriptions/listen yet, so it must not advertise what only
-  // listen delivers: a modern client (and the conformance suite) would open one and get -32601.
-  // The feature itself (tools, prompts, resources) stays declared.
-  for (const [feature, flags] of Object.entries(LISTEN_FLAGS)) {
-    const declared = modern[feature];
-    if (!isObject(declared)) continue;
-    const kept: Obj = { ...declared };
-    for (const flag of flags) delete kept[flag];
-    modern[feature] = kept;
-  }
   return modern;
 }

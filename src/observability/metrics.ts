@@ -52,7 +52,17 @@ const DISABLED: Metrics = {
   poolEnded() {},
 };
 
-export function createMetrics(enabled: boolean, activeSessions: () => number, pooledSessions: () => number = () => 0): Metrics {
+/** Sizes the metrics read when scraped, beyond the client sessions. */
+export interface MetricSizes {
+  readonly pooledSessions?: () => number;
+  /** Open subscriptions/listen streams of 2026-07-28 clients. */
+  readonly listenStreams?: () => number;
+  /** Upstream GET streams those listeners share (one per pooled session with listeners). */
+  readonly notificationFeeds?: () => number;
+}
+
+export function createMetrics(enabled: boolean, activeSessions: () => number, sizes: MetricSizes = {}): Metrics {
+  const { pooledSessions = () => 0, listenStreams = () => 0, notificationFeeds = () => 0 } = sizes;
   if (!enabled) return DISABLED;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'mcp_session_proxy_' });
@@ -89,6 +99,12 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, po
     'mcp_session_proxy_pooled_upstream_sessions',
     'Upstream sessions the proxy holds in its pool for callers without a session (2026-07-28 clients)',
     pooledSessions,
+  );
+  sizeGauge('mcp_session_proxy_listen_streams', 'subscriptions/listen streams open now (2026-07-28 clients on a legacy upstream)', listenStreams);
+  sizeGauge(
+    'mcp_session_proxy_upstream_notification_streams',
+    'Upstream GET streams the listen streams share now (one per pooled upstream session with listeners)',
+    notificationFeeds,
   );
   const poolLookups = counter('mcp_session_proxy_pool_lookups_total', 'Pooled upstream session lookups, by result: hit (an upstream session to share) or miss (a new one opened)', ['result']);
   const poolEnded = counter('mcp_session_proxy_pooled_sessions_ended_total', 'Pooled upstream sessions that left the pool and were ended upstream, by reason: evicted (count bound), expired (idle TTL), cleared (shutdown)', ['reason']);

@@ -50,6 +50,7 @@ import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
+import type { Listens } from './listen.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
 import { readJsonBody } from './request-body.js';
 import { track, type Tracked, type TrackingDeps } from './tracking.js';
@@ -71,6 +72,8 @@ export interface McpEndpointDeps extends TrackingDeps {
   readonly terminated: TerminatedIds;
   /** Open GET event streams: shutdown ends them, since they would otherwise never finish. */
   readonly openStreams: OpenStreams;
+  /** subscriptions/listen of 2026-07-28 clients on legacy upstreams (proxy/listen.ts). */
+  readonly listens: Listens;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** True once shutdown has started: new requests are refused (503) so the server can drain. */
@@ -208,18 +211,28 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     delete headers[MCP_METHOD_HEADER];
     delete headers[MCP_NAME_HEADER];
     const { envelope, method, params } = message;
-    const link = pool.link({
+    const entry = {
       credential: binding.of(call.req.headers),
       initParams: initParamsOf(envelope.clientCapabilities, envelope.clientInfo ?? PROXY_CLIENT_INFO),
       protocolVersion: LEGACY_PROTOCOL_VERSION,
       logLevel: envelope.logLevel,
-    });
+    };
+    const link = pool.link(entry);
     if (method === 'server/discover') {
       const result = await link.describe(outgoing(call, headers, undefined));
       return answerJson(call.res, 200, { jsonrpc: '2.0', id: message.id, result: discoverResult(result) });
     }
-    // Not served yet (discover advertises no listChanged or subscribe, so clients do not ask).
-    if (method === 'subscriptions/listen') throw new ProxyError('MODERN_METHOD_NOT_FOUND');
+    // A long-lived stream on the upstream session's shared GET stream (proxy/listen.ts).
+    if (method === 'subscriptions/listen') {
+      return deps.listens.serve(call.req, call.res, call.tracked, {
+        id: message.id,
+        params,
+        link,
+        headers,
+        describe: () => link.describe(outgoing(call, headers, undefined)),
+        touch: () => pool.touch(entry),
+      });
+    }
     const upstreamId = link.nextRequestId();
     const clientProgressToken = progressTokenOf(params);
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;

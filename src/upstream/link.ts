@@ -96,6 +96,14 @@ export interface Answer {
   readonly payload: UpstreamResponse['body'] | Buffer;
 }
 
+/** Told of a link's turns that long-lived users (a shared GET stream) must follow. */
+export interface LinkWatcher {
+  /** A new upstream session replaced the old one (a replay after a loss): streams on the old one hear nothing more. */
+  renewed(generation: number): void;
+  /** The link ended (DELETE, eviction, expiry, shutdown): it will never carry anything again. */
+  ended(): void;
+}
+
 /** An InitializeResult is small; anything bigger than this is not one. */
 const MAX_INITIALIZE_ANSWER_BYTES = 1024 * 1024;
 // Loss errors are short JSON-RPC errors; reading more than this to classify one is never needed.
@@ -137,6 +145,8 @@ export class UpstreamLink {
   private readonly logLevel: string | undefined;
   /** Counter for the JSON-RPC ids of requests this link rewrites (callers sharing it). */
   private requests = 0;
+  /** Few (a pooled link's notification feed, if it has listeners); usually none. */
+  private readonly watchers = new Set<LinkWatcher>();
 
   constructor(
     private readonly deps: LinkDeps,
@@ -199,6 +209,17 @@ export class UpstreamLink {
     return this.state.kind;
   }
 
+  /** Which upstream session this is: bumped at each (re-)establishment. */
+  get currentGeneration(): number {
+    return this.generation;
+  }
+
+  /** Follow this link's renewals and its end; the returned function stops following. */
+  watch(watcher: LinkWatcher): () => void {
+    this.watchers.add(watcher);
+    return () => void this.watchers.delete(watcher);
+  }
+
   /**
    * Send one message: wait until the upstream session is ready (replaying, or sending
    * notifications/initialized, first if need be), exchange, and if the upstream has lost the
@@ -239,6 +260,8 @@ export class UpstreamLink {
     const previous = this.state;
     if (previous.kind === 'ended') return;
     this.state = ENDED;
+    for (const watcher of [...this.watchers]) watcher.ended();
+    this.watchers.clear();
     if (previous.kind === 'replaying') return void (await previous.flight.catch(ignore));
     if (previous.kind === 'acknowledging') await previous.flight;
     if (this.upstreamId !== undefined && previous.kind !== 'unopened') await this.endUpstream(this.upstreamId, headers);
@@ -342,6 +365,7 @@ export class UpstreamLink {
     if (this.pooled) this.serverResult = result.result;
     this.generation++;
     this.state = LIVE;
+    for (const watcher of [...this.watchers]) watcher.renewed(this.generation);
     deps.log.info(
       {
         link: this.label,

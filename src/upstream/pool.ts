@@ -30,6 +30,11 @@ export interface PoolEntry {
 export interface LinkPool {
   /** The link for this caller: the pooled one (a hit), or a new one that opens on first use. */
   link(entry: PoolEntry): UpstreamLink;
+  /**
+   * Restart the idle clock of this caller's pooled link, if it is still pooled (a link with
+   * listeners on its notification stream is in use although no request comes).
+   */
+  touch(entry: PoolEntry): void;
   readonly size: number;
   /** End every pooled link (shutdown). */
   clear(): void;
@@ -66,6 +71,9 @@ export function createLinkPool(deps: LinkDeps, options: PoolOptions): LinkPool {
       cache.set(key, link);
       deps.log.debug({ link: link.label }, 'pooled upstream session opening');
       return link;
+    },
+    touch(entry) {
+      cache.get(keyOf(entry));
     },
     get size() {
       return cache.size;

@@ -5,7 +5,7 @@
  * way the TypeScript SDK does (404 "Session not found"), and can hold any answer until the test
  * lets it go (the request is processed on arrival; only its answer waits). Integration tests use real processes instead.
  */
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import pino from 'pino';
 import { DEFAULT_LOSS_RULES } from '../../src/mcp/loss.js';
 import type { Metrics } from '../../src/observability/metrics.js';
@@ -24,7 +24,15 @@ export interface Seen {
   readonly authorization: string | undefined;
 }
 
-type Reply = { status: number; headers?: Record<string, string>; body?: string };
+type Reply = { status: number; headers?: Record<string, string>; body?: string; stream?: Readable };
+
+/** A GET stream the fake upstream opened: the test writes its events and ends it. */
+export interface FakeStream {
+  readonly sessionId: string;
+  readonly body: PassThrough;
+  /** Send one JSON-RPC message as an SSE event. */
+  send(message: object): void;
+}
 
 /** A point where the test holds matching requests until it releases them. */
 export interface Gate {
@@ -46,6 +54,12 @@ export class FakeUpstream implements UpstreamClient {
   rotate = false;
   /** The server capabilities its InitializeResult declares. */
   capabilities: Record<string, unknown> = {};
+  /** Answer GET with an event stream (false: 405, as a server without GET streams does). */
+  getStreams = true;
+  /** Answer GET on a live session with this status and a JSON-RPC error (undefined: a stream). */
+  getRefusal: number | undefined;
+  /** Every GET stream opened, oldest first. */
+  readonly streams: FakeStream[] = [];
   private gates: { match: (seen: Seen) => boolean; held: (() => void)[]; waiters: (() => void)[]; count: number; open: boolean }[] = [];
 
   /** Forget every session, as a restarted server does. */
@@ -118,6 +132,13 @@ export class FakeUpstream implements UpstreamClient {
       return { status: 200, headers: { 'mcp-session-id': id }, body: JSON.stringify({ jsonrpc: '2.0', id: body.id, result }) };
     }
     if (sid === undefined || !this.sessions.has(sid)) return notFound();
+    if (request.method === 'GET') {
+      if (!this.getStreams) return { status: 405 };
+      if (this.getRefusal !== undefined) return { status: this.getRefusal, headers: { 'www-authenticate': 'Bearer' }, body: '{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"refused"}}' };
+      const stream = new PassThrough();
+      this.streams.push({ sessionId: sid, body: stream, send: (message) => void stream.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`) });
+      return { status: 200, headers: { 'content-type': 'text/event-stream' }, stream };
+    }
     if (body?.method === 'notifications/initialized') {
       this.initializedSessions.add(sid);
       return { status: 202 };
@@ -154,7 +175,7 @@ function respond(reply: Reply): UpstreamResponse {
   return {
     statusCode: reply.status,
     headers: { 'content-type': 'application/json', ...reply.headers },
-    body: Readable.from(reply.body === undefined ? [] : [Buffer.from(reply.body)]),
+    body: reply.stream ?? Readable.from(reply.body === undefined ? [] : [Buffer.from(reply.body)]),
   };
 }
 

@@ -130,6 +130,11 @@ export interface Fixture extends Proc {
   advance(ms: number): Promise<void>;
   /** Switch fixture faults: hang, refuseInitialize, sessionIdOverride, delayMs, getStatus. */
   fault(settings: Record<string, string>): Promise<void>;
+  /**
+   * Change the server's tool, prompt or resource list, or a resource (`updated`, with its URI):
+   * every live session hears of it on its GET stream. How many sessions it was sent to.
+   */
+  notify(kind: 'tools' | 'prompts' | 'resources' | 'updated', uri?: string): Promise<number>;
 }
 
 export interface FixtureStats {
@@ -155,6 +160,11 @@ export interface FixtureStats {
   waitsCancelled: number;
   postsReceived: number;
   gateWaiters: number;
+  gets: number;
+  getsOpen: number;
+  subscribes: string[];
+  unsubscribes: string[];
+  notified: number;
 }
 
 export async function startFixture(
@@ -197,6 +207,7 @@ export async function startFixture(
     release: async () => void (await admin('release')),
     advance: async (ms) => void (await admin(`advance?ms=${ms}`)),
     fault: async (settings) => void (await admin(`fault?${new URLSearchParams(settings)}`)),
+    notify: async (kind, uri) => ((await admin(`notify?${new URLSearchParams({ kind, ...(uri === undefined ? {} : { uri }) })}`)) as { sent: number }).sent,
   };
 }
 

@@ -26,9 +26,11 @@
  *
  * Not failures (the suite's WARNING, a SHOULD): sep-2164-resource-not-found's `sep-2164-data-uri`
  * (the v1 SDK answers an unknown resource -32602 without `data.uri`; the proxy passes data as the
- * upstream sent it). SKIPPED: server-stateless's subscriptions/listen checks (the proxy's
- * server/discover advertises no listChanged/subscribe, so listen does not apply; issue 12).
- * server-stateless's -32021 checks pass: the fixture's test_missing_capability asks for sampling
+ * upstream sent it). server-stateless's subscriptions/listen checks run and must succeed (asserted
+ * by id below, so that a SKIPPED cannot pass for them): discover declares the upstream's
+ * listChanged flags, listen is served on the pooled session's GET stream, and the fixture's
+ * test_trigger_tool_change / test_trigger_prompt_change make every upstream session hear a list
+ * change. server-stateless's -32021 checks pass: the fixture's test_missing_capability asks for sampling
  * with a server→client request, which the proxy turns into 400 -32021 for a client that did not
  * declare sampling.
  *
@@ -80,6 +82,15 @@ const APPLICABLE = [
  */
 const KNOWN_GAPS: Readonly<Record<string, readonly string[]>> = {};
 
+/** server-stateless's subscriptions/listen checks: each must be a SUCCESS, not merely not a FAILURE. */
+const LISTEN_CHECKS = [
+  'sep-2575-server-sends-subscription-ack',
+  'sep-2575-server-tags-subscription-id',
+  'sep-2575-server-honors-notification-filter',
+  'sep-2575-server-sends-prompts-list-changed-on-subscription',
+  'sep-2575-server-sends-tools-list-changed-on-subscription',
+] as const;
+
 interface Check {
   readonly id: string;
   readonly status: 'SUCCESS' | 'FAILURE' | 'WARNING' | 'SKIPPED' | 'INFO';
@@ -130,5 +141,11 @@ describe('conformance 2026-07-28: the proxy in front of a legacy upstream', () =
     const known = KNOWN_GAPS[scenario] ?? [];
     const failed = checks!.filter((c) => c.status === 'FAILURE' && !known.includes(c.id));
     expect(failed.map((c) => `${c.id}: ${c.errorMessage ?? ''}`)).toEqual([]);
+  });
+
+  it.each(LISTEN_CHECKS)('server-stateless: %s succeeds (subscriptions/listen over the legacy GET stream)', (id) => {
+    const check = run.checks.get('server-stateless')?.find((c) => c.id === id);
+    expect(check, `no ${id} check:\n${run.output}`).toBeDefined();
+    expect({ id, status: check!.status, error: check!.errorMessage }).toEqual({ id, status: 'SUCCESS', error: undefined });
   });
 });

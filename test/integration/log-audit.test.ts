@@ -30,8 +30,13 @@ describe('logs never carry a raw session id, credential or cookie, at any level'
       // A 2026-07-28 client on a pooled upstream session, across a loss, and a sessionless caller.
       const modern = await connectModern(proxy.url, `audited-modern-${mode}`, { headers: { authorization: TOKEN, cookie: COOKIE } });
       expect(await modernCallText(modern, 'echo', { text: 'm1' })).toBe('m1');
+      // Listening on the pooled session's GET stream, through the loss (the replay renews the stream).
+      const regained = new Promise<void>((resolve) => modern.client.setNotificationHandler('notifications/tools/list_changed', () => resolve()));
+      const subscription = await modern.client.listen({ toolsListChanged: true, resourceSubscriptions: ['test://readme'] });
       await upstream.drop();
       expect(await modernCallText(modern, 'echo', { text: 'm2' })).toBe('m2');
+      await regained;
+      await subscription.close();
       await modern.close();
       const sessionless = await fetch(proxy.url, {
         method: 'POST',
@@ -82,6 +87,7 @@ describe('logs never carry a raw session id, credential or cookie, at any level'
     // The audit is only meaningful if the proxy really logged the story, with fingerprints.
     expect(output).toMatch(/"level":10/); // trace lines were written
     expect(output).toContain('upstream session re-established');
+    expect(output).toContain('the upstream session was re-established; reopening it');
     expect(output).toContain('session deleted by client');
     expect(output).toMatch(/"sid":"fp:[0-9a-f]{12}"/);
     expect(output).toContain('malformed HTTP request');

@@ -566,9 +566,9 @@ describe('discoverResult: server/discover from the upstream InitializeResult', (
       resultType: 'complete',
       supportedVersions: ['2026-07-28'],
       capabilities: {
-        tools: {},
-        prompts: {},
-        resources: {},
+        tools: { listChanged: true },
+        prompts: { listChanged: true },
+        resources: { subscribe: true, listChanged: true },
         logging: {},
         completions: {},
         experimental: { 'com.example/x': {} },

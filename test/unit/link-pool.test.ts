@@ -116,6 +116,19 @@ describe('the pool is bounded, and what leaves it is ended upstream', () => {
     await expect.poll(() => upstream.deletes().map((s) => s.sessionId)).toEqual(['upstream-1']);
   });
 
+  it('touch() restarts the idle clock (a link with listeners stays pooled), and counts no lookup', async () => {
+    const { pool, advance, metrics } = harness();
+    const link = pool.link(entry());
+    await ok(link.send(call(1)));
+    for (let i = 0; i < 3; i++) {
+      advance(40_000);
+      pool.touch(entry());
+    }
+    expect(pool.link(entry())).toBe(link);
+    expect(link.kind).toBe('live');
+    expect(metrics.pool).toEqual(['miss', 'hit']);
+  });
+
   it('clear() ends every pooled session', async () => {
     const { pool, upstream } = harness();
     const links = [pool.link(entry()), pool.link(entry({ credential: Buffer.from('b') }))];

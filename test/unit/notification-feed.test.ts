@@ -1,0 +1,262 @@
+/**
+ * The notification feed of a pooled upstream session (upstream/notifications.ts): one GET stream
+ * shared by every listener, resource subscriptions counted per URI, recovery after the stream or
+ * the session is lost, and the end of the link. In-memory upstream; no sockets, no sleeping.
+ */
+import { describe, expect, it } from 'vitest';
+import type { FeedEvent } from '../../src/mcp/subscriptions.js';
+import { Cancellation } from '../../src/upstream/client.js';
+import { UpstreamLink, type Outgoing } from '../../src/upstream/link.js';
+import { createNotificationFeeds, type FeedListener } from '../../src/upstream/notifications.js';
+import { fakeLinkDeps, FakeUpstream } from '../helpers/fake-upstream.js';
+import pino from 'pino';
+
+const HEADERS = { authorization: 'Bearer t' };
+
+function harness() {
+  const upstream = new FakeUpstream();
+  upstream.capabilities = { tools: { listChanged: true }, resources: { subscribe: true } };
+  const { deps } = fakeLinkDeps(upstream);
+  const link = new UpstreamLink(deps, JSON.stringify({ protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } }), {
+    kind: 'pooled',
+    protocolVersion: '2025-11-25',
+    logLevel: undefined,
+  });
+  let time = 0;
+  const delays: number[] = [];
+  const feeds = createNotificationFeeds({
+    log: pino({ level: 'silent' }),
+    now: () => time,
+    retryDelayMs: (attempt) => {
+      delays.push(attempt);
+      return 0;
+    },
+  });
+  return { upstream, link, feeds, delays, advance: (ms: number) => void (time += ms) };
+}
+
+/** A listener that records what the feed tells it, and lets a test wait for it. */
+function listener(uris: string[] = []) {
+  const heard: FeedEvent[] = [];
+  let gaps = 0;
+  let ended = false;
+  const waiting: Array<() => void> = [];
+  const wake = () => {
+    for (const w of waiting.splice(0)) w();
+  };
+  const l: FeedListener & { heard: FeedEvent[]; gaps(): number; ended(): boolean; changed(): Promise<void> } = {
+    honoured: uris.length > 0 ? { toolsListChanged: true, resourceSubscriptions: uris } : { toolsListChanged: true },
+    hear: (event) => {
+      heard.push(event);
+      wake();
+    },
+    gap: () => {
+      gaps++;
+      wake();
+    },
+    end: () => {
+      ended = true;
+      wake();
+    },
+    heard,
+    gaps: () => gaps,
+    ended: () => ended,
+    changed: () => new Promise<void>((resolve) => waiting.push(resolve)),
+  };
+  return l;
+}
+
+const toolsChanged = { jsonrpc: '2.0', method: 'notifications/tools/list_changed' };
+const rpc = (upstream: FakeUpstream, method: string) => upstream.seen.filter((s) => s.rpcMethod === method);
+const gets = (upstream: FakeUpstream) => upstream.seen.filter((s) => s.httpMethod === 'GET');
+
+function call(id: number): Outgoing {
+  return {
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: `{"jsonrpc":"2.0","id":${id},"method":"tools/list"}`,
+    initialized: false,
+    versionFromLink: true,
+    cancel: new Cancellation(),
+    replayed: undefined,
+  };
+}
+
+describe('one GET stream per pooled upstream session', () => {
+  it('opens it for the first listener, shares it, fans every message out, and closes it after the last', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener();
+    const b = listener(['test://x']);
+    const feed = feeds.of(link);
+    expect(await Promise.all([feed.join(a, HEADERS), feeds.of(link).join(b, HEADERS)])).toEqual(['listening', 'listening']);
+    expect(gets(upstream)).toHaveLength(1);
+    expect(gets(upstream)[0]!.authorization).toBe('Bearer t');
+    expect(upstream.count('initialize')).toBe(1);
+    expect(rpc(upstream, 'resources/subscribe')).toHaveLength(1);
+
+    const heard = Promise.all([a.changed(), b.changed()]);
+    upstream.streams[0]!.send(toolsChanged);
+    await heard;
+    expect(a.heard).toEqual([{ kind: 'list-changed', list: 'tools', params: undefined }]);
+    expect(b.heard).toEqual(a.heard);
+
+    feed.leave(a);
+    expect(upstream.streams[0]!.body.destroyed).toBe(false);
+    feed.leave(b);
+    expect(upstream.streams[0]!.body.destroyed).toBe(true);
+    expect(feeds.size).toBe(0);
+    // The last listener of the URI unsubscribes it.
+    await Promise.resolve();
+    expect(rpc(upstream, 'resources/unsubscribe')).toHaveLength(1);
+  });
+
+  it('subscribes a URI once however many listeners want it, and unsubscribes it when the last of them leaves', async () => {
+    const { upstream, link, feeds } = harness();
+    const feed = feeds.of(link);
+    const a = listener(['test://x', 'test://y']);
+    const b = listener(['test://x']);
+    await feed.join(a, HEADERS);
+    await feed.join(b, HEADERS);
+    expect(rpc(upstream, 'resources/subscribe').map((s) => s.rpcId)).toHaveLength(2);
+    feed.leave(a);
+    await Promise.resolve();
+    // y had only a; x still has b.
+    expect(rpc(upstream, 'resources/unsubscribe')).toHaveLength(1);
+    feed.leave(b);
+    await Promise.resolve();
+    expect(rpc(upstream, 'resources/unsubscribe')).toHaveLength(2);
+  });
+
+  it('answers a server request on the stream with an error (nobody can take it)', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener();
+    await feeds.of(link).join(a, HEADERS);
+    const heard = a.changed();
+    upstream.streams[0]!.send({ jsonrpc: '2.0', id: 'srv-1', method: 'ping' });
+    upstream.streams[0]!.send(toolsChanged);
+    await heard;
+    // The refusal is a POST carrying the server's own request id.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(upstream.seen.some((s) => s.httpMethod === 'POST' && s.rpcId === 'srv-1')).toBe(true);
+    expect(a.heard).toEqual([{ kind: 'list-changed', list: 'tools', params: undefined }]);
+  });
+
+  it('reports no stream when the upstream offers none (405)', async () => {
+    const { upstream, link, feeds } = harness();
+    upstream.getStreams = false;
+    const a = listener();
+    expect(await feeds.of(link).join(a, HEADERS)).toBe('no-stream');
+    expect(feeds.size).toBe(0);
+  });
+});
+
+describe('an upstream refusing the stream', () => {
+  it('fails the first listener with the refusal: an auth challenge as the upstream sent it, anything else as 502', async () => {
+    const { upstream, link, feeds } = harness();
+    upstream.getRefusal = 401;
+    await expect(feeds.of(link).join(listener(), HEADERS)).rejects.toMatchObject({ name: 'UpstreamAnswer', status: 401 });
+    expect(feeds.size).toBe(0);
+    upstream.getRefusal = 500;
+    await expect(feeds.of(link).join(listener(), HEADERS)).rejects.toMatchObject({ reason: 'UPSTREAM_UNAVAILABLE', detail: { upstreamStatus: 500 } });
+    upstream.getRefusal = undefined;
+    expect(await feeds.of(link).join(listener(), HEADERS)).toBe('listening');
+  });
+
+  it('keeps retrying a recovery the upstream refuses, until it accepts', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener();
+    await feeds.of(link).join(a, HEADERS);
+    upstream.getRefusal = 503;
+    const gap = a.changed();
+    upstream.streams[0]!.body.end();
+    // Two refusals, then the upstream takes the stream again.
+    await expect.poll(() => gets(upstream).length).toBeGreaterThanOrEqual(3);
+    upstream.getRefusal = undefined;
+    await gap;
+    expect(a.gaps()).toBe(1);
+    expect(upstream.streams).toHaveLength(2);
+  });
+});
+
+describe('recovery', () => {
+  it('reopens a stream that ended on a session the upstream forgot: replays initialize, subscribes again, tells each listener of the gap', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener(['test://x']);
+    await feeds.of(link).join(a, HEADERS);
+    upstream.forgetAll();
+    const gap = a.changed();
+    upstream.streams[0]!.body.end();
+    await gap;
+    expect(a.gaps()).toBe(1);
+    expect(upstream.count('initialize')).toBe(2);
+    expect(gets(upstream)).toHaveLength(3); // the lost one, the one that met the loss, the new one
+    expect(upstream.streams).toHaveLength(2);
+    expect(upstream.streams[1]!.sessionId).not.toBe(upstream.streams[0]!.sessionId);
+    expect(rpc(upstream, 'resources/subscribe').map((s) => s.sessionId)).toEqual([upstream.streams[0]!.sessionId, upstream.streams[1]!.sessionId]);
+    // The new stream is the one listened to.
+    const heard = a.changed();
+    upstream.streams[1]!.send(toolsChanged);
+    await heard;
+    expect(a.heard).toHaveLength(1);
+  });
+
+  it('reopens a stream that lived long at once, and backs off more each time streams end as soon as they open', async () => {
+    const { upstream, link, feeds, delays, advance } = harness();
+    const a = listener();
+    await feeds.of(link).join(a, HEADERS);
+    advance(60_000);
+    let gap = a.changed();
+    upstream.streams[0]!.body.end();
+    await gap;
+    expect(delays).toEqual([]);
+    for (let i = 1; i <= 3; i++) {
+      gap = a.changed();
+      upstream.streams.at(-1)!.body.end();
+      await gap;
+    }
+    // Three short-lived streams in a row: pauses growing with the count.
+    expect(delays).toEqual([1, 2, 3]);
+    expect(a.gaps()).toBe(4);
+  });
+
+  it('moves to the new upstream session when another request re-establishes it (the old stream hears nothing more)', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener();
+    await feeds.of(link).join(a, HEADERS);
+    upstream.forgetAll();
+    const gap = a.changed();
+    // A request meets the loss and replays; the old GET stream is still open (nobody closed it).
+    const answer = await link.send(call(1));
+    expect(answer!.response.statusCode).toBe(200);
+    await gap;
+    expect(a.gaps()).toBe(1);
+    expect(upstream.streams[0]!.body.destroyed).toBe(true);
+    expect(upstream.streams.at(-1)!.sessionId).toBe(rpc(upstream, 'tools/list').at(-1)!.sessionId);
+  });
+
+  it('ends its listeners gracefully when the upstream comes back without GET streams', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener();
+    await feeds.of(link).join(a, HEADERS);
+    upstream.getStreams = false;
+    const ended = a.changed();
+    upstream.streams[0]!.body.end();
+    await ended;
+    expect(a.ended()).toBe(true);
+    expect(a.gaps()).toBe(0);
+    expect(feeds.size).toBe(0);
+  });
+
+  it('ends every listener when the link ends (evicted, expired, shut down)', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener();
+    const b = listener();
+    const feed = feeds.of(link);
+    await feed.join(a, HEADERS);
+    await feed.join(b, HEADERS);
+    await link.end();
+    expect([a.ended(), b.ended()]).toEqual([true, true]);
+    expect(upstream.streams[0]!.body.destroyed).toBe(true);
+    expect(feeds.size).toBe(0);
+    await expect(feeds.of(link).join(listener(), HEADERS)).rejects.toThrow();
+  });
+});
