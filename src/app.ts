@@ -16,14 +16,17 @@ import { gatePolicyOf, normalizePath, pathOf } from './proxy/gate.js';
 import { healthRoutes } from './proxy/health.js';
 import { endStreams, type OpenStreams } from './proxy/reply.js';
 import { installRequestHooks } from './proxy/request-hooks.js';
+import { createMrtr, type Exchange } from './proxy/mrtr.js';
 import { createMcpEndpoint, type McpEndpoint } from './proxy/routes.js';
 import { createCredentialBinding } from './session/binding.js';
 import { createFingerprint } from './session/ids.js';
 import { createSealer, deriveKeys, type Sealer } from './session/sealing.js';
+import { createRequestStateCodec, randomStateKey } from './session/request-state.js';
 import { createSessionStore, createTerminatedIds } from './session/store.js';
 import { createUpstreamClient } from './upstream/client.js';
 import { createEraProbe } from './upstream/era-probe.js';
 import type { LinkDeps } from './upstream/link.js';
+import { createParkedExchanges } from './upstream/parked.js';
 import { createLinkPool } from './upstream/pool.js';
 
 const SERVER_KEEP_ALIVE_MS = 72_000;
@@ -109,6 +112,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   });
   const openStreams: OpenStreams = new Map();
+  // MRTR: with a secret every replica opens the requestStates another sealed; without one only
+  // this process can (README "MRTR").
+  const parked = createParkedExchanges<Exchange>({ max: config.mrtrMaxParked, timeoutMs: config.mrtrParkTimeoutMs });
+  const mrtr = createMrtr({
+    codec: createRequestStateCodec({ key: keys[0]?.requestState ?? (await randomStateKey()), ttlMs: config.mrtrStateTtlMs }),
+    parked,
+    binding,
+    log: logger,
+    metrics,
+  });
 
   // Closing: Node's server.close() drops the connections idle at that moment only; a keep-alive
   // connection whose answer finishes later would hold the process for its whole idle timeout.
@@ -129,6 +142,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     sealer,
     terminated: createTerminatedIds(config.maxSessions),
     openStreams,
+    mrtr,
     closing: () => closing,
   });
 
@@ -165,6 +179,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('preClose', async () => {
     closing = true;
     endStreams(openStreams);
+    // Parked MRTR exchanges: their upstream requests get an error answer and a cancellation.
+    parked.clear();
     // Pooled upstream sessions are the proxy's own: end them upstream (their DELETEs finish
     // before the upstream client closes).
     pool.clear();

@@ -109,6 +109,10 @@ export const PROXY_ERRORS = {
   MODERN_MISSING_CAPABILITY: { status: 400, code: -32021, message: 'Missing required client capabilities' },
   // 404 for removed and unknown methods: the status a v2 server gives its dispatch's -32601.
   MODERN_METHOD_NOT_FOUND: { status: 404, code: -32601, message: 'Method not found' },
+  // MRTR retries (proxy/mrtr.ts). In-band (HTTP 200) as a v2 server's handler-level -32602 is; the
+  // message is the v2 server's frozen one for a requestState that fails verification.
+  MRTR_INVALID_STATE: { status: 200, code: -32602, message: 'Invalid or expired requestState' },
+  MRTR_INVALID_PARAMS: { status: 200, code: -32602, message: 'Invalid params: inputResponses or requestState is malformed' },
 } as const satisfies Record<string, ProxyErrorSpec>;
 
 export type ProxyErrorReason = keyof typeof PROXY_ERRORS;

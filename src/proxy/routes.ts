@@ -26,6 +26,7 @@ import type { Config } from '../config.js';
 import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
 import { classifyEra, isPlainLegacy, MCP_METHOD_HEADER, MCP_NAME_HEADER, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
+import { INPUT_REQUIRED_METHODS } from '../mcp/input-required.js';
 import { classifyBody, isEventStream, parseJson, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
 import {
   answerBodyOf,
@@ -46,6 +47,7 @@ import { verdictOf, type EraProbe } from '../upstream/era-probe.js';
 import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
 import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
+import type { Mrtr } from './mrtr.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
@@ -71,6 +73,8 @@ export interface McpEndpointDeps extends TrackingDeps {
   readonly openStreams: OpenStreams;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** 2026-07-28 requests whose legacy upstream asks the client something (input_required). */
+  readonly mrtr: Mrtr;
   /** True once shutdown has started: new requests are refused (503) so the server can drain. */
   readonly closing: () => boolean;
 }
@@ -89,7 +93,7 @@ export interface McpEndpoint {
 }
 
 export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
-  const { config, store, links, pool, eraProbe, fingerprint, binding, sealer, terminated, openStreams, metrics, log } = deps;
+  const { config, store, links, pool, eraProbe, fingerprint, binding, sealer, terminated, openStreams, metrics, log, mrtr } = deps;
   const policy = gatePolicyOf(config);
   const flows: Record<McpFlow, (call: Call) => Promise<void>> = {
     POST: post,
@@ -174,10 +178,17 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     }
     // Not served yet (discover advertises no listChanged or subscribe, so clients do not ask).
     if (method === 'subscriptions/listen') throw new ProxyError('MODERN_METHOD_NOT_FOUND');
-    const upstreamId = link.nextRequestId();
     const clientProgressToken = progressTokenOf(params);
+    // MRTR (proxy/mrtr.ts): a retry may continue a parked upstream exchange; a run of these
+    // methods may be asked questions, which become input_required.
+    const round = INPUT_REQUIRED_METHODS.has(method) ? await mrtr.begin(call, method, params) : undefined;
+    if (round?.kind === 'resume') {
+      const { logLevel, clientCapabilities } = envelope;
+      return mrtr.resume(call, round, { method, clientId: message.id, clientProgressToken, logLevel, serverInfo: link.serverInfo, clientCapabilities }, headers);
+    }
+    const upstreamId = link.nextRequestId();
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
-    const out = outgoing(call, headers, toLegacyRequest(method, params, upstreamId, upstreamProgressToken));
+    const out = outgoing(call, headers, toLegacyRequest(method, round?.params ?? params, upstreamId, upstreamProgressToken));
     let answer: Answer;
     try {
       answer = (await sendOn(call, link, out))!;
@@ -203,6 +214,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       serverInfo: link.serverInfo,
       clientCapabilities: envelope.clientCapabilities,
     };
+    if (round !== undefined && !Buffer.isBuffer(answer.payload) && isEventStream(answer.response.headers['content-type'])) {
+      return mrtr.relay(call, round, context, link, headers, answer.payload);
+    }
     return relayTranslated(call, link, headers, answer, context, (m) => toModernMessage(m, context));
   }
 
