@@ -278,7 +278,7 @@ export class Exchange {
   }
 
   /** Parkable: the registry ends it (deadline, shutdown, upstream closed). */
-  end(reason: ParkEndReason | 'full' | 'client-closed'): void {
+  end(reason: ParkEndReason | 'full' | 'client-closed' | 'missing-capability'): void {
     if (this.state === 'done') return;
     this.state = 'done';
     const message = reason === 'timeout' ? 'the client did not answer in time' : `the request ended (${reason})`;
@@ -354,7 +354,7 @@ export class Exchange {
     if (typeof declared !== 'object' || declared === null) {
       // Never sent to the client: refused upstream, and the client's request fails with -32021.
       this.toUpstream({ jsonrpc: '2.0', id, error: { code: -32601, message: `${method} is not available: the client did not declare ${capability}` } });
-      this.end('client-closed');
+      this.end('missing-capability');
       sink.fail(
         new ProxyError('MODERN_MISSING_CAPABILITY', {
           detail: { message: `Missing required client capabilities: ${capability}`, data: { requiredCapabilities: { [capability]: {} } } },
@@ -403,7 +403,12 @@ export class Exchange {
   }
 
   private upstreamEnded(failed: boolean): void {
-    this.parser.feed(this.decoder.end());
+    if (this.state === 'relaying' || this.state === 'collecting') {
+      // A stream cut after its last event has no trailing blank line: end the line and the event.
+      this.parser.feed(this.decoder.end());
+      this.parser.feed('\n\n');
+      this.sink?.flush();
+    }
     if (this.state === 'done') return;
     if ((this.state === 'parking' || this.state === 'parked') && this.handle !== undefined) {
       this.deps.parked.closed(this.handle);
