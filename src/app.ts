@@ -85,7 +85,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     resetRetryWindowMs: config.resetRetryWindowMs,
   });
   // The store is created below; the gauge reads its size when scraped.
-  const metrics = createMetrics(config.metricsEnabled, () => store.size, () => pool.size);
+  const metrics = createMetrics(config.metricsEnabled, () => store.size, () => pool.size, () => parked.size);
   const eraProbe = createEraProbe(upstream, config.upstreamEra, logger, config.upstreamTimeoutMs);
   const links: LinkDeps = {
     upstream,

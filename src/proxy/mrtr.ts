@@ -46,7 +46,7 @@ import {
 } from '../mcp/input-required.js';
 import { isJsonRpcMessage, parseJson } from '../mcp/protocol.js';
 import { toModernMessage, type AnswerContext } from '../mcp/translate.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { InputRequiredEvent, Metrics } from '../observability/metrics.js';
 import type { CredentialBinding } from '../session/binding.js';
 import type { RequestStateCodec } from '../session/request-state.js';
 import type { UpstreamHeaders } from '../upstream/client.js';
@@ -107,13 +107,18 @@ export function createMrtr(deps: MrtrDeps): Mrtr {
       const bound = state?.credential === undefined ? undefined : Buffer.from(state.credential, 'base64url');
       if (state === undefined || state.request !== request || !binding.matches(bound, call.req.headers)) {
         deps.log.debug({ reason: opened.ok ? 'binding' : opened.reason }, 'requestState refused');
+        deps.metrics.inputRequired('refused');
         throw new ProxyError('MRTR_INVALID_STATE');
       }
       const knowledge: Knowledge = { asked: state.asked, answers: state.answers, responses: read.responses };
       if (state.parked !== undefined) {
         const exchange = parked.claim(state.parked.handle, state.parked.round);
-        if (exchange !== undefined) return { kind: 'resume', exchange, knowledge };
+        if (exchange !== undefined) {
+          deps.metrics.inputRequired('continued');
+          return { kind: 'resume', exchange, knowledge };
+        }
       }
+      deps.metrics.inputRequired('rerun');
       return { kind: 'run', params: read.params, knowledge, request, credential };
     },
     resume(call, begun, ctx, headers) {
@@ -278,7 +283,7 @@ export class Exchange {
   }
 
   /** Parkable: the registry ends it (deadline, shutdown, upstream closed). */
-  end(reason: ParkEndReason | 'full' | 'client-closed' | 'missing-capability'): void {
+  end(reason: ExchangeEndReason): void {
     if (this.state === 'done') return;
     this.state = 'done';
     const message = reason === 'timeout' ? 'the client did not answer in time' : `the request ended (${reason})`;
@@ -288,6 +293,8 @@ export class Exchange {
     this.pending.clear();
     this.toUpstream({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.upstreamId, reason: message } });
     this.payload.destroy();
+    const event = ENDED_EVENTS[reason];
+    if (event !== undefined) this.deps.metrics.inputRequired(event);
     this.deps.log.info({ link: this.link.label, reason }, 'upstream exchange of an input_required request ended');
   }
 
@@ -398,6 +405,7 @@ export class Exchange {
     }
     if (this.state === 'parking') this.state = 'parked';
     this.sink = undefined;
+    this.deps.metrics.inputRequired('input_required');
     const result = inputRequiredResult(questions, token, sink.ctx.serverInfo, ENVELOPE.serverInfo);
     sink.finish({ jsonrpc: '2.0', id: sink.ctx.clientId, result });
   }
@@ -424,6 +432,17 @@ export class Exchange {
     void this.link.notify(JSON.stringify(message), this.headers);
   }
 }
+
+type ExchangeEndReason = ParkEndReason | 'full' | 'client-closed' | 'missing-capability';
+// The refusal of an undeclared capability is counted as such by the client's -32021 answer.
+const ENDED_EVENTS: Readonly<Record<ExchangeEndReason, InputRequiredEvent | undefined>> = {
+  timeout: 'ended_timeout',
+  full: 'ended_full',
+  'client-closed': 'ended_client_closed',
+  'upstream-closed': 'ended_upstream_closed',
+  shutdown: 'ended_shutdown',
+  'missing-capability': undefined,
+};
 
 /** The error a legacy server request gets when no client answer will come. */
 const UPSTREAM_ANSWER_ERROR = -32000;

@@ -131,6 +131,18 @@ describe('one proxy: the retry continues the parked upstream exchange', () => {
     expect(result.resultType).toBe('input_required');
     expect(Object.values(result.inputRequests).map((r) => r.method).sort()).toEqual(['elicitation/create', 'roots/list', 'sampling/createMessage']);
     expect(typeof result.requestState).toBe('string');
+    // One retry answers all three.
+    const answers: Record<string, object> = {};
+    for (const [key, request] of Object.entries(result.inputRequests)) {
+      answers[key] =
+        request.method === 'elicitation/create'
+          ? { action: 'accept', content: { name: 'Raw' } }
+          : request.method === 'roots/list'
+            ? { roots: [{ uri: 'file:///raw' }] }
+            : { model: 'm', role: 'assistant', content: { type: 'text', text: 'Yo' } };
+    }
+    const done = await retry(proxy.url, 'ask-all', result.requestState, answers);
+    expect(done.messages.at(-1)).toMatchObject({ id: 2, result: { resultType: 'complete', content: [{ text: 'Raw | Yo | file:///raw' }] } });
 
     const c = await connectAsking(proxy.url, 'three-at-once');
     expect(await callText(c, 'ask-all')).toBe('Alice | Hi there | file:///work');
@@ -207,6 +219,11 @@ describe('a client that never answers', () => {
     const done = await retry(proxy.url, 'ask-name', state, { [key]: { action: 'accept', content: { name: 'Late' } } });
     expect(done.messages.at(-1)).toMatchObject({ result: { resultType: 'complete', content: [{ text: 'Hello, Late!' }] } });
     expect((await upstream.stats()).toolRuns['ask-name']).toBe(2);
+    const metrics = await (await fetch(`${proxy.origin}/metrics`)).text();
+    expect(metrics).toMatch(/^mcp_session_proxy_input_required_total\{event="input_required"\} 1$/m);
+    expect(metrics).toMatch(/^mcp_session_proxy_input_required_total\{event="ended_timeout"\} 1$/m);
+    expect(metrics).toMatch(/^mcp_session_proxy_input_required_total\{event="rerun"\} 1$/m);
+    expect(metrics).toMatch(/^mcp_session_proxy_parked_exchanges 0$/m);
   });
 
   it('with no room to park (--mrtr-max-parked 0), the retry re-runs the request', async () => {
