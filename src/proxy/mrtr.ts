@@ -263,6 +263,8 @@ export class Exchange {
     payload.on('data', (chunk: Buffer) => this.onChunk(chunk));
     payload.once('end', () => this.upstreamEnded(false));
     payload.once('error', () => this.upstreamEnded(true));
+    // Broken already (it will say nothing more).
+    if (payload.destroyed) this.upstreamEnded(true);
   }
 
   /** parked (claimed by the retry) → relaying, after the answers went upstream; or parked again. */
