@@ -78,7 +78,20 @@ export type RoundContext = Omit<AnswerContext, 'upstreamId' | 'upstreamProgressT
 /** Where a round starts: a parked exchange to continue, or a (re-)run of the request. */
 export type Begun =
   | { readonly kind: 'resume'; readonly exchange: Exchange; readonly knowledge: Knowledge }
-  | { readonly kind: 'run'; readonly params: Obj; readonly knowledge: Knowledge; readonly request: string; readonly credential: string | undefined };
+  | {
+      readonly kind: 'run';
+      /** The params for the upstream (without inputResponses and requestState). */
+      readonly params: Obj;
+      readonly knowledge: Knowledge;
+      /** What a requestState is bound to; computed when a state is first needed (most calls ask nothing). */
+      readonly binding: () => StateBinding;
+    };
+
+/** The request digest and credential digest (base64url) a requestState carries. */
+interface StateBinding {
+  readonly request: string;
+  readonly credential: string | undefined;
+}
 
 export interface Mrtr {
   /** Read and check a request's MRTR params (and its requestState): throws the 2026 errors. */
@@ -97,15 +110,16 @@ export function createMrtr(deps: MrtrDeps): Mrtr {
       if (read.kind === 'invalid') {
         throw new ProxyError('MRTR_INVALID_PARAMS', { detail: { message: `Invalid params: ${read.field} is malformed` } });
       }
-      const request = requestDigestOf(method, read.params);
-      const credential = binding.of(call.req.headers)?.toString('base64url');
+      let bound: StateBinding | undefined;
+      const bindingOf = () =>
+        (bound ??= { request: requestDigestOf(method, read.params), credential: binding.of(call.req.headers)?.toString('base64url') });
       if (read.requestState === undefined) {
-        return { kind: 'run', params: read.params, knowledge: { asked: {}, answers: {}, responses: read.responses }, request, credential };
+        return { kind: 'run', params: read.params, knowledge: { asked: {}, answers: {}, responses: read.responses }, binding: bindingOf };
       }
       const opened = await codec.open(read.requestState);
       const state = opened.ok ? opened.state : undefined;
-      const bound = state?.credential === undefined ? undefined : Buffer.from(state.credential, 'base64url');
-      if (state === undefined || state.request !== request || !binding.matches(bound, call.req.headers)) {
+      const credential = state?.credential === undefined ? undefined : Buffer.from(state.credential, 'base64url');
+      if (state === undefined || state.request !== bindingOf().request || !binding.matches(credential, call.req.headers)) {
         deps.log.debug({ reason: opened.ok ? 'binding' : opened.reason }, 'requestState refused');
         deps.metrics.inputRequired('refused');
         throw new ProxyError('MRTR_INVALID_STATE');
@@ -119,7 +133,7 @@ export function createMrtr(deps: MrtrDeps): Mrtr {
         }
       }
       deps.metrics.inputRequired('rerun');
-      return { kind: 'run', params: read.params, knowledge, request, credential };
+      return { kind: 'run', params: read.params, knowledge, binding: bindingOf };
     },
     resume(call, begun, ctx, headers) {
       begun.exchange.resume(new Sink(call, begun.exchange.contextFor(ctx), deps), begun.knowledge, headers);
@@ -228,8 +242,7 @@ export class Exchange {
   private readonly parser: EventSourceParser;
   private readonly upstreamId: string;
   private readonly upstreamProgressToken: string | undefined;
-  private readonly request: string;
-  private readonly credential: string | undefined;
+  private readonly binding: () => StateBinding;
 
   constructor(
     private readonly deps: MrtrDeps,
@@ -241,8 +254,7 @@ export class Exchange {
   ) {
     this.upstreamId = ctx.upstreamId;
     this.upstreamProgressToken = ctx.upstreamProgressToken;
-    this.request = begun.request;
-    this.credential = begun.credential;
+    this.binding = begun.binding;
     this.knowledge = begun.knowledge;
     this.parser = createParser({
       onEvent: (event) => {
@@ -396,8 +408,7 @@ export class Exchange {
     let token: string;
     try {
       token = await this.deps.codec.seal({
-        request: this.request,
-        credential: this.credential,
+        ...this.binding(),
         parked: handle === undefined ? undefined : { handle, round: this.round },
         ...next,
       });
