@@ -155,6 +155,24 @@ describe('an MRTR exchange', () => {
     expect(parked.size).toBe(1);
   });
 
+  it('puts input_required at the end of the stream when progress was streamed first, progress tokens mapped back', async () => {
+    const payload = new PassThrough();
+    onRound = async (req, res, params) => {
+      const call = { req, res, tracked: tracked() };
+      const begun = await mrtr.begin(call, 'tools/call', params);
+      if (begun.kind !== 'run') throw new Error('expected a run');
+      mrtr.relay(call, begun, { ...ctx(1), clientProgressToken: 7, upstreamProgressToken: 'up-1' }, link, {}, payload);
+    };
+    const round = send(PARAMS);
+    payload.write(event({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'up-1', progress: 1 } }));
+    payload.write(elicit('s1', 'Now?'));
+    const { status, messages } = await round;
+    expect(status).toBe(200);
+    expect(messages).toHaveLength(2);
+    expect(messages[0]).toEqual({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 7, progress: 1 } });
+    expect(messages[1]).toMatchObject({ id: 1, result: { resultType: 'input_required' } });
+  });
+
   it('ends an exchange whose retry never comes: error answers, a cancellation, the stream discarded', async () => {
     const payload = new PassThrough();
     const round = firstRound(payload);
