@@ -22,7 +22,19 @@ const BASE = { 'content-type': 'application/json', accept: 'application/json, te
 async function post(body: string, sessionId?: string) {
   const headers = sessionId === undefined ? BASE : { ...BASE, 'mcp-session-id': sessionId };
   const res = await pool.request({ path: '/mcp', method: 'POST', headers, body });
-  return { status: res.statusCode, sessionId: res.headers['mcp-session-id'] as string | undefined, text: await res.body.text() };
+  return {
+    status: res.statusCode,
+    sessionId: res.headers['mcp-session-id'] as string | undefined,
+    contentType: String(res.headers['content-type'] ?? ''),
+    text: await res.body.text(),
+  };
+}
+
+/** The response's JSON: the body, or (an SDK server answers over SSE) its last event's data line. */
+function responseText(text: string, contentType: string): string {
+  if (!contentType.startsWith('text/event-stream')) return text;
+  const data = text.split('\n').filter((line) => line.startsWith('data: '));
+  return data[data.length - 1]!.slice('data: '.length);
 }
 
 const server = createServer((req, res) => {
@@ -37,7 +49,7 @@ const server = createServer((req, res) => {
       const answer = await post(JSON.stringify({ jsonrpc: '2.0', id: request.id, method: request.method, params }), opened.sessionId);
       const ended = await pool.request({ path: '/mcp', method: 'DELETE', headers: { ...BASE, 'mcp-session-id': opened.sessionId! } });
       await ended.body.dump();
-      const message = JSON.parse(answer.text) as { result?: Record<string, unknown> };
+      const message = JSON.parse(responseText(answer.text, answer.contentType)) as { result?: Record<string, unknown> };
       if (message.result) message.result.resultType = 'complete';
       const out = JSON.stringify(message);
       res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) }).end(out);

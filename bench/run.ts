@@ -14,7 +14,8 @@
  *   5. the session flood (bench/flood.ts);
  *   6. sealed ids (SESSION_SECRET): steady state with them is in 1; here, what opening one on an
  *      LRU miss costs, in-process (bench/sealed-ids.ts) and as the first call on another replica;
- *   7. MRTR (bench/mrtr.ts): a 2026-07-28 call whose legacy tool asks one question, answered at
+ *   7. 2026-07-28 clients in front of the v1 SDK server: pooled sessions vs re-origination;
+ *   8. MRTR (bench/mrtr.ts): a 2026-07-28 call whose legacy tool asks one question, answered at
  *      once, against a plain call through the same proxy, and both made directly on the upstream.
  *
  * Knobs (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_ROUNDS (3),
@@ -40,7 +41,7 @@ import { buildBaseline, startBaselineProxy } from './baseline.js';
 import { cpuMicros } from './cpu.js';
 import { runFlood } from './flood.js';
 import { runMrtrBench } from './mrtr.js';
-import { killAll, startProxy, startScript } from '../test/helpers/processes.js';
+import { killAll, startFixture, startProxy, startScript } from '../test/helpers/processes.js';
 
 const SMALL = process.env.BENCH_SMALL === '1';
 const PIN = process.env.BENCH_PIN !== '0' && canPin();
@@ -117,6 +118,8 @@ type Target = {
   modern?: true;
   /** The proxy process whose CPU time is measured; none for the upstream itself. */
   pid?: number;
+  /** The upstream process, when its CPU time per call is wanted too. */
+  upstreamPid?: number;
 };
 
 async function initialize(origin: string): Promise<string> {
@@ -147,12 +150,15 @@ async function load(target: Target, body: string, connections = CONNECTIONS) {
   // the CPU time of the warm-up, JIT compilation included, stays out of the measurement.
   if (WARMUP > 0) await autocannon({ ...options, duration: WARMUP });
   const cpuBefore = target.pid === undefined ? 0 : cpuMicros(target.pid);
+  const upstreamCpuBefore = target.upstreamPid === undefined ? 0 : cpuMicros(target.upstreamPid);
   const result = await autocannon({ ...options, duration: DURATION });
   const cpuUsed = target.pid === undefined ? undefined : cpuMicros(target.pid) - cpuBefore;
+  const upstreamCpuUsed = target.upstreamPid === undefined ? undefined : cpuMicros(target.upstreamPid) - upstreamCpuBefore;
   const requests = result.requests.total;
   return {
     reqPerSec: result.requests.average,
     cpuMicrosPerRequest: cpuUsed === undefined || requests === 0 ? null : round1(cpuUsed / requests),
+    upstreamCpuMicrosPerRequest: upstreamCpuUsed === undefined || requests === 0 ? null : round1(upstreamCpuUsed / requests),
     requests,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
@@ -470,7 +476,51 @@ const sealedIdCost = {
   sealedOverRandomThroughput: ratio('mcp-session-proxy, sealed ids', 'mcp-session-proxy'),
 };
 
-// 7. MRTR.
+// 7. 2026-07-28 clients in front of a real legacy server: the v1 SDK fixture (sdk mode: a new
+// McpServer and transport per upstream session, answers over SSE), where re-origination's
+// per-call initialize and DELETE cost what they cost in production, not next to nothing as with
+// the cheap upstream. Pooled vs re-originated, interleaved, both pinned like the other proxies;
+// the SDK server's own CPU per call is measured too.
+const sdkUpstream = await startFixture('sdk');
+const sdkProxy = await startProxy(sdkUpstream.mcpUrl, {}, '0', fileURLToPath(new URL('./results/tmp/proxy-sdk.log', import.meta.url)));
+const sdkReoriginating = await startScript('bench/reoriginating-proxy.ts', [], { UPSTREAM_ORIGIN: sdkUpstream.origin });
+pin(sdkUpstream.child.pid!, LOAD_CPUS);
+pin(sdkProxy.child.pid!, PROXY_CPU);
+pin(sdkReoriginating.child.pid!, PROXY_CPU);
+const sdkTargets: Target[] = [
+  { name: MODERN, origin: sdkProxy.origin, sessionId: '', pid: sdkProxy.child.pid!, upstreamPid: sdkUpstream.child.pid!, modern: true },
+  { name: REORIGINATING, origin: sdkReoriginating.origin, sessionId: '', pid: sdkReoriginating.child.pid!, upstreamPid: sdkUpstream.child.pid!, modern: true },
+];
+const sdkRuns: Record<string, Awaited<ReturnType<typeof load>>[]> = Object.fromEntries(sdkTargets.map((t) => [t.name, []]));
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const target of round % 2 === 1 ? sdkTargets : [...sdkTargets].reverse()) {
+    const r = await load(target, CALL);
+    sdkRuns[target.name]!.push(r);
+    console.error(`round ${round} ${target.name}, SDK upstream: ${Math.round(r.reqPerSec)} req/s, ${r.cpuMicrosPerRequest} µs proxy CPU/call, ${r.upstreamCpuMicrosPerRequest} µs upstream CPU/call`);
+  }
+}
+const sdkSummary = (name: string) => {
+  const r = sdkRuns[name]!;
+  return {
+    reqPerSec: Math.round(median(r.map((x) => x.reqPerSec))),
+    reqPerSecRange: [Math.round(Math.min(...r.map((x) => x.reqPerSec))), Math.round(Math.max(...r.map((x) => x.reqPerSec)))],
+    proxyCpuMicrosPerRequest: round1(median(r.map((x) => x.cpuMicrosPerRequest!))),
+    upstreamCpuMicrosPerRequest: round1(median(r.map((x) => x.upstreamCpuMicrosPerRequest!))),
+    non2xx: r.reduce((a, x) => a + x.non2xx, 0),
+    errors: r.reduce((a, x) => a + x.errors, 0),
+    perRoundReqPerSec: r.map((x) => Math.round(x.reqPerSec)),
+  };
+};
+const versusSdkUpstream = {
+  upstream: 'test/fixtures/legacy-upstream.ts --mode sdk (v1 @modelcontextprotocol/sdk, SSE answers)',
+  pooled: sdkSummary(MODERN),
+  reoriginated: sdkSummary(REORIGINATING),
+  pooledOverReoriginationThroughput: 0,
+  perRoundRatios: sdkRuns[MODERN]!.map((x, i) => round2(x.reqPerSec / sdkRuns[REORIGINATING]![i]!.reqPerSec)),
+};
+versusSdkUpstream.pooledOverReoriginationThroughput = round2(versusSdkUpstream.pooled.reqPerSec / versusSdkUpstream.reoriginated.reqPerSec);
+
+// 8. MRTR.
 const mrtr = await runMrtrBench(SAMPLES);
 
 await killAll();
@@ -500,7 +550,9 @@ const result = {
     // Targets: at most 1.15 (CPU per call), at least 3 (throughput).
     modernOverLegacyCpuPerCall: round2(steady[MODERN]!.cpuMicrosPerRequest! / steady[CURRENT]!.cpuMicrosPerRequest!),
     modernOverReoriginationThroughput: ratio(MODERN, REORIGINATING),
+    modernOverReoriginationThroughputSdkUpstream: versusSdkUpstream.pooledOverReoriginationThroughput,
   },
+  versusSdkUpstream,
   ...(versusBaseline ? { baseline: versusBaseline } : {}),
   sse: { ...sse, firstEventGapMs, events: STREAM_EVENTS },
   recovery,
@@ -549,7 +601,7 @@ console.error(
     '',
     ...baselineLines,
     `proxy / direct = ${result.ratios.proxyOverDirect}; proxy / @fastify/http-proxy = ${result.ratios.proxyOverPlainProxy} (${result.ratios.quietProxyOverPlainProxy} without access lines)`,
-    `2026-07-28 clients: CPU per call modern / legacy session = ${result.ratios.modernOverLegacyCpuPerCall} (target ≤ 1.15); throughput pooled / re-origination = ${result.ratios.modernOverReoriginationThroughput} (target ≥ 3); heap per pooled session ${pooledMemory.map((m) => `${m.heapBytesPerPooledSession} B at ${m.pooledSessions}`).join(', ')}`,
+    `2026-07-28 clients: CPU per call modern / legacy session = ${result.ratios.modernOverLegacyCpuPerCall} (target ≤ 1.15); throughput pooled / re-origination = ${result.ratios.modernOverReoriginationThroughput} against the cheap upstream, ${versusSdkUpstream.pooledOverReoriginationThroughput} against the v1 SDK server (per round ${versusSdkUpstream.perRoundRatios.join(', ')}; ${versusSdkUpstream.pooled.reqPerSec} vs ${versusSdkUpstream.reoriginated.reqPerSec} req/s; SDK server CPU per call ${versusSdkUpstream.pooled.upstreamCpuMicrosPerRequest} vs ${versusSdkUpstream.reoriginated.upstreamCpuMicrosPerRequest} µs) (target ≥ 3); heap per pooled session ${pooledMemory.map((m) => `${m.heapBytesPerPooledSession} B at ${m.pooledSessions}`).join(', ')}`,
     `SSE (${STREAM_EVENTS} events): first event median direct ${(sse[direct.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms, proxy ${(sse[ours.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms (gap ${firstEventGapMs} ms); events/s direct ${(sse[direct.name] as { eventsPerSec: number }).eventsPerSec}, proxy ${(sse[ours.name] as { eventsPerSec: number }).eventsPerSec}`,
     `recovery: normal call ${recovery.normalCallMedianMs} ms, replayed call ${recovery.replayedCallMedianMs} ms (${recovery.replayedOverNormal}×); storm of ${STORM}: ${recovery.storm.msUntilAllSucceeded} ms, ${recovery.storm.upstreamInitializes} upstream initializes, all ok: ${recovery.storm.allSucceeded}`,
     `memory: ${memory.map((m) => `${m.heapBytesPerSession} B heap/session at ${m.sessions}`).join(', ')}; proxy RSS ${rssSamples.map((s) => `${s.rssMiB} MiB at ${s.sessions}`).join(', ')}`,

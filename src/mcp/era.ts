@@ -239,42 +239,63 @@ function received(value: unknown): string {
   return typeof value;
 }
 
-type Check = (value: unknown, path: readonly string[]) => EnvelopeIssue | undefined;
+/**
+ * A zod check of one value: undefined when it passes, else where (relative to the value) and what.
+ * The path is built only on failure, from the failing key outwards: checking a valid envelope on
+ * every request allocates nothing.
+ */
+type Check = (value: unknown) => Found | undefined;
 
-function issue(path: readonly string[], problem: string): EnvelopeIssue {
+interface Found {
+  /** Keys from the checked value down to the failing one; parents prepend theirs. */
+  readonly path: string[];
+  readonly problem: string;
+}
+
+function found(problem: string): Found {
+  return { path: [], problem };
+}
+
+function at(key: string, inner: Found | undefined): Found | undefined {
+  inner?.path.unshift(key);
+  return inner;
+}
+
+function toIssue({ path, problem }: Found): EnvelopeIssue {
   return { key: path.length === 0 ? '_meta' : path.join('.'), problem };
 }
 
-function invalidType(path: readonly string[], expected: string, value: unknown): EnvelopeIssue {
-  return issue(path, `Invalid input: expected ${expected}, received ${received(value)}`);
+function invalidType(expected: string, value: unknown): Found {
+  return found(`Invalid input: expected ${expected}, received ${received(value)}`);
 }
 
-const string: Check = (value, path) => (typeof value === 'string' ? undefined : invalidType(path, 'string', value));
-const boolean: Check = (value, path) => (typeof value === 'boolean' ? undefined : invalidType(path, 'boolean', value));
+const string: Check = (value) => (typeof value === 'string' ? undefined : invalidType('string', value));
+const boolean: Check = (value) => (typeof value === 'boolean' ? undefined : invalidType('boolean', value));
 // JSON values are always valid `JSONValue`s, so a JSON object is any plain object.
-const jsonObject: Check = (value, path) => (isObject(value) ? undefined : invalidType(path, 'record', value));
+const jsonObject: Check = (value) => (isObject(value) ? undefined : invalidType('record', value));
 
 function optional(check: Check): Check {
-  return (value, path) => (value === undefined ? undefined : check(value, path));
+  return (value) => (value === undefined ? undefined : check(value));
 }
 
 function arrayOf(check: Check): Check {
-  return (value, path) => {
-    if (!Array.isArray(value)) return invalidType(path, 'array', value);
-    for (const [index, item] of (value as unknown[]).entries()) {
-      const found = check(item, [...path, String(index)]);
-      if (found !== undefined) return found;
+  return (value) => {
+    if (!Array.isArray(value)) return invalidType('array', value);
+    for (let index = 0; index < value.length; index++) {
+      const failed = check(value[index]);
+      if (failed !== undefined) return at(String(index), failed);
     }
     return undefined;
   };
 }
 
 function recordOf(check: Check): Check {
-  return (value, path) => {
-    if (!isObject(value)) return invalidType(path, 'record', value);
-    for (const key of Object.keys(value)) {
-      const found = check(value[key], [...path, key]);
-      if (found !== undefined) return found;
+  return (value) => {
+    if (!isObject(value)) return invalidType('record', value);
+    for (const key in value) {
+      if (!Object.hasOwn(value, key)) continue;
+      const failed = check(value[key]);
+      if (failed !== undefined) return at(key, failed);
     }
     return undefined;
   };
@@ -282,32 +303,32 @@ function recordOf(check: Check): Check {
 
 function oneOf(values: readonly string[]): Check {
   const expected = values.map((v) => JSON.stringify(v)).join('|');
-  return (value, path) =>
-    typeof value === 'string' && values.includes(value) ? undefined : issue(path, `Invalid option: expected one of ${expected}`);
+  return (value) => (typeof value === 'string' && values.includes(value) ? undefined : found(`Invalid option: expected one of ${expected}`));
 }
 
 /** A zod object: its keys checked in shape order, unknown keys allowed. */
 function object(shape: Readonly<Record<string, Check>>): Check {
-  return (value, path) => {
-    if (!isObject(value)) return invalidType(path, 'object', value);
-    for (const [key, check] of Object.entries(shape)) {
-      const found = check(own(value, key), [...path, key]);
-      if (found !== undefined) return found;
+  const entries = Object.entries(shape);
+  return (value) => {
+    if (!isObject(value)) return invalidType('object', value);
+    for (const [key, check] of entries) {
+      const failed = check(own(value, key));
+      if (failed !== undefined) return at(key, failed);
     }
     return undefined;
   };
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
-const progressToken: Check = (value, path) => {
+const progressToken: Check = (value) => {
   if (typeof value === 'string') return undefined;
   if (typeof value === 'number' && Number.isInteger(value)) {
     // zod's int check on the one union member of the right type: its own message, not the union's.
-    if (value > MAX_SAFE) return issue(path, `Too big: expected int to be <=${MAX_SAFE}`);
-    if (value < -MAX_SAFE) return issue(path, `Too small: expected int to be >=-${MAX_SAFE}`);
+    if (value > MAX_SAFE) return found(`Too big: expected int to be <=${MAX_SAFE}`);
+    if (value < -MAX_SAFE) return found(`Too small: expected int to be >=-${MAX_SAFE}`);
     return undefined;
   }
-  return issue(path, 'Invalid input');
+  return found('Invalid input');
 };
 
 const icon = object({
@@ -327,13 +348,11 @@ const implementation = object({
 });
 
 // Elicitation is an intersection of an object and a record; both halves want a plain object.
-const elicitation: Check = (value, path) =>
-  isObject(value)
-    ? object({
-        form: optional(object({ applyDefaults: optional(boolean) })),
-        url: optional(jsonObject),
-      })(value, path)
-    : invalidType(path, 'object', value);
+const elicitationShape = object({
+  form: optional(object({ applyDefaults: optional(boolean) })),
+  url: optional(jsonObject),
+});
+const elicitation: Check = (value) => (isObject(value) ? elicitationShape(value) : invalidType('object', value));
 
 const clientCapabilities = object({
   experimental: optional(recordOf(jsonObject)),
@@ -351,19 +370,21 @@ const ENVELOPE_SHAPE: Readonly<Record<string, Check>> = {
   [ENVELOPE.logLevel]: optional(oneOf(LOGGING_LEVELS)),
 };
 
+const ENVELOPE_CHECKS = Object.entries(ENVELOPE_SHAPE);
+
 function missingEnvelopeKeys(meta: Obj): string[] {
   return REQUIRED_ENVELOPE_KEYS.filter((key) => !Object.hasOwn(meta, key));
 }
 
 /** The first problem with an envelope, or undefined when it is valid. */
 function firstEnvelopeIssue(meta: Obj): EnvelopeIssue | undefined {
-  const missing = missingEnvelopeKeys(meta)[0];
+  const missing = REQUIRED_ENVELOPE_KEYS.find((key) => !Object.hasOwn(meta, key));
   if (missing !== undefined) return { key: missing, problem: 'missing' };
-  for (const [key, check] of Object.entries(ENVELOPE_SHAPE)) {
+  for (const [key, check] of ENVELOPE_CHECKS) {
     const value = own(meta, key);
     if (value === undefined) continue; // a missing required key was reported above
-    const found = check(value, [key]);
-    if (found !== undefined) return found;
+    const failed = check(value);
+    if (failed !== undefined) return toIssue(at(key, failed)!);
   }
   return undefined;
 }
@@ -646,7 +667,7 @@ function classifyNotification(body: Obj, h: Routing): EraDecision {
     const claimed = claimedVersion(params);
     if (claimed === undefined) {
       const value = metaOf(params)?.[ENVELOPE.protocolVersion];
-      return invalidEnvelope(string(value, [ENVELOPE.protocolVersion]) ?? invalidType([ENVELOPE.protocolVersion], 'string', value), null);
+      return invalidEnvelope(toIssue(at(ENVELOPE.protocolVersion, invalidType('string', value))!), null);
     }
     if (h.version !== undefined && h.version !== claimed) {
       return mismatch(

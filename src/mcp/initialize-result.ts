@@ -17,15 +17,7 @@ export interface InitializeOutcome {
 export function messagesOf(body: string, contentType: string | undefined): unknown[] {
   if (isEventStream(contentType)) {
     const messages: unknown[] = [];
-    const parser = createParser({
-      onEvent(event) {
-        const parsed = parseJson(event.data);
-        if (parsed !== undefined) messages.push(parsed);
-      },
-    });
-    parser.feed(body);
-    // A stream cut after its last event has no trailing blank line; flush what is complete.
-    parser.feed('\n\n');
+    forEachEvent(body, (message) => messages.push(message));
     return messages;
   }
   const parsed = parseJson(body);
@@ -47,4 +39,17 @@ export function initializeOutcomeOf(
     return typeof protocolVersion === 'string' ? { protocolVersion, result: result as Record<string, unknown> } : undefined;
   }
   return undefined;
+}
+
+/** Each JSON message in a buffered SSE body, with the event data it was parsed from. */
+export function forEachEvent(body: string, each: (message: unknown, data: string) => void): void {
+  const parser = createParser({
+    onEvent(event) {
+      const parsed = parseJson(event.data);
+      if (parsed !== undefined) each(parsed, event.data);
+    },
+  });
+  parser.feed(body);
+  // A stream cut after its last event has no trailing blank line; flush what is complete.
+  parser.feed('\n\n');
 }

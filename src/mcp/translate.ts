@@ -7,8 +7,8 @@
  */
 import type { JsonRpcId } from '../errors.js';
 import { ENVELOPE, MODERN_PROTOCOL_VERSION, severityAtLeast, type LoggingLevel } from './era.js';
-import { messagesOf } from './initialize-result.js';
-import { isJsonRpcMessage } from './protocol.js';
+import { forEachEvent } from './initialize-result.js';
+import { isEventStream, isJsonRpcMessage, parseJson } from './protocol.js';
 
 /** The `_meta` prefix MCP reserves; on a modern request it carries the per-request envelope. */
 const RESERVED_META_PREFIX = 'io.modelcontextprotocol/';
@@ -101,6 +101,8 @@ export interface AnswerContext {
 export type Translated =
   /** Send this to the client. */
   | { readonly kind: 'forward'; readonly message: Record<string, unknown> }
+  /** The response to the caller's request, already written as JSON text (the fast path: spliceAnswer). */
+  | { readonly kind: 'answer'; readonly text: string }
   /** Nothing for the client. */
   | { readonly kind: 'drop' }
   /**
@@ -121,8 +123,11 @@ const CAPABILITY_FOR_SERVER_REQUEST: Readonly<Record<string, string>> = {
 
 const DROP: Translated = { kind: 'drop' };
 
-/** One JSON-RPC message from the upstream's answer, for the modern client. */
-export function toModernMessage(message: unknown, ctx: AnswerContext): Translated {
+/**
+ * One JSON-RPC message from the upstream's answer, for the modern client. `text`, when given, is
+ * the JSON text `message` was parsed from: the common answer is then spliced, not rebuilt.
+ */
+export function toModernMessage(message: unknown, ctx: AnswerContext, text?: string): Translated {
   if (!isJsonRpcMessage(message)) return DROP;
   const { method } = message;
   if (typeof method === 'string') {
@@ -137,6 +142,10 @@ export function toModernMessage(message: unknown, ctx: AnswerContext): Translate
   // A response. One to another caller's request (the session is shared) is none of this client's.
   if (message.id !== ctx.upstreamId) return DROP;
   if ('error' in message) return { kind: 'forward', message: { ...message, id: ctx.clientId, error: modernError(message.error as Obj) } };
+  if (text !== undefined && needsOnlyResultType(message.result, ctx.method)) {
+    const spliced = spliceAnswer(message, text, ctx.upstreamId, ctx.clientId, modernMembersOf(ctx.serverInfo));
+    if (spliced !== undefined) return { kind: 'answer', text: spliced };
+  }
   const result = isObject(message.result) ? modernResult(message.result, ctx) : message.result;
   return { kind: 'forward', message: { ...message, id: ctx.clientId, result } };
 }
@@ -202,6 +211,76 @@ function modernResult(result: Obj, ctx: AnswerContext): Obj {
   return modern;
 }
 
+/**
+ * Whether modernResult would only add `resultType` and the serverInfo `_meta` to this result (the
+ * answer to tools/call, prompts/get, completion/complete…): no vocabulary to delete, no cache
+ * fields, no `resultType` or `_meta` of the upstream's own.
+ */
+function needsOnlyResultType(result: unknown, method: string): boolean {
+  return (
+    isObject(result) &&
+    !('resultType' in result) &&
+    !('_meta' in result) &&
+    !('capabilities' in result) &&
+    method !== 'tools/list' &&
+    !CACHEABLE_METHODS.has(method)
+  );
+}
+
+// The serverInfo members stamped into results, serialised once per InitializeResult rather than
+// once per answer.
+const serverInfoMembers = new WeakMap<object, string>();
+
+function modernMembersOf(serverInfo: Record<string, unknown> | undefined): string {
+  if (serverInfo === undefined) return '"resultType":"complete"';
+  let members = serverInfoMembers.get(serverInfo);
+  if (members === undefined) {
+    members = `"resultType":"complete","_meta":{${JSON.stringify(SERVER_INFO_META_KEY)}:${JSON.stringify(serverInfo)}}`;
+    serverInfoMembers.set(serverInfo, members);
+  }
+  return members;
+}
+
+/**
+ * The common answer, rewritten as text: `message` (parsed from `text`, so `text` is valid JSON) is
+ * a response to `upstreamId` whose members are exactly `jsonrpc`, `id` and an object `result`.
+ * When `text` spells them compactly (as every SDK's JSON.stringify does), in any order, the
+ * result's own text is copied between a new head (the client's id) and `members` put first in
+ * it; anything else (whitespace, escaped names) is undefined, for the object path. Parsing,
+ * copying and re-serialising the result was about a quarter of a modern call's CPU
+ * (bench/README.md); the property test in era-translate.test.ts holds this to the object path.
+ * (Duplicate member names, which JSON leaves undefined, are not guarded against.)
+ */
+function spliceAnswer(message: Obj, text: string, upstreamId: string, clientId: JsonRpcId, members: string): string | undefined {
+  const names = Object.keys(message);
+  if (names.length !== 3 || message.jsonrpc !== '2.0') return undefined;
+  let head = '{';
+  let tail = '';
+  let seenResult = false;
+  for (const name of names) {
+    let member: string;
+    if (name === 'result') {
+      seenResult = true;
+      continue;
+    } else if (name === 'jsonrpc') member = '"jsonrpc":"2.0"';
+    else if (name === 'id') member = `"id":${JSON.stringify(upstreamId)}`;
+    else return undefined;
+    if (seenResult) tail += `,${member}`;
+    else head += `${member},`;
+  }
+  head += '"result":';
+  tail += '}';
+  // The result's text, `{…}`, sits exactly between head and tail.
+  const start = head.length;
+  const end = text.length - tail.length;
+  if (end - start < 2 || text.charCodeAt(start) !== OPEN_BRACE || !text.startsWith(head) || !text.endsWith(tail)) return undefined;
+  const inner = text.slice(start + 1, end); // `…}`: the members and the closing brace
+  const result = members === '' ? `{${inner}` : inner === '}' ? `{${members}}` : `{${members},${inner}`;
+  return `{"jsonrpc":"2.0","id":${JSON.stringify(clientId)},"result":${result}}`;
+}
+
+const OPEN_BRACE = 0x7b;
+
 function isCacheTtl(value: unknown): boolean {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
@@ -225,16 +304,34 @@ function withoutExecution(tools: unknown[]): unknown[] {
 export function answerBodyOf(
   body: string,
   contentType: string | undefined,
-  map: (message: unknown) => Translated,
+  map: MessageMap,
   onRefuse: (id: JsonRpcId, method: string, missingCapability?: string) => void,
 ): string | undefined {
   let answer: string | undefined;
-  for (const message of messagesOf(body, contentType)) {
-    const translated = map(message);
+  const take = (message: unknown, text?: string) => {
+    const translated = map(message, text);
     if (translated.kind === 'refuse-upstream') onRefuse(translated.id, translated.method, translated.missingCapability);
+    else if (translated.kind === 'answer') answer ??= translated.text;
     else if (translated.kind === 'forward' && !('method' in translated.message)) answer ??= JSON.stringify(translated.message);
+  };
+  if (isEventStream(contentType)) {
+    forEachEvent(body, take);
+    return answer;
   }
+  // One message (what every server sends), its text kept for the fast path; or a batch.
+  const parsed = parseJson(body);
+  if (Array.isArray(parsed)) for (const message of parsed) take(message);
+  else if (parsed !== undefined) take(parsed, body);
   return answer;
+}
+
+/** A translation of one upstream message (toModernMessage, toSessionlessMessage, bound to a context). */
+export type MessageMap = (message: unknown, text?: string) => Translated;
+
+/** The text an upstream message becomes for the client, when it is forwarded. */
+export function textOf(translated: Translated): string | undefined {
+  if (translated.kind === 'answer') return translated.text;
+  return translated.kind === 'forward' ? JSON.stringify(translated.message) : undefined;
 }
 
 /** What the answer to a sessionless 2025-style request needs: the ids the proxy rewrote. */
@@ -250,7 +347,7 @@ export interface SessionlessContext {
  * with the ids it sent, its log and other notifications as they are; others' responses dropped;
  * server→client requests refused (the caller has no session to answer them on).
  */
-export function toSessionlessMessage(message: unknown, ctx: SessionlessContext): Translated {
+export function toSessionlessMessage(message: unknown, ctx: SessionlessContext, text?: string): Translated {
   if (!isJsonRpcMessage(message)) return DROP;
   const { method } = message;
   if (typeof method === 'string') {
@@ -259,6 +356,10 @@ export function toSessionlessMessage(message: unknown, ctx: SessionlessContext):
     return { kind: 'forward', message };
   }
   if (message.id !== ctx.upstreamId) return DROP;
+  if (text !== undefined && isObject(message.result)) {
+    const spliced = spliceAnswer(message, text, ctx.upstreamId, ctx.clientId, '');
+    if (spliced !== undefined) return { kind: 'answer', text: spliced };
+  }
   return { kind: 'forward', message: { ...message, id: ctx.clientId } };
 }
 

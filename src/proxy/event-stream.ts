@@ -8,7 +8,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { JsonRpcId } from '../errors.js';
 import { parseJson } from '../mcp/protocol.js';
-import type { Translated } from '../mcp/translate.js';
+import { textOf, type MessageMap } from '../mcp/translate.js';
 
 // 2026-07-28 has no resumability: events carry no `id:` line, and every message is `message`.
 const EVENT_PREFIX = 'event: message\ndata: ';
@@ -29,7 +29,7 @@ const BOM = 0xfeff;
  * stops reading the upstream while the client is not reading.
  */
 export function modernEventStream(
-  map: (message: unknown) => Translated,
+  map: MessageMap,
   onRefuse: (id: JsonRpcId, method: string, missingCapability?: string) => void,
 ): Transform {
   const decoder = new StringDecoder('utf8');
@@ -39,9 +39,9 @@ export function modernEventStream(
     onEvent(event) {
       const message = parseJson(event.data);
       if (message === undefined) return;
-      const translated = map(message);
-      if (translated.kind === 'forward') out += EVENT_PREFIX + JSON.stringify(translated.message) + EVENT_SUFFIX;
-      else if (translated.kind === 'refuse-upstream') onRefuse(translated.id, translated.method, translated.missingCapability);
+      const translated = map(message, event.data);
+      if (translated.kind === 'refuse-upstream') onRefuse(translated.id, translated.method, translated.missingCapability);
+      else if (translated.kind !== 'drop') out += EVENT_PREFIX + textOf(translated) + EVENT_SUFFIX;
     },
     onComment() {
       out += KEEPALIVE;

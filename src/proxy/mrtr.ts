@@ -182,11 +182,10 @@ class Sink {
     return this.res.write(text);
   }
 
-  /** The answer: JSON when nothing was streamed yet, else the stream's last event. */
-  finish(message: Obj): void {
+  /** The answer (its JSON text): JSON when nothing was streamed yet, else the stream's last event. */
+  finish(text: string): void {
     if (this.answered) return;
     this.answered = true;
-    const text = JSON.stringify(message);
     if (this.out.length === 0 && !this.res.headersSent) {
       this.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
       this.res.end(text);
@@ -259,7 +258,7 @@ export class Exchange {
     this.parser = createParser({
       onEvent: (event) => {
         const message = parseJson(event.data);
-        if (message !== undefined) this.onMessage(message);
+        if (message !== undefined) this.onMessage(message, event.data);
       },
       onComment: () => this.sink?.keepalive(),
     });
@@ -349,20 +348,21 @@ export class Exchange {
     if (this.state === 'collecting') void this.park();
   }
 
-  private onMessage(message: unknown): void {
+  /** `text`: the JSON `message` was parsed from, so the common answer is spliced, not rebuilt. */
+  private onMessage(message: unknown, text: string): void {
     if (!isJsonRpcMessage(message) || this.state === 'done') return;
     const sink = this.sink;
     if (sink === undefined) return;
     const { method } = message;
     if (typeof method === 'string' && 'id' in message) return this.onServerRequest(message.id as JsonRpcId, method, message.params, sink);
-    const translated = toModernMessage(message, sink.ctx);
-    if (translated.kind !== 'forward') return;
-    if ('method' in translated.message) return sink.event(translated.message);
+    const translated = toModernMessage(message, sink.ctx, text);
+    if (translated.kind === 'forward' && 'method' in translated.message) return sink.event(translated.message);
+    if (translated.kind !== 'forward' && translated.kind !== 'answer') return;
     // The answer. Questions still open (an upstream that answered without waiting) stay unanswered.
     this.state = 'done';
     for (const { id } of this.pending.values()) this.toUpstream({ jsonrpc: '2.0', id, error: { code: UPSTREAM_ANSWER_ERROR, message: 'No answer: the request is complete' } });
     this.pending.clear();
-    sink.finish(translated.message);
+    sink.finish(translated.kind === 'answer' ? translated.text : JSON.stringify(translated.message));
   }
 
   private onServerRequest(id: JsonRpcId, method: string, params: unknown, sink: Sink): void {
@@ -420,7 +420,7 @@ export class Exchange {
     this.sink = undefined;
     this.deps.metrics.inputRequired('input_required');
     const result = inputRequiredResult(questions, token, sink.ctx.serverInfo, ENVELOPE.serverInfo);
-    sink.finish({ jsonrpc: '2.0', id: sink.ctx.clientId, result });
+    sink.finish(JSON.stringify({ jsonrpc: '2.0', id: sink.ctx.clientId, result }));
   }
 
   private upstreamEnded(failed: boolean): void {

@@ -25,7 +25,6 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
 import { classifyEra, isPlainLegacy, MCP_METHOD_HEADER, MCP_NAME_HEADER, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
-import { messagesOf } from '../mcp/initialize-result.js';
 import { INPUT_REQUIRED_METHODS } from '../mcp/input-required.js';
 import { classifyBody, isEventStream, parseJson, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
 import {
@@ -35,7 +34,7 @@ import {
   toModernMessage,
   toSessionlessMessage,
   type AnswerContext,
-  type Translated,
+  type MessageMap,
 } from '../mcp/translate.js';
 import type { Metrics, SealedIdRejection } from '../observability/metrics.js';
 import type { CredentialBinding } from '../session/binding.js';
@@ -217,7 +216,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     if (round !== undefined && !Buffer.isBuffer(answer.payload) && isEventStream(answer.response.headers['content-type'])) {
       return mrtr.relay(call, round, context, link, headers, answer.payload);
     }
-    return relayTranslated(call, link, headers, answer, context, (m) => toModernMessage(m, context));
+    return relayTranslated(call, link, headers, answer, context, (m, text) => toModernMessage(m, context, text));
   }
 
   /** A 2025-style request without a session id, on a pooled session: only its ids are rewritten. */
@@ -246,7 +245,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const out = outgoing(call, headers, toLegacyRequest(method, params ?? {}, upstreamId, upstreamProgressToken));
     const answer = (await sendOn(call, link, out))!;
     const context = { clientId: id as JsonRpcId, upstreamId, clientProgressToken, upstreamProgressToken };
-    return relayTranslated(call, link, headers, answer, context, (m) => toSessionlessMessage(m, context));
+    return relayTranslated(call, link, headers, answer, context, (m, text) => toSessionlessMessage(m, context, text));
   }
 
   function outgoing(call: Call, headers: UpstreamHeaders, body: string | undefined): Outgoing {
@@ -277,14 +276,15 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     headers: UpstreamHeaders,
     answer: Answer,
     context: { readonly clientId: JsonRpcId; readonly upstreamId: string },
-    translate: (message: unknown) => Translated,
+    translate: MessageMap,
   ) {
     const { res } = call;
     const { response, payload } = answer;
     let answered = false;
-    const map = (message: unknown): Translated => {
-      const translated = translate(message);
-      if (translated.kind === 'forward' && translated.message.id === context.clientId && !('method' in translated.message)) answered = true;
+    const map: MessageMap = (message, text) => {
+      const translated = translate(message, text);
+      if (translated.kind === 'answer') answered = true;
+      else if (translated.kind === 'forward' && translated.message.id === context.clientId && !('method' in translated.message)) answered = true;
       return translated;
     };
     res.once('close', () => {

@@ -5,6 +5,7 @@ import {
   toLegacyRequest,
   answerBodyOf,
   toModernMessage,
+  toSessionlessMessage,
   type AnswerContext,
   type Translated,
 } from '../../src/mcp/translate.js';
@@ -412,6 +413,87 @@ describe('toModernMessage never throws', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('the common answer rewritten as text (the fast path) says what the object path says', () => {
+  // Every order of the three members, compact as SDKs write them, or indented (the object path).
+  const orders = fc.constantFrom(['jsonrpc', 'id', 'result'], ['result', 'jsonrpc', 'id'], ['id', 'result', 'jsonrpc'], ['result', 'id', 'jsonrpc']);
+  const spelled = (message: Record<string, unknown>, order: string[], indent: number) =>
+    JSON.stringify(Object.fromEntries(order.map((key) => [key, message[key]])), null, indent);
+  const results = fc.oneof(
+    fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 6 }),
+    fc.record(
+      { content: fc.array(fc.record({ type: fc.constant('text'), text: fc.string() })), isError: fc.boolean(), structuredContent: fc.jsonValue() },
+      { requiredKeys: [] },
+    ),
+    // Keys that must leave the fast path: the object path rewrites them.
+    fc.record({ resultType: fc.jsonValue(), _meta: fc.jsonValue(), capabilities: fc.jsonValue(), tools: fc.jsonValue() }, { requiredKeys: [] }),
+  );
+  const contexts = fc.record({
+    method: fc.constantFrom('tools/call', 'prompts/get', 'completion/complete', 'tools/list', 'resources/read'),
+    clientId: fc.oneof(fc.integer(), fc.string()),
+    upstreamId: fc.constantFrom('u-1', 'mcp-session-proxy:"7"\\', '\u2028'),
+    clientProgressToken: fc.constant(undefined),
+    upstreamProgressToken: fc.constant(undefined),
+    logLevel: fc.constant(undefined),
+    serverInfo: fc.option(fc.constant(serverInfo), { nil: undefined }),
+  });
+  const textOf = (translated: Translated) =>
+    translated.kind === 'answer' ? translated.text : translated.kind === 'forward' ? JSON.stringify(translated.message) : undefined;
+
+  it('for a 2026-07-28 client', () => {
+    fc.assert(
+      fc.property(results, contexts, orders, fc.constantFrom(0, 0, 2), (result, context, order, indent) => {
+        const message = { jsonrpc: '2.0', id: context.upstreamId, result };
+        const text = spelled(message, order, indent);
+        const viaText = toModernMessage(JSON.parse(text), context, text);
+        const viaObject = toModernMessage(JSON.parse(text), context);
+        expect(viaObject.kind).toBe('forward');
+        expect(JSON.parse(textOf(viaText)!)).toStrictEqual(JSON.parse(textOf(viaObject)!));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('for a sessionless 2025-style caller', () => {
+    fc.assert(
+      fc.property(results, contexts, orders, fc.constantFrom(0, 2), (result, context, order, indent) => {
+        const message = { jsonrpc: '2.0', id: context.upstreamId, result };
+        const text = spelled(message, order, indent);
+        const viaText = toSessionlessMessage(JSON.parse(text), context, text);
+        const viaObject = toSessionlessMessage(JSON.parse(text), context);
+        expect(JSON.parse(textOf(viaText)!)).toStrictEqual(JSON.parse(textOf(viaObject)!));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('is taken for the answer every SDK writes to tools/call, and not for what it cannot rewrite', () => {
+    const sdk = '{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":"u-1"}';
+    expect(toModernMessage(JSON.parse(sdk), ctx, sdk)).toStrictEqual({
+      kind: 'answer',
+      text: `{"jsonrpc":"2.0","id":7,"result":{"resultType":"complete","_meta":{"${SERVER_INFO}":${JSON.stringify(serverInfo)}},"content":[{"type":"text","text":"hi"}]}}`,
+    });
+    const empty = '{"jsonrpc":"2.0","id":"u-1","result":{}}';
+    expect(toModernMessage(JSON.parse(empty), { ...ctx, serverInfo: undefined }, empty)).toStrictEqual({
+      kind: 'answer',
+      text: '{"jsonrpc":"2.0","id":7,"result":{"resultType":"complete"}}',
+    });
+    expect(toSessionlessMessage(JSON.parse(sdk), ctx, sdk)).toStrictEqual({
+      kind: 'answer',
+      text: '{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"hi"}]}}',
+    });
+    for (const text of [
+      '{"result":{"content":[]}, "jsonrpc":"2.0","id":"u-1"}', // whitespace
+      '{"result":{"content":[]},"jsonrpc":"2.0","\\u0069d":"u-1"}', // an escaped name
+      '{"result":{"content":[],"_meta":{}},"jsonrpc":"2.0","id":"u-1"}', // the upstream's own _meta
+      '{"result":{"content":[]},"jsonrpc":"2.0","id":"u-1","x":1}', // a fourth member
+    ]) {
+      expect(toModernMessage(JSON.parse(text), ctx, text).kind).toBe('forward');
+    }
+    const list = '{"jsonrpc":"2.0","id":"u-1","result":{"tools":[]}}';
+    expect(toModernMessage(JSON.parse(list), { ...ctx, method: 'tools/list' }, list).kind).toBe('forward');
   });
 });
 
