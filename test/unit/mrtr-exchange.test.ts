@@ -3,6 +3,7 @@
  * test writes, the link a recorder of what the proxy sends upstream, the parked registry runs on a
  * fake clock, and each client round is a real request to an in-process HTTP server.
  */
+import fc from 'fast-check';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
@@ -226,5 +227,32 @@ describe('an MRTR exchange', () => {
     broken.on('error', () => undefined);
     broken.destroy(new Error('gone'));
     expect((await firstRound(broken)).last).toMatchObject({ id: 1, error: { data: { reason: 'UPSTREAM_CUT' } } });
+  });
+
+  it('answers every client, whatever garbage the upstream streams (never throws, never hangs)', async () => {
+    const upstreamMessage = fc.oneof(
+      fc.string(),
+      fc.jsonValue().map((v) => `data: ${JSON.stringify(v)}\n\n`),
+      fc.record({ id: fc.oneof(fc.string(), fc.integer()), method: fc.constantFrom('elicitation/create', 'sampling/createMessage', 'roots/list', 'ping', 'x/y'), params: fc.anything() })
+        .map((m) => event({ jsonrpc: '2.0', ...m })),
+      fc.constantFrom(event({ jsonrpc: '2.0', id: 'up-1', result: {} }), event({ jsonrpc: '2.0', id: 'up-1', error: { code: 1, message: 'x' } }), ': c\n\n', '\r\n', 'data: {'),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(upstreamMessage, { maxLength: 8 }), fc.boolean(), async (chunks, cut) => {
+        const payload = new PassThrough();
+        const round = firstRound(payload);
+        for (const chunk of chunks) payload.write(chunk);
+        if (cut) {
+          await relayed;
+          payload.destroy(new Error('cut'));
+        } else payload.end();
+        const { status, last } = await round;
+        expect([200, 400, 502]).toContain(status);
+        expect(last.jsonrpc).toBe('2.0');
+        expect(last.id).toBe(1);
+        parked.clear();
+      }),
+      { numRuns: 60 },
+    );
   });
 });
