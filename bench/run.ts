@@ -13,7 +13,10 @@
  *   4. memory per session (heap, in-process; RSS of the real proxy);
  *   5. the session flood (bench/flood.ts);
  *   6. sealed ids (SESSION_SECRET): steady state with them is in 1; here, what opening one on an
- *      LRU miss costs, in-process (bench/sealed-ids.ts) and as the first call on another replica.
+ *      LRU miss costs, in-process (bench/sealed-ids.ts) and as the first call on another replica;
+ *   7. 2026-07-28 clients in front of the v1 SDK server: pooled sessions vs re-origination;
+ *   8. MRTR (bench/mrtr.ts): a 2026-07-28 call whose legacy tool asks one question, answered at
+ *      once, against a plain call through the same proxy, and both made directly on the upstream.
  *
  * Knobs (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_ROUNDS (3),
  * BENCH_CONNECTIONS (32), BENCH_PIN=0 (no CPU pinning, below), BENCH_SMALL=1 (a seconds-long smoke
@@ -37,6 +40,7 @@ import { Pool } from 'undici';
 import { buildBaseline, startBaselineProxy } from './baseline.js';
 import { cpuMicros } from './cpu.js';
 import { runFlood } from './flood.js';
+import { runMrtrBench } from './mrtr.js';
 import { killAll, startFixture, startProxy, startScript } from '../test/helpers/processes.js';
 
 const SMALL = process.env.BENCH_SMALL === '1';
@@ -516,6 +520,9 @@ const versusSdkUpstream = {
 };
 versusSdkUpstream.pooledOverReoriginationThroughput = round2(versusSdkUpstream.pooled.reqPerSec / versusSdkUpstream.reoriginated.reqPerSec);
 
+// 8. MRTR.
+const mrtr = await runMrtrBench(SAMPLES);
+
 await killAll();
 
 // 5. The flood.
@@ -552,6 +559,7 @@ const result = {
   memory: { heapPerSession: memory, heapPerSealedSession: sealedMemory, heapPerPooledSession: pooledMemory, proxyRss: rssSamples },
   flood,
   sealedIds: sealedIdCost,
+  mrtr,
 };
 if (!SMALL) {
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
@@ -598,6 +606,7 @@ console.error(
     `recovery: normal call ${recovery.normalCallMedianMs} ms, replayed call ${recovery.replayedCallMedianMs} ms (${recovery.replayedOverNormal}×); storm of ${STORM}: ${recovery.storm.msUntilAllSucceeded} ms, ${recovery.storm.upstreamInitializes} upstream initializes, all ok: ${recovery.storm.allSucceeded}`,
     `memory: ${memory.map((m) => `${m.heapBytesPerSession} B heap/session at ${m.sessions}`).join(', ')}; proxy RSS ${rssSamples.map((s) => `${s.rssMiB} MiB at ${s.sessions}`).join(', ')}`,
     `flood: RSS growth over the second half ${flood.rssGrowthSecondHalfMiB} MiB`,
+    `MRTR (one elicitation round, answered at once): ${mrtr.oneElicitationRoundMedianMs} ms vs a plain call ${mrtr.plainCallMedianMs} ms = ${mrtr.oneRoundOverPlain}× (target ≤ 2); the upstream alone (a 2025 client on its session): ${mrtr.directAskedCallMedianMs} vs ${mrtr.directPlainCallMedianMs} ms = ${mrtr.directAskedOverPlain}×; the proxy adds ${mrtr.addedByProxyAskedMs} ms to the asking call, ${mrtr.addedByProxyPlainMs} ms to a plain one; tool runs per call ${mrtr.toolRunsPerCall}`,
     `sealed ids: ${sealedIdCost.inProcess.idLength} chars; seal ${sealedIdCost.inProcess.sealMicros} µs, open ${sealedIdCost.inProcess.openMicros} µs, refuse tampered ${sealedIdCost.inProcess.refuseTamperedMicros} µs; first call on another replica ${sealedIdCost.firstCallOnOtherReplicaMedianMs} ms vs ${sealedIdCost.laterCallMedianMs} ms after; steady throughput sealed / random ids = ${sealedIdCost.sealedOverRandomThroughput}; heap per sealed session ${sealedMemory.map((m) => `${m.heapBytesPerSession} B at ${m.sessions}`).join(', ')}`,
   ].join('\n'),
 );

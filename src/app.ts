@@ -17,15 +17,18 @@ import { healthRoutes } from './proxy/health.js';
 import { endStreams, type OpenStreams } from './proxy/reply.js';
 import { createListens } from './proxy/listen.js';
 import { installRequestHooks } from './proxy/request-hooks.js';
+import { createMrtr, type Exchange } from './proxy/mrtr.js';
 import { createMcpEndpoint, type McpEndpoint } from './proxy/routes.js';
 import { createCredentialBinding } from './session/binding.js';
 import { createFingerprint } from './session/ids.js';
 import { createSealer, deriveKeys, type Sealer } from './session/sealing.js';
+import { createRequestStateCodec, randomStateKey } from './session/request-state.js';
 import { createSessionStore, createTerminatedIds } from './session/store.js';
 import { createUpstreamClient } from './upstream/client.js';
 import { createEraProbe } from './upstream/era-probe.js';
 import type { LinkDeps } from './upstream/link.js';
 import { createNotificationFeeds, defaultRetryDelayMs } from './upstream/notifications.js';
+import { createParkedExchanges } from './upstream/parked.js';
 import { createLinkPool } from './upstream/pool.js';
 
 const SERVER_KEEP_ALIVE_MS = 72_000;
@@ -88,6 +91,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     pooledSessions: () => pool.size,
     listenStreams: () => listens.size,
     notificationFeeds: () => feeds.size,
+    parkedExchanges: () => parked.size,
   });
   const eraProbe = createEraProbe(upstream, config.upstreamEra, logger, config.upstreamTimeoutMs);
   const links: LinkDeps = {
@@ -126,6 +130,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     metrics,
     closing: () => closing,
   });
+  // MRTR: with a secret every replica opens the requestStates another sealed; without one only
+  // this process can (README "MRTR").
+  const parked = createParkedExchanges<Exchange>({ max: config.mrtrMaxParked, timeoutMs: config.mrtrParkTimeoutMs });
+  const mrtr = createMrtr({
+    codec: createRequestStateCodec({ key: keys[0]?.requestState ?? (await randomStateKey()), ttlMs: config.mrtrStateTtlMs }),
+    parked,
+    binding,
+    log: logger,
+    metrics,
+  });
 
   // Closing: Node's server.close() drops the connections idle at that moment only; a keep-alive
   // connection whose answer finishes later would hold the process for its whole idle timeout.
@@ -147,6 +161,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     terminated: createTerminatedIds(config.maxSessions),
     openStreams,
     listens,
+    mrtr,
     closing: () => closing,
   });
 
@@ -185,6 +200,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     endStreams(openStreams);
     // subscriptions/listen streams end gracefully: the final result tells each client so.
     listens.closeAll();
+    // Parked MRTR exchanges: their upstream requests get an error answer and a cancellation.
+    parked.clear();
     // Pooled upstream sessions are the proxy's own: end them upstream (their DELETEs finish
     // before the upstream client closes).
     pool.clear();

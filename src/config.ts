@@ -68,6 +68,15 @@ export const DEFAULT_LISTEN_KEEPALIVE_MS = 15_000;
 // flood of them from exhausting sockets and memory. Ten times the v2 SDK server's default (1024),
 // since one proxy fronts many clients.
 export const DEFAULT_LISTEN_MAX_STREAMS = 10_000;
+// MRTR (proxy/mrtr.ts): a parked upstream exchange holds an open upstream request and its stream.
+// A thousand bounds what clients that never come back can make the proxy and the upstream hold.
+export const DEFAULT_MRTR_MAX_PARKED = 1000;
+// The v1 TypeScript SDK gives up on a server→client request after 60 s by default: an exchange
+// parked longer would only wait for an upstream that has stopped waiting.
+export const DEFAULT_MRTR_PARK_TIMEOUT_MS = 60_000;
+// A requestState is good this long (the v2 SDK's requestState codec default): a retry after the
+// exchange expired still works, by re-running the request with the answers it carries.
+export const DEFAULT_MRTR_STATE_TTL_MS = 10 * 60 * 1000;
 export const UPSTREAM_ERAS = ['auto', 'legacy', 'modern'] as const;
 export type UpstreamEra = (typeof UPSTREAM_ERAS)[number];
 export const SESSIONLESS_MODES = ['pool', 'reject'] as const;
@@ -125,6 +134,12 @@ export interface Config {
   readonly upstreamEra: UpstreamEra;
   /** 2025-style requests without a session id: served on a pooled session, or 400 as before. */
   readonly sessionless: SessionlessMode;
+  /** MRTR: upstream exchanges parked at a question at most (beyond: not parked, the retry re-runs). */
+  readonly mrtrMaxParked: number;
+  /** MRTR: a parked exchange no retry claims is ended after this long. */
+  readonly mrtrParkTimeoutMs: number;
+  /** MRTR: how long a requestState is accepted. */
+  readonly mrtrStateTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -184,6 +199,9 @@ export const SETTINGS = {
   listenMaxStreams: { flag: 'listen-max-streams', env: 'LISTEN_MAX_STREAMS', parse: ms(1, 1_000_000), fallback: DEFAULT_LISTEN_MAX_STREAMS, help: 'open subscriptions/listen streams at most; beyond, a new one is refused (-32603)' },
   upstreamEra: { flag: 'upstream-era', env: 'UPSTREAM_ERA', parse: (t: string): UpstreamEra => parseChoice(t, UPSTREAM_ERAS), fallback: 'auto' as UpstreamEra, help: 'auto: probe the upstream with server/discover; legacy: translate 2026-07-28 requests onto pooled sessions; modern: pass them through' },
   sessionless: { flag: 'sessionless', env: 'SESSIONLESS', parse: (t: string): SessionlessMode => parseChoice(t, SESSIONLESS_MODES), fallback: 'pool' as SessionlessMode, help: 'a 2025-style request without Mcp-Session-Id (not initialize): pool (serve it on a pooled session) or reject (400)' },
+  mrtrMaxParked: { flag: 'mrtr-max-parked', env: 'MRTR_MAX_PARKED', parse: ms(0, 1_000_000), fallback: DEFAULT_MRTR_MAX_PARKED, help: 'upstream exchanges of 2026-07-28 requests parked at a question (input_required) at most; beyond it (and with 0) the retry re-runs the request' },
+  mrtrParkTimeoutMs: { flag: 'mrtr-park-timeout-ms', env: 'MRTR_PARK_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_PARK_TIMEOUT_MS, help: 'a parked exchange whose retry does not come this soon is ended (the upstream gets an error answer and a cancellation)' },
+  mrtrStateTtlMs: { flag: 'mrtr-state-ttl-ms', env: 'MRTR_STATE_TTL_MS', parse: ms(1_000, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_STATE_TTL_MS, help: 'an input_required requestState is refused (-32602) this long after it was issued' },
   lossPatterns: { flag: 'loss-patterns', env: 'LOSS_PATTERNS', parse: parseExtraPatterns, fallback: [] as readonly LossPattern[], help: 'extra loss messages: regular expressions separated by ||' },
 } satisfies Record<string, Setting<unknown>>;
 
@@ -300,6 +318,9 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     listenMaxStreams: read('listenMaxStreams'),
     upstreamEra: read('upstreamEra'),
     sessionless: read('sessionless'),
+    mrtrMaxParked: read('mrtrMaxParked'),
+    mrtrParkTimeoutMs: read('mrtrParkTimeoutMs'),
+    mrtrStateTtlMs: read('mrtrStateTtlMs'),
   };
   if (config.sessionSecretPrevious !== undefined && !given('sessionSecret') && !given('sessionSecretFile')) {
     problems.push('SESSION_SECRET_PREVIOUS needs a current SESSION_SECRET (or SESSION_SECRET_FILE)');

@@ -129,6 +129,10 @@ export const PROXY_ERRORS = {
     code: -32600,
     message: 'Invalid Request: batches cannot be sent on to an MCP 2026-07-28 upstream; send one message per request',
   },
+  // MRTR retries (proxy/mrtr.ts). In-band (HTTP 200) as a v2 server's handler-level -32602 is; the
+  // message is the v2 server's frozen one for a requestState that fails verification.
+  MRTR_INVALID_STATE: { status: 200, code: -32602, message: 'Invalid or expired requestState' },
+  MRTR_INVALID_PARAMS: { status: 200, code: -32602, message: 'Invalid params: inputResponses or requestState is malformed' },
 } as const satisfies Record<string, ProxyErrorSpec>;
 
 export type ProxyErrorReason = keyof typeof PROXY_ERRORS;

@@ -27,7 +27,26 @@ export interface Metrics {
   poolHit(): void;
   poolMiss(): void;
   poolEnded(reason: PoolEndReason): void;
+  /** MRTR (proxy/mrtr.ts): what happened to a 2026-07-28 request whose legacy upstream asked something. */
+  inputRequired(event: InputRequiredEvent): void;
 }
+
+/**
+ * input_required: answered so; continued: a retry took up its parked exchange; rerun: a retry ran the
+ * request again (exchange gone, or another replica's); refused: a retry's requestState failed
+ * verification; ended_*: a parked exchange ended without its retry (timeout, full registry,
+ * client gone, upstream closed, shutdown).
+ */
+export type InputRequiredEvent =
+  | 'input_required'
+  | 'continued'
+  | 'rerun'
+  | 'refused'
+  | 'ended_timeout'
+  | 'ended_full'
+  | 'ended_client_closed'
+  | 'ended_upstream_closed'
+  | 'ended_shutdown';
 
 /** Why a pooled upstream session left the pool (it is then ended upstream). */
 export type PoolEndReason = 'evicted' | 'expired' | 'cleared';
@@ -50,6 +69,7 @@ const DISABLED: Metrics = {
   poolHit() {},
   poolMiss() {},
   poolEnded() {},
+  inputRequired() {},
 };
 
 /** Sizes the metrics read when scraped, beyond the client sessions. */
@@ -59,10 +79,12 @@ export interface MetricSizes {
   readonly listenStreams?: () => number;
   /** Upstream GET streams those listeners share (one per pooled session with listeners). */
   readonly notificationFeeds?: () => number;
+  /** MRTR exchanges parked until the client's retry (proxy/mrtr.ts). */
+  readonly parkedExchanges?: () => number;
 }
 
 export function createMetrics(enabled: boolean, activeSessions: () => number, sizes: MetricSizes = {}): Metrics {
-  const { pooledSessions = () => 0, listenStreams = () => 0, notificationFeeds = () => 0 } = sizes;
+  const { pooledSessions = () => 0, listenStreams = () => 0, notificationFeeds = () => 0, parkedExchanges = () => 0 } = sizes;
   if (!enabled) return DISABLED;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'mcp_session_proxy_' });
@@ -108,6 +130,8 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, si
   );
   const poolLookups = counter('mcp_session_proxy_pool_lookups_total', 'Pooled upstream session lookups, by result: hit (an upstream session to share) or miss (a new one opened)', ['result']);
   const poolEnded = counter('mcp_session_proxy_pooled_sessions_ended_total', 'Pooled upstream sessions that left the pool and were ended upstream, by reason: evicted (count bound), expired (idle TTL), cleared (shutdown)', ['reason']);
+  sizeGauge('mcp_session_proxy_parked_exchanges', 'Upstream exchanges parked at a question, waiting for the 2026-07-28 client to retry (MRTR)', parkedExchanges);
+  const inputRequired = counter('mcp_session_proxy_input_required_total', 'MRTR over legacy upstreams, by event: input_required, continued (parked exchange taken up), rerun, refused (bad requestState), ended_<reason> (parked exchange ended without its retry)', ['event']);
   const streams = new Gauge({ name: 'mcp_session_proxy_open_sse_streams', help: 'SSE answers being relayed now', registers });
   const endReasons: Record<EndReason, string> = {
     delete: 'deleted',
@@ -132,5 +156,6 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, si
     poolHit: () => poolLookups.inc({ result: 'hit' }),
     poolMiss: () => poolLookups.inc({ result: 'miss' }),
     poolEnded: (reason) => poolEnded.inc({ reason }),
+    inputRequired: (event) => inputRequired.inc({ event }),
   };
 }

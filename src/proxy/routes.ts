@@ -28,6 +28,7 @@ import { classifyEra, isLoggingLevel, isPlainLegacy, MCP_METHOD_HEADER, MCP_NAME
 import { messagesOf } from '../mcp/initialize-result.js';
 import { initializeResultOf, legacyClientOf, negotiatedVersion, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
 import { classifyBody, isEventStream, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
+import { INPUT_REQUIRED_METHODS } from '../mcp/input-required.js';
 import {
   answerBodyOf,
   discoverResult,
@@ -48,6 +49,7 @@ import { HeldSession } from '../upstream/held-session.js';
 import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
 import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
+import type { Mrtr } from './mrtr.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import type { Listens } from './listen.js';
@@ -76,6 +78,8 @@ export interface McpEndpointDeps extends TrackingDeps {
   readonly listens: Listens;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** 2026-07-28 requests whose legacy upstream asks the client something (input_required). */
+  readonly mrtr: Mrtr;
   /** True once shutdown has started: new requests are refused (503) so the server can drain. */
   readonly closing: () => boolean;
 }
@@ -94,7 +98,7 @@ export interface McpEndpoint {
 }
 
 export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
-  const { config, store, links, pool, eraProbe, fingerprint, binding, sealer, terminated, openStreams, metrics, log } = deps;
+  const { config, store, links, pool, eraProbe, fingerprint, binding, sealer, terminated, openStreams, metrics, log, mrtr } = deps;
   const policy = gatePolicyOf(config);
   const flows: Record<McpFlow, (call: Call) => Promise<void>> = {
     POST: post,
@@ -233,10 +237,17 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
         touch: () => pool.touch(entry),
       });
     }
-    const upstreamId = link.nextRequestId();
     const clientProgressToken = progressTokenOf(params);
+    // MRTR (proxy/mrtr.ts): a retry may continue a parked upstream exchange; a run of these
+    // methods may be asked questions, which become input_required.
+    const round = INPUT_REQUIRED_METHODS.has(method) ? await mrtr.begin(call, method, params) : undefined;
+    if (round?.kind === 'resume') {
+      const { logLevel, clientCapabilities } = envelope;
+      return mrtr.resume(call, round, { method, clientId: message.id, clientProgressToken, logLevel, serverInfo: link.serverInfo, clientCapabilities }, headers);
+    }
+    const upstreamId = link.nextRequestId();
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
-    const out = outgoing(call, headers, toLegacyRequest(method, params, upstreamId, upstreamProgressToken));
+    const out = outgoing(call, headers, toLegacyRequest(method, round?.params ?? params, upstreamId, upstreamProgressToken));
     let answer: Answer;
     try {
       answer = (await sendOn(call, link, out))!;
@@ -262,6 +273,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       serverInfo: link.serverInfo,
       clientCapabilities: envelope.clientCapabilities,
     };
+    if (round !== undefined && !Buffer.isBuffer(answer.payload) && isEventStream(answer.response.headers['content-type'])) {
+      return mrtr.relay(call, round, context, link, headers, answer.payload);
+    }
     return relayTranslated(call, link, headers, answer, context, (m, text) => toModernMessage(m, context, text));
   }
 

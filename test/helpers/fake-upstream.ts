@@ -198,6 +198,7 @@ export function countingMetrics(): Metrics & { replays: ReplayReason[]; replayFa
     poolHit: () => void counts.pool.push('hit'),
     poolMiss: () => void counts.pool.push('miss'),
     poolEnded: (reason: string) => void counts.pool.push(reason),
+    inputRequired: none,
   });
 }
 

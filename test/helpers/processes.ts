@@ -165,11 +165,16 @@ export interface FixtureStats {
   subscribes: string[];
   unsubscribes: string[];
   notified: number;
+  toolRuns: Record<string, number>;
+  answersReceived: number;
+  answerErrors: number;
+  /** MCP requests (with an id) whose answer is still open, on any session. */
+  openRequests: number;
 }
 
 export async function startFixture(
   mode: FixtureMode,
-  options: { port?: number; idleMs?: number; conformance?: boolean } = {},
+  options: { port?: number; idleMs?: number; conformance?: boolean; mrtr?: boolean } = {},
 ): Promise<Fixture> {
   const { proc, port } = start(
     [
@@ -183,6 +188,7 @@ export async function startFixture(
       '--idle-ms',
       String(options.idleMs ?? 0),
       ...(options.conformance ? ['--conformance'] : []),
+      ...(options.mrtr ? ['--mrtr'] : []),
     ],
     {},
     (line) => {

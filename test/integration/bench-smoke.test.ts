@@ -45,5 +45,8 @@ describe('npm run bench (smoke)', () => {
     expect(result.sealedIds.firstCallOnOtherReplicaMedianMs).toBeGreaterThan(0);
     expect(result.sealedIds.inProcess.openMicros).toBeGreaterThan(0);
     expect(result.sealedIds.inProcess.idLength).toBeLessThanOrEqual(1024);
+    // MRTR: the asking call was parked and continued (the tool ran once per call).
+    expect(result.mrtr.oneRoundOverPlain).toBeGreaterThan(0);
+    expect(result.mrtr.toolRunsPerCall).toBe(1);
   }, 150_000);
 });

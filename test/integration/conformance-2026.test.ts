@@ -9,11 +9,15 @@
  * Applicable, asserted below: every check SUCCESS (or SKIPPED / WARNING, which the suite gives
  * for what does not apply and for SHOULDs), with the exceptions named in KNOWN_GAPS.
  *
+ * MRTR (issue 12): the 14 input-required-result-* scenarios (scored) are asserted too. Their
+ * test_input_required_result_* tools are legacy tools in the fixture: they ask with server→client
+ * requests (elicitInput, createMessage, listRoots), which the proxy turns into input_required and
+ * continues on the retry. The suite expects fixed inputRequests keys (`user_name`, …): the fixture
+ * names them in params._meta["mcp-session-proxy/inputKey"] (a documented convention, README
+ * "MRTR"); without it the proxy derives a key from the question, which the scenarios that look
+ * keys up by name (basic-elicitation, ignore-extra-params) would not find.
+ *
  * Excluded (the CLI runs them too, in the same run; their results are not asserted):
- * - input-required-result-* (14 scenarios, scored): MRTR, issue 12. They call
- *   test_input_required_result_* tools that must answer `resultType: "input_required"` with fixed
- *   `inputRequests` keys and a signed `requestState`; a legacy upstream asks through server→client
- *   requests instead, which the proxy does not translate into MRTR yet.
  * - tasks-* (10 scenarios): the tasks extension (not scored at 2026-07-28); the proxy serves no
  *   tasks/* methods (removed from the 2026-07-28 core).
  * - json-schema-2020-12 (pending, not scored): needs a tool whose inputSchema is raw JSON Schema
@@ -74,6 +78,22 @@ const APPLICABLE = [
   'dns-rebinding-protection',
   'caching',
   'http-header-validation',
+  // MRTR (issue 12): the fixture's tools ask with server→client requests and name the expected
+  // inputRequests keys in params._meta["mcp-session-proxy/inputKey"] (README "MRTR").
+  'input-required-result-basic-elicitation',
+  'input-required-result-basic-sampling',
+  'input-required-result-basic-list-roots',
+  'input-required-result-request-state',
+  'input-required-result-multiple-input-requests',
+  'input-required-result-multi-round',
+  'input-required-result-missing-input-response',
+  'input-required-result-non-tool-request',
+  'input-required-result-result-type',
+  'input-required-result-unsupported-methods',
+  'input-required-result-tampered-state',
+  'input-required-result-capability-check',
+  'input-required-result-ignore-extra-params',
+  'input-required-result-validate-input',
 ] as const;
 
 /**

@@ -1,7 +1,7 @@
 import { connect as connectSocket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
-import { connectModern, modernCallText } from '../helpers/modern-client.js';
+import { connectModern, envelope, modernCallText, modernHeaders, post as modernPost } from '../helpers/modern-client.js';
 import { expectNoSecretsInLogs } from '../helpers/log-audit.js';
 import { killAll, startFixture, startProxy } from '../helpers/processes.js';
 
@@ -17,7 +17,7 @@ describe('logs never carry a raw session id, credential or cookie, at any level'
     const outputs: string[] = [];
 
     for (const mode of ['sdk', 'rotating', 'strict'] as const) {
-      const upstream = await startFixture(mode);
+      const upstream = await startFixture(mode, { mrtr: true });
       const proxy = await startProxy(upstream.mcpUrl, { LOG_LEVEL: 'trace' });
       const c = await connect(proxy.url, `audited-${mode}`, { authorization: TOKEN, cookie: COOKIE });
       const id = c.sessionId()!;
@@ -38,6 +38,19 @@ describe('logs never carry a raw session id, credential or cookie, at any level'
       await regained;
       await subscription.close();
       await modern.close();
+      // MRTR: an input_required round, a tampered retry, and the retry that completes it.
+      const ask = (id: number, extra: Record<string, unknown>) =>
+        modernPost(proxy.url, { ...modernHeaders('tools/call', 'ask-name'), authorization: TOKEN, cookie: COOKIE }, {
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name: 'ask-name', arguments: {}, ...extra, _meta: envelope({ 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } }) },
+        });
+      const asked = (await ask(1, {})).messages.at(-1)!.result as { requestState: string; inputRequests: Record<string, unknown> };
+      secrets.push(asked.requestState);
+      const inputResponses = { [Object.keys(asked.inputRequests)[0]!]: { action: 'accept', content: { name: 'Audited' } } };
+      expect((await ask(2, { inputResponses, requestState: `${asked.requestState}x` })).messages[0]).toMatchObject({ error: { code: -32602 } });
+      expect((await ask(3, { inputResponses, requestState: asked.requestState })).messages.at(-1)).toMatchObject({ result: { content: [{ text: 'Hello, Audited!' }] } });
       const sessionless = await fetch(proxy.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: TOKEN, cookie: COOKIE },
