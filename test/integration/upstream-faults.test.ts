@@ -1,6 +1,6 @@
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { callText, connect, sessionHeaders } from '../helpers/client.js';
+import { callText, connect, connectSettled, sessionHeaders } from '../helpers/client.js';
 import { killAll, startFixture, startProxy } from '../helpers/processes.js';
 
 afterAll(killAll);
@@ -62,7 +62,8 @@ describe('upstream faults: a clear error, then recovery', () => {
     // The hang never ends; the timeout only has to be longer than a normal answer (the connect and
     // the last call here) can take on a busy machine, where 500 ms has been exceeded.
     const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_TIMEOUT_MS: '10000' });
-    const c = await connect(proxy.url, 'hurried');
+    // Settled: the client's background GET stream must reach the upstream before the hang, or it hangs too.
+    const c = await connectSettled(proxy.url, 'hurried', upstream);
     const abortedBefore = (await upstream.stats()).abortedResponses;
     await upstream.fault({ hang: '1' });
     const failure = await httpFailure(callText(c, 'echo', { text: 'x' }));
