@@ -145,8 +145,12 @@ export class UpstreamLink {
   private readonly logLevel: string | undefined;
   /** Counter for the JSON-RPC ids of requests this link rewrites (callers sharing it). */
   private requests = 0;
-  /** Few (a pooled link's notification feed, if it has listeners); usually none. */
-  private readonly watchers = new Set<LinkWatcher>();
+  /**
+   * Few (a pooled link's notification feed, if it has listeners); usually none, so made on first
+   * use: an empty Set in every client session's link cost about 200 bytes per session
+   * (bench/README.md, memory per session).
+   */
+  private watchers: Set<LinkWatcher> | undefined;
 
   constructor(
     private readonly deps: LinkDeps,
@@ -216,8 +220,8 @@ export class UpstreamLink {
 
   /** Follow this link's renewals and its end; the returned function stops following. */
   watch(watcher: LinkWatcher): () => void {
-    this.watchers.add(watcher);
-    return () => void this.watchers.delete(watcher);
+    (this.watchers ??= new Set()).add(watcher);
+    return () => void this.watchers?.delete(watcher);
   }
 
   /**
@@ -260,8 +264,9 @@ export class UpstreamLink {
     const previous = this.state;
     if (previous.kind === 'ended') return;
     this.state = ENDED;
-    for (const watcher of [...this.watchers]) watcher.ended();
-    this.watchers.clear();
+    const watchers = this.watchers;
+    this.watchers = undefined;
+    for (const watcher of watchers ?? []) watcher.ended();
     if (previous.kind === 'replaying') return void (await previous.flight.catch(ignore));
     if (previous.kind === 'acknowledging') await previous.flight;
     if (this.upstreamId !== undefined && previous.kind !== 'unopened') await this.endUpstream(this.upstreamId, headers);
@@ -365,7 +370,7 @@ export class UpstreamLink {
     if (this.pooled) this.serverResult = result.result;
     this.generation++;
     this.state = LIVE;
-    for (const watcher of [...this.watchers]) watcher.renewed(this.generation);
+    if (this.watchers !== undefined) for (const watcher of [...this.watchers]) watcher.renewed(this.generation);
     deps.log.info(
       {
         link: this.label,
