@@ -56,25 +56,32 @@ export function toLegacyRequest(
   upstreamId: string,
   upstreamProgressToken: string | undefined,
 ): string {
-  const { _meta: meta, ...rest } = params;
-  const legacyParams: Obj = rest;
-  const legacyMeta = legacyMetaOf(meta, upstreamProgressToken);
+  // Copied member by member (no rest spread, no deletes): this runs for every modern request.
+  const legacyParams: Obj = {};
+  for (const key in params) {
+    if (key !== '_meta' && Object.hasOwn(params, key)) put(legacyParams, key, params[key]);
+  }
+  const legacyMeta = legacyMetaOf(params._meta, upstreamProgressToken);
   if (legacyMeta !== undefined) legacyParams._meta = legacyMeta;
   return JSON.stringify({ jsonrpc: '2.0', id: upstreamId, method, params: legacyParams });
 }
 
+/** `object[key] = value`, as an own member even for `__proto__` (JSON may name one; assignment would set the prototype). */
+function put(object: Obj, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+  else object[key] = value;
+}
+
 function legacyMetaOf(meta: unknown, upstreamProgressToken: string | undefined): Obj | undefined {
-  const legacy: Obj = isObject(meta) ? { ...meta } : {};
-  let kept = 0;
-  for (const key of Object.keys(legacy)) {
-    if (key.startsWith(RESERVED_META_PREFIX) || key === 'progressToken') delete legacy[key];
-    else kept++;
+  let legacy: Obj | undefined;
+  if (isObject(meta)) {
+    for (const key in meta) {
+      if (!Object.hasOwn(meta, key) || key.startsWith(RESERVED_META_PREFIX) || key === 'progressToken') continue;
+      put((legacy ??= {}), key, meta[key]);
+    }
   }
-  if (upstreamProgressToken !== undefined) {
-    legacy.progressToken = upstreamProgressToken;
-    kept++;
-  }
-  return kept === 0 ? undefined : legacy;
+  if (upstreamProgressToken !== undefined) (legacy ??= {}).progressToken = upstreamProgressToken;
+  return legacy;
 }
 
 /** What the answer translation needs to know about the request it answers. */
@@ -274,12 +281,63 @@ function spliceAnswer(message: Obj, text: string, upstreamId: string, clientId: 
   const start = head.length;
   const end = text.length - tail.length;
   if (end - start < 2 || text.charCodeAt(start) !== OPEN_BRACE || !text.startsWith(head) || !text.endsWith(tail)) return undefined;
-  const inner = text.slice(start + 1, end); // `…}`: the members and the closing brace
-  const result = members === '' ? `{${inner}` : inner === '}' ? `{${members}}` : `{${members},${inner}`;
+  return withMembers(clientId, members, text.slice(start + 1, end));
+}
+
+/**
+ * The answer for the client: its id, and the result's text after its opening brace (`…}`, maybe
+ * followed by other members of the message) with `members` first.
+ */
+function withMembers(clientId: JsonRpcId, members: string, inner: string): string {
+  // An empty result (`}` right away) takes the members without a separating comma.
+  const result = members === '' || inner.charCodeAt(0) === CLOSE_BRACE ? `{${members}${inner}` : `{${members},${inner}`;
   return `{"jsonrpc":"2.0","id":${JSON.stringify(clientId)},"result":${result}}`;
 }
 
+/**
+ * The common answer rewritten on its text alone, before any parse: a whole JSON body spelled
+ * `{"jsonrpc":"2.0","id":<upstream id>,"result":{…}}` or `{"result":{…},"jsonrpc":"2.0","id":<upstream id>}`
+ * (what SDK servers write), that names no member the rewrite must look at (`error`, `method`, a
+ * second `result`, `jsonrpc` or `id`; for a modern client `resultType`, `_meta`, `capabilities`) even as
+ * a string anywhere: anything else is undefined, for the parsing paths. The text is not validated:
+ * like every answer to a 2025 client, an upstream's broken JSON reaches the client as broken JSON.
+ * Held to the object path by the property test in era-translate.test.ts.
+ */
+export function splicedJsonAnswer(text: string, ctx: SessionlessContext, modern: AnswerContext | undefined): string | undefined {
+  if (modern !== undefined && !(modern.method !== 'tools/list' && !CACHEABLE_METHODS.has(modern.method))) return undefined;
+  const id = JSON.stringify(ctx.upstreamId);
+  let inner: string | undefined;
+  const idFirst = `{"jsonrpc":"2.0","id":${id},"result":{`;
+  if (text.startsWith(idFirst) && text.endsWith('}}')) inner = text.slice(idFirst.length, -1);
+  else if (text.startsWith(RESULT_FIRST)) {
+    const tail = `},"jsonrpc":"2.0","id":${id}}`;
+    if (text.endsWith(tail)) inner = text.slice(RESULT_FIRST.length, text.length - tail.length + 1);
+  }
+  if (inner === undefined || !namesOnlyItsOwn(text, modern !== undefined)) return undefined;
+  return withMembers(ctx.clientId, modern === undefined ? '' : modernMembersOf(modern.serverInfo), inner);
+}
+
+const RESULT_FIRST = '{"result":{';
+
+function once(text: string, word: string): boolean {
+  return text.indexOf(word, text.indexOf(word) + 1) === -1;
+}
+
+/** Whether no word the rewrite must look at occurs in the text, apart from the frame's own. */
+function namesOnlyItsOwn(text: string, modern: boolean): boolean {
+  return (
+    once(text, '"result"') &&
+    once(text, '"jsonrpc"') &&
+    // A result naming an `id` anywhere takes the parsing path: a second top-level one would decide.
+    once(text, '"id"') &&
+    !text.includes('"error"') &&
+    !text.includes('"method"') &&
+    !(modern && (text.includes('"resultType"') || text.includes('"_meta"') || text.includes('"capabilities"')))
+  );
+}
+
 const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
 
 function isCacheTtl(value: unknown): boolean {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;

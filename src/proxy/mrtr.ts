@@ -40,6 +40,7 @@ import {
   nextKnowledge,
   questionOf,
   readRetryParams,
+  type RetryParams,
   requestDigestOf,
   type Knowledge,
   type Question,
@@ -95,7 +96,8 @@ interface StateBinding {
 
 export interface Mrtr {
   /** Read and check a request's MRTR params (and its requestState): throws the 2026 errors. */
-  begin(call: RoundCall, method: string, params: Obj): Promise<Begun>;
+  /** Synchronous for a first round (no requestState): the hot path of every tools/call. */
+  begin(call: RoundCall, method: string, params: Obj): Begun | Promise<Begun>;
   /** Continue a claimed parked exchange for this retry. */
   resume(call: RoundCall, begun: Extract<Begun, { kind: 'resume' }>, ctx: RoundContext, headers: UpstreamHeaders): void;
   /** Relay an upstream SSE answer to a (re-)run, parking it at a question. */
@@ -104,8 +106,30 @@ export interface Mrtr {
 
 export function createMrtr(deps: MrtrDeps): Mrtr {
   const { codec, parked, binding } = deps;
+  /** A retry: its requestState opened and checked, then its parked exchange claimed, or a re-run. */
+  async function retry(call: RoundCall, requestState: string, read: Extract<RetryParams, { kind: 'ok' }>, bindingOf: () => StateBinding): Promise<Begun> {
+    const opened = await codec.open(requestState);
+    const state = opened.ok ? opened.state : undefined;
+    const credential = state?.credential === undefined ? undefined : Buffer.from(state.credential, 'base64url');
+    if (state === undefined || state.request !== bindingOf().request || !binding.matches(credential, call.req.headers)) {
+      deps.log.debug({ reason: opened.ok ? 'binding' : opened.reason }, 'requestState refused');
+      deps.metrics.inputRequired('refused');
+      throw new ProxyError('MRTR_INVALID_STATE');
+    }
+    const knowledge: Knowledge = { asked: state.asked, answers: state.answers, responses: read.responses };
+    if (state.parked !== undefined) {
+      const exchange = parked.claim(state.parked.handle, state.parked.round);
+      if (exchange !== undefined) {
+        deps.metrics.inputRequired('continued');
+        return { kind: 'resume', exchange, knowledge };
+      }
+    }
+    deps.metrics.inputRequired('rerun');
+    return { kind: 'run', params: read.params, knowledge, binding: bindingOf };
+  }
+
   return {
-    async begin(call, method, params) {
+    begin(call, method, params) {
       const read = readRetryParams(params);
       if (read.kind === 'invalid') {
         throw new ProxyError('MRTR_INVALID_PARAMS', { detail: { message: `Invalid params: ${read.field} is malformed` } });
@@ -116,24 +140,7 @@ export function createMrtr(deps: MrtrDeps): Mrtr {
       if (read.requestState === undefined) {
         return { kind: 'run', params: read.params, knowledge: { asked: {}, answers: {}, responses: read.responses }, binding: bindingOf };
       }
-      const opened = await codec.open(read.requestState);
-      const state = opened.ok ? opened.state : undefined;
-      const credential = state?.credential === undefined ? undefined : Buffer.from(state.credential, 'base64url');
-      if (state === undefined || state.request !== bindingOf().request || !binding.matches(credential, call.req.headers)) {
-        deps.log.debug({ reason: opened.ok ? 'binding' : opened.reason }, 'requestState refused');
-        deps.metrics.inputRequired('refused');
-        throw new ProxyError('MRTR_INVALID_STATE');
-      }
-      const knowledge: Knowledge = { asked: state.asked, answers: state.answers, responses: read.responses };
-      if (state.parked !== undefined) {
-        const exchange = parked.claim(state.parked.handle, state.parked.round);
-        if (exchange !== undefined) {
-          deps.metrics.inputRequired('continued');
-          return { kind: 'resume', exchange, knowledge };
-        }
-      }
-      deps.metrics.inputRequired('rerun');
-      return { kind: 'run', params: read.params, knowledge, binding: bindingOf };
+      return retry(call, read.requestState, read, bindingOf);
     },
     resume(call, begun, ctx, headers) {
       begun.exchange.resume(new Sink(call, begun.exchange.contextFor(ctx), deps), begun.knowledge, headers);

@@ -32,6 +32,7 @@ import { INPUT_REQUIRED_METHODS } from '../mcp/input-required.js';
 import {
   answerBodyOf,
   discoverResult,
+  splicedJsonAnswer,
   toLegacyRequest,
   toModernMessage,
   toSessionlessMessage,
@@ -211,7 +212,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     if (message.kind === 'notification') return void call.res.writeHead(202).end();
     call.tracked.requestId = message.id;
     const headers = toUpstreamHeaders(call.req.headers, undefined);
-    if ((await eraProbe.era(headers)) === 'modern') return passThrough(call, headers, raw);
+    // Known after the first request: no await (each one costs a turn of the microtask queue).
+    const era = eraProbe.era(headers);
+    if ((typeof era === 'string' ? era : await era) === 'modern') return passThrough(call, headers, raw);
     delete headers[MCP_METHOD_HEADER];
     delete headers[MCP_NAME_HEADER];
     const { envelope, method, params } = message;
@@ -240,7 +243,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const clientProgressToken = progressTokenOf(params);
     // MRTR (proxy/mrtr.ts): a retry may continue a parked upstream exchange; a run of these
     // methods may be asked questions, which become input_required.
-    const round = INPUT_REQUIRED_METHODS.has(method) ? await mrtr.begin(call, method, params) : undefined;
+    const begun = INPUT_REQUIRED_METHODS.has(method) ? mrtr.begin(call, method, params) : undefined;
+    const round = begun instanceof Promise ? await begun : begun;
     if (round?.kind === 'resume') {
       const { logLevel, clientCapabilities } = envelope;
       return mrtr.resume(call, round, { method, clientId: message.id, clientProgressToken, logLevel, serverInfo: link.serverInfo, clientCapabilities }, headers);
@@ -276,7 +280,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     if (round !== undefined && !Buffer.isBuffer(answer.payload) && isEventStream(answer.response.headers['content-type'])) {
       return mrtr.relay(call, round, context, link, headers, answer.payload);
     }
-    return relayTranslated(call, link, headers, answer, context, (m, text) => toModernMessage(m, context, text));
+    return relayTranslated(call, link, headers, answer, context, (m, text) => toModernMessage(m, context, text), (text) => splicedJsonAnswer(text, context, context));
   }
 
   /** A 2025-style request without a session id, on a pooled session: only its ids are rewritten. */
@@ -305,7 +309,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const out = outgoing(call, headers, toLegacyRequest(method, params ?? {}, upstreamId, upstreamProgressToken));
     const answer = (await sendOn(call, link, out))!;
     const context = { clientId: id as JsonRpcId, upstreamId, clientProgressToken, upstreamProgressToken };
-    return relayTranslated(call, link, headers, answer, context, (m, text) => toSessionlessMessage(m, context, text));
+    return relayTranslated(call, link, headers, answer, context, (m, text) => toSessionlessMessage(m, context, text), (text) => splicedJsonAnswer(text, context, undefined));
   }
 
   function outgoing(call: Call, headers: UpstreamHeaders, body: string | undefined): Outgoing {
@@ -337,6 +341,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     answer: Answer,
     context: { readonly clientId: JsonRpcId; readonly upstreamId: string },
     translate: MessageMap,
+    /** The common JSON answer rewritten on its text alone (splicedJsonAnswer), or undefined. */
+    splice: (text: string) => string | undefined,
   ) {
     const { res } = call;
     const { response, payload } = answer;
@@ -392,12 +398,15 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       return;
     }
     const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
-    const contentType = response.headers['content-type'];
+    const contentType = typeof response.headers['content-type'] === 'string' ? response.headers['content-type'] : undefined;
+    const bodyText = body.toString();
     let missing: string | undefined;
-    const text = answerBodyOf(body.toString(), typeof contentType === 'string' ? contentType : undefined, map, (id, method, missingCapability) => {
-      refuse(id, method);
-      missing ??= missingCapability;
-    });
+    const text =
+      (isEventStream(contentType) ? undefined : splice(bodyText)) ??
+      answerBodyOf(bodyText, contentType, map, (id, method, missingCapability) => {
+        refuse(id, method);
+        missing ??= missingCapability;
+      });
     if (missing !== undefined) {
       // Answered upstream already (refused): nothing to cancel.
       answered = true;

@@ -6,6 +6,7 @@ import {
   answerBodyOf,
   toModernMessage,
   toSessionlessMessage,
+  splicedJsonAnswer,
   type AnswerContext,
   type Translated,
 } from '../../src/mcp/translate.js';
@@ -494,6 +495,82 @@ describe('the common answer rewritten as text (the fast path) says what the obje
     }
     const list = '{"jsonrpc":"2.0","id":"u-1","result":{"tools":[]}}';
     expect(toModernMessage(JSON.parse(list), { ...ctx, method: 'tools/list' }, list).kind).toBe('forward');
+  });
+});
+
+describe('the common JSON answer rewritten before any parse (splicedJsonAnswer) says what the object path says', () => {
+  const results = fc.oneof(
+    fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 6 }),
+    fc.record({ content: fc.array(fc.record({ type: fc.constant('text'), text: fc.string() })), isError: fc.boolean() }, { requiredKeys: [] }),
+    fc.record({ resultType: fc.jsonValue(), _meta: fc.jsonValue(), capabilities: fc.jsonValue(), error: fc.jsonValue(), result: fc.jsonValue() }, { requiredKeys: [] }),
+  );
+  // Extra members beside the three (kept by both paths), and every order, compact.
+  const messages = fc.record({
+    result: results,
+    extra: fc.option(fc.dictionary(fc.constantFrom('x', 'error', 'method', 'result', 'jsonrpc', 'id'), fc.jsonValue(), { maxKeys: 2 }), { nil: undefined }),
+    order: fc.constantFrom('id-first', 'result-first'),
+  });
+  const contexts = fc.record({
+    method: fc.constantFrom('tools/call', 'prompts/get', 'tools/list', 'resources/read'),
+    clientId: fc.oneof(fc.integer(), fc.string()),
+    upstreamId: fc.constantFrom('u-1', 'q"\\', '7'),
+    clientProgressToken: fc.constant(undefined),
+    upstreamProgressToken: fc.constant(undefined),
+    logLevel: fc.constant(undefined),
+    serverInfo: fc.option(fc.constant(serverInfo), { nil: undefined }),
+  });
+  const spelled = (m: { result: unknown; extra?: Record<string, unknown> | undefined; order: string }, id: string) =>
+    m.order === 'id-first'
+      ? `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${JSON.stringify(m.result)}${m.extra ? JSON.stringify(m.extra).replace(/^\{/, ',').replace(/^,\}$/, '}') : '}'}`
+      : `{"result":${JSON.stringify(m.result)},${m.extra && Object.keys(m.extra).length > 0 ? JSON.stringify(m.extra).slice(1, -1) + ',' : ''}"jsonrpc":"2.0","id":${JSON.stringify(id)}}`;
+  const objectPath = (text: string, translate: (message: unknown) => Translated) => {
+    const translated = translate(JSON.parse(text));
+    return translated.kind === 'forward' && !('method' in translated.message) ? translated.message : undefined;
+  };
+
+  it('for a 2026-07-28 client and a sessionless caller, whenever it answers at all', () => {
+    let taken = 0;
+    fc.assert(
+      fc.property(messages, contexts, (m, context) => {
+        const text = spelled(m, context.upstreamId);
+        const modern = splicedJsonAnswer(text, context, context);
+        if (modern !== undefined) {
+          taken++;
+          expect(JSON.parse(modern)).toStrictEqual(objectPath(text, (message) => toModernMessage(message, context)));
+        }
+        const sessionless = splicedJsonAnswer(text, context, undefined);
+        if (sessionless !== undefined) expect(JSON.parse(sessionless)).toStrictEqual(objectPath(text, (message) => toSessionlessMessage(message, context)));
+      }),
+      { numRuns: 3000 },
+    );
+    // Not vacuous: the fast path was taken for a good share of the answers.
+    expect(taken).toBeGreaterThan(300);
+  });
+
+  it('is taken for the answers SDK servers write, and never for anything else it cannot vouch for', () => {
+    const sdk = '{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":"u-1"}';
+    expect(splicedJsonAnswer(sdk, ctx, ctx)).toBe(
+      `{"jsonrpc":"2.0","id":7,"result":{"resultType":"complete","_meta":{"${SERVER_INFO}":${JSON.stringify(serverInfo)}},"content":[{"type":"text","text":"hi"}]}}`,
+    );
+    expect(splicedJsonAnswer('{"jsonrpc":"2.0","id":"u-1","result":{}}', ctx, undefined)).toBe('{"jsonrpc":"2.0","id":7,"result":{}}');
+    for (const text of [
+      '{"jsonrpc":"2.0","id":"u-2","result":{}}', // another caller's
+      '{"jsonrpc":"2.0","id":"u-1","result":{}, "x":1}', // not compact where it matters
+      '{"jsonrpc":"2.0","id":"u-1","result":{"content":[]},"error":{"code":1,"message":"m"}}',
+      '{"jsonrpc":"2.0","id":"u-1","result":{"a":1},"result":{"b":2}}',
+      '{"jsonrpc":"2.0","id":"u-1","result":{"_meta":{}}}',
+      '{"jsonrpc":"2.0","id":"u-1","method":"x","result":{}}',
+      '[{"jsonrpc":"2.0","id":"u-1","result":{}}]',
+      '',
+    ]) {
+      expect(splicedJsonAnswer(text, ctx, ctx)).toBeUndefined();
+    }
+    const list: AnswerContext = { ...ctx, method: 'tools/list' };
+    expect(splicedJsonAnswer('{"jsonrpc":"2.0","id":"u-1","result":{"tools":[]}}', list, list)).toBeUndefined();
+  });
+
+  it('never throws on arbitrary text', () => {
+    fc.assert(fc.property(fc.string(), (text) => void splicedJsonAnswer(`{"jsonrpc":"2.0","id":"u-1","result":{${text}`, ctx, ctx)));
   });
 });
 
