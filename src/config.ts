@@ -77,6 +77,11 @@ export const DEFAULT_MRTR_PARK_TIMEOUT_MS = 60_000;
 // A requestState is good this long (the v2 SDK's requestState codec default): a retry after the
 // exchange expired still works, by re-running the request with the answers it carries.
 export const DEFAULT_MRTR_STATE_TTL_MS = 10 * 60 * 1000;
+// A held session's input_required question waits this long for the client's answer: a person may
+// be filling in an elicitation form. The client's own request timeout (v1 SDK: 60 s by default) or
+// its closing the stream usually ends the exchange first; this bounds clients that keep the stream
+// open and never answer (each waiting exchange holds its client connection).
+export const DEFAULT_HELD_INPUT_TIMEOUT_MS = 5 * 60 * 1000;
 export const UPSTREAM_ERAS = ['auto', 'legacy', 'modern'] as const;
 export type UpstreamEra = (typeof UPSTREAM_ERAS)[number];
 export const SESSIONLESS_MODES = ['pool', 'reject'] as const;
@@ -140,6 +145,8 @@ export interface Config {
   readonly mrtrParkTimeoutMs: number;
   /** MRTR: how long a requestState is accepted. */
   readonly mrtrStateTtlMs: number;
+  /** Held sessions: how long an input_required question waits for the client's answer. */
+  readonly heldInputTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -202,6 +209,7 @@ export const SETTINGS = {
   mrtrMaxParked: { flag: 'mrtr-max-parked', env: 'MRTR_MAX_PARKED', parse: ms(0, 1_000_000), fallback: DEFAULT_MRTR_MAX_PARKED, help: 'upstream exchanges of 2026-07-28 requests parked at a question (input_required) at most; beyond it (and with 0) the retry re-runs the request' },
   mrtrParkTimeoutMs: { flag: 'mrtr-park-timeout-ms', env: 'MRTR_PARK_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_PARK_TIMEOUT_MS, help: 'a parked exchange whose retry does not come this soon is ended (the upstream gets an error answer and a cancellation)' },
   mrtrStateTtlMs: { flag: 'mrtr-state-ttl-ms', env: 'MRTR_STATE_TTL_MS', parse: ms(1_000, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_STATE_TTL_MS, help: 'an input_required requestState is refused (-32602) this long after it was issued' },
+  heldInputTimeoutMs: { flag: 'held-input-timeout-ms', env: 'HELD_INPUT_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_HELD_INPUT_TIMEOUT_MS, help: 'in front of a 2026-07-28-only upstream: how long a question of an input_required answer (sent to the 2025 client as an elicitation/sampling/roots request) waits for its response before the request fails' },
   lossPatterns: { flag: 'loss-patterns', env: 'LOSS_PATTERNS', parse: parseExtraPatterns, fallback: [] as readonly LossPattern[], help: 'extra loss messages: regular expressions separated by ||' },
 } satisfies Record<string, Setting<unknown>>;
 
@@ -321,6 +329,7 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     mrtrMaxParked: read('mrtrMaxParked'),
     mrtrParkTimeoutMs: read('mrtrParkTimeoutMs'),
     mrtrStateTtlMs: read('mrtrStateTtlMs'),
+    heldInputTimeoutMs: read('heldInputTimeoutMs'),
   };
   if (config.sessionSecretPrevious !== undefined && !given('sessionSecret') && !given('sessionSecretFile')) {
     problems.push('SESSION_SECRET_PREVIOUS needs a current SESSION_SECRET (or SESSION_SECRET_FILE)');

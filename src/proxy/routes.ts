@@ -50,6 +50,7 @@ import { HeldSession } from '../upstream/held-session.js';
 import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
 import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
+import { deliverClientResponse, heldExchange } from './held-input.js';
 import type { Mrtr } from './mrtr.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
@@ -164,8 +165,12 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   async function held(call: Call, session: HeldSession, parsed: unknown) {
     if (Array.isArray(parsed)) throw new ProxyError('HELD_BATCH');
     const { id, method, params } = parsed as { id?: JsonRpcId; method?: unknown; params?: Record<string, unknown> };
-    // Notifications (initialized, cancelled, roots changed) and responses: nothing upstream takes them.
-    if (typeof method !== 'string' || id === undefined) return void call.res.writeHead(202).end();
+    // A response to a question of an input_required exchange (proxy/held-input.ts) goes to it;
+    // notifications (initialized, cancelled, roots changed) and other responses: nothing takes them.
+    if (typeof method !== 'string' || id === undefined) {
+      if (typeof method !== 'string') deliverClientResponse(session, parsed);
+      return void call.res.writeHead(202).end();
+    }
     if (method === 'ping') return answerJson(call.res, 200, { jsonrpc: '2.0', id, result: {} });
     if (method === 'logging/setLevel') {
       const level = params?.level;
@@ -178,6 +183,11 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const headers = toUpstreamHeaders(call.req.headers, undefined);
     headers[PROTOCOL_VERSION_HEADER] = MODERN_PROTOCOL_VERSION;
     Object.assign(headers, routingHeadersFor(method, params));
+    if (INPUT_REQUIRED_METHODS.has(method)) {
+      const acceptsEventStream = String(call.req.headers.accept ?? '').includes('text/event-stream');
+      const heldCall = { res: call.res, gone: call.tracked.gone, acceptsEventStream };
+      return heldExchange({ upstream: links.upstream, timeoutMs: config.heldInputTimeoutMs, metrics }, heldCall, session, { id, method, params, headers });
+    }
     const body = toModernRequest(id, method, params, session.client, session.logLevel);
     const response = await links.upstream.request({ method: 'POST', headers, body, signal: call.tracked.gone });
     const map: MessageMap = (message) => toLegacyMessage(message, method);

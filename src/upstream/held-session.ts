@@ -6,6 +6,7 @@
  * this one after a restart, can serve the session from its (sealed) id alone.
  */
 import type { LoggingLevel } from '../mcp/era.js';
+import { askIdOf } from '../mcp/held-input.js';
 import type { LegacyClient } from '../mcp/modern-upstream.js';
 
 let held = 0;
@@ -16,6 +17,9 @@ export class HeldSession {
   /** Set by logging/setLevel; until then the upstream sends no log notifications (2026 default). */
   logLevel: LoggingLevel | undefined = undefined;
   private ended = false;
+  /** Questions (input_required) sent to the client and not answered yet: id → who waits. */
+  private readonly waiting = new Map<string, (response: unknown) => void>();
+  private asked = 0;
 
   constructor(
     readonly client: LegacyClient,
@@ -31,5 +35,34 @@ export class HeldSession {
   end(): Promise<void> {
     this.ended = true;
     return Promise.resolve();
+  }
+
+  /** A new question for the client: its id (unique in this session), and `deliver` for its answer. */
+  ask(deliver: (response: unknown) => void): string {
+    const id = askIdOf(++this.asked);
+    this.waiting.set(id, deliver);
+    return id;
+  }
+
+  /** The question was answered, timed out or abandoned: a late answer finds nobody. */
+  forget(id: string): void {
+    this.waiting.delete(id);
+  }
+
+  /**
+   * A response the client POSTed: to the question it answers, if it is waiting here. False when
+   * nobody waits (answered already, timed out, or asked by another replica).
+   */
+  answer(id: string, response: unknown): boolean {
+    const deliver = this.waiting.get(id);
+    if (deliver === undefined) return false;
+    this.waiting.delete(id);
+    deliver(response);
+    return true;
+  }
+
+  /** Questions waiting for the client (for tests and metrics). */
+  get waitingCount(): number {
+    return this.waiting.size;
   }
 }

@@ -1,0 +1,227 @@
+/**
+ * A held session's tools/call, prompts/get or resources/read, when the 2026-07-28 upstream may
+ * answer `input_required` (MRTR): the upstream's questions become real server→client requests on
+ * the SSE answer to the client's request, the client's POSTed responses the next round's
+ * `inputResponses`. The client sees one request and one answer.
+ *
+ *   send the request (2026 envelope) → read the answer, forwarding its notifications
+ *     complete / error         → the answer (JSON while nothing was streamed, else the last event)
+ *     input_required           → check the client declared what is asked → switch the answer to SSE
+ *                                → one request per key → wait for every response (bounded; the
+ *                                client closing its stream aborts) → send the request again with a
+ *                                new id, `inputResponses` and the byte-exact `requestState`
+ *                                (at most HELD_INPUT_MAX_ROUNDS rounds)
+ *
+ * The client's responses must reach this process: the question waits in this HeldSession only
+ * (README: another replica answers such a POST 202 and drops it; route a session's POSTs to one
+ * replica, or the question times out).
+ */
+import type { ServerResponse } from 'node:http';
+import { createParser } from 'eventsource-parser';
+import { StringDecoder } from 'node:string_decoder';
+import type { JsonRpcId } from '../errors.js';
+import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../mcp/held-input.js';
+import { toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
+import { isEventStream, isJsonRpcMessage, parseJson } from '../mcp/protocol.js';
+import type { Metrics } from '../observability/metrics.js';
+import { readBody, type Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../upstream/client.js';
+import type { HeldSession } from '../upstream/held-session.js';
+import { toClientHeaders } from './headers.js';
+import { relay } from './reply.js';
+
+type Obj = Record<string, unknown>;
+
+export interface HeldInputDeps {
+  readonly upstream: UpstreamClient;
+  /** How long the proxy waits for the client to answer one round of questions. */
+  readonly timeoutMs: number;
+  readonly metrics: Metrics;
+}
+
+export interface HeldCall {
+  readonly res: ServerResponse;
+  readonly gone: Cancellation;
+  /** Whether the client's Accept allows an SSE answer (where the questions go). */
+  readonly acceptsEventStream: boolean;
+}
+
+/** The upstream's answer to one round: its JSON-RPC response, or something else to relay as is. */
+type RoundAnswer =
+  | { readonly kind: 'message'; readonly message: Obj }
+  | { readonly kind: 'other'; readonly response: UpstreamResponse; readonly body: Buffer }
+  | { readonly kind: 'cut' };
+
+const EVENT_PREFIX = 'event: message\ndata: ';
+
+/** One held request that may take rounds of input; resolves once the client has its answer. */
+export async function heldExchange(
+  deps: HeldInputDeps,
+  call: HeldCall,
+  session: HeldSession,
+  request: { readonly id: JsonRpcId; readonly method: string; readonly params: Obj | undefined; readonly headers: UpstreamHeaders },
+): Promise<void> {
+  const { res, gone } = call;
+  const { id, method } = request;
+  let streaming = false;
+
+  function write(message: Obj): void {
+    if (!streaming) {
+      streaming = true;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      deps.metrics.streamOpened();
+      res.once('close', () => deps.metrics.streamClosed());
+    }
+    res.write(`${EVENT_PREFIX}${JSON.stringify(message)}\n\n`);
+  }
+
+  function finish(message: Obj): void {
+    if (res.destroyed || res.writableEnded) return;
+    if (streaming) {
+      res.end(`${EVENT_PREFIX}${JSON.stringify(message)}\n\n`);
+      return;
+    }
+    const text = JSON.stringify(message);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+    res.end(text);
+  }
+
+  let params = request.params;
+  let upstreamId: JsonRpcId = id;
+  for (let round = 0; ; round++) {
+    const body = toModernRequest(upstreamId, method, params, session.client, session.logLevel);
+    const response = await deps.upstream.request({ method: 'POST', headers: request.headers, body, signal: gone });
+    const answer = await readRound(response, upstreamId, (notification) => {
+      const translated = toLegacyMessage(notification, method);
+      if (translated.kind === 'forward') write(translated.message as Obj);
+    });
+    if (gone.aborted) return;
+    if (answer.kind === 'cut') return finish(inputError(id, -32603, 'The upstream cut its answer short', 'UPSTREAM_CUT'));
+    if (answer.kind === 'other') {
+      // Auth challenges, gateway errors: as they came, unless the client's answer is already a stream.
+      if (!streaming) return relay(res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.body);
+      return finish(inputError(id, -32603, `The upstream answered a retry with HTTP ${answer.response.statusCode}`, 'UPSTREAM_UNAVAILABLE'));
+    }
+    const message = { ...answer.message, id };
+    if (!('result' in message) || !isInputRequired(message.result)) {
+      const translated = toLegacyMessage(message, method);
+      return finish(translated.kind === 'forward' ? (translated.message as Obj) : message);
+    }
+    const planned = inputRoundOf(message.result);
+    if (planned.kind === 'invalid') return finish(inputError(id, -32603, `The upstream's input_required result is invalid: ${planned.message}`, 'HELD_INPUT_INVALID'));
+    if (round + 1 >= HELD_INPUT_MAX_ROUNDS) {
+      return finish(inputError(id, -32603, `The upstream still required input after ${HELD_INPUT_MAX_ROUNDS} rounds`, 'HELD_INPUT_ROUNDS_EXCEEDED'));
+    }
+    const missing = missingCapabilityOf(planned.asks, session.client.capabilities);
+    if (missing !== undefined) {
+      return finish(
+        inputError(id, -32021, `The upstream asks the client for ${missing}, which it did not declare at initialize`, 'HELD_INPUT_MISSING_CAPABILITY', {
+          requiredCapabilities: { [missing]: {} },
+        }),
+      );
+    }
+    if (planned.asks.length > 0 && !call.acceptsEventStream) {
+      return finish(inputError(id, -32603, 'The upstream asks the client for input, which needs an SSE answer: Accept must list text/event-stream', 'HELD_INPUT_NEEDS_EVENT_STREAM'));
+    }
+    const answered = await askClient(session, planned.asks, write, gone, deps.timeoutMs);
+    if (answered.kind === 'aborted') return;
+    if (answered.kind === 'timeout') {
+      return finish(inputError(id, -32603, `The client did not answer the upstream's questions within ${deps.timeoutMs} ms`, 'HELD_INPUT_TIMEOUT'));
+    }
+    if (answered.kind === 'error') {
+      // As the v2 client does: a question that fails fails the whole request.
+      const { error, ask } = answered;
+      return finish(inputError(id, error.code, `The client answered ${ask.method} with an error: ${error.message}`, 'HELD_INPUT_FAILED'));
+    }
+    params = retryParams(request.params, answered.responses, planned.requestState);
+    upstreamId = retryIdOf(id, round + 1);
+  }
+}
+
+type Asked =
+  | { readonly kind: 'answered'; readonly responses: Obj }
+  | { readonly kind: 'error'; readonly ask: InputAsk; readonly error: { code: number; message: string } }
+  | { readonly kind: 'timeout' }
+  | { readonly kind: 'aborted' };
+
+/** Every question of a round sent to the client at once; resolves with all answers or the first failure. */
+function askClient(session: HeldSession, asks: readonly InputAsk[], write: (message: Obj) => void, gone: Cancellation, timeoutMs: number): Promise<Asked> {
+  if (asks.length === 0) return Promise.resolve({ kind: 'answered', responses: {} });
+  return new Promise<Asked>((resolve) => {
+    const ids: string[] = [];
+    const responses: Obj = {};
+    let open = asks.length;
+    const done = (outcome: Asked) => {
+      clearTimeout(timer);
+      gone.off('abort', onAbort);
+      for (const askId of ids) session.forget(askId);
+      resolve(outcome);
+    };
+    const onAbort = () => done({ kind: 'aborted' });
+    const timer = setTimeout(() => done({ kind: 'timeout' }), timeoutMs);
+    gone.once('abort', onAbort);
+    for (const ask of asks) {
+      const askId = session.ask((raw) => {
+        const response = clientResponseOf(raw);
+        if (response === undefined) return;
+        if ('error' in response) return done({ kind: 'error', ask, error: response.error });
+        responses[ask.key] = response.result;
+        if (--open === 0) done({ kind: 'answered', responses });
+      });
+      ids.push(askId);
+      write(ask.params === undefined ? { jsonrpc: '2.0', id: askId, method: ask.method } : { jsonrpc: '2.0', id: askId, method: ask.method, params: ask.params });
+    }
+  });
+}
+
+/** A client's POSTed JSON-RPC response, to the held exchange waiting for it; false if none is. */
+export function deliverClientResponse(session: HeldSession, message: unknown): boolean {
+  const response = clientResponseOf(message);
+  return response !== undefined && session.answer(response.id, message);
+}
+
+/**
+ * The upstream's answer to one round: notifications passed to `onNotification` as they come, the
+ * response to `upstreamId` returned (the rest of the stream is then let go: the request is over).
+ */
+async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, onNotification: (message: Obj) => void): Promise<RoundAnswer> {
+  const contentType = response.headers['content-type'];
+  if (!isEventStream(contentType)) {
+    const body = await readBody(response.body, MAX_JSON_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE');
+    const parsed = parseJson(body.toString());
+    if (isJsonRpcMessage(parsed) && !('method' in parsed) && parsed.id === upstreamId) return { kind: 'message', message: parsed as Obj };
+    return { kind: 'other', response, body };
+  }
+  return new Promise<RoundAnswer>((resolve) => {
+    const decoder = new StringDecoder('utf8');
+    let settled = false;
+    const settle = (answer: RoundAnswer) => {
+      if (settled) return;
+      settled = true;
+      resolve(answer);
+      if (answer.kind === 'message') response.body.destroy();
+    };
+    const parser = createParser({
+      onEvent(event) {
+        if (settled) return;
+        const message = parseJson(event.data);
+        if (!isJsonRpcMessage(message)) return;
+        if (typeof message.method === 'string') {
+          // 2026-07-28 servers send no requests; notifications (progress, log) go to the client.
+          if (!('id' in message)) onNotification(message as Obj);
+          return;
+        }
+        if (message.id === upstreamId) settle({ kind: 'message', message: message as Obj });
+      },
+    });
+    response.body.on('data', (chunk: Buffer) => parser.feed(decoder.write(chunk)));
+    response.body.once('end', () => {
+      parser.feed(decoder.end() + '\n\n');
+      settle({ kind: 'cut' });
+    });
+    response.body.once('error', () => settle({ kind: 'cut' }));
+    response.body.once('close', () => settle({ kind: 'cut' }));
+  });
+}
+
+// JSON answers are read whole to look at their resultType; bigger than this, something is wrong.
+const MAX_JSON_ANSWER_BYTES = 64 * 1024 * 1024;
