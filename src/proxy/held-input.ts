@@ -17,6 +17,7 @@
  * replica, or the question times out).
  */
 import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import { createParser } from 'eventsource-parser';
 import { StringDecoder } from 'node:string_decoder';
 import type { JsonRpcId } from '../errors.js';
@@ -36,6 +37,7 @@ export interface HeldInputDeps {
   /** How long the proxy waits for the client to answer one round of questions. */
   readonly timeoutMs: number;
   readonly metrics: Metrics;
+  readonly log: Logger;
 }
 
 export interface HeldCall {
@@ -90,6 +92,7 @@ export async function heldExchange(
   for (let round = 0; ; round++) {
     const body = toModernRequest(upstreamId, method, params, session.client, session.logLevel);
     const response = await deps.upstream.request({ method: 'POST', headers: request.headers, body, signal: gone });
+    deps.log.trace({ link: session.label, round, status: response.statusCode }, 'held request: upstream answered');
     const answer = await readRound(response, upstreamId, (notification) => {
       const translated = toLegacyMessage(notification, method);
       if (translated.kind === 'forward') write(translated.message as Obj);
@@ -122,6 +125,7 @@ export async function heldExchange(
     if (planned.asks.length > 0 && !call.acceptsEventStream) {
       return finish(inputError(id, -32603, 'The upstream asks the client for input, which needs an SSE answer: Accept must list text/event-stream', 'HELD_INPUT_NEEDS_EVENT_STREAM'));
     }
+    deps.log.debug({ link: session.label, round, asks: planned.asks.map((ask) => ask.method) }, 'held request: the upstream requires input; asking the client');
     const answered = await askClient(session, planned.asks, write, gone, deps.timeoutMs);
     if (answered.kind === 'aborted') return;
     if (answered.kind === 'timeout') {

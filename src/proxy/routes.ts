@@ -186,7 +186,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     if (INPUT_REQUIRED_METHODS.has(method)) {
       const acceptsEventStream = String(call.req.headers.accept ?? '').includes('text/event-stream');
       const heldCall = { res: call.res, gone: call.tracked.gone, acceptsEventStream };
-      return heldExchange({ upstream: links.upstream, timeoutMs: config.heldInputTimeoutMs, metrics }, heldCall, session, { id, method, params, headers });
+      return heldExchange({ upstream: links.upstream, timeoutMs: config.heldInputTimeoutMs, metrics, log }, heldCall, session, { id, method, params, headers });
     }
     const body = toModernRequest(id, method, params, session.client, session.logLevel);
     const response = await links.upstream.request({ method: 'POST', headers, body, signal: call.tracked.gone });

@@ -239,6 +239,8 @@ export interface ModernFixtureStats {
   discovers: number;
   initializes: string[];
   logLevels: (string | null)[];
+  toolCallIds: unknown[];
+  requestStates: (string | null)[];
 }
 
 /** The 2026-07-28 upstream (TypeScript SDK v2 createMcpHandler), test/fixtures/modern-upstream.ts. */
