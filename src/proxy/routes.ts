@@ -51,6 +51,7 @@ import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } fro
 import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
 import { deliverClientResponse, heldExchange } from './held-input.js';
+import { serveHeldStream } from './held-stream.js';
 import type { Mrtr } from './mrtr.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
@@ -178,6 +179,13 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
         return answerJson(call.res, 200, { jsonrpc: '2.0', id, error: { code: -32602, message: 'Invalid params: level must be a logging level' } });
       }
       session.logLevel = level;
+      return answerJson(call.res, 200, { jsonrpc: '2.0', id, result: {} });
+    }
+    // 2026-07-28 removed them: kept on the session, carried upstream by the GET stream's listen.
+    if (method === 'resources/subscribe' || method === 'resources/unsubscribe') {
+      const uri = params?.uri;
+      if (typeof uri !== 'string') return answerJson(call.res, 200, { jsonrpc: '2.0', id, error: { code: -32602, message: 'Invalid params: uri must be a string' } });
+      await session.subscribe(uri, method === 'resources/subscribe');
       return answerJson(call.res, 200, { jsonrpc: '2.0', id, result: {} });
     }
     const headers = toUpstreamHeaders(call.req.headers, undefined);
@@ -448,7 +456,11 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
 
   async function get(call: Call) {
     const session = await sessionFor(call, call.req.headers[SESSION_HEADER]);
-    if (session.link instanceof HeldSession) throw new ProxyError('HELD_NO_EVENT_STREAM');
+    if (session.link instanceof HeldSession) {
+      if (deps.closing()) throw new ProxyError('SHUTTING_DOWN');
+      const streamDeps = { upstream: links.upstream, log, metrics, openStreams, keepAliveMs: config.listenKeepAliveMs };
+      return serveHeldStream(streamDeps, call.req, call.res, session.link, session.id);
+    }
     return forward(call, session, session.link, undefined, false);
   }
 

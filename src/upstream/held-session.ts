@@ -8,6 +8,7 @@
 import type { LoggingLevel } from '../mcp/era.js';
 import { askIdOf } from '../mcp/held-input.js';
 import type { LegacyClient } from '../mcp/modern-upstream.js';
+import type { HeldListen } from './held-listen.js';
 
 let held = 0;
 
@@ -20,6 +21,10 @@ export class HeldSession {
   /** Questions (input_required) sent to the client and not answered yet: id → who waits. */
   private readonly waiting = new Map<string, (response: unknown) => void>();
   private asked = 0;
+  /** resources/subscribe'd URIs (answered here; the GET stream's listen carries them upstream). */
+  readonly subscriptions = new Set<string>();
+  /** The client's GET stream, while open: how to end it, and its upstream listen. */
+  private stream: { readonly stop: () => void; readonly listen: HeldListen } | undefined;
 
   constructor(
     readonly client: LegacyClient,
@@ -34,7 +39,28 @@ export class HeldSession {
   /** DELETE, eviction or expiry: the upstream keeps nothing, so there is nothing to tell it. */
   end(): Promise<void> {
     this.ended = true;
+    this.stream?.stop();
     return Promise.resolve();
+  }
+
+  /** A GET stream opened: the one before it (if any) ends. */
+  streamOpened(stop: () => void, listen: HeldListen): void {
+    const previous = this.stream;
+    this.stream = { stop, listen };
+    previous?.stop();
+  }
+
+  streamClosed(stop: () => void): void {
+    if (this.stream?.stop === stop) this.stream = undefined;
+  }
+
+  /** resources/subscribe or unsubscribe: the open stream listens again with the new set. */
+  subscribe(uri: string, on: boolean): Promise<void> {
+    const had = this.subscriptions.has(uri);
+    if (on === had) return Promise.resolve();
+    if (on) this.subscriptions.add(uri);
+    else this.subscriptions.delete(uri);
+    return this.stream?.listen.refilter() ?? Promise.resolve();
   }
 
   /** A new question for the client: its id (unique in this session), and `deliver` for its answer. */

@@ -241,6 +241,7 @@ export interface ModernFixtureStats {
   logLevels: (string | null)[];
   toolCallIds: unknown[];
   requestStates: (string | null)[];
+  listens: unknown[];
 }
 
 /** The 2026-07-28 upstream (TypeScript SDK v2 createMcpHandler), test/fixtures/modern-upstream.ts. */
