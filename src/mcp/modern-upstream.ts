@@ -149,5 +149,11 @@ function withoutReservedMeta(message: Obj, member: 'params' | 'result'): Obj {
   const kept: Obj = {};
   for (const [key, value] of Object.entries(meta)) if (!key.startsWith(RESERVED_META_PREFIX)) kept[key] = value;
   const { _meta: _dropped, ...rest } = holder;
-  return { ...message, [member]: Object.keys(kept).length === 0 ? rest : { ...rest, _meta: kept } };
+  if (Object.keys(kept).length > 0) return { ...message, [member]: { ...rest, _meta: kept } };
+  // A notification whose params held only the 2026 keys (list_changed): none, as a 2025 server sends it.
+  if (member === 'params' && Object.keys(rest).length === 0) {
+    const { params: _none, ...bare } = message;
+    return bare;
+  }
+  return { ...message, [member]: rest };
 }
