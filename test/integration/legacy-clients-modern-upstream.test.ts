@@ -32,7 +32,7 @@ describe('a v1 SDK client in front of a modern-only upstream', () => {
     expect(c.client.getServerCapabilities()).toMatchObject({ tools: {}, logging: {} });
     expect(c.transport.protocolVersion).toBe('2025-11-25');
 
-    expect((await c.client.listTools()).tools.map((t) => t.name).sort()).toEqual(['echo', 'whoami']);
+    expect((await c.client.listTools()).tools.map((t) => t.name)).toEqual(expect.arrayContaining(['echo', 'whoami']));
     expect(await callText(c, 'echo', { text: 'from 2025' })).toBe('from 2025');
     // The upstream read the legacy client's own identity and capabilities, from the envelope.
     expect(JSON.parse(await callText(c, 'whoami'))).toEqual({
@@ -49,16 +49,20 @@ describe('a v1 SDK client in front of a modern-only upstream', () => {
     expect((unknown as McpError).code).toBe(-32602);
 
     const stats = await upstream.stats();
+    // The client's own GET stream became a subscriptions/listen (held-event-stream.test.ts), at
+    // whatever point the SDK opened it.
+    expect(stats.methods.filter((m) => m === 'subscriptions/listen')).toHaveLength(1);
+    const requests = stats.methods.filter((m) => m !== 'subscriptions/listen');
     // The first initialize went upstream (and was refused: that is how the proxy found out), then
     // the era probe; after that only 2026-07-28 requests, never a session id.
-    expect(stats.methods).toEqual(['initialize', 'server/discover', 'server/discover', 'tools/list', 'tools/call', 'tools/call', 'tools/call', 'tools/call']);
+    expect(requests).toEqual(['initialize', 'server/discover', 'server/discover', 'tools/list', 'tools/call', 'tools/call', 'tools/call', 'tools/call']);
     expect(stats.withoutEnvelope).toBe(1);
     expect(stats.sessionIds).toEqual([]);
     expect(stats.mcpMethodHeaders.slice(1)).toEqual(stats.methods.slice(1));
     expect(stats.mcpNameHeaders).toEqual(['echo', 'whoami', 'echo', 'nope']);
     expect(stats.protocolVersionHeaders.slice(1).every((v) => v === '2026-07-28')).toBe(true);
     // logging/setLevel is kept on the session and sent as each later request's logLevel.
-    expect(stats.logLevels).toEqual([null, null, null, null, null, 'warning', 'warning']);
+    expect(stats.logLevels.filter((_, i) => stats.methods[i + 1] !== 'subscriptions/listen')).toEqual([null, null, null, null, null, 'warning', 'warning']);
 
     // The upstream restarts: it kept nothing, and the client notices nothing.
     await upstream.stop();
@@ -66,19 +70,14 @@ describe('a v1 SDK client in front of a modern-only upstream', () => {
     expect(await callText(c, 'echo', { text: 'after restart' })).toBe('after restart');
     expect(c.sessionId()).toBe(sessionId);
     const after = await upstream.stats();
-    expect(after.methods).toEqual(['tools/call']);
+    // (and the client's stream listens again there: held-event-stream.test.ts)
+    expect(after.methods.filter((m) => m !== 'subscriptions/listen')).toEqual(['tools/call']);
     expect(after.withoutEnvelope).toBe(0);
 
     // A new client now needs no refused initialize: the era is known.
     const second = await connect(proxy.url, 'second-client');
     expect(await callText(second, 'echo', { text: 'second' })).toBe('second');
     expect((await upstream.stats()).initializes).toEqual([]);
-
-    // The GET stream does not exist for held sessions (yet): 405, which the SDK client tolerates.
-    const get = await fetch(proxy.url, { headers: { ...sessionHeaders(c), accept: 'text/event-stream' } });
-    expect(get.status).toBe(405);
-    expect(get.headers.get('allow')).toBe('POST, DELETE');
-    expect(await get.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });
 
     // A batch cannot be sent on to a 2026-07-28 server.
     const batch = await fetch(proxy.url, {
