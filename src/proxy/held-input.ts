@@ -91,12 +91,19 @@ export async function heldExchange(
   let upstreamId: JsonRpcId = id;
   for (let round = 0; ; round++) {
     const body = toModernRequest(upstreamId, method, params, session.client, session.logLevel);
-    const response = await deps.upstream.request({ method: 'POST', headers: request.headers, body, signal: gone });
-    deps.log.trace({ link: session.label, round, status: response.statusCode }, 'held request: upstream answered');
-    const answer = await readRound(response, upstreamId, (notification) => {
-      const translated = toLegacyMessage(notification, method);
-      if (translated.kind === 'forward') write(translated.message as Obj);
-    });
+    let answer: RoundAnswer;
+    try {
+      const response = await deps.upstream.request({ method: 'POST', headers: request.headers, body, signal: gone });
+      deps.log.trace({ link: session.label, round, status: response.statusCode }, 'held request: upstream answered');
+      answer = await readRound(response, upstreamId, (notification) => {
+        const translated = toLegacyMessage(notification, method);
+        if (translated.kind === 'forward') write(translated.message as Obj);
+      });
+    } catch (error) {
+      // Before anything was streamed the error table answers (502, 504…); after, only an event can.
+      if (!streaming || gone.aborted) throw error;
+      return finish(inputError(id, -32000, 'The upstream could not be reached for a retry with the client\'s input', 'UPSTREAM_UNAVAILABLE'));
+    }
     if (gone.aborted) return;
     if (answer.kind === 'cut') return finish(inputError(id, -32603, 'The upstream cut its answer short', 'UPSTREAM_CUT'));
     if (answer.kind === 'other') {
