@@ -22,7 +22,9 @@ import { createParser } from 'eventsource-parser';
 import { StringDecoder } from 'node:string_decoder';
 import type { JsonRpcId } from '../errors.js';
 import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../mcp/held-input.js';
-import { toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
+import { routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
+import { MCP_NAME_HEADER } from '../mcp/era.js';
+import { isParamHeaderRefusal } from '../mcp/param-headers.js';
 import { isEventStream, isJsonRpcMessage, parseJson } from '../mcp/protocol.js';
 import type { Metrics } from '../observability/metrics.js';
 import { readBody, type Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../upstream/client.js';
@@ -89,11 +91,13 @@ export async function heldExchange(
 
   let params = request.params;
   let upstreamId: JsonRpcId = id;
+  let relearnt = false;
+  const headers = { ...request.headers };
   for (let round = 0; ; round++) {
     const body = toModernRequest(upstreamId, method, params, session.client, session.logLevel);
     let answer: RoundAnswer;
     try {
-      const response = await deps.upstream.request({ method: 'POST', headers: request.headers, body, signal: gone });
+      const response = await deps.upstream.request({ method: 'POST', headers, body, signal: gone });
       deps.log.trace({ link: session.label, round, status: response.statusCode }, 'held request: upstream answered');
       answer = await readRound(response, upstreamId, (notification) => {
         const translated = toLegacyMessage(notification, method);
@@ -112,6 +116,15 @@ export async function heldExchange(
       return finish(inputError(id, -32603, `The upstream answered a retry with HTTP ${answer.response.statusCode}`, 'UPSTREAM_UNAVAILABLE'));
     }
     const message = { ...answer.message, id };
+    if (method === 'tools/call' && !relearnt && !streaming && isParamHeaderRefusal((message as Obj).error)) {
+      // The tool needs Mcp-Param-* headers this session has not learnt (no tools/list went by
+      // here yet: another replica, a restart, a client that calls tools it knows): learn, once.
+      relearnt = true;
+      await learnTools(deps, session, request.headers, gone);
+      Object.assign(headers, session.paramHeadersFor(request.params?.name, request.params?.arguments));
+      round--;
+      continue;
+    }
     if (!('result' in message) || !isInputRequired(message.result)) {
       const translated = toLegacyMessage(message, method);
       return finish(translated.kind === 'forward' ? (translated.message as Obj) : message);
@@ -182,6 +195,30 @@ function askClient(session: HeldSession, asks: readonly InputAsk[], write: (mess
       write(ask.params === undefined ? { jsonrpc: '2.0', id: askId, method: ask.method } : { jsonrpc: '2.0', id: askId, method: ask.method, params: ask.params });
     }
   });
+}
+
+// tools/list pages read to learn Mcp-Param-* declarations: a bound on a paginating upstream.
+const MAX_TOOLS_LIST_PAGES = 10;
+
+/** tools/list upstream, every page (bounded), for the session to learn its tools' Mcp-Param-* headers. */
+async function learnTools(deps: HeldInputDeps, session: HeldSession, requestHeaders: UpstreamHeaders, gone: Cancellation): Promise<void> {
+  const headers: UpstreamHeaders = {};
+  for (const [name, value] of Object.entries(requestHeaders)) if (name !== MCP_NAME_HEADER && !name.startsWith('mcp-param-')) headers[name] = value;
+  Object.assign(headers, routingHeadersFor('tools/list', undefined));
+  let cursor: unknown;
+  for (let page = 0; page < MAX_TOOLS_LIST_PAGES; page++) {
+    const id = `mcp-session-proxy-tools-${page}`;
+    const body = toModernRequest(id, 'tools/list', cursor === undefined ? {} : { cursor }, session.client, undefined);
+    try {
+      const answer = await readRound(await deps.upstream.request({ method: 'POST', headers, body, signal: gone }), id, () => undefined);
+      const result = answer.kind === 'message' ? answer.message.result : undefined;
+      session.learnTools(result);
+      cursor = (result as { nextCursor?: unknown } | undefined)?.nextCursor;
+      if (typeof cursor !== 'string') return;
+    } catch {
+      return;
+    }
+  }
 }
 
 /** A client's POSTed JSON-RPC response, to the held exchange waiting for it; false if none is. */

@@ -191,6 +191,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const headers = toUpstreamHeaders(call.req.headers, undefined);
     headers[PROTOCOL_VERSION_HEADER] = MODERN_PROTOCOL_VERSION;
     Object.assign(headers, routingHeadersFor(method, params));
+    // Mcp-Param-* headers for tools that declare them (learnt from tools/list answers on this session).
+    if (method === 'tools/call') Object.assign(headers, session.paramHeadersFor(params?.name, params?.arguments));
     if (INPUT_REQUIRED_METHODS.has(method)) {
       const acceptsEventStream = String(call.req.headers.accept ?? '').includes('text/event-stream');
       const heldCall = { res: call.res, gone: call.tracked.gone, acceptsEventStream };
@@ -198,7 +200,13 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     }
     const body = toModernRequest(id, method, params, session.client, session.logLevel);
     const response = await links.upstream.request({ method: 'POST', headers, body, signal: call.tracked.gone });
-    const map: MessageMap = (message) => toLegacyMessage(message, method);
+    const map: MessageMap =
+      method === 'tools/list'
+        ? (message) => {
+            session.learnTools((message as { result?: unknown }).result);
+            return toLegacyMessage(message, method);
+          }
+        : (message) => toLegacyMessage(message, method);
     if (isEventStream(response.headers['content-type'])) {
       call.res.writeHead(response.statusCode, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       metrics.streamOpened();

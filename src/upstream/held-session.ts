@@ -7,10 +7,13 @@
  */
 import type { LoggingLevel } from '../mcp/era.js';
 import { askIdOf } from '../mcp/held-input.js';
+import { paramHeaderValues, toolParamHeadersOf, type ParamHeader } from '../mcp/param-headers.js';
 import type { LegacyClient } from '../mcp/modern-upstream.js';
 import type { HeldListen } from './held-listen.js';
 
 let held = 0;
+// Bounds what one session's tools/list answers can make the proxy keep (tools with Mcp-Param-* headers are few).
+const MAX_TOOLS_WITH_HEADERS = 1000;
 
 export class HeldSession {
   /** For log lines, as links have (`held <n>`); never an id. */
@@ -23,6 +26,8 @@ export class HeldSession {
   private asked = 0;
   /** resources/subscribe'd URIs (answered here; the GET stream's listen carries them upstream). */
   readonly subscriptions = new Set<string>();
+  /** Tools whose inputSchema declares Mcp-Param-* headers, learnt from tools/list answers. */
+  private readonly toolHeaders = new Map<string, ParamHeader[]>();
   /** The client's GET stream, while open: how to end it, and its upstream listen. */
   private stream: { readonly stop: () => void; readonly listen: HeldListen } | undefined;
 
@@ -41,6 +46,26 @@ export class HeldSession {
     this.ended = true;
     this.stream?.stop();
     return Promise.resolve();
+  }
+
+  /** A tools/list result (one page) went by: remember which tools need Mcp-Param-* headers. */
+  learnTools(result: unknown): void {
+    const learnt = toolParamHeadersOf(result);
+    if (learnt === undefined) return;
+    const tools = (result as { tools: unknown[] }).tools;
+    for (const tool of tools) {
+      const name = (tool as { name?: unknown } | null)?.name;
+      if (typeof name !== 'string') continue;
+      const headers = learnt.get(name);
+      if (headers === undefined) this.toolHeaders.delete(name);
+      else if (this.toolHeaders.size < MAX_TOOLS_WITH_HEADERS || this.toolHeaders.has(name)) this.toolHeaders.set(name, headers);
+    }
+  }
+
+  /** The Mcp-Param-* headers a tools/call of `tool` with `args` needs (none if unknown). */
+  paramHeadersFor(tool: unknown, args: unknown): Record<string, string> {
+    const declarations = typeof tool === 'string' ? this.toolHeaders.get(tool) : undefined;
+    return declarations === undefined ? {} : paramHeaderValues(declarations, args);
   }
 
   /** A GET stream opened: the one before it (if any) ends. */

@@ -242,6 +242,7 @@ export interface ModernFixtureStats {
   toolCallIds: unknown[];
   requestStates: (string | null)[];
   listens: unknown[];
+  paramHeaders: Record<string, string>[];
 }
 
 /** The 2026-07-28 upstream (TypeScript SDK v2 createMcpHandler), test/fixtures/modern-upstream.ts. */
