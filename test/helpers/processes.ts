@@ -246,9 +246,9 @@ export interface ModernFixtureStats {
 }
 
 /** The 2026-07-28 upstream (TypeScript SDK v2 createMcpHandler), test/fixtures/modern-upstream.ts. */
-export async function startModernFixture(options: { legacy?: ModernLegacyMode; port?: number } = {}): Promise<ModernFixture> {
+export async function startModernFixture(options: { legacy?: ModernLegacyMode; port?: number; conformance?: boolean } = {}): Promise<ModernFixture> {
   const { proc, port } = start(
-    ['--import', 'tsx', MODERN_FIXTURE, '--legacy', options.legacy ?? 'stateless', '--port', String(options.port ?? 0)],
+    ['--import', 'tsx', MODERN_FIXTURE, '--legacy', options.legacy ?? 'stateless', '--port', String(options.port ?? 0), ...(options.conformance ? ['--conformance'] : [])],
     {},
     (line) => {
       const json = jsonLine(line);

@@ -1,0 +1,109 @@
+/**
+ * The MCP conformance suite's 2025-11-25 server scenarios (`--requirements 2025-11-25`: the 30
+ * server scenarios that revision requires, frozen at its release, run at the 2025-11-25 wire by
+ * the suite's v1-SDK client) through the proxy in front of a 2026-07-28-ONLY upstream
+ * (test/fixtures/modern-upstream.ts --legacy reject --conformance: the v2 SDK with the suite's
+ * tools, prompts and resources; its sampling and elicitation tools ask with input_required). The
+ * proxy holds every session: initialize from server/discover, ping and logging/setLevel answered
+ * itself, resources/subscribe kept on the session, input_required turned into the server→client
+ * requests the scenarios answer. Every scored scenario must pass.
+ *
+ * Not asserted (run by the CLI, not scored at 2025-11-25): json-schema-2020-12 (pending; the
+ * fixture has no json_schema_2020_12_tool), server-session-lifecycle and server-sse-polling.
+ *
+ * Needs the Node 24 binary of the `node` devDependency (the suite needs Node >= 22).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killAll, startModernFixture, startProxy } from '../helpers/processes.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const NODE_24 = join(ROOT, 'node_modules/node/bin/node');
+const CONFORMANCE = join(ROOT, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
+
+const SCORED = [
+  'server-initialize',
+  'logging-set-level',
+  'ping',
+  'completion-complete',
+  'tools-list',
+  'tools-call-simple-text',
+  'tools-call-image',
+  'tools-call-audio',
+  'tools-call-embedded-resource',
+  'tools-call-mixed-content',
+  'tools-call-with-logging',
+  'tools-call-error',
+  'tools-call-with-progress',
+  'tools-call-sampling',
+  'tools-call-elicitation',
+  'elicitation-sep1034-defaults',
+  'server-sse-multiple-streams',
+  'elicitation-sep1330-enums',
+  'resources-list',
+  'resources-read-text',
+  'resources-read-binary',
+  'resources-templates-read',
+  'resources-subscribe',
+  'resources-unsubscribe',
+  'prompts-list',
+  'prompts-get-simple',
+  'prompts-get-with-args',
+  'prompts-get-embedded-resource',
+  'prompts-get-with-image',
+  'dns-rebinding-protection',
+] as const;
+
+interface Check {
+  readonly id: string;
+  readonly status: 'SUCCESS' | 'FAILURE' | 'WARNING' | 'SKIPPED' | 'INFO';
+  readonly errorMessage?: string;
+}
+
+function runRequirements(url: string, outDir: string): Promise<{ output: string; checks: Map<string, Check[]> }> {
+  return new Promise((resolve) => {
+    execFile(
+      NODE_24,
+      [CONFORMANCE, 'server', '--url', url, '--requirements', '2025-11-25', '-o', outDir],
+      { maxBuffer: 16 * 1024 * 1024 },
+      // An unscored failing scenario makes the exit code non-zero: read the checks.
+      (_error, stdout, stderr) => {
+        const checks = new Map<string, Check[]>();
+        for (const dir of readdirSync(outDir)) {
+          const scenario = /^server-(.+)-\d{4}-\d{2}-\d{2}T/.exec(dir)?.[1];
+          const file = join(outDir, dir, 'checks.json');
+          if (scenario !== undefined && existsSync(file)) checks.set(scenario, JSON.parse(readFileSync(file, 'utf8')) as Check[]);
+        }
+        resolve({ output: stdout + stderr, checks });
+      },
+    );
+  });
+}
+
+describe('conformance 2025-11-25: the proxy holding 2025 sessions in front of a 2026-07-28-only upstream', () => {
+  const outDir = mkdtempSync(join(tmpdir(), 'conformance-2025-held-'));
+  let run: { output: string; checks: Map<string, Check[]> };
+
+  beforeAll(async () => {
+    expect(existsSync(NODE_24), `${NODE_24} is missing: run npm ci with install scripts allowed for the "node" package`).toBe(true);
+    const upstream = await startModernFixture({ legacy: 'reject', conformance: true });
+    const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_ERA: 'modern' });
+    run = await runRequirements(proxy.url, outDir);
+  }, 180_000);
+  afterAll(async () => {
+    await killAll();
+    rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it.each(SCORED)('%s passes, with no warning', (scenario) => {
+    const checks = run.checks.get(scenario);
+    expect(checks, `no results for ${scenario}:\n${run.output}`).toBeDefined();
+    expect(checks!.length).toBeGreaterThan(0);
+    const bad = checks!.filter((c) => c.status === 'FAILURE' || c.status === 'WARNING');
+    expect(bad.map((c) => `${c.id} ${c.status}: ${c.errorMessage ?? ''}`)).toEqual([]);
+  });
+});
