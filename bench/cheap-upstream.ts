@@ -2,7 +2,8 @@
  * A deliberately cheap stateful MCP upstream for benchmarks, on bare node:http, so that what a
  * benchmark measures is the proxy's own cost. It issues a session id on initialize, answers 404
  * for unknown ids, answers tools/call with a fixed small JSON result, and for the tool `stream`
- * answers over SSE with `count` progress notifications before the result.
+ * answers over SSE with `count` progress notifications before the result. A 2026-07-28 request
+ * (envelope in `_meta`) is answered statelessly: server/discover and tools/call.
  *
  * Prints {"event":"listening","port":N}. POST /admin/forget drops every session (a replay storm);
  * GET /admin/stats reports how many initializes it has seen.
@@ -41,6 +42,21 @@ const server = createServer((req, res) => {
       method?: string;
       params?: { name?: string; arguments?: { count?: number }; _meta?: { progressToken?: unknown } };
     };
+    // A 2026-07-28 request (the proxy holding a 2025 client's session, UPSTREAM_ERA=modern): no
+    // session, the envelope in _meta, resultType on every result.
+    const meta = message.params?._meta as Record<string, unknown> | undefined;
+    if (meta !== undefined && 'io.modelcontextprotocol/protocolVersion' in meta) {
+      const id = JSON.stringify(message.id);
+      if (message.method === 'server/discover') {
+        return json(
+          res,
+          200,
+          `{"jsonrpc":"2.0","id":${id},"result":{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"ttlMs":0,"cacheScope":"private","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"cheap","version":"1"}}}}`,
+        );
+      }
+      if (message.method === 'tools/call') return json(res, 200, `{"jsonrpc":"2.0","id":${id},"result":{"resultType":"complete","content":[{"type":"text","text":"ok"}]}}`);
+      return json(res, 404, `{"jsonrpc":"2.0","id":${id},"error":{"code":-32601,"message":"Method not found"}}`);
+    }
     if (message.method === 'initialize') {
       initializes++;
       const id = randomUUID();

@@ -100,6 +100,7 @@ const MODERN_CALL = JSON.stringify({
 const MODERN_HEADERS = { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' };
 const MODERN = 'mcp-session-proxy, 2026-07-28 client (pooled session)';
 const REORIGINATING = 're-origination (initialize + call + DELETE per request)';
+const HELD = 'mcp-session-proxy, 2025 client, 2026-07-28-only upstream (held session)';
 
 // With an even count (BENCH_ROUNDS=2 or 4), the mean of the middle two, not the upper one.
 const median = (values: number[]) => {
@@ -250,6 +251,14 @@ const sealedReplica = await startProxy(
   '0',
   fileURLToPath(new URL('./results/tmp/proxy-sealed-replica.log', import.meta.url)),
 );
+// A 2025 client's session held by the proxy in front of a 2026-07-28-only upstream (the cheap
+// upstream answers 2026-07-28 requests statelessly): each call translated both ways.
+const heldProxy = await startProxy(
+  `${upstream.origin}/mcp`,
+  { UPSTREAM_ERA: 'modern' },
+  '0',
+  fileURLToPath(new URL('./results/tmp/proxy-held.log', import.meta.url)),
+);
 // The baseline commit's proxy, with the same settings as the current one (`proxy` above).
 const baselineProxy =
   baseline &&
@@ -261,7 +270,7 @@ const baselineProxy =
   ));
 pin(process.pid, LOAD_CPUS);
 pin(upstream.child.pid!, LOAD_CPUS);
-for (const p of [plain, reoriginating, proxy, quietProxy, sealedProxy, sealedReplica, ...(baselineProxy ? [baselineProxy] : [])]) {
+for (const p of [plain, reoriginating, proxy, quietProxy, sealedProxy, sealedReplica, heldProxy, ...(baselineProxy ? [baselineProxy] : [])]) {
   pin(p.child.pid!, PROXY_CPU);
 }
 const upstreamStats = async () => (await (await fetch(`${upstream.origin}/admin/stats`)).json()) as { initializes: number };
@@ -282,6 +291,7 @@ const targets: Target[] = [
   // The same proxy process as CURRENT, called by a 2026-07-28 client.
   { name: MODERN, origin: proxy.origin, sessionId: '', pid: proxy.child.pid!, modern: true },
   { name: REORIGINATING, origin: reoriginating.origin, sessionId: '', pid: reoriginating.child.pid!, modern: true },
+  await proxyTarget(HELD, heldProxy),
 ];
 
 /**
@@ -550,6 +560,8 @@ const result = {
     // Targets: at most 1.15 (CPU per call), at least 3 (throughput).
     modernOverLegacyCpuPerCall: round2(steady[MODERN]!.cpuMicrosPerRequest! / steady[CURRENT]!.cpuMicrosPerRequest!),
     modernOverReoriginationThroughput: ratio(MODERN, REORIGINATING),
+    // Target: at most 1.15 (a 2025 client's call to a 2026-07-28-only upstream vs to a legacy one).
+    heldOverLegacyCpuPerCall: round2(steady[HELD]!.cpuMicrosPerRequest! / steady[CURRENT]!.cpuMicrosPerRequest!),
     modernOverReoriginationThroughputSdkUpstream: versusSdkUpstream.pooledOverReoriginationThroughput,
   },
   versusSdkUpstream,
@@ -602,6 +614,7 @@ console.error(
     ...baselineLines,
     `proxy / direct = ${result.ratios.proxyOverDirect}; proxy / @fastify/http-proxy = ${result.ratios.proxyOverPlainProxy} (${result.ratios.quietProxyOverPlainProxy} without access lines)`,
     `2026-07-28 clients: CPU per call modern / legacy session = ${result.ratios.modernOverLegacyCpuPerCall} (target ≤ 1.15); throughput pooled / re-origination = ${result.ratios.modernOverReoriginationThroughput} against the cheap upstream, ${versusSdkUpstream.pooledOverReoriginationThroughput} against the v1 SDK server (per round ${versusSdkUpstream.perRoundRatios.join(', ')}; ${versusSdkUpstream.pooled.reqPerSec} vs ${versusSdkUpstream.reoriginated.reqPerSec} req/s; SDK server CPU per call ${versusSdkUpstream.pooled.upstreamCpuMicrosPerRequest} vs ${versusSdkUpstream.reoriginated.upstreamCpuMicrosPerRequest} µs) (target ≥ 3); heap per pooled session ${pooledMemory.map((m) => `${m.heapBytesPerPooledSession} B at ${m.pooledSessions}`).join(', ')}`,
+    `2025 clients in front of a 2026-07-28-only upstream: CPU per call held session / legacy session = ${result.ratios.heldOverLegacyCpuPerCall} (target ≤ 1.15)`,
     `SSE (${STREAM_EVENTS} events): first event median direct ${(sse[direct.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms, proxy ${(sse[ours.name] as { firstEventMedianMs: number }).firstEventMedianMs} ms (gap ${firstEventGapMs} ms); events/s direct ${(sse[direct.name] as { eventsPerSec: number }).eventsPerSec}, proxy ${(sse[ours.name] as { eventsPerSec: number }).eventsPerSec}`,
     `recovery: normal call ${recovery.normalCallMedianMs} ms, replayed call ${recovery.replayedCallMedianMs} ms (${recovery.replayedOverNormal}×); storm of ${STORM}: ${recovery.storm.msUntilAllSucceeded} ms, ${recovery.storm.upstreamInitializes} upstream initializes, all ok: ${recovery.storm.allSucceeded}`,
     `memory: ${memory.map((m) => `${m.heapBytesPerSession} B heap/session at ${m.sessions}`).join(', ')}; proxy RSS ${rssSamples.map((s) => `${s.rssMiB} MiB at ${s.sessions}`).join(', ')}`,

@@ -24,6 +24,7 @@ describe('npm run bench (smoke)', () => {
       'mcp-session-proxy, sealed ids',
       'mcp-session-proxy, 2026-07-28 client (pooled session)',
       're-origination (initialize + call + DELETE per request)',
+      'mcp-session-proxy, 2025 client, 2026-07-28-only upstream (held session)',
     ]);
     for (const target of Object.values(result.steady) as Array<{ reqPerSec: number; non2xx: number; errors: number }>) {
       expect(target.reqPerSec).toBeGreaterThan(0);
@@ -41,6 +42,7 @@ describe('npm run bench (smoke)', () => {
     // The 2026-07-28 comparisons are computed (their targets are judged on full runs, not here).
     expect(result.ratios.modernOverLegacyCpuPerCall).toBeGreaterThan(0);
     expect(result.ratios.modernOverReoriginationThroughput).toBeGreaterThan(0);
+    expect(result.ratios.heldOverLegacyCpuPerCall).toBeGreaterThan(0);
     // Every first call on the other replica (a sealed id opened on a miss) answered 200, or the run fails.
     expect(result.sealedIds.firstCallOnOtherReplicaMedianMs).toBeGreaterThan(0);
     expect(result.sealedIds.inProcess.openMicros).toBeGreaterThan(0);
