@@ -54,7 +54,10 @@ const server = createServer((req, res) => {
           `{"jsonrpc":"2.0","id":${id},"result":{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"ttlMs":0,"cacheScope":"private","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"cheap","version":"1"}}}}`,
         );
       }
-      if (message.method === 'tools/call') return json(res, 200, `{"jsonrpc":"2.0","id":${id},"result":{"resultType":"complete","content":[{"type":"text","text":"ok"}]}}`);
+      // As the v2 SDK server frames it (result first, serverInfo in _meta).
+      if (message.method === 'tools/call') {
+        return json(res, 200, `{"result":{"content":[{"type":"text","text":"ok"}],"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"cheap","version":"1"}}},"jsonrpc":"2.0","id":${id}}`);
+      }
       return json(res, 404, `{"jsonrpc":"2.0","id":${id},"error":{"code":-32601,"message":"Method not found"}}`);
     }
     if (message.method === 'initialize') {

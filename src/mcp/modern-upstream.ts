@@ -157,3 +157,37 @@ function withoutReservedMeta(message: Obj, member: 'params' | 'result'): Obj {
   }
   return { ...message, [member]: rest };
 }
+
+/**
+ * The common answer of a v2 SDK server, rewritten on its text, unparsed: a complete result whose
+ * last members are `resultType` and (optionally) `_meta` holding only serverInfo, framed
+ * `{"result":{…},"jsonrpc":"2.0","id":<upstreamId>}` — the text toLegacyMessage's object path
+ * would produce, with `clientId`. Undefined for anything else (the object path decides), in
+ * particular whenever a word the rewrite must look at occurs anywhere else in the text. Held to
+ * the object path by the property test in modern-upstream-translate.test.ts.
+ */
+export function heldJsonAnswer(text: string, upstreamId: JsonRpcId, clientId: JsonRpcId): string | undefined {
+  if (!text.startsWith(RESULT_FIRST)) return undefined;
+  const at = text.lastIndexOf(RESULT_TYPE_COMPLETE);
+  if (at === -1) return undefined;
+  HELD_TAIL.lastIndex = at + RESULT_TYPE_COMPLETE.length;
+  const tail = HELD_TAIL.exec(text);
+  if (tail === null || tail[1] !== JSON.stringify(upstreamId)) return undefined;
+  // One of each, or the members found may not be the top-level ones.
+  if (!onlyOnce(text, '"resultType"') || !onlyOnce(text, '"jsonrpc"') || !onlyOnce(text, '"result"')) return undefined;
+  const reserved = text.indexOf(RESERVED_META_PREFIX);
+  if (reserved !== -1 && (!tail[0].startsWith(',"_meta"') || reserved < at || !onlyOnce(text, RESERVED_META_PREFIX))) return undefined;
+  if (text.includes('"ttlMs"') || text.includes('"cacheScope"') || text.includes('"error"')) return undefined;
+  return `${text.slice(0, at)}},"jsonrpc":"2.0","id":${JSON.stringify(clientId)}}`;
+}
+
+const RESULT_FIRST = '{"result":{';
+const RESULT_TYPE_COMPLETE = ',"resultType":"complete"';
+// After `,"resultType":"complete"`: the optional serverInfo `_meta`, the end of result, the frame.
+const HELD_TAIL =
+  /(?:,"_meta":\{"io\.modelcontextprotocol\/serverInfo":\{"name":"(?:[^"\\]|\\.)*","version":"(?:[^"\\]|\\.)*"\}\})?\},"jsonrpc":"2\.0","id":(-?\d+|"(?:[^"\\]|\\.)*")\}$/y;
+
+function onlyOnce(text: string, word: string): boolean {
+  const first = text.indexOf(word);
+  return first !== -1 && text.indexOf(word, first + 1) === -1;
+}

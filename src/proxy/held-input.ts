@@ -22,7 +22,7 @@ import { createParser } from 'eventsource-parser';
 import { StringDecoder } from 'node:string_decoder';
 import type { JsonRpcId } from '../errors.js';
 import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../mcp/held-input.js';
-import { routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
+import { heldJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
 import { MCP_NAME_HEADER } from '../mcp/era.js';
 import { isParamHeaderRefusal } from '../mcp/param-headers.js';
 import { isEventStream, isJsonRpcMessage, parseJson } from '../mcp/protocol.js';
@@ -52,6 +52,8 @@ export interface HeldCall {
 /** The upstream's answer to one round: its JSON-RPC response, or something else to relay as is. */
 type RoundAnswer =
   | { readonly kind: 'message'; readonly message: Obj }
+  /** The common complete answer, already rewritten for the client on its text (heldJsonAnswer). */
+  | { readonly kind: 'text'; readonly text: string }
   | { readonly kind: 'other'; readonly response: UpstreamResponse; readonly body: Buffer }
   | { readonly kind: 'cut' };
 
@@ -89,6 +91,13 @@ export async function heldExchange(
     res.end(text);
   }
 
+  function finishText(text: string): void {
+    if (res.destroyed || res.writableEnded) return;
+    if (streaming) return void res.end(`${EVENT_PREFIX}${text}\n\n`);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+    res.end(text);
+  }
+
   let params = request.params;
   let upstreamId: JsonRpcId = id;
   let relearnt = false;
@@ -99,7 +108,7 @@ export async function heldExchange(
     try {
       const response = await deps.upstream.request({ method: 'POST', headers, body, signal: gone });
       deps.log.trace({ link: session.label, round, status: response.statusCode }, 'held request: upstream answered');
-      answer = await readRound(response, upstreamId, (notification) => {
+      answer = await readRound(response, upstreamId, id, (notification) => {
         const translated = toLegacyMessage(notification, method);
         if (translated.kind === 'forward') write(translated.message as Obj);
       });
@@ -110,6 +119,7 @@ export async function heldExchange(
     }
     if (gone.aborted) return;
     if (answer.kind === 'cut') return finish(inputError(id, -32603, 'The upstream cut its answer short', 'UPSTREAM_CUT'));
+    if (answer.kind === 'text') return finishText(answer.text);
     if (answer.kind === 'other') {
       // Auth challenges, gateway errors: as they came, unless the client's answer is already a stream.
       if (!streaming) return relay(res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.body);
@@ -210,8 +220,8 @@ async function learnTools(deps: HeldInputDeps, session: HeldSession, requestHead
     const id = `mcp-session-proxy-tools-${page}`;
     const body = toModernRequest(id, 'tools/list', cursor === undefined ? {} : { cursor }, session.client, undefined);
     try {
-      const answer = await readRound(await deps.upstream.request({ method: 'POST', headers, body, signal: gone }), id, () => undefined);
-      const result = answer.kind === 'message' ? answer.message.result : undefined;
+      const answer = await readRound(await deps.upstream.request({ method: 'POST', headers, body, signal: gone }), id, id, () => undefined);
+      const result = answer.kind === 'message' ? answer.message.result : answer.kind === 'text' ? (parseJson(answer.text) as Obj | undefined)?.result : undefined;
       session.learnTools(result);
       cursor = (result as { nextCursor?: unknown } | undefined)?.nextCursor;
       if (typeof cursor !== 'string') return;
@@ -231,11 +241,15 @@ export function deliverClientResponse(session: HeldSession, message: unknown): b
  * The upstream's answer to one round: notifications passed to `onNotification` as they come, the
  * response to `upstreamId` returned (the rest of the stream is then let go: the request is over).
  */
-async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, onNotification: (message: Obj) => void): Promise<RoundAnswer> {
+async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clientId: JsonRpcId, onNotification: (message: Obj) => void): Promise<RoundAnswer> {
   const contentType = response.headers['content-type'];
   if (!isEventStream(contentType)) {
     const body = await readBody(response.body, MAX_JSON_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE');
-    const parsed = parseJson(body.toString());
+    const text = body.toString();
+    // A 200 only: other statuses take the object path (a JSON-RPC error, a relay as is).
+    const fast = response.statusCode === 200 ? heldJsonAnswer(text, upstreamId, clientId) : undefined;
+    if (fast !== undefined) return { kind: 'text', text: fast };
+    const parsed = parseJson(text);
     if (isJsonRpcMessage(parsed) && !('method' in parsed) && parsed.id === upstreamId) return { kind: 'message', message: parsed as Obj };
     return { kind: 'other', response, body };
   }

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  heldJsonAnswer,
   initializeResultOf,
   legacyClientOf,
   negotiatedVersion,
@@ -102,6 +103,52 @@ describe('a legacy client session toward a 2026-07-28 upstream', () => {
         expect(() => toModernRequest(1, 'tools/call', params, legacyClientOf(init), undefined)).not.toThrow();
         expect(() => routingHeadersFor('tools/call', params)).not.toThrow();
       }),
+    );
+  });
+});
+
+describe('the common v2 answer rewritten on its text', () => {
+  const serverInfo = { 'io.modelcontextprotocol/serverInfo': { name: 'modern "x"', version: '2.0.0' } };
+  const objectPath = (text: string) => {
+    const translated = toLegacyMessage(JSON.parse(text), 'tools/call');
+    return translated.kind === 'forward' ? JSON.stringify(translated.message) : undefined;
+  };
+
+  it('gives exactly what the object path gives, with the client id', () => {
+    const text = JSON.stringify({ result: { content: [{ type: 'text', text: 'hi' }], resultType: 'complete', _meta: serverInfo }, jsonrpc: '2.0', id: 7 });
+    expect(heldJsonAnswer(text, 7, 7)).toBe('{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":7}');
+    expect(heldJsonAnswer(text, 7, 'client-1')).toBe('{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":"client-1"}');
+    expect(heldJsonAnswer(text, 8, 8)).toBeUndefined();
+    // What it does not handle goes to the object path.
+    for (const other of [
+      JSON.stringify({ result: { resultType: 'input_required', inputRequests: {} }, jsonrpc: '2.0', id: 7 }),
+      JSON.stringify({ result: { tools: [], resultType: 'complete', ttlMs: 0, cacheScope: 'private' }, jsonrpc: '2.0', id: 7 }),
+      JSON.stringify({ error: { code: -32602, message: 'x' }, jsonrpc: '2.0', id: 7 }),
+      JSON.stringify({ jsonrpc: '2.0', id: 7, result: { content: [], resultType: 'complete' } }),
+      JSON.stringify({ result: { content: [], resultType: 'complete', _meta: { ...serverInfo, other: 1 } }, jsonrpc: '2.0', id: 7 }),
+    ]) {
+      expect(heldJsonAnswer(other, 7, 7)).toBeUndefined();
+    }
+  });
+
+  it('agrees with the object path on any content, meta and id (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.string(), fc.jsonValue()),
+        fc.option(fc.record({ name: fc.string(), version: fc.string() }), { nil: undefined }),
+        fc.oneof(fc.integer(), fc.string()),
+        fc.oneof(fc.integer(), fc.string()),
+        (members, info, upstreamId, clientId) => {
+          const result: Record<string, unknown> = { ...members, resultType: 'complete' };
+          if (info !== undefined) result._meta = { 'io.modelcontextprotocol/serverInfo': info };
+          const text = JSON.stringify({ result, jsonrpc: '2.0', id: upstreamId });
+          const fast = heldJsonAnswer(text, upstreamId, clientId);
+          if (fast === undefined) return;
+          const slow = objectPath(text.slice(0, text.lastIndexOf('"id":')) + `"id":${JSON.stringify(clientId)}}`);
+          expect(fast).toBe(slow);
+        },
+      ),
+      { numRuns: 2000 },
     );
   });
 });
