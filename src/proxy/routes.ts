@@ -24,7 +24,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
-import { classifyEra, isLoggingLevel, isPlainLegacy, MCP_METHOD_HEADER, MCP_NAME_HEADER, MODERN_PROTOCOL_VERSION, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
+import { classifyEra, isLoggingLevel, isPlainLegacy, MODERN_PROTOCOL_VERSION, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { initializeResultOf, legacyClientOf, negotiatedVersion, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
 import { classifyBody, isEventStream, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
@@ -51,7 +51,7 @@ import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } fro
 import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
 import type { Mrtr } from './mrtr.js';
-import { toClientHeaders, toUpstreamHeaders } from './headers.js';
+import { toClientHeaders, toTranslatedHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import type { Listens } from './listen.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
@@ -211,12 +211,13 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     // client's own ids, which mean nothing upstream.
     if (message.kind === 'notification') return void call.res.writeHead(202).end();
     call.tracked.requestId = message.id;
-    const headers = toUpstreamHeaders(call.req.headers, undefined);
-    // Known after the first request: no await (each one costs a turn of the microtask queue).
-    const era = eraProbe.era(headers);
-    if ((typeof era === 'string' ? era : await era) === 'modern') return passThrough(call, headers, raw);
-    delete headers[MCP_METHOD_HEADER];
-    delete headers[MCP_NAME_HEADER];
+    // Known after the first request: then no await (each costs a turn of the microtask queue).
+    const known = eraProbe.known();
+    if (known !== 'legacy') {
+      const asSent = toUpstreamHeaders(call.req.headers, undefined);
+      if ((known ?? (await eraProbe.era(asSent))) === 'modern') return passThrough(call, asSent, raw);
+    }
+    const headers = toTranslatedHeaders(call.req.headers);
     const { envelope, method, params } = message;
     const entry = {
       credential: binding.of(call.req.headers),
@@ -254,11 +255,14 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const out = outgoing(call, headers, toLegacyRequest(method, round?.params ?? params, upstreamId, upstreamProgressToken));
     let answer: Answer;
     try {
-      answer = (await sendOn(call, link, out))!;
+      answer = (await link.send(out))!;
     } catch (error) {
       // No upstream: when it comes back it may be another version; find out again.
       if (toProxyError(error).reason === 'UPSTREAM_UNAVAILABLE') eraProbe.forget();
       throw error;
+    } finally {
+      // What sendOn does, inline: this is the hot path of every modern request.
+      call.tracked.replayedFor = out.replayed ?? null;
     }
     if (refusedAsModernOnly(answer)) {
       // The upstream was replaced by a 2026-07-28-only server (same address): it refused the
@@ -353,7 +357,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       else if (translated.kind === 'forward' && translated.message.id === context.clientId && !('method' in translated.message)) answered = true;
       return translated;
     };
-    res.once('close', () => {
+    // The client leaving before its answer (tracking's one 'close' listener cancels `gone`).
+    call.tracked.gone.once('abort', () => {
       if (!answered) void link.notify(cancellation(context.upstreamId), headers);
     });
     const refuse = (id: JsonRpcId, method: string) => void link.notify(serverRequestRefusal(id, method), headers);
