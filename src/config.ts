@@ -3,6 +3,7 @@
  * config file (JSON or YAML), environment variables and command-line flags. Every problem stops
  * startup with one line that names the setting; all problems are reported at once.
  */
+import { telemetrySettingsOf, type TelemetrySettings } from './observability/otel-settings.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
@@ -140,6 +141,8 @@ export interface Config {
   readonly mrtrParkTimeoutMs: number;
   /** MRTR: how long a requestState is accepted. */
   readonly mrtrStateTtlMs: number;
+  /** Traces and OTLP metrics, from the standard OTEL_* variables only (observability/otel-settings.ts). */
+  readonly telemetry: TelemetrySettings;
 }
 
 export class ConfigError extends Error {
@@ -321,6 +324,7 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     mrtrMaxParked: read('mrtrMaxParked'),
     mrtrParkTimeoutMs: read('mrtrParkTimeoutMs'),
     mrtrStateTtlMs: read('mrtrStateTtlMs'),
+    telemetry: telemetrySettingsOf(env, problems),
   };
   if (config.sessionSecretPrevious !== undefined && !given('sessionSecret') && !given('sessionSecretFile')) {
     problems.push('SESSION_SECRET_PREVIOUS needs a current SESSION_SECRET (or SESSION_SECRET_FILE)');
