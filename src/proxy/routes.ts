@@ -255,7 +255,10 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     // methods may be asked questions, which become input_required.
     const begun = INPUT_REQUIRED_METHODS.has(method) ? mrtr.begin(call, method, params) : undefined;
     const round = begun instanceof Promise ? await begun : begun;
-    if (tracing.on && round !== undefined) tracing.mark('mrtr round', { 'mcp.method.name': method, 'mcp_session_proxy.mrtr.round': round.kind });
+    // A retry carrying answers (an MRTR round after the first): continued, or re-run.
+    if (tracing.on && round !== undefined && (params?.requestState !== undefined || params?.inputResponses !== undefined)) {
+      tracing.mark('mrtr round', { 'mcp.method.name': method, 'mcp_session_proxy.mrtr.round': round.kind === 'resume' ? 'resume' : 'rerun' });
+    }
     if (round?.kind === 'resume') {
       const { logLevel, clientCapabilities } = envelope;
       return mrtr.resume(call, round, { method, clientId: message.id, clientProgressToken, logLevel, serverInfo: link.serverInfo, clientCapabilities }, headers);
