@@ -38,6 +38,14 @@ export const TELEMETRY_OFF: TelemetrySettings = { traces: undefined, metrics: un
 
 /** Read the OTEL_* variables; problems are pushed as one line each, naming the variable. */
 export function telemetrySettingsOf(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
+  const found: string[] = [];
+  const settings = read(env, found);
+  // Both signals read the shared variables: a bad one is said once.
+  for (const problem of new Set(found)) problems.push(problem);
+  return settings;
+}
+
+function read(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
   const get = (name: string) => (env[name] === undefined || env[name]!.trim() === '' ? undefined : env[name]!.trim());
   const sdkDisabled = get('OTEL_SDK_DISABLED');
   if (sdkDisabled !== undefined && !['true', 'false'].includes(sdkDisabled.toLowerCase())) {
