@@ -28,10 +28,11 @@ import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { AlwaysOffSampler, BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { LRUCache } from 'lru-cache';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Tracked } from '../proxy/tracking.js';
-import { readUpstreamId, type Fingerprint } from '../session/ids.js';
+import { readUpstreamId, type Fingerprint, type UpstreamSessionId } from '../session/ids.js';
 import { toProxyError, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from '../upstream/client.js';
 import type { TelemetrySettings } from './otel-settings.js';
 
@@ -97,6 +98,7 @@ const A = {
 const DURATION_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300];
 // Bodies are parsed for span names and attributes (and _meta injection) only below this size.
 const MAX_PARSED_BODY_BYTES = 1024 * 1024;
+const UPSTREAM_LOG_ID_CACHE = 10_000;
 const TRACEPARENT = 'traceparent';
 const TRACESTATE = 'tracestate';
 /** Attributes that go on the duration histograms (bounded values only: no ids). */
@@ -141,25 +143,29 @@ export function createTracing(deps: TracingDeps): Tracing {
     meter?.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: DURATION_BUCKETS } });
   const serverDuration = histogram('mcp.server.operation.duration', 'MCP request duration as observed on the receiver (the proxy, for its callers)');
   const clientDuration = histogram('mcp.client.operation.duration', 'MCP request duration as observed on the sender (the proxy, towards its upstream)');
+  // An HMAC per exchange costs as much as the rest of the client span: fingerprints of the upstream
+  // ids in use are kept (bounded; fingerprints are log-safe by construction).
+  const upstreamLogIds = new LRUCache<string, string>({ max: UPSTREAM_LOG_ID_CACHE });
+  const upstreamLogId = (id: UpstreamSessionId): string => {
+    let logId = upstreamLogIds.get(id);
+    if (logId === undefined) upstreamLogIds.set(id, (logId = deps.fingerprint(id)));
+    return logId;
+  };
   const upstream = { address: deps.upstreamUrl.hostname, port: Number(deps.upstreamUrl.port || (deps.upstreamUrl.protocol === 'https:' ? 443 : 80)) };
 
   return {
     on: true,
 
     serve(req, res, tracked, message, flow) {
-      const described = describe(message, req.method ?? 'POST');
       const parent = propagator.extract(ROOT_CONTEXT, carrierOf(message, req), CARRIER_GETTER);
-      const attributes: Attributes = {
-        ...described.attributes,
-        [A.networkProtocol]: 'http',
-        [A.networkProtocolVersion]: req.httpVersion,
-        [A.networkTransport]: 'tcp',
-      };
+      // Literal keys, one object: spreads and computed keys cost measurably per request.
+      const attributes: Attributes = { 'network.protocol.name': 'http', 'network.protocol.version': req.httpVersion, 'network.transport': 'tcp' };
+      const name = describe(message, req.method ?? 'POST', attributes);
       const version = req.headers['mcp-protocol-version'];
       if (typeof version === 'string' && version.length <= 32) attributes[A.protocolVersion] = version;
       if (req.socket.remoteAddress !== undefined) attributes[A.clientAddress] = req.socket.remoteAddress;
       if (req.socket.remotePort !== undefined) attributes[A.clientPort] = req.socket.remotePort;
-      const span = tracer.startSpan(described.name, { kind: SpanKind.SERVER, attributes, startTime: tracked.startedAt }, parent);
+      const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes, startTime: tracked.startedAt }, parent);
       res.once('close', () => {
         const status = res.headersSent ? res.statusCode : undefined;
         if (tracked.sessionLogId !== null) span.setAttribute(A.sessionId, tracked.sessionLogId);
@@ -201,20 +207,19 @@ export function createTracing(deps: TracingDeps): Tracing {
         async request(request) {
           const started = performance.now();
           const message = parsedBody(request.body);
-          const described = describe(message, request.method);
           const attributes: Attributes = {
-            ...described.attributes,
-            [A.httpMethod]: request.method,
-            [A.networkProtocol]: 'http',
-            [A.networkTransport]: 'tcp',
-            [A.serverAddress]: upstream.address,
-            [A.serverPort]: upstream.port,
+            'http.request.method': request.method,
+            'network.protocol.name': 'http',
+            'network.transport': 'tcp',
+            'server.address': upstream.address,
+            'server.port': upstream.port,
           };
+          const name = describe(message, request.method, attributes);
           const version = request.headers['mcp-protocol-version'];
           if (typeof version === 'string' && version.length <= 32) attributes[A.protocolVersion] = version;
           const upstreamId = readUpstreamId(request.headers['mcp-session-id']);
-          if (upstreamId.kind === 'valid') attributes[A.sessionId] = deps.fingerprint(upstreamId.id);
-          const span = tracer.startSpan(described.name, { kind: SpanKind.CLIENT, attributes });
+          if (upstreamId.kind === 'valid') attributes[A.sessionId] = upstreamLogId(upstreamId.id);
+          const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes });
           const ctx = trace.setSpan(context.active(), span);
           const traced: UpstreamRequest = { ...request, headers: withContext(request.headers, ctx) };
           if (request.body !== undefined) (traced as { body?: UpstreamRequest['body'] }).body = withMetaContext(request.body, message, ctx);
@@ -273,29 +278,27 @@ export function createTracing(deps: TracingDeps): Tracing {
   }
 }
 
-interface Described {
-  readonly name: string;
-  readonly attributes: Attributes;
-}
-
-/** Span name and MCP attributes of a JSON-RPC message (conventions: `{mcp.method.name} {target}`). */
-function describe(message: unknown, httpMethod: string): Described {
-  if (Array.isArray(message)) return { name: 'batch', attributes: {} };
-  if (!isObject(message) || typeof message.method !== 'string' || message.method.length > 128) return { name: httpMethod, attributes: {} };
+/**
+ * The span name of a JSON-RPC message (conventions: `{mcp.method.name} {target}`), its MCP
+ * attributes written into `attributes`.
+ */
+function describe(message: unknown, httpMethod: string, attributes: Attributes): string {
+  if (Array.isArray(message)) return 'batch';
+  if (!isObject(message) || typeof message.method !== 'string' || message.method.length > 128) return httpMethod;
   const { method, id } = message;
-  const attributes: Attributes = { [A.method]: method };
+  attributes[A.method] = method;
   if (typeof id === 'string' || typeof id === 'number') attributes[A.requestId] = String(id);
   const name = isObject(message.params) && typeof message.params.name === 'string' && message.params.name.length <= 256 ? message.params.name : undefined;
   if (method === 'tools/call' && name !== undefined) {
     attributes[A.toolName] = name;
     attributes[A.operationName] = 'execute_tool';
-    return { name: `${method} ${name}`, attributes };
+    return `${method} ${name}`;
   }
   if (method === 'prompts/get' && name !== undefined) {
     attributes[A.promptName] = name;
-    return { name: `${method} ${name}`, attributes };
+    return `${method} ${name}`;
   }
-  return { name: method, attributes };
+  return method;
 }
 
 function parsedBody(body: UpstreamRequest['body']): unknown {
