@@ -217,10 +217,12 @@ describe('tracing over OTLP http/json in front of a legacy upstream', () => {
 });
 
 describe('tracing over OTLP http/protobuf, an upstream that is down', () => {
-  it('exports error spans (server and client) decoded from protobuf; the startup line says tracing is on', async () => {
+  it('exports error spans (server and client) decoded from protobuf, flushed by SIGTERM; the startup line says tracing is on', async () => {
     const receiver = await startOtlpReceiver();
     const dead = `http://127.0.0.1:${await freePort()}/mcp`;
-    const proxy = await startProxy(dead, { ...otelEnv(receiver, 'http/protobuf'), UPSTREAM_RETRY_MS: '0' });
+    // Nothing is exported on its own schedule within the test (spans: 10 min; metrics: 60 s by
+    // default): whatever arrives was flushed by the shutdown.
+    const proxy = await startProxy(dead, { ...otelEnv(receiver, 'http/protobuf'), OTEL_BSP_SCHEDULE_DELAY: '600000', UPSTREAM_RETRY_MS: '0' });
     const context = callerContext();
     const answer = await post(proxy.url, { 'content-type': 'application/json', accept: 'application/json, text/event-stream', traceparent: context.traceparent }, {
       jsonrpc: '2.0',
@@ -228,6 +230,7 @@ describe('tracing over OTLP http/protobuf, an upstream that is down', () => {
       method: 'tools/list',
     });
     expect(answer.status).toBeGreaterThanOrEqual(500);
+    expect(receiver.spans()).toEqual([]);
     await proxy.stop();
     const startup = proxy.output().split('\n').find((line) => line.includes('mcp-session-proxy listening'));
     expect(startup).toMatch(/"tracing":"on \(http\/protobuf to http:\/\/127\.0\.0\.1:\d+\/v1\/traces/);
@@ -252,5 +255,42 @@ describe('tracing over OTLP http/protobuf, an upstream that is down', () => {
     const proxy = await startProxy(dead, {});
     await proxy.stop();
     expect(proxy.output()).toMatch(/"tracing":"off"/);
+  });
+});
+
+describe('tracing an MRTR exchange (a 2026-07-28 call whose legacy tool asks the client)', () => {
+  it('the retry that continues the parked exchange has an mrtr round span under its server span', async () => {
+    const receiver = await startOtlpReceiver();
+    const upstream = await startFixture('sdk', { mrtr: true });
+    const proxy = await startProxy(upstream.mcpUrl, otelEnv(receiver, 'http/json'));
+    const first = callerContext();
+    const second = callerContext();
+    const meta = (traceparent: string) => ({ ...envelope({ 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } }), traceparent });
+    const asked = await post(proxy.url, modernHeaders('tools/call', 'ask-name'), {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'ask-name', arguments: {}, _meta: meta(first.traceparent) },
+    });
+    const result = asked.messages.at(-1)!.result as { resultType: string; inputRequests: Record<string, unknown>; requestState: string };
+    expect(result.resultType).toBe('input_required');
+    const [key] = Object.keys(result.inputRequests);
+    const done = await post(proxy.url, modernHeaders('tools/call', 'ask-name'), {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'ask-name', arguments: {}, inputResponses: { [key!]: { action: 'accept', content: { name: 'Traced' } } }, requestState: result.requestState, _meta: meta(second.traceparent) },
+    });
+    expect(done.messages.at(-1)).toMatchObject({ id: 2, result: { resultType: 'complete' } });
+    await proxy.stop();
+    const spans = receiver.spans();
+    const firstServer = one(inTrace(spans, first.traceId), (s) => s.kind === SERVER);
+    expect(firstServer.parentSpanId).toBe(first.spanId);
+    const trace = inTrace(spans, second.traceId);
+    const server = one(trace, (s) => s.kind === SERVER);
+    expect(server.parentSpanId).toBe(second.spanId);
+    const round = one(childrenOf(trace, server), (s) => s.name === 'mrtr round');
+    expect(round.attributes).toMatchObject({ 'mcp.method.name': 'tools/call', 'mcp_session_proxy.mrtr.round': 'resume' });
+    await receiver.close();
   });
 });
