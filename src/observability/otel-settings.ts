@@ -21,6 +21,8 @@ export interface TelemetrySettings {
   readonly metrics: OtlpSignal | undefined;
   /** OTEL_TRACES_SAMPLER as given (the provider builds it), for the startup line. */
   readonly sampler: string;
+  /** OTEL_METRIC_EXPORT_INTERVAL: ms between metric exports. */
+  readonly metricExportIntervalMs: number;
 }
 
 
@@ -34,7 +36,10 @@ const RATIO_SAMPLERS = new Set(['traceidratio', 'parentbased_traceidratio']);
 // The SDK's default: follow the caller's decision, sample every trace the proxy starts.
 const DEFAULT_SAMPLER = 'parentbased_always_on';
 
-export const TELEMETRY_OFF: TelemetrySettings = { traces: undefined, metrics: undefined, sampler: DEFAULT_SAMPLER };
+// The OTel spec's default for OTEL_METRIC_EXPORT_INTERVAL.
+const DEFAULT_METRIC_EXPORT_INTERVAL_MS = 60_000;
+
+export const TELEMETRY_OFF: TelemetrySettings = { traces: undefined, metrics: undefined, sampler: DEFAULT_SAMPLER, metricExportIntervalMs: DEFAULT_METRIC_EXPORT_INTERVAL_MS };
 
 /** Read the OTEL_* variables; problems are pushed as one line each, naming the variable. */
 export function telemetrySettingsOf(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
@@ -95,8 +100,9 @@ function read(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
     if (!Number.isFinite(value) || value < 0 || value > 1) problems.push(`OTEL_TRACES_SAMPLER_ARG: expected a ratio between 0 and 1, got ${JSON.stringify(ratio)}`);
   }
   const interval = get('OTEL_METRIC_EXPORT_INTERVAL');
-  if (interval !== undefined && !(Number.isInteger(Number(interval)) && Number(interval) > 0)) {
+  const metricExportIntervalMs = interval === undefined ? DEFAULT_METRIC_EXPORT_INTERVAL_MS : Number(interval);
+  if (!(Number.isInteger(metricExportIntervalMs) && metricExportIntervalMs > 0)) {
     problems.push(`OTEL_METRIC_EXPORT_INTERVAL: expected a positive number of milliseconds, got ${JSON.stringify(interval)}`);
   }
-  return { traces: signal('traces'), metrics: signal('metrics'), sampler };
+  return { traces: signal('traces'), metrics: signal('metrics'), sampler, metricExportIntervalMs };
 }

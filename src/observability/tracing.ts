@@ -128,7 +128,7 @@ export function createTracing(deps: TracingDeps): Tracing {
           readers: [
             new PeriodicExportingMetricReader({
               exporter: settings.metrics.protocol === 'http/json' ? new JsonMetricExporter() : new ProtoMetricExporter(),
-              exportIntervalMillis: Number(process.env.OTEL_METRIC_EXPORT_INTERVAL ?? 60_000),
+              exportIntervalMillis: settings.metricExportIntervalMs,
             }),
           ],
         });
@@ -144,7 +144,7 @@ export function createTracing(deps: TracingDeps): Tracing {
   const serverDuration = histogram('mcp.server.operation.duration', 'MCP request duration as observed on the receiver (the proxy, for its callers)');
   const clientDuration = histogram('mcp.client.operation.duration', 'MCP request duration as observed on the sender (the proxy, towards its upstream)');
   // An HMAC per exchange costs as much as the rest of the client span: fingerprints of the upstream
-  // ids in use are kept (bounded; fingerprints are log-safe by construction).
+  // ids in use are kept (bounded; in memory only, as the links hold the ids themselves).
   const upstreamLogIds = new LRUCache<string, string>({ max: UPSTREAM_LOG_ID_CACHE });
   const upstreamLogId = (id: UpstreamSessionId): string => {
     let logId = upstreamLogIds.get(id);
