@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
 import { envelope, modernHeaders, post } from '../helpers/modern-client.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
-import { freePort, killAll, startFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
+import { freePort, killAll, startFixture, startModernFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
 
 afterAll(killAll);
 
@@ -291,6 +291,33 @@ describe('tracing an MRTR exchange (a 2026-07-28 call whose legacy tool asks the
     expect(server.parentSpanId).toBe(second.spanId);
     const round = one(childrenOf(trace, server), (s) => s.name === 'mrtr round');
     expect(round.attributes).toMatchObject({ 'mcp.method.name': 'tools/call', 'mcp_session_proxy.mrtr.round': 'resume' });
+    await receiver.close();
+  });
+});
+
+describe('tracing in front of a 2026-07-28-only upstream', () => {
+  it('a 2025 client on a held session and a 2026-07-28 client passed through: server and client spans in the callers\' traces', async () => {
+    const receiver = await startOtlpReceiver();
+    const upstream = await startModernFixture({ legacy: 'reject' });
+    const proxy = await startProxy(upstream.mcpUrl, otelEnv(receiver, 'http/json'));
+    const held = callerContext();
+    const c = await connect(proxy.url, 'held', { traceparent: held.traceparent });
+    expect(await callText(c, 'echo', { text: 'held' })).toBe('held');
+    const passed = callerContext();
+    const answer = await post(proxy.url, modernHeaders('tools/call', 'echo'), {
+      jsonrpc: '2.0',
+      id: 'passed-1',
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { text: 'passed' }, _meta: { ...envelope(), traceparent: passed.traceparent } },
+    });
+    expect(answer.messages.at(-1)).toMatchObject({ id: 'passed-1', result: { content: [{ text: 'passed' }] } });
+    await proxy.stop();
+    for (const context of [held, passed]) {
+      const trace = inTrace(receiver.spans(), context.traceId);
+      const server = one(trace, (s) => s.kind === SERVER && s.name === 'tools/call echo');
+      expect(server.parentSpanId).toBe(context.spanId);
+      one(childrenOf(trace, server), (s) => s.kind === CLIENT && s.name === 'tools/call echo');
+    }
     await receiver.close();
   });
 });
