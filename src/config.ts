@@ -3,7 +3,6 @@
  * config file (JSON or YAML), environment variables and command-line flags. Every problem stops
  * startup with one line that names the setting; all problems are reported at once.
  */
-import { telemetrySettingsOf, type TelemetrySettings } from './observability/otel-settings.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
@@ -14,6 +13,7 @@ import {
   type LossPattern,
   type LossRules,
 } from './mcp/loss.js';
+import { telemetrySettingsOf, type TelemetrySettings } from './observability/otel-settings.js';
 import { normalizePath } from './proxy/gate.js';
 import { parseSecret, readSecretFile } from './session/secrets.js';
 
