@@ -401,6 +401,10 @@ export function helpText(): string {
     '  --config FILE              CONFIG_FILE            a JSON or YAML file of settings (keys as above)',
     '  --help, -h                 this text',
     '  --version                  print the version',
+    '',
+    'Tracing (OpenTelemetry, off unless an exporter endpoint is set): the standard environment variables only,',
+    '  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf, http/json), OTEL_EXPORTER_OTLP_HEADERS,',
+    '  OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, ... (README "Tracing").',
   );
   return lines.join('\n');
 }
