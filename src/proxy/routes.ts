@@ -40,6 +40,7 @@ import {
   type MessageMap,
 } from '../mcp/translate.js';
 import type { Metrics, SealedIdRejection } from '../observability/metrics.js';
+import type { Tracing } from '../observability/tracing.js';
 import type { CredentialBinding } from '../session/binding.js';
 import { asClientSessionId, isSealedId, mintClientSessionId, type ClientSessionId, type Fingerprint } from '../session/ids.js';
 import type { Opened, Sealer } from '../session/sealing.js';
@@ -81,6 +82,8 @@ export interface McpEndpointDeps extends TrackingDeps {
   readonly log: Logger;
   /** 2026-07-28 requests whose legacy upstream asks the client something (input_required). */
   readonly mrtr: Mrtr;
+  /** Spans (observability/tracing.ts); when off, nothing here touches it. */
+  readonly tracing: Tracing;
   /** True once shutdown has started: new requests are refused (503) so the server can drain. */
   readonly closing: () => boolean;
 }
@@ -99,7 +102,7 @@ export interface McpEndpoint {
 }
 
 export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
-  const { config, store, links, pool, eraProbe, fingerprint, binding, sealer, terminated, openStreams, metrics, log, mrtr } = deps;
+  const { config, store, links, pool, eraProbe, fingerprint, binding, sealer, terminated, openStreams, metrics, log, mrtr, tracing } = deps;
   const policy = gatePolicyOf(config);
   const flows: Record<McpFlow, (call: Call) => Promise<void>> = {
     POST: post,
@@ -119,7 +122,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
         answerError(req, res, call.tracked, new ProxyError(decision.reason), log);
         return true;
       }
-      flows[decision.flow](call).catch((error: unknown) => answerError(req, res, call.tracked, error, log));
+      // A POST's server span starts once its body is read: its _meta may carry the caller's context.
+      const flow = tracing.on && decision.flow !== 'POST' ? tracing.serve(req, res, call.tracked, undefined, () => flows[decision.flow](call)) : flows[decision.flow](call);
+      flow.catch((error: unknown) => answerError(req, res, call.tracked, error, log));
       return true;
     },
   };
@@ -127,6 +132,11 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   async function post(call: Call) {
     const raw = await readJsonBody(call.req, config.bodyLimitBytes, config.bodyTimeoutMs);
     const parsed = parseJson(raw);
+    return tracing.on ? tracing.serve(call.req, call.res, call.tracked, parsed, () => dispatch(call, raw, parsed)) : dispatch(call, raw, parsed);
+  }
+
+  /** A POST, its body read: which flow it takes. */
+  async function dispatch(call: Call, raw: Buffer, parsed: unknown) {
     // 2026-07-28 or 2025: decided per request, from the body first (as the v2 SDK server does).
     if (!isPlainLegacy(parsed, call.req.headers[PROTOCOL_VERSION_HEADER])) {
       const era = classifyEra(parsed, routingHeadersOf(call.req.headers));
@@ -246,6 +256,10 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     // methods may be asked questions, which become input_required.
     const begun = INPUT_REQUIRED_METHODS.has(method) ? mrtr.begin(call, method, params) : undefined;
     const round = begun instanceof Promise ? await begun : begun;
+    // A retry carrying answers (an MRTR round after the first): continued, or re-run.
+    if (tracing.on && round !== undefined && (params?.requestState !== undefined || params?.inputResponses !== undefined)) {
+      tracing.mark('mrtr round', { 'mcp.method.name': method, 'mcp_session_proxy.mrtr.round': round.kind === 'resume' ? 'resume' : 'rerun' });
+    }
     if (round?.kind === 'resume') {
       const { logLevel, clientCapabilities } = envelope;
       return mrtr.resume(call, round, { method, clientId: message.id, clientProgressToken, logLevel, serverInfo: link.serverInfo, clientCapabilities }, headers);
@@ -469,7 +483,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const id = typeof presented === 'string' ? asClientSessionId(presented) : undefined;
     if (id === undefined) throw new ProxyError('SESSION_NOT_FOUND');
     const session = store.get(id);
-    return session === undefined ? reopen(call, id) : admit(call, session);
+    if (session !== undefined) return admit(call, session);
+    return tracing.on ? tracing.step('sealed id reopen', {}, () => reopen(call, id)) : reopen(call, id);
   }
 
   /** The checks every use of a session passes, however it was found. */
