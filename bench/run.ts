@@ -69,6 +69,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const SAMPLES = SMALL ? 20 : 300;
 const BASELINE_REF = process.env.BENCH_BASELINE || undefined;
 const CURRENT = 'mcp-session-proxy';
+const TRACED = 'mcp-session-proxy, tracing on (every request sampled)';
 const STORM = SMALL ? 20 : 200;
 
 const ACCEPT = 'application/json, text/event-stream';
@@ -259,6 +260,15 @@ const heldProxy = await startProxy(
   '0',
   fileURLToPath(new URL('./results/tmp/proxy-held.log', import.meta.url)),
 );
+// The same proxy as `proxy` with tracing on, every request sampled, exporting (http/protobuf, the
+// OTel default) to a sink that accepts and discards OTLP: what tracing costs (README "Tracing").
+const otlpSink = await startScript('bench/otlp-sink.ts');
+const tracedProxy = await startProxy(
+  `${upstream.origin}/mcp`,
+  { MAX_SESSIONS: '200000', OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink.origin, OTEL_TRACES_SAMPLER: 'always_on' },
+  '0',
+  fileURLToPath(new URL('./results/tmp/proxy-traced.log', import.meta.url)),
+);
 // The baseline commit's proxy, with the same settings as the current one (`proxy` above).
 const baselineProxy =
   baseline &&
@@ -270,7 +280,7 @@ const baselineProxy =
   ));
 pin(process.pid, LOAD_CPUS);
 pin(upstream.child.pid!, LOAD_CPUS);
-for (const p of [plain, reoriginating, proxy, quietProxy, sealedProxy, sealedReplica, heldProxy, ...(baselineProxy ? [baselineProxy] : [])]) {
+for (const p of [plain, reoriginating, proxy, quietProxy, sealedProxy, sealedReplica, heldProxy, tracedProxy, ...(baselineProxy ? [baselineProxy] : [])]) {
   pin(p.child.pid!, PROXY_CPU);
 }
 const upstreamStats = async () => (await (await fetch(`${upstream.origin}/admin/stats`)).json()) as { initializes: number };
@@ -288,6 +298,7 @@ const targets: Target[] = [
   ...(baselineProxy ? [await proxyTarget(BASELINE!, baselineProxy)] : []),
   await proxyTarget('mcp-session-proxy, LOG_LEVEL=warn', quietProxy),
   await proxyTarget('mcp-session-proxy, sealed ids', sealedProxy),
+  await proxyTarget(TRACED, tracedProxy),
   // The same proxy process as CURRENT, called by a 2026-07-28 client.
   { name: MODERN, origin: proxy.origin, sessionId: '', pid: proxy.child.pid!, modern: true },
   { name: REORIGINATING, origin: reoriginating.origin, sessionId: '', pid: reoriginating.child.pid!, modern: true },
@@ -557,6 +568,8 @@ const result = {
     proxyOverPlainProxy: ratio('mcp-session-proxy', '@fastify/http-proxy'),
     quietProxyOverPlainProxy: ratio('mcp-session-proxy, LOG_LEVEL=warn', '@fastify/http-proxy'),
     sealedProxyOverPlainProxy: ratio('mcp-session-proxy, sealed ids', '@fastify/http-proxy'),
+    // What tracing costs per call (on, every request sampled, exported) over off.
+    tracedOverUntracedCpuPerCall: round2(steady[TRACED]!.cpuMicrosPerRequest! / steady[CURRENT]!.cpuMicrosPerRequest!),
     // Targets: at most 1.15 (CPU per call), at least 3 (throughput).
     modernOverLegacyCpuPerCall: round2(steady[MODERN]!.cpuMicrosPerRequest! / steady[CURRENT]!.cpuMicrosPerRequest!),
     modernOverReoriginationThroughput: ratio(MODERN, REORIGINATING),
@@ -612,6 +625,7 @@ console.error(
     ...targets.map((t) => row(t.name)),
     '',
     ...baselineLines,
+    `tracing on (every request sampled, OTLP http/protobuf to a discarding sink): CPU per call ${steady[TRACED]!.cpuMicrosPerRequest} µs vs ${steady[CURRENT]!.cpuMicrosPerRequest} µs off = ${result.ratios.tracedOverUntracedCpuPerCall}×; req/s ${steady[TRACED]!.reqPerSec} vs ${steady[CURRENT]!.reqPerSec}`,
     `proxy / direct = ${result.ratios.proxyOverDirect}; proxy / @fastify/http-proxy = ${result.ratios.proxyOverPlainProxy} (${result.ratios.quietProxyOverPlainProxy} without access lines)`,
     `2026-07-28 clients: CPU per call modern / legacy session = ${result.ratios.modernOverLegacyCpuPerCall} (target ≤ 1.15); throughput pooled / re-origination = ${result.ratios.modernOverReoriginationThroughput} against the cheap upstream, ${versusSdkUpstream.pooledOverReoriginationThroughput} against the v1 SDK server (per round ${versusSdkUpstream.perRoundRatios.join(', ')}; ${versusSdkUpstream.pooled.reqPerSec} vs ${versusSdkUpstream.reoriginated.reqPerSec} req/s; SDK server CPU per call ${versusSdkUpstream.pooled.upstreamCpuMicrosPerRequest} vs ${versusSdkUpstream.reoriginated.upstreamCpuMicrosPerRequest} µs) (target ≥ 3); heap per pooled session ${pooledMemory.map((m) => `${m.heapBytesPerPooledSession} B at ${m.pooledSessions}`).join(', ')}`,
     `2025 clients in front of a 2026-07-28-only upstream: CPU per call held session / legacy session = ${result.ratios.heldOverLegacyCpuPerCall} (target ≤ 1.15)`,

@@ -4,6 +4,7 @@
  */
 import httpProxy from '@fastify/http-proxy';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
@@ -12,6 +13,7 @@ import { answerMalformedRequest } from './proxy/malformed.js';
 import { SESSION_HEADER } from './mcp/protocol.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
+import { createTracing, type Tracing } from './observability/tracing.js';
 import { gatePolicyOf, normalizePath, pathOf } from './proxy/gate.js';
 import { healthRoutes } from './proxy/health.js';
 import { endStreams, type OpenStreams } from './proxy/reply.js';
@@ -79,13 +81,23 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           keys: keys.map((k, i) => ({ sealing: k.sealing, binding: bindings[i]! })),
           maxAgeMs: config.sessionMaxAgeMs,
         });
-  const upstream = createUpstreamClient({
-    url: config.upstreamUrl,
-    headersTimeoutMs: config.upstreamTimeoutMs,
-    connectTimeoutMs: config.connectTimeoutMs,
-    connectRetryMs: config.upstreamRetryMs,
-    resetRetryWindowMs: config.resetRetryWindowMs,
+  // NO_TRACING unless an OTLP exporter is configured (observability/tracing.ts).
+  const tracing: Tracing = createTracing({
+    settings: config.telemetry,
+    fingerprint,
+    upstreamUrl: config.upstreamUrl,
+    serviceVersion: packageVersion(),
   });
+  // On, every upstream exchange gets a client span and carries its context (the same client otherwise).
+  const upstream = tracing.client(
+    createUpstreamClient({
+      url: config.upstreamUrl,
+      headersTimeoutMs: config.upstreamTimeoutMs,
+      connectTimeoutMs: config.connectTimeoutMs,
+      connectRetryMs: config.upstreamRetryMs,
+      resetRetryWindowMs: config.resetRetryWindowMs,
+    }),
+  );
   // The store is created below; the gauge reads its size when scraped.
   const metrics = createMetrics(config.metricsEnabled, () => store.size, {
     pooledSessions: () => pool.size,
@@ -104,6 +116,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     now: () => performance.now(),
     // A lost session means the upstream restarted or forgot: it may speak another era now.
     onLoss: () => eraProbe.forget(),
+    tracing,
   };
   const pool = createLinkPool(links, { max: config.poolMaxSessions, idleTtlMs: config.poolIdleTtlMs });
   const store = createSessionStore({
@@ -162,6 +175,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     openStreams,
     listens,
     mrtr,
+    tracing,
     closing: () => closing,
   });
 
@@ -208,6 +222,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   app.addHook('onClose', async () => {
     await upstream.close();
+    // Spans and metrics still pending are exported before the process exits.
+    await tracing.shutdown();
   });
   return app;
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 }

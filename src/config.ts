@@ -13,6 +13,7 @@ import {
   type LossPattern,
   type LossRules,
 } from './mcp/loss.js';
+import { telemetrySettingsOf, type TelemetrySettings } from './observability/otel-settings.js';
 import { normalizePath } from './proxy/gate.js';
 import { parseSecret, readSecretFile } from './session/secrets.js';
 
@@ -147,6 +148,8 @@ export interface Config {
   readonly mrtrStateTtlMs: number;
   /** Held sessions: how long an input_required question waits for the client's answer. */
   readonly heldInputTimeoutMs: number;
+  /** Traces and OTLP metrics, from the standard OTEL_* variables only (observability/otel-settings.ts). */
+  readonly telemetry: TelemetrySettings;
 }
 
 export class ConfigError extends Error {
@@ -330,6 +333,7 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     mrtrParkTimeoutMs: read('mrtrParkTimeoutMs'),
     mrtrStateTtlMs: read('mrtrStateTtlMs'),
     heldInputTimeoutMs: read('heldInputTimeoutMs'),
+    telemetry: telemetrySettingsOf(env, problems),
   };
   if (config.sessionSecretPrevious !== undefined && !given('sessionSecret') && !given('sessionSecretFile')) {
     problems.push('SESSION_SECRET_PREVIOUS needs a current SESSION_SECRET (or SESSION_SECRET_FILE)');
@@ -406,6 +410,10 @@ export function helpText(): string {
     '  --config FILE              CONFIG_FILE            a JSON or YAML file of settings (keys as above)',
     '  --help, -h                 this text',
     '  --version                  print the version',
+    '',
+    'Tracing (OpenTelemetry, off unless an exporter endpoint is set): the standard environment variables only,',
+    '  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf, http/json), OTEL_EXPORTER_OTLP_HEADERS,',
+    '  OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, ... (README "Tracing").',
   );
   return lines.join('\n');
 }

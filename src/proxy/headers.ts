@@ -5,6 +5,7 @@
  * one the proxy minted. Hop-by-hop headers stay on their own hop (RFC 9110 §7.6.1).
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { MCP_METHOD_HEADER, MCP_NAME_HEADER } from '../mcp/era.js';
 import { SESSION_HEADER } from '../mcp/protocol.js';
 import type { ClientSessionId, UpstreamSessionId } from '../session/ids.js';
 
@@ -32,6 +33,9 @@ const NOT_FORWARDED_UPSTREAM = new Set([
   SESSION_HEADER,
 ]);
 const NOT_FORWARDED_DOWNSTREAM = new Set([...HOP_BY_HOP, SESSION_HEADER]);
+// A 2026-07-28 request translated for a legacy upstream: its routing headers describe a request
+// the upstream never sees (and would make a dual-era server take it for a 2026 one).
+const NOT_FORWARDED_TRANSLATED = new Set([...NOT_FORWARDED_UPSTREAM, MCP_METHOD_HEADER, MCP_NAME_HEADER]);
 
 export type OutgoingHeaders = Record<string, string | string[]>;
 
@@ -62,6 +66,15 @@ export function toUpstreamHeaders(
   const headers = copyHeaders(clientHeaders, NOT_FORWARDED_UPSTREAM);
   if (upstreamId !== undefined) headers[SESSION_HEADER] = upstreamId;
   return headers;
+}
+
+/**
+ * A 2026-07-28 request's headers for the legacy session it is translated onto: as toUpstreamHeaders,
+ * without Mcp-Method and Mcp-Name (left out while copying: deleting them afterwards would turn the
+ * object into a slow dictionary on the hot path).
+ */
+export function toTranslatedHeaders(clientHeaders: IncomingHttpHeaders): OutgoingHeaders {
+  return copyHeaders(clientHeaders, NOT_FORWARDED_TRANSLATED);
 }
 
 /** The upstream's response headers, as the client must see them (with its proxy-minted id). */

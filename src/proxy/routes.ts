@@ -24,7 +24,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
-import { classifyEra, isLoggingLevel, isPlainLegacy, MCP_METHOD_HEADER, MCP_NAME_HEADER, MODERN_PROTOCOL_VERSION, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
+import { classifyEra, isLoggingLevel, isPlainLegacy, MODERN_PROTOCOL_VERSION, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { initializeResultOf, legacyClientOf, negotiatedVersion, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
 import { classifyBody, isEventStream, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
@@ -40,6 +40,7 @@ import {
   type MessageMap,
 } from '../mcp/translate.js';
 import type { Metrics, SealedIdRejection } from '../observability/metrics.js';
+import type { Tracing } from '../observability/tracing.js';
 import type { CredentialBinding } from '../session/binding.js';
 import { asClientSessionId, isSealedId, mintClientSessionId, type ClientSessionId, type Fingerprint } from '../session/ids.js';
 import type { Opened, Sealer } from '../session/sealing.js';
@@ -53,7 +54,7 @@ import { modernEventStream } from './event-stream.js';
 import { deliverClientResponse, heldExchange } from './held-input.js';
 import { serveHeldStream } from './held-stream.js';
 import type { Mrtr } from './mrtr.js';
-import { toClientHeaders, toUpstreamHeaders } from './headers.js';
+import { toClientHeaders, toTranslatedHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import type { Listens } from './listen.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
@@ -83,6 +84,8 @@ export interface McpEndpointDeps extends TrackingDeps {
   readonly log: Logger;
   /** 2026-07-28 requests whose legacy upstream asks the client something (input_required). */
   readonly mrtr: Mrtr;
+  /** Spans (observability/tracing.ts); when off, nothing here touches it. */
+  readonly tracing: Tracing;
   /** True once shutdown has started: new requests are refused (503) so the server can drain. */
   readonly closing: () => boolean;
 }
@@ -101,7 +104,7 @@ export interface McpEndpoint {
 }
 
 export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
-  const { config, store, links, pool, eraProbe, fingerprint, binding, sealer, terminated, openStreams, metrics, log, mrtr } = deps;
+  const { config, store, links, pool, eraProbe, fingerprint, binding, sealer, terminated, openStreams, metrics, log, mrtr, tracing } = deps;
   const policy = gatePolicyOf(config);
   const flows: Record<McpFlow, (call: Call) => Promise<void>> = {
     POST: post,
@@ -121,7 +124,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
         answerError(req, res, call.tracked, new ProxyError(decision.reason), log);
         return true;
       }
-      flows[decision.flow](call).catch((error: unknown) => answerError(req, res, call.tracked, error, log));
+      // A POST's server span starts once its body is read: its _meta may carry the caller's context.
+      const flow = tracing.on && decision.flow !== 'POST' ? tracing.serve(req, res, call.tracked, undefined, () => flows[decision.flow](call)) : flows[decision.flow](call);
+      flow.catch((error: unknown) => answerError(req, res, call.tracked, error, log));
       return true;
     },
   };
@@ -129,6 +134,11 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   async function post(call: Call) {
     const raw = await readJsonBody(call.req, config.bodyLimitBytes, config.bodyTimeoutMs);
     const parsed = parseJson(raw);
+    return tracing.on ? tracing.serve(call.req, call.res, call.tracked, parsed, () => dispatch(call, raw, parsed)) : dispatch(call, raw, parsed);
+  }
+
+  /** A POST, its body read: which flow it takes. */
+  async function dispatch(call: Call, raw: Buffer, parsed: unknown) {
     // 2026-07-28 or 2025: decided per request, from the body first (as the v2 SDK server does).
     if (!isPlainLegacy(parsed, call.req.headers[PROTOCOL_VERSION_HEADER])) {
       const era = classifyEra(parsed, routingHeadersOf(call.req.headers));
@@ -237,12 +247,13 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     // client's own ids, which mean nothing upstream.
     if (message.kind === 'notification') return void call.res.writeHead(202).end();
     call.tracked.requestId = message.id;
-    const headers = toUpstreamHeaders(call.req.headers, undefined);
-    // Known after the first request: no await (each one costs a turn of the microtask queue).
-    const era = eraProbe.era(headers);
-    if ((typeof era === 'string' ? era : await era) === 'modern') return passThrough(call, headers, raw);
-    delete headers[MCP_METHOD_HEADER];
-    delete headers[MCP_NAME_HEADER];
+    // Known after the first request: then no await (each costs a turn of the microtask queue).
+    const known = eraProbe.known();
+    if (known !== 'legacy') {
+      const asSent = toUpstreamHeaders(call.req.headers, undefined);
+      if ((known ?? (await eraProbe.era(asSent))) === 'modern') return passThrough(call, asSent, raw);
+    }
+    const headers = toTranslatedHeaders(call.req.headers);
     const { envelope, method, params } = message;
     const entry = {
       credential: binding.of(call.req.headers),
@@ -271,6 +282,10 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     // methods may be asked questions, which become input_required.
     const begun = INPUT_REQUIRED_METHODS.has(method) ? mrtr.begin(call, method, params) : undefined;
     const round = begun instanceof Promise ? await begun : begun;
+    // A retry carrying answers (an MRTR round after the first): continued, or re-run.
+    if (tracing.on && round !== undefined && (params?.requestState !== undefined || params?.inputResponses !== undefined)) {
+      tracing.mark('mrtr round', { 'mcp.method.name': method, 'mcp_session_proxy.mrtr.round': round.kind === 'resume' ? 'resume' : 'rerun' });
+    }
     if (round?.kind === 'resume') {
       const { logLevel, clientCapabilities } = envelope;
       return mrtr.resume(call, round, { method, clientId: message.id, clientProgressToken, logLevel, serverInfo: link.serverInfo, clientCapabilities }, headers);
@@ -280,11 +295,14 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const out = outgoing(call, headers, toLegacyRequest(method, round?.params ?? params, upstreamId, upstreamProgressToken));
     let answer: Answer;
     try {
-      answer = (await sendOn(call, link, out))!;
+      answer = (await link.send(out))!;
     } catch (error) {
       // No upstream: when it comes back it may be another version; find out again.
       if (toProxyError(error).reason === 'UPSTREAM_UNAVAILABLE') eraProbe.forget();
       throw error;
+    } finally {
+      // What sendOn does, inline: this is the hot path of every modern request.
+      call.tracked.replayedFor = out.replayed ?? null;
     }
     if (refusedAsModernOnly(answer)) {
       // The upstream was replaced by a 2026-07-28-only server (same address): it refused the
@@ -379,7 +397,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       else if (translated.kind === 'forward' && translated.message.id === context.clientId && !('method' in translated.message)) answered = true;
       return translated;
     };
-    res.once('close', () => {
+    // The client leaving before its answer (tracking's one 'close' listener cancels `gone`).
+    call.tracked.gone.once('abort', () => {
       if (!answered) void link.notify(cancellation(context.upstreamId), headers);
     });
     const refuse = (id: JsonRpcId, method: string) => void link.notify(serverRequestRefusal(id, method), headers);
@@ -494,7 +513,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const id = typeof presented === 'string' ? asClientSessionId(presented) : undefined;
     if (id === undefined) throw new ProxyError('SESSION_NOT_FOUND');
     const session = store.get(id);
-    return session === undefined ? reopen(call, id) : admit(call, session);
+    if (session !== undefined) return admit(call, session);
+    return tracing.on ? tracing.step('sealed id reopen', {}, () => reopen(call, id)) : reopen(call, id);
   }
 
   /** The checks every use of a session passes, however it was found. */

@@ -14,6 +14,8 @@ import type { ReplayReason } from '../upstream/link.js';
 export interface Tracked {
   /** Cancelled when the client goes away before its answer is complete. */
   readonly gone: Cancellation;
+  /** performance.now() when the request arrived (the server span starts there). */
+  readonly startedAt: number;
   /** Log-safe fingerprint of the client session the request belongs to. */
   sessionLogId: LogId | null;
   /** Why this request waited for the upstream session to be (re-)established, if it did. */
@@ -38,7 +40,7 @@ let nextId = 0;
 export function track(req: IncomingMessage, res: ServerResponse, deps: TrackingDeps, quiet = false): Tracked {
   const started = performance.now();
   const gone = new Cancellation();
-  const tracked: Tracked = { gone, sessionLogId: null, replayedFor: null, failure: null, requestId: null };
+  const tracked: Tracked = { gone, startedAt: started, sessionLogId: null, replayedFor: null, failure: null, requestId: null };
   const reqId = ++nextId;
   // 'close' is emitted once; `on` spares the once-wrapper on every request.
   res.on('close', () => {

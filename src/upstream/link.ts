@@ -17,6 +17,7 @@ import { initializeOutcomeOf } from '../mcp/initialize-result.js';
 import { classifyLoss, mayBeLoss, type LossRules, type LossSignal } from '../mcp/loss.js';
 import { LAST_EVENT_ID_HEADER, POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { Tracing } from '../observability/tracing.js';
 import { readUpstreamId, type Fingerprint, type UpstreamSessionId } from '../session/ids.js';
 import {
   discard,
@@ -67,6 +68,8 @@ export interface LinkDeps {
   readonly now: () => number;
   /** Told of every loss: the upstream restarted or forgot sessions (the era probe asks again). */
   readonly onLoss?: () => void;
+  /** Spans for replays and pooled openings (absent or off: none). */
+  readonly tracing?: Tracing;
 }
 
 /** One message for the upstream session. */
@@ -318,7 +321,13 @@ export class UpstreamLink {
   /** unopened → replaying → live (or back to unopened if the upstream refuses). */
   private replay(reason: OpenReason, clientHeaders: UpstreamHeaders): void {
     if (reason !== 'pooled') this.deps.metrics.replay(reason);
-    const flight = this.reestablish(reason, clientHeaders).catch((error: unknown) => {
+    const { tracing } = this.deps;
+    // Traced: the handshake's exchanges are the children of a span under the request that needed it.
+    const opening =
+      tracing?.on === true
+        ? tracing.step(reason === 'pooled' ? 'pool miss' : 'replay initialize', { 'mcp_session_proxy.replay.reason': reason }, () => this.reestablish(reason, clientHeaders))
+        : this.reestablish(reason, clientHeaders);
+    const flight = opening.catch((error: unknown) => {
       if (this.state.kind !== 'ended') {
         this.state = { kind: 'unopened', reason };
         if (reason !== 'pooled') this.deps.metrics.replayFailed();

@@ -170,6 +170,7 @@ export interface FixtureStats {
   answerErrors: number;
   /** MCP requests (with an id) whose answer is still open, on any session. */
   openRequests: number;
+  traceparents: { method: string | null; header: string | null; meta: string | null }[];
 }
 
 export async function startFixture(

@@ -22,6 +22,7 @@ describe('npm run bench (smoke)', () => {
       'mcp-session-proxy',
       'mcp-session-proxy, LOG_LEVEL=warn',
       'mcp-session-proxy, sealed ids',
+      'mcp-session-proxy, tracing on (every request sampled)',
       'mcp-session-proxy, 2026-07-28 client (pooled session)',
       're-origination (initialize + call + DELETE per request)',
       'mcp-session-proxy, 2025 client, 2026-07-28-only upstream (held session)',
@@ -41,6 +42,7 @@ describe('npm run bench (smoke)', () => {
     expect(result.memory.heapPerPooledSession).toHaveLength(2);
     // The 2026-07-28 comparisons are computed (their targets are judged on full runs, not here).
     expect(result.ratios.modernOverLegacyCpuPerCall).toBeGreaterThan(0);
+    expect(result.ratios.tracedOverUntracedCpuPerCall).toBeGreaterThan(0);
     expect(result.ratios.modernOverReoriginationThroughput).toBeGreaterThan(0);
     expect(result.ratios.heldOverLegacyCpuPerCall).toBeGreaterThan(0);
     // Every first call on the other replica (a sealed id opened on a miss) answered 200, or the run fails.

@@ -62,7 +62,7 @@ afterEach(async () => {
   server.close();
 });
 
-const tracked = () => ({ gone: new Cancellation(), sessionLogId: null, replayedFor: null, failure: null, requestId: 1 });
+const tracked = () => ({ gone: new Cancellation(), startedAt: performance.now(), sessionLogId: null, replayedFor: null, failure: null, requestId: 1 });
 const ctx = (clientId: number) => ({
   method: 'tools/call',
   clientId,
