@@ -2,8 +2,11 @@
  * A deliberately cheap stateful MCP upstream for benchmarks, on bare node:http, so that what a
  * benchmark measures is the proxy's own cost. It issues a session id on initialize, answers 404
  * for unknown ids, answers tools/call with a fixed small JSON result, and for the tool `stream`
- * answers over SSE with `count` progress notifications before the result. A 2026-07-28 request
- * (envelope in `_meta`) is answered statelessly: server/discover and tools/call.
+ * answers over SSE with `count` progress notifications before the result. With
+ * CHEAP_UPSTREAM_ERA=modern it speaks only 2026-07-28 instead: requests with the envelope in
+ * `_meta` are answered statelessly (server/discover and tools/call). Without it, it is a legacy
+ * server through and through (a 2026 request without a session gets what a legacy server gives):
+ * a proxy in front of it must translate 2026-07-28 requests, not pass them through.
  *
  * Prints {"event":"listening","port":N}. POST /admin/forget drops every session (a replay storm);
  * GET /admin/stats reports how many initializes it has seen.
@@ -21,6 +24,8 @@ function json(res: ServerResponse, status: number, body: string, headers: Record
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
+
+const MODERN_ONLY = process.env.CHEAP_UPSTREAM_ERA === 'modern';
 
 const server = createServer((req, res) => {
   if (req.url === '/admin/forget') {
@@ -45,7 +50,7 @@ const server = createServer((req, res) => {
     // A 2026-07-28 request (the proxy holding a 2025 client's session, UPSTREAM_ERA=modern): no
     // session, the envelope in _meta, resultType on every result.
     const meta = message.params?._meta as Record<string, unknown> | undefined;
-    if (meta !== undefined && 'io.modelcontextprotocol/protocolVersion' in meta) {
+    if (MODERN_ONLY && meta !== undefined && 'io.modelcontextprotocol/protocolVersion' in meta) {
       const id = JSON.stringify(message.id);
       if (message.method === 'server/discover') {
         return json(

@@ -252,10 +252,14 @@ const sealedReplica = await startProxy(
   '0',
   fileURLToPath(new URL('./results/tmp/proxy-sealed-replica.log', import.meta.url)),
 );
-// A 2025 client's session held by the proxy in front of a 2026-07-28-only upstream (the cheap
-// upstream answers 2026-07-28 requests statelessly): each call translated both ways.
+// A 2025 client's session held by the proxy in front of a 2026-07-28-only upstream (a second cheap
+// upstream, which answers 2026-07-28 requests statelessly): each call translated both ways. The
+// first cheap upstream stays legacy-only, so that the 2026 target above is translated onto pooled
+// sessions rather than passed through (with one upstream speaking both, the proxy's era probe
+// found it modern and the "pooled" figure measured a pass-through).
+const modernUpstream = await startScript('bench/cheap-upstream.ts', [], { CHEAP_UPSTREAM_ERA: 'modern' });
 const heldProxy = await startProxy(
-  `${upstream.origin}/mcp`,
+  `${modernUpstream.origin}/mcp`,
   { UPSTREAM_ERA: 'modern' },
   '0',
   fileURLToPath(new URL('./results/tmp/proxy-held.log', import.meta.url)),
@@ -280,6 +284,7 @@ const baselineProxy =
   ));
 pin(process.pid, LOAD_CPUS);
 pin(upstream.child.pid!, LOAD_CPUS);
+pin(modernUpstream.child.pid!, LOAD_CPUS);
 for (const p of [plain, reoriginating, proxy, quietProxy, sealedProxy, sealedReplica, heldProxy, tracedProxy, ...(baselineProxy ? [baselineProxy] : [])]) {
   pin(p.child.pid!, PROXY_CPU);
 }
@@ -351,6 +356,12 @@ const steady = Object.fromEntries(
   }),
 );
 const ratio = (a: string, b: string) => round2(steady[a]!.reqPerSec / steady[b]!.reqPerSec);
+// The 2026 target must have been translated onto pooled sessions, not passed through: a run in
+// which the upstream looked modern to the proxy once measured a pass-through under that name.
+const poolHits = Number(/pool_lookups_total\{result="hit"\} (\d+)/.exec(await (await fetch(`${proxy.origin}/metrics`)).text())?.[1] ?? 0);
+if (poolHits < steady[MODERN]!.rounds.reduce((a, r) => a + r.requests, 0)) {
+  throw new Error(`the 2026-07-28 target was not served from pooled sessions (${poolHits} pool hits)`);
+}
 // The baseline proxy is not needed after this section.
 await baselineProxy?.kill();
 
