@@ -40,17 +40,13 @@
  *
  * Needs the Node 24 binary of the `node` devDependency (the suite needs Node >= 22).
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NODE_24, runRequirements, type Check } from '../helpers/conformance.js';
 import { killAll, startFixture, startProxy } from '../helpers/processes.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const NODE_24 = join(ROOT, 'node_modules/node/bin/node');
-const CONFORMANCE = join(ROOT, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
 
 /** The 2026-07-28 required scenarios that apply to a legacy upstream behind the proxy, plus one pending. */
 const APPLICABLE = [
@@ -111,33 +107,7 @@ const LISTEN_CHECKS = [
   'sep-2575-server-sends-tools-list-changed-on-subscription',
 ] as const;
 
-interface Check {
-  readonly id: string;
-  readonly status: 'SUCCESS' | 'FAILURE' | 'WARNING' | 'SKIPPED' | 'INFO';
-  readonly errorMessage?: string;
-}
 
-/** One CLI run of every required scenario; the checks of each, by scenario name. */
-function runRequirements(url: string, outDir: string): Promise<{ output: string; checks: Map<string, Check[]> }> {
-  return new Promise((resolve) => {
-    execFile(
-      NODE_24,
-      [CONFORMANCE, 'server', '--url', url, '--requirements', '2026-07-28', '-o', outDir],
-      { maxBuffer: 16 * 1024 * 1024 },
-      // A failing scenario (the excluded ones do fail) makes the exit code non-zero: read the checks.
-      (_error, stdout, stderr) => {
-        const checks = new Map<string, Check[]>();
-        for (const dir of readdirSync(outDir)) {
-          // server-<scenario>-<ISO timestamp>
-          const scenario = /^server-(.+)-\d{4}-\d{2}-\d{2}T/.exec(dir)?.[1];
-          const file = join(outDir, dir, 'checks.json');
-          if (scenario !== undefined && existsSync(file)) checks.set(scenario, JSON.parse(readFileSync(file, 'utf8')) as Check[]);
-        }
-        resolve({ output: stdout + stderr, checks });
-      },
-    );
-  });
-}
 
 describe('conformance 2026-07-28: the proxy in front of a legacy upstream', () => {
   const outDir = mkdtempSync(join(tmpdir(), 'conformance-2026-'));
@@ -147,7 +117,7 @@ describe('conformance 2026-07-28: the proxy in front of a legacy upstream', () =
     expect(existsSync(NODE_24), `${NODE_24} is missing: run npm ci with install scripts allowed for the "node" package`).toBe(true);
     const upstream = await startFixture('sdk', { conformance: true });
     const proxy = await startProxy(upstream.mcpUrl);
-    run = await runRequirements(proxy.url, outDir);
+    run = await runRequirements(proxy.url, outDir, '2026-07-28');
   }, 120_000);
   afterAll(async () => {
     await killAll();

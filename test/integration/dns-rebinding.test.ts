@@ -3,15 +3,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { CONFORMANCE, NODE_24 } from '../helpers/conformance.js';
 import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 import { startProxy } from '../helpers/processes.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-// The conformance suite needs Node >= 22; the devDependency `node` brings a Node 24 binary.
-const NODE_24 = join(ROOT, 'node_modules/node/bin/node');
-const CONFORMANCE = join(ROOT, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
 const INIT = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"rebind","version":"1"}}}';
 
 interface Answer {
