@@ -134,7 +134,10 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   async function post(call: Call) {
     const raw = await readJsonBody(call.req, config.bodyLimitBytes, config.bodyTimeoutMs);
     const parsed = parseJson(raw);
-    return tracing.on ? tracing.serve(call.req, call.res, call.tracked, parsed, () => dispatch(call, raw, parsed)) : dispatch(call, raw, parsed);
+    if (tracing.on) return tracing.serve(call.req, call.res, call.tracked, parsed, () => dispatch(call, raw, parsed));
+    // `return await`: an async function that returns a promise unawaited resolves it in two more
+    // turns of the microtask queue; this is every POST's path.
+    return await dispatch(call, raw, parsed);
   }
 
   /** A POST, its body read: which flow it takes. */
