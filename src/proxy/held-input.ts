@@ -275,9 +275,19 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
         if (message.id === upstreamId) settle({ kind: 'message', message: message as Obj });
       },
     });
-    response.body.on('data', (chunk: Buffer) => parser.feed(decoder.write(chunk)));
+    // An event the translation cannot take (JSON nested deeper than the stack, say) cuts the
+    // answer: the request fails, and the process carries on.
+    const feed = (text: string) => {
+      try {
+        parser.feed(text);
+      } catch {
+        settle({ kind: 'cut' });
+        response.body.destroy();
+      }
+    };
+    response.body.on('data', (chunk: Buffer) => feed(decoder.write(chunk)));
     response.body.once('end', () => {
-      parser.feed(decoder.end() + '\n\n');
+      feed(decoder.end() + '\n\n');
       settle({ kind: 'cut' });
     });
     response.body.once('error', () => settle({ kind: 'cut' }));

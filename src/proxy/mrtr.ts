@@ -297,7 +297,7 @@ export class Exchange {
       this.toUpstream({ jsonrpc: '2.0', id: pending.id, result: answer });
     }
     // Not every question answered: the client is asked again for the rest.
-    if (this.pending.size > 0) return void this.park();
+    if (this.pending.size > 0) return void this.park().catch(() => this.garbled());
     this.state = 'relaying';
     this.payload.resume();
   }
@@ -333,7 +333,13 @@ export class Exchange {
 
   private onChunk(chunk: Buffer): void {
     if (this.state === 'done') return;
-    this.parser.feed(this.decoder.write(chunk));
+    try {
+      this.parser.feed(this.decoder.write(chunk));
+    } catch {
+      // An event the translation cannot take (JSON nested deeper than the stack, say): the answer
+      // fails as a garbled one would, and the process carries on.
+      return this.garbled();
+    }
     const sink = this.sink;
     if (sink !== undefined && !sink.flush() && this.state === 'relaying') {
       this.payload.pause();
@@ -352,7 +358,7 @@ export class Exchange {
   private collected(): void {
     // read() on the paused stream emits 'data' for what it returns, so onChunk takes it.
     while (this.state === 'collecting' && this.payload.read() !== null);
-    if (this.state === 'collecting') void this.park();
+    if (this.state === 'collecting') void this.park().catch(() => this.garbled());
   }
 
   /** `text`: the JSON `message` was parsed from, so the common answer is spliced, not rebuilt. */
@@ -433,8 +439,12 @@ export class Exchange {
   private upstreamEnded(failed: boolean): void {
     if (this.state === 'relaying' || this.state === 'collecting') {
       // A stream cut after its last event has no trailing blank line: end the line and the event.
-      this.parser.feed(this.decoder.end());
-      this.parser.feed('\n\n');
+      try {
+        this.parser.feed(this.decoder.end());
+        this.parser.feed('\n\n');
+      } catch {
+        return this.garbled();
+      }
       this.sink?.flush();
     }
     if (this.state === 'done') return;
@@ -446,6 +456,16 @@ export class Exchange {
     const sink = this.sink;
     if (sink === undefined) return;
     sink.fail(new ProxyError(failed ? 'UPSTREAM_CUT' : 'UPSTREAM_BAD_ANSWER'));
+  }
+
+  /** The upstream's answer could not be translated: it is dropped, and the exchange fails. */
+  private garbled(): void {
+    this.payload.removeAllListeners('data');
+    this.payload.destroy();
+    if ((this.state === 'parking' || this.state === 'parked') && this.handle !== undefined) return this.deps.parked.closed(this.handle);
+    if (this.state === 'done') return;
+    this.state = 'done';
+    this.sink?.fail(new ProxyError('UPSTREAM_BAD_ANSWER'));
   }
 
   private toUpstream(message: Obj): void {

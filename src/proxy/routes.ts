@@ -224,8 +224,17 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       call.res.writeHead(response.statusCode, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       metrics.streamOpened();
       call.res.once('close', () => metrics.streamClosed());
-      response.body.once('error', () => call.res.end(errorEvents('UPSTREAM_CUT', [id])));
-      response.body.pipe(modernEventStream(map, () => undefined)).pipe(call.res);
+      const events = modernEventStream(map, () => undefined);
+      // A broken upstream, or an event the translation cannot take: an error event for the request.
+      const cut = () => {
+        if (!call.res.writableEnded) call.res.end(errorEvents('UPSTREAM_CUT', [id]));
+      };
+      response.body.once('error', cut);
+      events.once('error', () => {
+        discard(response.body);
+        cut();
+      });
+      response.body.pipe(events).pipe(call.res);
       return;
     }
     const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
@@ -418,10 +427,16 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
         refuse(id, method);
         if (missingCapability !== undefined) missingOnStream(missingCapability);
       });
-      // An upstream that breaks off mid-stream: the client's request gets a JSON-RPC error event.
-      payload.once('error', () => {
+      // An upstream that breaks off mid-stream, or sends an event the translation cannot take
+      // (JSON nested deeper than the stack, say): the client's request gets a JSON-RPC error event.
+      const cut = () => {
         if (!answered && !res.writableEnded) res.write(errorEvents('UPSTREAM_CUT', [context.clientId]));
         res.end();
+      };
+      payload.once('error', cut);
+      events.once('error', () => {
+        discard(payload);
+        cut();
       });
       payload.pipe(events).pipe(res);
       // The upstream asked for a capability the client did not declare: the client's request

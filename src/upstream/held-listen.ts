@@ -178,7 +178,15 @@ export class HeldListen {
       },
     });
     cancel.once('abort', () => body.destroy());
-    body.on('data', (chunk: Buffer) => parser.feed(decoder.write(chunk)));
+    body.on('data', (chunk: Buffer) => {
+      try {
+        parser.feed(decoder.write(chunk));
+      } catch {
+        // A notification the translation cannot take (JSON nested deeper than the stack, say):
+        // the stream is treated as broken (re-opened), and the process carries on.
+        body.destroy();
+      }
+    });
     let done = false;
     const finished = () => {
       if (done) return;

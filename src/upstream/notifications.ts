@@ -282,7 +282,15 @@ export class NotificationFeed {
     const parser = createParser({
       onEvent: (event) => this.dispatch(feedEventOf(parseJson(event.data))),
     });
-    stream.on('data', (chunk: Buffer) => parser.feed(decoder.write(chunk)));
+    stream.on('data', (chunk: Buffer) => {
+      try {
+        parser.feed(decoder.write(chunk));
+      } catch {
+        // A notification the translation cannot take (JSON nested deeper than the stack, say):
+        // the stream is treated as lost (re-opened, the gap signalled), and the process carries on.
+        stream.destroy();
+      }
+    });
     const lost = () => {
       if (this.state.kind === 'open' && this.state.stream === stream) this.lost('the upstream notification stream ended');
     };

@@ -1,6 +1,7 @@
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { callText, connect, connectSettled, sessionHeaders } from '../helpers/client.js';
+import { envelope, modernHeaders, post } from '../helpers/modern-client.js';
 import { killAll, startFixture, startProxy } from '../helpers/processes.js';
 
 afterAll(killAll);
@@ -168,5 +169,41 @@ describe('upstream faults: a clear error, then recovery', () => {
     expect(await callText(c, 'echo', { text: 'recovered' })).toBe('recovered');
     expect(c.sessionId()).toBe(id);
     await c.close();
+  });
+});
+
+describe('an upstream event the proxy cannot translate (JSON nested 20,000 deep: it parses, but nothing recursive survives it)', () => {
+  it('fails the one request with a JSON-RPC error, for 2026-07-28 and sessionless callers alike, and the proxy carries on', async () => {
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl);
+    const modernCall = (id: number) =>
+      post(proxy.url, modernHeaders('tools/call', 'echo'), {
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/call',
+        // With a logLevel, so that the log notification is relayed (and must be serialised).
+        params: { name: 'echo', arguments: { text: 'fine' }, _meta: envelope({ 'io.modelcontextprotocol/logLevel': 'debug' }) },
+      });
+    const sessionlessCall = (id: number) =>
+      post(proxy.url, { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, {
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { text: 'fine' } },
+      });
+    expect((await modernCall(1)).messages.at(-1)).toMatchObject({ id: 1, result: { content: [{ text: 'fine' }] } });
+
+    await upstream.fault({ deepEvent: '1' });
+    // The 2026-07-28 caller (MRTR relay) and the sessionless one (event-by-event translation).
+    const modern = await modernCall(2);
+    expect(modern.messages.at(-1)).toMatchObject({ jsonrpc: '2.0', id: 2, error: { code: -32000 } });
+    const sessionless = await sessionlessCall(3);
+    expect(sessionless.messages.at(-1)).toMatchObject({ jsonrpc: '2.0', id: 3, error: { code: -32000 } });
+
+    await upstream.fault({ deepEvent: '0' });
+    // Still up, and still serving both.
+    expect((await modernCall(4)).messages.at(-1)).toMatchObject({ id: 4, result: { content: [{ text: 'fine' }] } });
+    expect((await sessionlessCall(5)).messages.at(-1)).toMatchObject({ id: 5, result: { content: [{ text: 'fine' }] } });
+    expect(proxy.child.exitCode).toBeNull();
   });
 });
