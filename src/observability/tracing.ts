@@ -101,8 +101,13 @@ const MAX_PARSED_BODY_BYTES = 1024 * 1024;
 const UPSTREAM_LOG_ID_CACHE = 10_000;
 const TRACEPARENT = 'traceparent';
 const TRACESTATE = 'tracestate';
-/** Attributes that go on the duration histograms (bounded values only: no ids). */
-const METRIC_ATTRIBUTES = [A.method, A.protocolVersion, A.toolName, A.promptName, A.errorType, A.networkProtocol, A.networkTransport, A.serverAddress, A.serverPort] as const;
+/**
+ * Attributes that go on the duration histograms (bounded values only: no ids). Not the tool and
+ * prompt names the conventions recommend: any client can send any name, and each new one would be
+ * a new series until the SDK's cardinality limit folds everyone's data into its overflow series.
+ * They stay on the spans.
+ */
+const METRIC_ATTRIBUTES = [A.method, A.protocolVersion, A.errorType, A.networkProtocol, A.networkTransport, A.serverAddress, A.serverPort] as const;
 
 /** NO_TRACING, unless an exporter is configured. */
 export function createTracing(deps: TracingDeps): Tracing {

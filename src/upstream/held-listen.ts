@@ -20,7 +20,10 @@ import type { Logger } from 'pino';
 import { MODERN_PROTOCOL_VERSION } from '../mcp/era.js';
 import { toLegacyMessage, toModernRequest, routingHeadersFor, type LegacyClient } from '../mcp/modern-upstream.js';
 import { isEventStream, isJsonRpcMessage, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER } from '../mcp/protocol.js';
-import { Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from './client.js';
+import { Cancellation, readBody, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from './client.js';
+
+// An upstream's refusal of a listen is a short error; bigger than this, it is not read further.
+const MAX_REFUSAL_BYTES = 64 * 1024;
 
 type Obj = Record<string, unknown>;
 
@@ -145,15 +148,17 @@ export class HeldListen {
     }
     if (this.kind === 'ended') return void response.body.destroy();
     if (response.statusCode !== 200 || !isEventStream(response.headers['content-type'])) {
-      const chunks: Buffer[] = [];
-      response.body.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.body.once('end', () => {
-        if (!this.everOpened) {
-          this.state = 'ended';
-          this.deps.refused({ response, body: Buffer.concat(chunks) });
-        } else this.broken(cancel);
-      });
-      response.body.once('error', () => this.broken(cancel));
+      // A refusal is short; one that is not is cut off rather than held in memory.
+      let refusal: Buffer;
+      try {
+        refusal = await readBody(response.body, MAX_REFUSAL_BYTES, 'UPSTREAM_BAD_ANSWER', cancel);
+      } catch {
+        return this.broken(cancel);
+      }
+      if (!this.everOpened) {
+        this.state = 'ended';
+        this.deps.refused({ response, body: refusal });
+      } else this.broken(cancel);
       return;
     }
     this.read(response.body, cancel, generation);
