@@ -113,8 +113,10 @@ export function toLegacyMessage(message: unknown, method: string): Translated {
   const result = message.result;
   if (!isObject(result)) return { kind: 'forward', message };
   if (result.resultType === 'input_required') {
-    // The upstream asks the client for input (MRTR); relaying that as server→client requests is not
-    // built yet, so the client's request fails clearly instead of reading a result it cannot use.
+    // The upstream asks the client for input (MRTR) on a method 2026-07-28 does not allow it for:
+    // tools/call, prompts/get and resources/read are relayed as server→client requests by
+    // proxy/held-input.ts before they get here. The client's request fails clearly instead of
+    // reading a result it cannot use.
     return {
       kind: 'forward',
       message: {
@@ -122,7 +124,7 @@ export function toLegacyMessage(message: unknown, method: string): Translated {
         id: message.id,
         error: {
           code: -32603,
-          message: 'The upstream (MCP 2026-07-28) asked for client input (input_required), which mcp-session-proxy does not relay to 2025-era clients yet',
+          message: 'The upstream (MCP 2026-07-28) asked for client input (input_required) on a method that cannot ask for it',
           data: { reason: 'INPUT_REQUIRED_NOT_RELAYED' },
         },
       },

@@ -49,6 +49,13 @@ function isObject(value: unknown): value is Obj {
 }
 
 /**
+ * The most resources one listen (or one held session) may subscribe to: each URI is a request to
+ * the upstream, so a body naming a hundred thousand would be a hundred thousand requests. More is
+ * refused as invalid params.
+ */
+export const MAX_RESOURCE_SUBSCRIPTIONS = 1000;
+
+/**
  * The filter of a listen request's params, or undefined when `notifications` is absent or not a
  * SubscriptionFilter (the v2 server's zod schema: optional booleans and an optional array of
  * strings; unknown keys are ignored). `false` and absent flags both mean "not asked for".
@@ -65,7 +72,7 @@ export function parseListenFilter(params: unknown): SubscriptionFilter | undefin
   }
   const uris = Object.hasOwn(notifications, 'resourceSubscriptions') ? notifications.resourceSubscriptions : undefined;
   if (uris !== undefined) {
-    if (!Array.isArray(uris) || !uris.every((uri) => typeof uri === 'string')) return undefined;
+    if (!Array.isArray(uris) || uris.length > MAX_RESOURCE_SUBSCRIPTIONS || !uris.every((uri) => typeof uri === 'string')) return undefined;
     // One subscription per URI, however often it is named.
     if (uris.length > 0) filter.resourceSubscriptions = [...new Set(uris as string[])];
   }

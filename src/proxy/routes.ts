@@ -26,6 +26,7 @@ import type { Config } from '../config.js';
 import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
 import { classifyEra, isLoggingLevel, isPlainLegacy, MODERN_PROTOCOL_VERSION, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
+import { MAX_RESOURCE_SUBSCRIPTIONS } from '../mcp/subscriptions.js';
 import { initializeResultOf, legacyClientOf, negotiatedVersion, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
 import { classifyBody, isEventStream, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
 import { INPUT_REQUIRED_METHODS } from '../mcp/input-required.js';
@@ -198,6 +199,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     if (method === 'resources/subscribe' || method === 'resources/unsubscribe') {
       const uri = params?.uri;
       if (typeof uri !== 'string') return answerJson(call.res, 200, { jsonrpc: '2.0', id, error: { code: -32602, message: 'Invalid params: uri must be a string' } });
+      if (method === 'resources/subscribe' && session.subscriptions.size >= MAX_RESOURCE_SUBSCRIPTIONS && !session.subscriptions.has(uri)) {
+        return answerJson(call.res, 200, { jsonrpc: '2.0', id, error: { code: -32602, message: `Invalid params: at most ${MAX_RESOURCE_SUBSCRIPTIONS} subscriptions per session` } });
+      }
       await session.subscribe(uri, method === 'resources/subscribe');
       return answerJson(call.res, 200, { jsonrpc: '2.0', id, result: {} });
     }
@@ -634,8 +638,13 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
     const contentType = response.headers['content-type'];
     const discover = response.statusCode === 200 ? resultFor(messagesOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined), requestId) : undefined;
-    // Auth challenges, errors: the client sees the upstream's own answer, and no session is made.
-    if (discover === undefined) return relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), answer);
+    if (discover === undefined) {
+      // Not a 2026-07-28 answer, unless it is an auth challenge: the upstream may have been rolled
+      // back to a legacy server; the next initialize finds out again (the era is probed anew).
+      if (response.statusCode !== 401 && response.statusCode !== 403) eraProbe.forget();
+      // Auth challenges, errors: the client sees the upstream's own answer, and no session is made.
+      return relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), answer);
+    }
     const protocolVersion = negotiatedVersion((params as { protocolVersion?: unknown }).protocolVersion);
     const heldSession = new HeldSession(client, protocolVersion);
     const session = await admitNew(call, params, JSON.stringify(params), protocolVersion, heldSession);

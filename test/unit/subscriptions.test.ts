@@ -12,6 +12,7 @@ import {
   honouredSubset,
   listenResult,
   notificationFor,
+  MAX_RESOURCE_SUBSCRIPTIONS,
   parseListenFilter,
 } from '../../src/mcp/subscriptions.js';
 
@@ -40,6 +41,12 @@ const capabilitiesish = fc.oneof(
 const ALL_CAPS = { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { listChanged: true, subscribe: true } };
 
 describe('parseListenFilter: the SubscriptionFilter of params.notifications', () => {
+  it('refuses more resource subscriptions than one listen may make (each is an upstream request)', () => {
+    const uris = (n: number) => Array.from({ length: n }, (_, i) => `test://r/${i}`);
+    expect(parseListenFilter({ notifications: { resourceSubscriptions: uris(MAX_RESOURCE_SUBSCRIPTIONS) } })?.resourceSubscriptions).toHaveLength(MAX_RESOURCE_SUBSCRIPTIONS);
+    expect(parseListenFilter({ notifications: { resourceSubscriptions: uris(MAX_RESOURCE_SUBSCRIPTIONS + 1) } })).toBeUndefined();
+  });
+
   it('keeps the flags asked for (true) and the URIs, once each', () => {
     expect(parseListenFilter({ notifications: { toolsListChanged: true, promptsListChanged: false, resourceSubscriptions: ['a', 'b', 'a'] } })).toEqual({
       toolsListChanged: true,
