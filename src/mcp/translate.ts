@@ -304,7 +304,8 @@ function withMembers(clientId: JsonRpcId, members: string, inner: string): strin
  * Held to the object path by the property test in era-translate.test.ts.
  */
 export function splicedJsonAnswer(text: string, ctx: SessionlessContext, modern: AnswerContext | undefined): string | undefined {
-  if (modern !== undefined && !(modern.method !== 'tools/list' && !CACHEABLE_METHODS.has(modern.method))) return undefined;
+  // tools/list and cacheable results get more than resultType and serverInfo: the object path.
+  if (modern !== undefined && (modern.method === 'tools/list' || CACHEABLE_METHODS.has(modern.method))) return undefined;
   const id = JSON.stringify(ctx.upstreamId);
   let inner: string | undefined;
   const idFirst = `{"jsonrpc":"2.0","id":${id},"result":{`;

@@ -57,7 +57,7 @@ import { serveHeldStream } from './held-stream.js';
 import type { Mrtr } from './mrtr.js';
 import { toClientHeaders, toTranslatedHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
-import type { Listens } from './listen.js';
+import { acceptsEventStream, type Listens } from './listen.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
 import { readJsonBody } from './request-body.js';
 import { track, type Tracked, type TrackingDeps } from './tracking.js';
@@ -211,8 +211,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     // Mcp-Param-* headers for tools that declare them (learnt from tools/list answers on this session).
     if (method === 'tools/call') Object.assign(headers, session.paramHeadersFor(params?.name, params?.arguments));
     if (INPUT_REQUIRED_METHODS.has(method)) {
-      const acceptsEventStream = String(call.req.headers.accept ?? '').includes('text/event-stream');
-      const heldCall = { res: call.res, gone: call.tracked.gone, acceptsEventStream };
+      const heldCall = { res: call.res, gone: call.tracked.gone, acceptsEventStream: acceptsEventStream(call.req.headers.accept) };
       return heldExchange({ upstream: links.upstream, timeoutMs: config.heldInputTimeoutMs, metrics, log }, heldCall, session, { id, method, params, headers });
     }
     const body = toModernRequest(id, method, params, session.client, session.logLevel);
