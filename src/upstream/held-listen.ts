@@ -22,6 +22,8 @@ import { toLegacyMessage, toModernRequest, routingHeadersFor, type LegacyClient 
 import { isEventStream, isJsonRpcMessage, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER } from '../mcp/protocol.js';
 import { Cancellation, readBody, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from './client.js';
 
+// How long an open listen may take to send its acknowledgement (a v2 server sends it at once).
+export const ACK_TIMEOUT_MS = 30_000;
 // An upstream's refusal of a listen is a short error; bigger than this, it is not read further.
 const MAX_REFUSAL_BYTES = 64 * 1024;
 
@@ -173,6 +175,7 @@ export class HeldListen {
         if (!isJsonRpcMessage(message) || this.state === 'ended') return;
         if (message.method === ACK) {
           acked = true;
+          clearTimeout(deadline);
           this.acknowledged(cancel, generation, (message.params as Obj | undefined)?.notifications);
           return;
         }
@@ -183,6 +186,12 @@ export class HeldListen {
       },
     });
     cancel.once('abort', () => body.destroy());
+    // An upstream that opens the stream but never acknowledges it would hold the client's GET (or
+    // its resources/subscribe) forever: past the deadline the listen counts as broken.
+    const deadline = setTimeout(() => {
+      if (!acked) body.destroy();
+    }, ACK_TIMEOUT_MS);
+    body.once('close', () => clearTimeout(deadline));
     body.on('data', (chunk: Buffer) => {
       try {
         parser.feed(decoder.write(chunk));

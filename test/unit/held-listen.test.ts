@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Cancellation, UpstreamClient, UpstreamRequest, UpstreamResponse } from '../../src/upstream/client.js';
-import { HeldListen, LISTEN_RETRY_MIN_MS, listenFilterOf, missedNotificationsOf } from '../../src/upstream/held-listen.js';
+import { ACK_TIMEOUT_MS, HeldListen, LISTEN_RETRY_MIN_MS, listenFilterOf, missedNotificationsOf } from '../../src/upstream/held-listen.js';
 
 /** An upstream whose listen answers the test writes by hand, event by event. */
 function fakeUpstream(status = 200) {
@@ -88,6 +88,31 @@ describe('a held session GET stream fed by subscriptions/listen', () => {
     await vi.waitFor(() => expect(l.written).toEqual([{ jsonrpc: '2.0', method: 'notifications/tools/list_changed' }]));
     l.listen.end();
     expect(l.listen.kind).toBe('ended');
+  });
+
+  it('does not wait forever for an ack: a first listen that never acknowledges is refused, a later one re-opened', async () => {
+    vi.useFakeTimers();
+    const fake = fakeUpstream();
+    const l = listenWith(fake, new Set());
+    await fake.nth(1);
+    // The stream is open, but says nothing.
+    await vi.advanceTimersByTimeAsync(ACK_TIMEOUT_MS - 1);
+    expect(l.refused).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    await vi.waitFor(() => expect(l.refused).toEqual(['unreachable']));
+    expect(l.listen.kind).toBe('ended');
+
+    const again = fakeUpstream();
+    const m = listenWith(again, new Set());
+    event((await again.nth(1)).stream, ACK({ toolsListChanged: true }));
+    await vi.waitFor(() => expect(m.listen.kind).toBe('listening'));
+    // A filter change whose listen never acknowledges: the subscribe still answers, once the deadline passes.
+    let settled = false;
+    void m.listen.refilter().then(() => (settled = true));
+    await again.nth(2);
+    await vi.advanceTimersByTimeAsync(ACK_TIMEOUT_MS);
+    await vi.waitFor(() => expect(settled).toBe(true));
+    m.listen.end();
   });
 
   it('re-opens a broken listen after a backoff and announces what may have been missed', async () => {
