@@ -9,13 +9,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { JsonRpcId } from '../errors.js';
 import { parseJson } from '../mcp/protocol.js';
 import { textOf, type MessageMap } from '../mcp/translate.js';
+import { sseEvent, SSE_KEEPALIVE } from './reply.js';
 
-// 2026-07-28 has no resumability: events carry no `id:` line, and every message is `message`.
-const EVENT_PREFIX = 'event: message\ndata: ';
-const EVENT_SUFFIX = '\n\n';
-// Upstream comments are keep-alives in practice; their text is the upstream's business, not the
-// client's, so each one becomes the same comment the v2 SDK server sends.
-const KEEPALIVE = ': keepalive\n\n';
 // An SSE stream may begin with a byte order mark; the parser only recognises one in raw bytes.
 const BOM = 0xfeff;
 
@@ -41,10 +36,12 @@ export function modernEventStream(
       if (message === undefined) return;
       const translated = map(message, event.data);
       if (translated.kind === 'refuse-upstream') onRefuse(translated.id, translated.method, translated.missingCapability);
-      else if (translated.kind !== 'drop') out += EVENT_PREFIX + textOf(translated) + EVENT_SUFFIX;
+      else if (translated.kind !== 'drop') out += sseEvent(textOf(translated)!);
     },
     onComment() {
-      out += KEEPALIVE;
+      // Upstream comments are keep-alives in practice; their text is the upstream's business, not
+      // the client's, so each one becomes the same comment the v2 SDK server sends.
+      out += SSE_KEEPALIVE;
     },
   });
 

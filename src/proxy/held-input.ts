@@ -30,7 +30,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { readBody, type Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../upstream/client.js';
 import type { HeldSession } from '../upstream/held-session.js';
 import { toClientHeaders } from './headers.js';
-import { relay } from './reply.js';
+import { relay, sseEvent } from './reply.js';
 
 type Obj = Record<string, unknown>;
 
@@ -57,7 +57,6 @@ type RoundAnswer =
   | { readonly kind: 'other'; readonly response: UpstreamResponse; readonly body: Buffer }
   | { readonly kind: 'cut' };
 
-const EVENT_PREFIX = 'event: message\ndata: ';
 
 /** One held request that may take rounds of input; resolves once the client has its answer. */
 export async function heldExchange(
@@ -77,13 +76,13 @@ export async function heldExchange(
       deps.metrics.streamOpened();
       res.once('close', () => deps.metrics.streamClosed());
     }
-    res.write(`${EVENT_PREFIX}${JSON.stringify(message)}\n\n`);
+    res.write(sseEvent(JSON.stringify(message)));
   }
 
   function finish(message: Obj): void {
     if (res.destroyed || res.writableEnded) return;
     if (streaming) {
-      res.end(`${EVENT_PREFIX}${JSON.stringify(message)}\n\n`);
+      res.end(sseEvent(JSON.stringify(message)));
       return;
     }
     const text = JSON.stringify(message);
@@ -93,7 +92,7 @@ export async function heldExchange(
 
   function finishText(text: string): void {
     if (res.destroyed || res.writableEnded) return;
-    if (streaming) return void res.end(`${EVENT_PREFIX}${text}\n\n`);
+    if (streaming) return void res.end(sseEvent(text));
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
     res.end(text);
   }

@@ -16,7 +16,7 @@ import type { UpstreamClient } from '../upstream/client.js';
 import { HeldListen } from '../upstream/held-listen.js';
 import type { HeldSession } from '../upstream/held-session.js';
 import { toClientHeaders, toUpstreamHeaders } from './headers.js';
-import { relay, type OpenStreams } from './reply.js';
+import { relay, sseEvent, SSE_KEEPALIVE, type OpenStreams } from './reply.js';
 
 export interface HeldStreamDeps {
   readonly upstream: UpstreamClient;
@@ -27,7 +27,6 @@ export interface HeldStreamDeps {
   readonly keepAliveMs: number;
 }
 
-const KEEPALIVE = ': keepalive\n\n';
 
 /** Serve the client's GET stream until it closes; resolves once the answer has begun. */
 export function serveHeldStream(deps: HeldStreamDeps, req: IncomingMessage, res: ServerResponse, session: HeldSession, sessionId: string): Promise<void> {
@@ -50,14 +49,14 @@ export function serveHeldStream(deps: HeldStreamDeps, req: IncomingMessage, res:
         label: session.label,
         client: session.client,
         headers: toUpstreamHeaders(req.headers, undefined),
-        write: (message) => void res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`),
+        write: (message) => void res.write(sseEvent(JSON.stringify(message))),
         opened: () => {
           started = true;
           res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', [SESSION_HEADER]: sessionId });
           res.flushHeaders();
           deps.metrics.streamOpened();
           res.once('close', () => deps.metrics.streamClosed());
-          keepAlive = setInterval(() => res.write(KEEPALIVE), deps.keepAliveMs);
+          keepAlive = setInterval(() => res.write(SSE_KEEPALIVE), deps.keepAliveMs);
           keepAlive.unref();
           resolve();
         },

@@ -28,6 +28,7 @@ import type { UpstreamHeaders } from '../upstream/client.js';
 import type { UpstreamLink } from '../upstream/link.js';
 import type { FeedListener, NotificationFeed, NotificationFeeds } from '../upstream/notifications.js';
 import type { Tracked } from './tracking.js';
+import { sseEvent, SSE_KEEPALIVE } from './reply.js';
 
 export interface ListenDeps {
   readonly feeds: NotificationFeeds;
@@ -71,10 +72,9 @@ const SSE_HEADERS = {
   'cache-control': 'no-cache, no-transform',
   'x-accel-buffering': 'no',
 } as const;
-const KEEPALIVE = ': keepalive\n\n';
 
 function frame(message: object): string {
-  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+  return sseEvent(JSON.stringify(message));
 }
 
 /** Whether an Accept header admits an event stream (an absent one admits anything). */
@@ -181,7 +181,7 @@ class ListenStream implements FeedListener {
     res.write(frame(acknowledgement(this.id, this.honoured)) + queued.join(''));
     deps.metrics.streamOpened();
     const keepAlive = setInterval(() => {
-      res.write(KEEPALIVE);
+      res.write(SSE_KEEPALIVE);
       this.request.touch();
     }, deps.keepAliveMs);
     keepAlive.unref();

@@ -53,7 +53,7 @@ import type { RequestStateCodec } from '../session/request-state.js';
 import type { UpstreamHeaders } from '../upstream/client.js';
 import type { UpstreamLink } from '../upstream/link.js';
 import type { ParkEndReason, ParkedExchanges } from '../upstream/parked.js';
-import { answerError } from './reply.js';
+import { answerError, sseEvent, SSE_KEEPALIVE } from './reply.js';
 import type { Tracked } from './tracking.js';
 
 type Obj = Record<string, unknown>;
@@ -152,10 +152,6 @@ export function createMrtr(deps: MrtrDeps): Mrtr {
   };
 }
 
-// 2026-07-28 has no resumability: events carry no `id:` line, and every message is `message`.
-const EVENT_PREFIX = 'event: message\ndata: ';
-const EVENT_SUFFIX = '\n\n';
-const KEEPALIVE = ': keepalive\n\n';
 
 /** The client side of one round: its response, written as SSE once there is something to stream. */
 class Sink {
@@ -173,11 +169,11 @@ class Sink {
 
   /** A message before the answer (progress, log): buffered until the chunk is done. */
   event(message: Obj): void {
-    this.out += EVENT_PREFIX + JSON.stringify(message) + EVENT_SUFFIX;
+    this.out += sseEvent(JSON.stringify(message));
   }
 
   keepalive(): void {
-    if (this.res.headersSent || this.out.length > 0) this.out += KEEPALIVE;
+    if (this.res.headersSent || this.out.length > 0) this.out += SSE_KEEPALIVE;
   }
 
   /** Write what the chunk produced; false when the client is not keeping up. */
@@ -201,7 +197,7 @@ class Sink {
     this.open();
     const pending = this.out;
     this.out = '';
-    this.res.end(pending + EVENT_PREFIX + text + EVENT_SUFFIX);
+    this.res.end(pending + sseEvent(text));
   }
 
   fail(error: ProxyError): void {
@@ -211,7 +207,7 @@ class Sink {
     this.open();
     const pending = this.out;
     this.out = '';
-    this.res.end(`${pending}${EVENT_PREFIX}${errorBody(error.reason, this.ctx.clientId, error.detail)}${EVENT_SUFFIX}`);
+    this.res.end(pending + sseEvent(errorBody(error.reason, this.ctx.clientId, error.detail)));
   }
 
   private open(): void {

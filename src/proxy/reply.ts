@@ -76,9 +76,20 @@ export function relay(
   payload.pipe(res);
 }
 
+/**
+ * One SSE event carrying the JSON-RPC message `json`: the `message` event type, and no `id:`
+ * (2026-07-28 has no resumability; 2025 answers the proxy writes itself need none).
+ */
+export function sseEvent(json: string): string {
+  return `event: message\ndata: ${json}\n\n`;
+}
+
+/** The keep-alive comment on long-lived streams: the v2 SDK server's, so clients see the same. */
+export const SSE_KEEPALIVE = ': keepalive\n\n';
+
 /** SSE events answering each of `ids` with the given proxy error. */
 export function errorEvents(reason: ProxyErrorReason, ids: readonly JsonRpcId[]): string {
-  return ids.map((id) => `event: message\ndata: ${errorBody(reason, id)}\n\n`).join('');
+  return ids.map((id) => sseEvent(errorBody(reason, id))).join('');
 }
 
 // Fastify's own errors (body parsing) and @fastify/reply-from's (pass-through), onto the table.

@@ -58,7 +58,7 @@ import type { Mrtr } from './mrtr.js';
 import { toClientHeaders, toTranslatedHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import { acceptsEventStream, type Listens } from './listen.js';
-import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
+import { answerError, errorEvents, relay, sseEvent, type OpenStreams, type RelayOptions } from './reply.js';
 import { readJsonBody } from './request-body.js';
 import { track, type Tracked, type TrackingDeps } from './tracking.js';
 
@@ -458,7 +458,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
           res.removeHeader('cache-control');
           answerError(call.req, res, call.tracked, error, log);
         } else {
-          res.end(`event: message\ndata: ${errorBody(error.reason, context.clientId, error.detail)}\n\n`);
+          res.end(sseEvent(errorBody(error.reason, context.clientId, error.detail)));
         }
       };
       return;
