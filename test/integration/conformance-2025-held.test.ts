@@ -20,7 +20,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_24, runRequirements, type Check } from '../helpers/conformance.js';
 import { killAll, startModernFixture, startProxy } from '../helpers/processes.js';
 
-
 const SCORED = [
   'server-initialize',
   'logging-set-level',
@@ -53,8 +52,6 @@ const SCORED = [
   'prompts-get-with-image',
   'dns-rebinding-protection',
 ] as const;
-
-
 
 describe('conformance 2025-11-25: the proxy holding 2025 sessions in front of a 2026-07-28-only upstream', () => {
   const outDir = mkdtempSync(join(tmpdir(), 'conformance-2025-held-'));

@@ -47,7 +47,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_24, runRequirements, type Check } from '../helpers/conformance.js';
 import { killAll, startFixture, startProxy } from '../helpers/processes.js';
 
-
 /** The 2026-07-28 required scenarios that apply to a legacy upstream behind the proxy, plus one pending. */
 const APPLICABLE = [
   'server-stateless',
@@ -106,8 +105,6 @@ const LISTEN_CHECKS = [
   'sep-2575-server-sends-prompts-list-changed-on-subscription',
   'sep-2575-server-sends-tools-list-changed-on-subscription',
 ] as const;
-
-
 
 describe('conformance 2026-07-28: the proxy in front of a legacy upstream', () => {
   const outDir = mkdtempSync(join(tmpdir(), 'conformance-2026-'));
