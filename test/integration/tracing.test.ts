@@ -70,20 +70,25 @@ describe('tracing over OTLP http/json in front of a legacy upstream', () => {
     expect(await callText(c, 'echo', { text: 'plain' })).toBe('plain');
     secrets.push(c.sessionId()!);
 
-    // A recovered call: the upstream forgot every session; one trace shows the replay.
-    const r = await connect(proxy.url, 'recovered', { authorization: TOKEN });
-    secrets.push(r.sessionId()!);
+    // A recovered call: the upstream forgot every session; one trace shows the replay. The session
+    // is made by hand, without an SDK client: its background GET stream, reconnecting after the
+    // drop, could meet the loss first (then the call only waits for that replay, under another
+    // signal), which made this test depend on the machine's load.
+    const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: TOKEN };
+    const init = await post(proxy.url, base, {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'recovered', version: '1' } },
+    });
+    const sessionId = init.headers.get('mcp-session-id')!;
+    secrets.push(sessionId);
+    const onSession = { ...base, 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': sessionId };
+    expect((await post(proxy.url, onSession, { jsonrpc: '2.0', method: 'notifications/initialized' })).status).toBe(202);
     await upstream.drop();
     const answer = await post(
       proxy.url,
-      {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': r.transport.protocolVersion!,
-        'mcp-session-id': r.sessionId()!,
-        authorization: TOKEN,
-        traceparent: recovered.traceparent,
-      },
+      { ...onSession, traceparent: recovered.traceparent },
       { jsonrpc: '2.0', id: 'recovered-1', method: 'tools/call', params: { name: 'echo', arguments: { text: 'after drop' } } },
     );
     expect(answer.messages[0]).toMatchObject({ result: { content: [{ text: 'after drop' }] } });
