@@ -97,30 +97,24 @@ function linkGone(error: unknown): never {
 
 export function createListens(deps: ListenDeps): Listens {
   const open = new Set<ListenStream>();
+  // Listens between the limit check and their stream's start (two awaits): counted too, or a burst
+  // of concurrent listens would all pass the check.
+  let starting = 0;
   return {
     async serve(req, res, tracked, request) {
       if (!acceptsEventStream(req.headers.accept)) throw new ProxyError('LISTEN_NOT_ACCEPTABLE');
       const filter = parseListenFilter(request.params);
       if (filter === undefined) throw new ProxyError('MODERN_INVALID_PARAMS', { detail: { message: INVALID_FILTER_MESSAGE } });
-      if (open.size >= deps.maxStreams) {
+      if (open.size + starting >= deps.maxStreams) {
         deps.log.warn({ max: deps.maxStreams }, 'subscriptions/listen refused: stream limit reached');
         throw new ProxyError('LISTEN_LIMIT');
       }
-      const { capabilities } = await request.describe().catch(linkGone);
-      const honoured = honouredSubset(filter, capabilities);
-      const stream = new ListenStream(res, request, honoured, deps);
-      // Nothing to deliver (not asked, or not offered upstream): acknowledged, and over at once.
-      if (isEmptyFilter(honoured)) return stream.answerEmpty();
-      const feed = deps.feeds.of(request.link);
-      const outcome = await feed.join(stream, request.headers).catch(linkGone);
-      if (tracked.gone.aborted) return feed.leave(stream);
-      if (deps.closing()) {
-        feed.leave(stream);
-        throw new ProxyError('SHUTTING_DOWN');
+      starting++;
+      try {
+        await startListen(res, tracked, request, filter);
+      } finally {
+        starting--;
       }
-      if (outcome === 'no-stream') return stream.answerEmpty();
-      stream.start(feed, () => open.delete(stream));
-      open.add(stream);
     },
     closeAll() {
       for (const stream of [...open]) stream.end();
@@ -129,6 +123,24 @@ export function createListens(deps: ListenDeps): Listens {
       return open.size;
     },
   };
+
+  async function startListen(res: ServerResponse, tracked: Tracked, request: ListenRequest, filter: SubscriptionFilter) {
+    const { capabilities } = await request.describe().catch(linkGone);
+    const honoured = honouredSubset(filter, capabilities);
+    const stream = new ListenStream(res, request, honoured, deps);
+    // Nothing to deliver (not asked, or not offered upstream): acknowledged, and over at once.
+    if (isEmptyFilter(honoured)) return stream.answerEmpty();
+    const feed = deps.feeds.of(request.link);
+    const outcome = await feed.join(stream, request.headers).catch(linkGone);
+    if (tracked.gone.aborted) return feed.leave(stream);
+    if (deps.closing()) {
+      feed.leave(stream);
+      throw new ProxyError('SHUTTING_DOWN');
+    }
+    if (outcome === 'no-stream') return stream.answerEmpty();
+    stream.start(feed, () => open.delete(stream));
+    open.add(stream);
+  }
 }
 
 /** One client's listen stream: a feed listener writing to the client's response. */

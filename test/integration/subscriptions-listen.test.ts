@@ -340,6 +340,25 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     const again = await rawListen(proxy.url, 3, { toolsListChanged: true });
     expect(await again.next()).toMatchObject({ method: 'notifications/subscriptions/acknowledged' });
     await again.cancel();
+    await vi.waitFor(async () => expect((await upstream.stats()).getsOpen).toBe(0), WAIT);
+
+    // A burst: listens still starting count toward the limit, so exactly one of five gets a stream.
+    const controller = new AbortController();
+    const burst = await Promise.all(
+      [4, 5, 6, 7, 8].map((id) =>
+        fetch(proxy.url, {
+          method: 'POST',
+          headers: modernHeaders('subscriptions/listen'),
+          body: JSON.stringify({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { _meta: envelope(), notifications: { toolsListChanged: true } } }),
+          signal: controller.signal,
+        }),
+      ),
+    );
+    const streams = burst.filter((res) => res.headers.get('content-type')?.startsWith('text/event-stream'));
+    const refusals = await Promise.all(burst.filter((res) => !streams.includes(res)).map(async (res) => (await res.json()) as { error?: { code?: number } }));
+    expect(streams).toHaveLength(1);
+    expect(refusals.map((r) => r.error?.code)).toEqual([-32603, -32603, -32603, -32603]);
+    controller.abort();
   }, 120_000);
 
   it('sends keep-alive comments, and keeps the pooled session of an open stream from expiring as idle', async () => {
