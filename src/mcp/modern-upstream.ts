@@ -12,6 +12,7 @@
  */
 import type { JsonRpcId } from '../errors.js';
 import { ENVELOPE, MCP_METHOD_HEADER, MCP_NAME_HEADER, MODERN_PROTOCOL_VERSION, type LoggingLevel } from './era.js';
+import { encodeParamValue } from './param-headers.js';
 import { isJsonRpcMessage } from './protocol.js';
 import type { Translated } from './translate.js';
 
@@ -79,14 +80,8 @@ export function routingHeadersFor(method: string, params: unknown): Record<strin
   const headers: Record<string, string> = { [MCP_METHOD_HEADER]: method };
   const param = Object.hasOwn(NAMED_BY, method) ? NAMED_BY[method] : undefined;
   const name = param !== undefined && isObject(params) ? params[param] : undefined;
-  if (typeof name === 'string') headers[MCP_NAME_HEADER] = headerSafeName(name);
+  if (typeof name === 'string') headers[MCP_NAME_HEADER] = encodeParamValue(name);
   return headers;
-}
-
-/** A header value as is when it is printable ASCII, else the `=?base64?…?=` sentinel. */
-function headerSafeName(value: string): string {
-  // eslint-disable-next-line no-control-regex
-  return /^[\x20-\x7e]*$/.test(value) && value.trim() === value ? value : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
 }
 
 const LEGACY_RESOURCE_NOT_FOUND = -32002;

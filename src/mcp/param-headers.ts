@@ -75,6 +75,10 @@ function primitiveText(value: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A header value as the v2 client encodes it (`encodeMcpParamValue`, which it uses for Mcp-Name and
+ * Mcp-Param-* alike): as is when it is a safe plain-ASCII field value, else the base64 sentinel.
+ */
 export function encodeParamValue(value: string): string {
   const plain =
     value.length > 0 &&
