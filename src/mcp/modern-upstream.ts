@@ -13,7 +13,7 @@
 import type { JsonRpcId } from '../errors.js';
 import { ENVELOPE, MCP_METHOD_HEADER, MCP_NAME_HEADER, MODERN_PROTOCOL_VERSION, type LoggingLevel } from './era.js';
 import { encodeParamValue } from './param-headers.js';
-import { isJsonRpcMessage } from './protocol.js';
+import { isJsonRpcMessage, PROTOCOL_VERSION_HEADER } from './protocol.js';
 import type { Translated } from './translate.js';
 
 type Obj = Record<string, unknown>;
@@ -75,9 +75,12 @@ export function toModernRequest(id: JsonRpcId, method: string, params: unknown, 
 /** Methods whose target goes in Mcp-Name, and the param that names it. */
 const NAMED_BY: Readonly<Record<string, string>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
 
-/** The routing headers a 2026-07-28 server checks against the body (ERA.md §1). */
+/**
+ * The headers a 2026-07-28 server checks against the body (ERA.md §1): MCP-Protocol-Version,
+ * Mcp-Method, and Mcp-Name for the methods that name a target.
+ */
 export function routingHeadersFor(method: string, params: unknown): Record<string, string> {
-  const headers: Record<string, string> = { [MCP_METHOD_HEADER]: method };
+  const headers: Record<string, string> = { [PROTOCOL_VERSION_HEADER]: MODERN_PROTOCOL_VERSION, [MCP_METHOD_HEADER]: method };
   const param = Object.hasOwn(NAMED_BY, method) ? NAMED_BY[method] : undefined;
   const name = param !== undefined && isObject(params) ? params[param] : undefined;
   if (typeof name === 'string') headers[MCP_NAME_HEADER] = encodeParamValue(name);

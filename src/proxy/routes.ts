@@ -24,7 +24,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
-import { classifyEra, isLoggingLevel, isPlainLegacy, MODERN_PROTOCOL_VERSION, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
+import { classifyEra, isLoggingLevel, isPlainLegacy, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { MAX_RESOURCE_SUBSCRIPTIONS } from '../mcp/subscriptions.js';
 import { initializeResultOf, legacyClientOf, negotiatedVersion, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
@@ -206,7 +206,6 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       return answerJson(call.res, 200, { jsonrpc: '2.0', id, result: {} });
     }
     const headers = toUpstreamHeaders(call.req.headers, undefined);
-    headers[PROTOCOL_VERSION_HEADER] = MODERN_PROTOCOL_VERSION;
     Object.assign(headers, routingHeadersFor(method, params));
     // Mcp-Param-* headers for tools that declare them (learnt from tools/list answers on this session).
     if (method === 'tools/call') Object.assign(headers, session.paramHeadersFor(params?.name, params?.arguments));
@@ -630,7 +629,6 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const headers = toUpstreamHeaders(call.req.headers, undefined);
     headers['content-type'] = 'application/json';
     headers.accept = POST_ACCEPT;
-    headers[PROTOCOL_VERSION_HEADER] = MODERN_PROTOCOL_VERSION;
     Object.assign(headers, routingHeadersFor('server/discover', undefined));
     const body = toModernRequest(requestId, 'server/discover', {}, client, undefined);
     const response = await links.upstream.request({ method: 'POST', headers, body, signal: call.tracked.gone });

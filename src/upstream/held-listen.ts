@@ -17,9 +17,8 @@ import type { Readable } from 'node:stream';
 import { createParser } from 'eventsource-parser';
 import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
-import { MODERN_PROTOCOL_VERSION } from '../mcp/era.js';
 import { toLegacyMessage, toModernRequest, routingHeadersFor, type LegacyClient } from '../mcp/modern-upstream.js';
-import { isEventStream, isJsonRpcMessage, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER } from '../mcp/protocol.js';
+import { isEventStream, isJsonRpcMessage, parseJson, POST_ACCEPT } from '../mcp/protocol.js';
 import { Cancellation, readBody, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from './client.js';
 
 // How long an open listen may take to send its acknowledgement (a v2 server sends it at once).
@@ -139,8 +138,7 @@ export class HeldListen {
     const cancel = new Cancellation();
     const generation = ++this.opens;
     const id = `mcp-session-proxy-listen-${++listens}`;
-    const headers: UpstreamHeaders = { ...this.deps.headers, 'content-type': 'application/json', accept: POST_ACCEPT, [PROTOCOL_VERSION_HEADER]: MODERN_PROTOCOL_VERSION };
-    Object.assign(headers, routingHeadersFor('subscriptions/listen', undefined));
+    const headers: UpstreamHeaders = { ...this.deps.headers, 'content-type': 'application/json', accept: POST_ACCEPT, ...routingHeadersFor('subscriptions/listen', undefined) };
     const body = toModernRequest(id, 'subscriptions/listen', { notifications: listenFilterOf(this.subscriptions) }, this.deps.client, undefined);
     let response: UpstreamResponse;
     try {

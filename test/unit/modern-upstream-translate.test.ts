@@ -65,10 +65,10 @@ describe('a legacy client session toward a 2026-07-28 upstream', () => {
       },
     });
     expect(JSON.parse(toModernRequest('x', 'tools/list', undefined, client, undefined)).params._meta).not.toHaveProperty('io.modelcontextprotocol/logLevel');
-    expect(routingHeadersFor('tools/call', { name: 'echo' })).toStrictEqual({ 'mcp-method': 'tools/call', 'mcp-name': 'echo' });
-    expect(routingHeadersFor('resources/read', { uri: 'file:///a b' })).toStrictEqual({ 'mcp-method': 'resources/read', 'mcp-name': 'file:///a b' });
-    expect(routingHeadersFor('tools/call', { name: 'héllo' })).toStrictEqual({ 'mcp-method': 'tools/call', 'mcp-name': `=?base64?${Buffer.from('héllo').toString('base64')}?=` });
-    expect(routingHeadersFor('tools/list', { name: 'x' })).toStrictEqual({ 'mcp-method': 'tools/list' });
+    expect(routingHeadersFor('tools/call', { name: 'echo' })).toStrictEqual({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' });
+    expect(routingHeadersFor('resources/read', { uri: 'file:///a b' })).toStrictEqual({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'resources/read', 'mcp-name': 'file:///a b' });
+    expect(routingHeadersFor('tools/call', { name: 'héllo' })).toStrictEqual({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': `=?base64?${Buffer.from('héllo').toString('base64')}?=` });
+    expect(routingHeadersFor('tools/list', { name: 'x' })).toStrictEqual({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' });
   });
 
   it('translates answers back: 2026-only members gone, resource-not-found to -32002, input_required a clear error', () => {
