@@ -417,6 +417,17 @@ describe('toModernMessage never throws', () => {
   });
 });
 
+/** Contexts of the answers the text splices take (no progress tokens, no logLevel): ids needing JSON escapes included. */
+const spliceContexts = fc.record({
+  method: fc.constantFrom('tools/call', 'prompts/get', 'completion/complete', 'tools/list', 'resources/read'),
+  clientId: fc.oneof(fc.integer(), fc.string()),
+  upstreamId: fc.constantFrom('u-1', 'mcp-session-proxy:"7"\\', '\u2028', '7'),
+  clientProgressToken: fc.constant(undefined),
+  upstreamProgressToken: fc.constant(undefined),
+  logLevel: fc.constant(undefined),
+  serverInfo: fc.option(fc.constant(serverInfo), { nil: undefined }),
+});
+
 describe('the common answer rewritten as text (the fast path) says what the object path says', () => {
   // Every order of the three members, compact as SDKs write them, or indented (the object path).
   const orders = fc.constantFrom(['jsonrpc', 'id', 'result'], ['result', 'jsonrpc', 'id'], ['id', 'result', 'jsonrpc'], ['result', 'id', 'jsonrpc']);
@@ -431,15 +442,7 @@ describe('the common answer rewritten as text (the fast path) says what the obje
     // Keys that must leave the fast path: the object path rewrites them.
     fc.record({ resultType: fc.jsonValue(), _meta: fc.jsonValue(), capabilities: fc.jsonValue(), tools: fc.jsonValue() }, { requiredKeys: [] }),
   );
-  const contexts = fc.record({
-    method: fc.constantFrom('tools/call', 'prompts/get', 'completion/complete', 'tools/list', 'resources/read'),
-    clientId: fc.oneof(fc.integer(), fc.string()),
-    upstreamId: fc.constantFrom('u-1', 'mcp-session-proxy:"7"\\', '\u2028'),
-    clientProgressToken: fc.constant(undefined),
-    upstreamProgressToken: fc.constant(undefined),
-    logLevel: fc.constant(undefined),
-    serverInfo: fc.option(fc.constant(serverInfo), { nil: undefined }),
-  });
+  const contexts = spliceContexts;
   const textOf = (translated: Translated) =>
     translated.kind === 'answer' ? translated.text : translated.kind === 'forward' ? JSON.stringify(translated.message) : undefined;
 
@@ -510,15 +513,7 @@ describe('the common JSON answer rewritten before any parse (splicedJsonAnswer) 
     extra: fc.option(fc.dictionary(fc.constantFrom('x', 'error', 'method', 'result', 'jsonrpc', 'id'), fc.jsonValue(), { maxKeys: 2 }), { nil: undefined }),
     order: fc.constantFrom('id-first', 'result-first'),
   });
-  const contexts = fc.record({
-    method: fc.constantFrom('tools/call', 'prompts/get', 'tools/list', 'resources/read'),
-    clientId: fc.oneof(fc.integer(), fc.string()),
-    upstreamId: fc.constantFrom('u-1', 'q"\\', '7'),
-    clientProgressToken: fc.constant(undefined),
-    upstreamProgressToken: fc.constant(undefined),
-    logLevel: fc.constant(undefined),
-    serverInfo: fc.option(fc.constant(serverInfo), { nil: undefined }),
-  });
+  const contexts = spliceContexts;
   const spelled = (m: { result: unknown; extra?: Record<string, unknown> | undefined; order: string }, id: string) =>
     m.order === 'id-first'
       ? `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${JSON.stringify(m.result)}${m.extra ? JSON.stringify(m.extra).replace(/^\{/, ',').replace(/^,\}$/, '}') : '}'}`
