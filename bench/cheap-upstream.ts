@@ -8,6 +8,10 @@
  * server through and through (a 2026 request without a session gets what a legacy server gives):
  * a proxy in front of it must translate 2026-07-28 requests, not pass them through.
  *
+ * The tool `ask` asks the client one question as a legacy server does (MRTR, bench/mrtr.ts): an
+ * `elicitation/create` request on its SSE answer; the client's JSON-RPC response (a POST, 202)
+ * releases the result on that stream.
+ *
  * Prints {"event":"listening","port":N}. POST /admin/forget drops every session (a replay storm);
  * GET /admin/stats reports how many initializes it has seen.
  */
@@ -16,6 +20,11 @@ import { createServer, type ServerResponse } from 'node:http';
 
 const sessions = new Set<string>();
 let initializes = 0;
+/** `ask` answers waiting for the client's answer: the elicitation's id (JSON) → its SSE answer. */
+const asking = new Map<string, { readonly res: ServerResponse; readonly id: unknown }>();
+let questions = 0;
+const QUESTION = (id: string) =>
+  `event: message\ndata: {"jsonrpc":"2.0","id":"${id}","method":"elicitation/create","params":{"message":"Your name?","requestedSchema":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}}}\n\n`;
 
 const RESULT = (id: unknown) =>
   `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[{"type":"text","text":"ok"}]}}`;
@@ -81,6 +90,24 @@ const server = createServer((req, res) => {
     }
     if (message.id === undefined) {
       res.writeHead(202).end();
+      return;
+    }
+    if (message.method === undefined) {
+      // The client's answer to a question of `ask`: its result follows on the asking stream.
+      res.writeHead(202).end();
+      const key = JSON.stringify(message.id);
+      const waiting = asking.get(key);
+      asking.delete(key);
+      waiting?.res.end(`event: message\ndata: ${RESULT(waiting.id)}\n\n`);
+      return;
+    }
+    if (message.method === 'tools/call' && message.params?.name === 'ask') {
+      const question = `q${++questions}`;
+      const key = JSON.stringify(question);
+      asking.set(key, { res, id: message.id });
+      res.once('close', () => asking.delete(key));
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write(QUESTION(question));
       return;
     }
     if (message.method === 'tools/call' && message.params?.name === 'stream') {

@@ -1,12 +1,22 @@
 /**
- * MRTR cost (bench/run.ts section 7): a 2026-07-28 tools/call whose legacy tool asks one question
+ * MRTR cost (bench/run.ts section 8): a 2026-07-28 tools/call whose legacy tool asks one question
  * (elicitation), answered at once by the client, against a plain call, through the same proxy in
  * the same run: two POSTs (the input_required round and the retry, which continues the parked
- * upstream exchange) against one. Sequential calls on one connection, interleaved, medians. The
- * target: the round costs at most 2 × a plain call (plus the client's own time, zero here).
+ * upstream exchange) against one. The target: the round costs at most 2 × a plain call (plus the
+ * client's own time, zero here).
+ *
+ * Against two upstreams, because the question's cost is mostly the upstream's:
+ *   - the v1 SDK server (test/fixtures/legacy-upstream.ts --mode sdk --mrtr, tool `ask-name`),
+ *     whose own question costs over 3 × its plain call (measured here as "direct": a 2025 client
+ *     on its own session, answering the elicitation as a server→client request);
+ *   - the cheap upstream (bench/cheap-upstream.ts, tool `ask`), whose question costs what the
+ *     protocol does (one more POST), so that the ratio is the proxy's own.
+ * Times: sequential calls on one connection, interleaved, medians. CPU: the proxy's process
+ * (utime + stime) over long runs of each kind after a warm-up, alternated, because a few hundred
+ * calls are neither warm (the JIT keeps tiering up for thousands) nor many clock ticks.
  */
 import { Pool } from 'undici';
-import { startFixture, startProxy } from '../test/helpers/processes.js';
+import { startFixture, startProxy, startScript } from '../test/helpers/processes.js';
 import { cpuMicros } from './cpu.js';
 
 const HEADERS = (name: string) => ({
@@ -42,27 +52,28 @@ const LEGACY_HEADERS = { 'content-type': 'application/json', accept: 'applicatio
  * The same two calls made directly on the upstream by a 2025 client on its own session, answering
  * the elicitation as a server→client request: what the upstream itself spends on a question.
  */
-async function directLegacy(origin: string) {
+async function directLegacy(mcpUrl: string, tools: AskingUpstream['tools']) {
+  const { origin, pathname: path } = new URL(mcpUrl);
   const pool = new Pool(origin, { connections: 2 });
   const init = await pool.request({
     method: 'POST',
-    path: '/mcp',
+    path,
     headers: LEGACY_HEADERS,
     body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: { elicitation: {} }, clientInfo: { name: 'bench-direct', version: '1' } } }),
   });
   await init.body.text();
   const headers = { ...LEGACY_HEADERS, 'mcp-session-id': String(init.headers['mcp-session-id']) };
-  await (await pool.request({ method: 'POST', path: '/mcp', headers, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })).body.text();
+  await (await pool.request({ method: 'POST', path, headers, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })).body.text();
   let id = 0;
   const plainCall = async () => {
     const started = performance.now();
-    const res = await pool.request({ method: 'POST', path: '/mcp', headers, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hi' } } }) });
+    const res = await pool.request({ method: 'POST', path, headers, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: tools.plain, arguments: { text: 'hi' } } }) });
     await res.body.text();
     return performance.now() - started;
   };
   const askedCall = async () => {
     const started = performance.now();
-    const res = await pool.request({ method: 'POST', path: '/mcp', headers, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: 'ask-name', arguments: {} } }) });
+    const res = await pool.request({ method: 'POST', path, headers, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: tools.ask, arguments: {} } }) });
     let text = '';
     let answered = false;
     for await (const chunk of res.body) {
@@ -73,7 +84,7 @@ async function directLegacy(origin: string) {
           answered = true;
           const request = JSON.parse(asked[1]!) as { id: number | string };
           const reply = JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { action: 'accept', content: { name: 'Bench' } } });
-          await (await pool.request({ method: 'POST', path: '/mcp', headers, body: reply })).body.text();
+          await (await pool.request({ method: 'POST', path, headers, body: reply })).body.text();
         }
       }
     }
@@ -82,8 +93,17 @@ async function directLegacy(origin: string) {
   return { pool, plainCall, askedCall };
 }
 
-export async function runMrtrBench(samples: number) {
-  const upstream = await startFixture('sdk', { mrtr: true });
+/** An upstream with a tool that asks one question (`ask`) and one that does not (`plain`). */
+interface AskingUpstream {
+  readonly origin: string;
+  readonly mcpUrl: string;
+  readonly tools: { readonly plain: string; readonly ask: string };
+  /** How many times the asking tool ran (the SDK fixture counts), to check it runs once per call. */
+  readonly askRuns?: () => Promise<number>;
+}
+
+async function measure(upstream: AskingUpstream, samples: number, cpuCalls: number) {
+  const { plain: plainTool, ask: askTool } = upstream.tools;
   const proxy = await startProxy(upstream.mcpUrl, { LOG_LEVEL: 'warn' });
   const pool = new Pool(proxy.origin, { connections: 1 });
   const plain: number[] = [];
@@ -91,24 +111,25 @@ export async function runMrtrBench(samples: number) {
   let id = 0;
   const plainCall = async () => {
     const started = performance.now();
-    const result = await call(pool, 'echo', { arguments: { text: 'hi' } }, ++id);
+    const result = await call(pool, plainTool, { arguments: { text: 'hi' } }, ++id);
     if (result.resultType !== 'complete') throw new Error('bench-mrtr: echo did not complete');
     return performance.now() - started;
   };
   const askedCall = async () => {
     const started = performance.now();
-    const first = await call(pool, 'ask-name', {}, ++id);
-    if (first.resultType !== 'input_required') throw new Error('bench-mrtr: ask-name did not ask');
+    const first = await call(pool, askTool, {}, ++id);
+    if (first.resultType !== 'input_required') throw new Error(`bench-mrtr: ${askTool} did not ask`);
     const key = Object.keys(first.inputRequests)[0]!;
-    const done = await call(pool, 'ask-name', { inputResponses: { [key]: { action: 'accept', content: { name: 'Bench' } } }, requestState: first.requestState }, ++id);
-    if (done.resultType !== 'complete') throw new Error('bench-mrtr: ask-name did not complete');
+    const done = await call(pool, askTool, { inputResponses: { [key]: { action: 'accept', content: { name: 'Bench' } } }, requestState: first.requestState }, ++id);
+    if (done.resultType !== 'complete') throw new Error(`bench-mrtr: ${askTool} did not complete`);
     return performance.now() - started;
   };
-  const direct = await directLegacy(upstream.origin);
+  const direct = await directLegacy(upstream.mcpUrl, upstream.tools);
   const directPlain: number[] = [];
   const directAsked: number[] = [];
   // Warm-up: the pooled session opens, code paths get compiled.
-  for (let i = 0; i < Math.min(50, samples); i++) {
+  const warmup = Math.min(50, samples);
+  for (let i = 0; i < warmup; i++) {
     await plainCall();
     await askedCall();
     await direct.plainCall();
@@ -120,42 +141,69 @@ export async function runMrtrBench(samples: number) {
     directPlain.push(await direct.plainCall());
     directAsked.push(await direct.askedCall());
   }
-  // Read before the CPU runs below add calls of their own.
-  const stats = await upstream.stats();
+  // Read before the CPU runs below add calls of their own: one run per asking call, proxy or direct.
+  const askRunsPerCall = upstream.askRuns === undefined ? undefined : (await upstream.askRuns()) / (2 * (samples + warmup));
   // The proxy's own CPU time per call (utime + stime of its process), plain calls and asking calls
-  // each in a run of their own: what the question costs the proxy, whatever the upstream spends.
-  const proxyCpu = async (one: () => Promise<number>) => {
-    const before = cpuMicros(proxy.child.pid!);
-    for (let i = 0; i < samples; i++) await one();
-    return (cpuMicros(proxy.child.pid!) - before) / samples;
-  };
-  const plainCpu = await proxyCpu(plainCall);
-  const askedCpu = await proxyCpu(askedCall);
+  // each in runs of their own: what the question costs the proxy, whatever the upstream spends.
+  // Warmed first, then two runs of each kind, alternated, summed.
+  for (let i = 0; i < cpuCalls; i++) {
+    await plainCall();
+    await askedCall();
+  }
+  const cpu = { plain: 0, asked: 0 };
+  for (let run = 0; run < 2; run++) {
+    for (const [kind, one] of [['plain', plainCall], ['asked', askedCall]] as const) {
+      const before = cpuMicros(proxy.child.pid!);
+      for (let i = 0; i < cpuCalls; i++) await one();
+      cpu[kind] += (cpuMicros(proxy.child.pid!) - before) / (2 * cpuCalls);
+    }
+  }
   await pool.close();
   await direct.pool.close();
+  await proxy.stop();
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const round2 = (n: number) => Math.round(n * 100) / 100;
   const plainMs = median(plain);
   const oneRoundMs = median(oneRound);
   return {
     samples,
-    plainCallMedianMs: Math.round(plainMs * 100) / 100,
-    oneElicitationRoundMedianMs: Math.round(oneRoundMs * 100) / 100,
+    plainCallMedianMs: round2(plainMs),
+    oneElicitationRoundMedianMs: round2(oneRoundMs),
     // Target: at most 2.
-    oneRoundOverPlain: Math.round((oneRoundMs / plainMs) * 100) / 100,
+    oneRoundOverPlain: round2(oneRoundMs / plainMs),
     // The upstream's own cost of a question: the same calls by a 2025 client on its own session.
-    directPlainCallMedianMs: Math.round(median(directPlain) * 100) / 100,
-    directAskedCallMedianMs: Math.round(median(directAsked) * 100) / 100,
-    directAskedOverPlain: Math.round((median(directAsked) / median(directPlain)) * 100) / 100,
-    // The proxy's CPU per call (µs): a call with one question (two POSTs, the requestState sealed
-    // and opened, the parked exchange) against a plain one.
-    proxyCpuPlainMicros: Math.round(plainCpu),
-    proxyCpuOneRoundMicros: Math.round(askedCpu),
-    proxyCpuOneRoundOverPlain: Math.round((askedCpu / plainCpu) * 100) / 100,
+    directPlainCallMedianMs: round2(median(directPlain)),
+    directAskedCallMedianMs: round2(median(directAsked)),
+    directAskedOverPlain: round2(median(directAsked) / median(directPlain)),
     // What the proxy adds to a call with one question, against what it adds to a plain call.
-    addedByProxyAskedMs: Math.round((oneRoundMs - median(directAsked)) * 100) / 100,
-    addedByProxyPlainMs: Math.round((plainMs - median(directPlain)) * 100) / 100,
-    // Parked and continued: the tool ran once per call.
-    toolRunsPerCall: (stats.toolRuns['ask-name'] ?? 0) / (2 * (samples + Math.min(50, samples))),
+    addedByProxyAskedMs: round2(oneRoundMs - median(directAsked)),
+    addedByProxyPlainMs: round2(plainMs - median(directPlain)),
+    addedByProxyAskedOverPlain: round2((oneRoundMs - median(directAsked)) / (plainMs - median(directPlain))),
+    // The proxy's CPU per call (µs): a call with one question (two POSTs, the requestState sealed
+    // and opened, the parked exchange) against a plain one; cpuCalls of each, twice.
+    cpuCalls,
+    proxyCpuPlainMicros: Math.round(cpu.plain),
+    proxyCpuOneRoundMicros: Math.round(cpu.asked),
+    proxyCpuOneRoundOverPlain: round2(cpu.asked / cpu.plain),
+    // Parked and continued: the tool ran once per call (where the upstream counts).
+    ...(askRunsPerCall === undefined ? {} : { toolRunsPerCall: askRunsPerCall }),
+  };
+}
+
+export async function runMrtrBench(samples: number, cpuCalls = samples * 10) {
+  const sdk = await startFixture('sdk', { mrtr: true });
+  const versusSdkUpstream = await measure(
+    { origin: sdk.origin, mcpUrl: sdk.mcpUrl, tools: { plain: 'echo', ask: 'ask-name' }, askRuns: async () => (await sdk.stats()).toolRuns['ask-name'] ?? 0 },
+    samples,
+    cpuCalls,
+  );
+  await sdk.stop();
+  const cheap = await startScript('bench/cheap-upstream.ts');
+  const versusCheapUpstream = await measure({ origin: cheap.origin, mcpUrl: `${cheap.origin}/mcp`, tools: { plain: 'echo', ask: 'ask' } }, samples, cpuCalls);
+  await cheap.stop();
+  return {
+    versusSdkUpstream: { upstream: 'test/fixtures/legacy-upstream.ts --mode sdk --mrtr (v1 SDK, SSE answers)', ...versusSdkUpstream },
+    versusCheapUpstream: { upstream: 'bench/cheap-upstream.ts (JSON answers; its question: one SSE event and a 202)', ...versusCheapUpstream },
   };
 }
 

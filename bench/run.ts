@@ -16,7 +16,8 @@
  *      LRU miss costs, in-process (bench/sealed-ids.ts) and as the first call on another replica;
  *   7. 2026-07-28 clients in front of the v1 SDK server: pooled sessions vs re-origination;
  *   8. MRTR (bench/mrtr.ts): a 2026-07-28 call whose legacy tool asks one question, answered at
- *      once, against a plain call through the same proxy, and both made directly on the upstream.
+ *      once, against a plain call through the same proxy, and both made directly on the upstream,
+ *      in front of the v1 SDK server and of the cheap upstream.
  *
  * Knobs (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_ROUNDS (3),
  * BENCH_CONNECTIONS (32), BENCH_PIN=0 (no CPU pinning, below), BENCH_SMALL=1 (a seconds-long smoke
@@ -644,7 +645,10 @@ console.error(
     `recovery: normal call ${recovery.normalCallMedianMs} ms, replayed call ${recovery.replayedCallMedianMs} ms (${recovery.replayedOverNormal}×); storm of ${STORM}: ${recovery.storm.msUntilAllSucceeded} ms, ${recovery.storm.upstreamInitializes} upstream initializes, all ok: ${recovery.storm.allSucceeded}`,
     `memory: ${memory.map((m) => `${m.heapBytesPerSession} B heap/session at ${m.sessions}`).join(', ')}; proxy RSS ${rssSamples.map((s) => `${s.rssMiB} MiB at ${s.sessions}`).join(', ')}`,
     `flood: RSS growth over the second half ${flood.rssGrowthSecondHalfMiB} MiB`,
-    `MRTR (one elicitation round, answered at once): ${mrtr.oneElicitationRoundMedianMs} ms vs a plain call ${mrtr.plainCallMedianMs} ms = ${mrtr.oneRoundOverPlain}× (target ≤ 2); the upstream alone (a 2025 client on its session): ${mrtr.directAskedCallMedianMs} vs ${mrtr.directPlainCallMedianMs} ms = ${mrtr.directAskedOverPlain}×; the proxy adds ${mrtr.addedByProxyAskedMs} ms to the asking call, ${mrtr.addedByProxyPlainMs} ms to a plain one; proxy CPU per call ${mrtr.proxyCpuOneRoundMicros} vs ${mrtr.proxyCpuPlainMicros} µs = ${mrtr.proxyCpuOneRoundOverPlain}×; tool runs per call ${mrtr.toolRunsPerCall}`,
+    ...Object.values(mrtr).map(
+      (m) =>
+        `MRTR against ${m.upstream}: one elicitation round (answered at once) ${m.oneElicitationRoundMedianMs} ms vs a plain call ${m.plainCallMedianMs} ms = ${m.oneRoundOverPlain}× (target ≤ 2); the upstream alone (a 2025 client on its session): ${m.directAskedCallMedianMs} vs ${m.directPlainCallMedianMs} ms = ${m.directAskedOverPlain}×; the proxy adds ${m.addedByProxyAskedMs} ms to the asking call, ${m.addedByProxyPlainMs} ms to a plain one (${m.addedByProxyAskedOverPlain}×); proxy CPU per call (warm, ${m.cpuCalls} calls × 2) ${m.proxyCpuOneRoundMicros} vs ${m.proxyCpuPlainMicros} µs = ${m.proxyCpuOneRoundOverPlain}×${'toolRunsPerCall' in m ? `; tool runs per call ${m.toolRunsPerCall}` : ''}`,
+    ),
     `sealed ids: ${sealedIdCost.inProcess.idLength} chars; seal ${sealedIdCost.inProcess.sealMicros} µs, open ${sealedIdCost.inProcess.openMicros} µs, refuse tampered ${sealedIdCost.inProcess.refuseTamperedMicros} µs; first call on another replica ${sealedIdCost.firstCallOnOtherReplicaMedianMs} ms vs ${sealedIdCost.laterCallMedianMs} ms after; steady throughput sealed / random ids = ${sealedIdCost.sealedOverRandomThroughput}; heap per sealed session ${sealedMemory.map((m) => `${m.heapBytesPerSession} B at ${m.sessions}`).join(', ')}`,
   ].join('\n'),
 );

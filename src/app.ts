@@ -147,7 +147,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // this process can (README "MRTR").
   const parked = createParkedExchanges<Exchange>({ max: config.mrtrMaxParked, timeoutMs: config.mrtrParkTimeoutMs });
   const mrtr = createMrtr({
-    codec: createRequestStateCodec({ key: keys[0]?.requestState ?? (await randomStateKey()), ttlMs: config.mrtrStateTtlMs }),
+    codec: createRequestStateCodec({ key: keys[0]?.requestState ?? randomStateKey(), ttlMs: config.mrtrStateTtlMs }),
     parked,
     binding,
     log: logger,

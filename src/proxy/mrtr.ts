@@ -96,8 +96,7 @@ interface StateBinding {
 
 export interface Mrtr {
   /** Read and check a request's MRTR params (and its requestState): throws the 2026 errors. */
-  /** Synchronous for a first round (no requestState): the hot path of every tools/call. */
-  begin(call: RoundCall, method: string, params: Obj): Begun | Promise<Begun>;
+  begin(call: RoundCall, method: string, params: Obj): Begun;
   /** Continue a claimed parked exchange for this retry. */
   resume(call: RoundCall, begun: Extract<Begun, { kind: 'resume' }>, ctx: RoundContext, headers: UpstreamHeaders): void;
   /** Relay an upstream SSE answer to a (re-)run, parking it at a question. */
@@ -107,8 +106,8 @@ export interface Mrtr {
 export function createMrtr(deps: MrtrDeps): Mrtr {
   const { codec, parked, binding } = deps;
   /** A retry: its requestState opened and checked, then its parked exchange claimed, or a re-run. */
-  async function retry(call: RoundCall, requestState: string, read: Extract<RetryParams, { kind: 'ok' }>, bindingOf: () => StateBinding): Promise<Begun> {
-    const opened = await codec.open(requestState);
+  function retry(call: RoundCall, requestState: string, read: Extract<RetryParams, { kind: 'ok' }>, bindingOf: () => StateBinding): Begun {
+    const opened = codec.open(requestState);
     const state = opened.ok ? opened.state : undefined;
     const credential = state?.credential === undefined ? undefined : Buffer.from(state.credential, 'base64url');
     if (state === undefined || state.request !== bindingOf().request || !binding.matches(credential, call.req.headers)) {
@@ -229,11 +228,11 @@ interface Pending {
 /**
  * One upstream SSE answer of an MRTR-capable request, across the rounds of its client.
  *
- *   relaying ─ question(s) ─▶ collecting ─▶ parking ─▶ parked ─ claimed by a retry ─▶ relaying …
+ *   relaying ─ question(s) ─▶ collecting ─▶ parked ─ claimed by a retry ─▶ relaying …
  *       └──────────── the answer (or an error) ─▶ done ◀─ ended (timeout, full, client gone, upstream closed)
  */
 export class Exchange {
-  private state: 'relaying' | 'collecting' | 'parking' | 'parked' | 'done' = 'relaying';
+  private state: 'relaying' | 'collecting' | 'parked' | 'done' = 'relaying';
   private sink: Sink | undefined;
   private readonly pending = new Map<string, Pending>();
   private readonly taken = new Set<string>();
@@ -293,7 +292,7 @@ export class Exchange {
       this.toUpstream({ jsonrpc: '2.0', id: pending.id, result: answer });
     }
     // Not every question answered: the client is asked again for the rest.
-    if (this.pending.size > 0) return void this.park().catch(() => this.garbled());
+    if (this.pending.size > 0) return this.park();
     this.state = 'relaying';
     this.payload.resume();
   }
@@ -319,10 +318,7 @@ export class Exchange {
     sink.res.once('close', () => {
       if (sink.answered || this.sink !== sink) return;
       // The client left before its answer: its request is cancelled upstream (closing the stream
-      // is the 2026-07-28 cancellation).
-      if (this.state === 'parking' && this.handle !== undefined) {
-        if (this.deps.parked.claim(this.handle, this.round) === undefined) return;
-      }
+      // is the 2026-07-28 cancellation). (A parked exchange has no sink: its client was answered.)
       this.end('client-closed');
     });
   }
@@ -354,7 +350,7 @@ export class Exchange {
   private collected(): void {
     // read() on the paused stream emits 'data' for what it returns, so onChunk takes it.
     while (this.state === 'collecting' && this.payload.read() !== null);
-    if (this.state === 'collecting') void this.park().catch(() => this.garbled());
+    if (this.state === 'collecting') this.park();
   }
 
   /** `text`: the JSON `message` was parsed from, so the common answer is spliced, not rebuilt. */
@@ -399,10 +395,9 @@ export class Exchange {
     this.pending.set(question.key, { question, id });
   }
 
-  /** collecting → parking → parked (or ended at once when the registry is full): answer input_required. */
-  private async park(): Promise<void> {
+  /** collecting → parked (or ended at once when the registry is full): answer input_required. */
+  private park(): void {
     const sink = this.sink!;
-    this.state = 'parking';
     this.round++;
     const questions = [...this.pending.values()].map((p) => p.question);
     const handle = this.deps.parked.park(this, this.round, this.handle);
@@ -412,11 +407,12 @@ export class Exchange {
       this.end('full');
     } else {
       this.handle = handle;
+      this.state = 'parked';
     }
     const next = nextKnowledge(this.knowledge, questions);
     let token: string;
     try {
-      token = await this.deps.codec.seal({
+      token = this.deps.codec.seal({
         ...this.binding(),
         parked: handle === undefined ? undefined : { handle, round: this.round },
         ...next,
@@ -425,7 +421,6 @@ export class Exchange {
       if (handle !== undefined && this.deps.parked.claim(handle, this.round) !== undefined) this.end('client-closed');
       return sink.fail(new ProxyError('INTERNAL_ERROR', { cause: error }));
     }
-    if (this.state === 'parking') this.state = 'parked';
     this.sink = undefined;
     this.deps.metrics.inputRequired('input_required');
     const result = inputRequiredResult(questions, token, sink.ctx.serverInfo, ENVELOPE.serverInfo);
@@ -444,7 +439,7 @@ export class Exchange {
       this.sink?.flush();
     }
     if (this.state === 'done') return;
-    if ((this.state === 'parking' || this.state === 'parked') && this.handle !== undefined) {
+    if (this.state === 'parked' && this.handle !== undefined) {
       this.deps.parked.closed(this.handle);
       return;
     }
@@ -458,7 +453,7 @@ export class Exchange {
   private garbled(): void {
     this.payload.removeAllListeners('data');
     this.payload.destroy();
-    if ((this.state === 'parking' || this.state === 'parked') && this.handle !== undefined) return this.deps.parked.closed(this.handle);
+    if (this.state === 'parked' && this.handle !== undefined) return this.deps.parked.closed(this.handle);
     if (this.state === 'done') return;
     this.state = 'done';
     this.sink?.fail(new ProxyError('UPSTREAM_BAD_ANSWER'));

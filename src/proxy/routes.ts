@@ -294,8 +294,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const clientProgressToken = progressTokenOf(params);
     // MRTR (proxy/mrtr.ts): a retry may continue a parked upstream exchange; a run of these
     // methods may be asked questions, which become input_required.
-    const begun = INPUT_REQUIRED_METHODS.has(method) ? mrtr.begin(call, method, params) : undefined;
-    const round = begun instanceof Promise ? await begun : begun;
+    const round = INPUT_REQUIRED_METHODS.has(method) ? mrtr.begin(call, method, params) : undefined;
     // A retry carrying answers (an MRTR round after the first): continued, or re-run.
     if (tracing.on && round !== undefined && (params?.requestState !== undefined || params?.inputResponses !== undefined)) {
       tracing.mark('mrtr round', { 'mcp.method.name': method, 'mcp_session_proxy.mrtr.round': round.kind === 'resume' ? 'resume' : 'rerun' });

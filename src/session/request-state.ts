@@ -1,16 +1,23 @@
 /**
  * The MRTR `requestState` the proxy gives a 2026-07-28 client with an `input_required` result:
- * sealed as session ids are (compact JWE, `dir` + `A256GCM`, by jose; session/sealing.ts), so it
- * is opaque and integrity-protected, with its own key (HKDF purpose "mrtr request state v1" of the
- * session secret, so every replica opens what another sealed; a random per-process key without a
- * secret, so only this process can). It is bound to the caller's credential digest and to the
- * request (method + params digest), and expires.
+ * opaque and integrity-protected, AES-256-GCM (node:crypto) over its JSON claims, with its own key
+ * (HKDF purpose "mrtr request state v1" of the session secret, so every replica opens what another
+ * sealed; a random per-process key without a secret, so only this process can). It is bound to the
+ * caller's credential digest and to the request (method + params digest), and expires.
+ *
+ * Synchronous on purpose: every asking call seals one state and every retry opens one. As a JWE by
+ * jose (the sealed session ids' construction, session/sealing.ts) that cost about 190 µs of CPU per
+ * call in WebCrypto's thread pool; this costs about 15 µs (bench/README.md, MRTR). A state lives
+ * minutes (--mrtr-state-ttl-ms), so unlike a session id it needs no stable, standard format.
+ *
+ *   token = base64url( format (1 byte) ‖ iv (12) ‖ ciphertext ‖ tag (16) ), the format byte
+ *           authenticated as associated data: 1 = JSON claims, 2 = raw-deflated JSON claims.
  *
  * What it carries: the handle of the parked upstream exchange (when this process parked one) and
  * its round, and what a re-run needs: the questions asked so far and the answers given so far.
  */
-import { EncryptJWT, jwtDecrypt } from 'jose';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export interface RequestState {
   /** requestDigestOf(method, params) of the request this state belongs to. */
@@ -26,57 +33,94 @@ export interface RequestState {
 export type OpenedState = { readonly ok: true; readonly state: RequestState } | { readonly ok: false; readonly reason: 'invalid' | 'expired' };
 
 export interface RequestStateCodec {
-  seal(state: RequestState): Promise<string>;
-  open(token: string): Promise<OpenedState>;
+  seal(state: RequestState): string;
+  open(token: string): OpenedState;
 }
 
 // Answers (sampling results, mostly) can be large; beyond this the answers are left out (a re-run
 // then asks those questions again) and the state stays a reasonable thing to send back and forth.
 const MAX_ANSWERS_BYTES = 48 * 1024;
-const COMPRESS_ABOVE_LENGTH = 1024;
+const COMPRESS_ABOVE_BYTES = 768;
 const MAX_DECOMPRESSED_BYTES = 256 * 1024;
-const DECRYPT_OPTIONS = {
-  keyManagementAlgorithms: ['dir'],
-  contentEncryptionAlgorithms: ['A256GCM'],
-  maxDecompressedLength: MAX_DECOMPRESSED_BYTES,
-  requiredClaims: ['exp', 'r'],
-};
+// Anything longer was not sealed by this code (a sealed state is at most ~64 KiB, base64url).
+const MAX_TOKEN_LENGTH = 128 * 1024;
+const KEY_BYTES = 32;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const FORMAT_JSON = 1;
+const FORMAT_DEFLATED = 2;
 
-/** A key for states only this process can open (no session secret). */
-export async function randomStateKey(): Promise<CryptoKey> {
-  return webcrypto.subtle.importKey('raw', randomBytes(32), 'AES-GCM', false, ['encrypt', 'decrypt']);
+// IVs come from a pool of random bytes refilled in one call: a randomBytes() per seal costs more
+// than the encryption itself (about 5 µs each on the asking path).
+const ivPool = Buffer.allocUnsafe(IV_BYTES * 256);
+let ivOffset = ivPool.length;
+
+function nextIv(into: Buffer, at: number): void {
+  if (ivOffset === ivPool.length) {
+    randomFillSync(ivPool);
+    ivOffset = 0;
+  }
+  ivPool.copy(into, at, ivOffset, ivOffset + IV_BYTES);
+  ivOffset += IV_BYTES;
 }
 
-export function createRequestStateCodec(options: { key: CryptoKey; ttlMs: number; now?: () => number }): RequestStateCodec {
+/** A key for states only this process can open (no session secret). */
+export function randomStateKey(): Buffer {
+  return randomBytes(KEY_BYTES);
+}
+
+export function createRequestStateCodec(options: { key: Buffer; ttlMs: number; now?: () => number }): RequestStateCodec {
   const { key, ttlMs } = options;
+  if (key.length !== KEY_BYTES) throw new Error(`a requestState key is ${KEY_BYTES} bytes`);
   const now = options.now ?? Date.now;
-  const encrypt = (claims: Record<string, unknown>, exp: number, compress: boolean) =>
-    new EncryptJWT(claims)
-      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', ...(compress ? { zip: 'DEF' } : {}) })
-      .setExpirationTime(exp)
-      .encrypt(key);
   return {
-    async seal(state) {
+    seal(state) {
       const answersFit = Buffer.byteLength(JSON.stringify(state.answers)) <= MAX_ANSWERS_BYTES;
-      const claims: Record<string, unknown> = { r: state.request, q: state.asked, a: answersFit ? state.answers : {} };
+      const claims: Record<string, unknown> = { r: state.request, q: state.asked, a: answersFit ? state.answers : {}, e: now() + ttlMs };
       if (state.credential !== undefined) claims.c = state.credential;
       if (state.parked !== undefined) claims.h = [state.parked.handle, state.parked.round];
-      const exp = Math.ceil((now() + ttlMs) / 1000);
-      let token = await encrypt(claims, exp, false);
-      if (token.length > COMPRESS_ABOVE_LENGTH) token = await encrypt(claims, exp, true);
-      return token;
-    },
-    async open(token) {
-      let payload: Record<string, unknown>;
-      try {
-        ({ payload } = await jwtDecrypt(token, key, { ...DECRYPT_OPTIONS, currentDate: new Date(now()) }));
-      } catch (error) {
-        return { ok: false, reason: (error as { code?: unknown }).code === 'ERR_JWT_EXPIRED' ? 'expired' : 'invalid' };
+      let plain = Buffer.from(JSON.stringify(claims));
+      let format = FORMAT_JSON;
+      if (plain.length > COMPRESS_ABOVE_BYTES) {
+        plain = deflateRawSync(plain);
+        format = FORMAT_DEFLATED;
       }
-      const state = readClaims(payload);
+      const head = Buffer.allocUnsafe(1 + IV_BYTES);
+      head[0] = format;
+      nextIv(head, 1);
+      const cipher = createCipheriv('aes-256-gcm', key, head.subarray(1), { authTagLength: TAG_BYTES });
+      cipher.setAAD(head.subarray(0, 1));
+      return Buffer.concat([head, cipher.update(plain), cipher.final(), cipher.getAuthTag()]).toString('base64url');
+    },
+    open(token) {
+      const claims = typeof token === 'string' && token.length <= MAX_TOKEN_LENGTH ? decrypt(key, token) : undefined;
+      if (claims === undefined) return { ok: false, reason: 'invalid' };
+      if (typeof claims.e !== 'number') return { ok: false, reason: 'invalid' };
+      if (claims.e <= now()) return { ok: false, reason: 'expired' };
+      const state = readClaims(claims);
       return state === undefined ? { ok: false, reason: 'invalid' } : { ok: true, state };
     },
   };
+}
+
+/** The claims of a token this key sealed; undefined for anything else (tampered, foreign, garbage). */
+function decrypt(key: Buffer, token: string): Record<string, unknown> | undefined {
+  const bytes = Buffer.from(token, 'base64url');
+  // base64url decoding skips what is not base64url: only a token that round-trips is ours.
+  if (bytes.length < 1 + IV_BYTES + TAG_BYTES || bytes.toString('base64url') !== token) return undefined;
+  const format = bytes[0];
+  if (format !== FORMAT_JSON && format !== FORMAT_DEFLATED) return undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(1, 1 + IV_BYTES), { authTagLength: TAG_BYTES });
+    decipher.setAAD(bytes.subarray(0, 1));
+    decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
+    let plain = Buffer.concat([decipher.update(bytes.subarray(1 + IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]);
+    if (format === FORMAT_DEFLATED) plain = inflateRawSync(plain, { maxOutputLength: MAX_DECOMPRESSED_BYTES });
+    const claims: unknown = JSON.parse(plain.toString());
+    return isRecord(claims) ? claims : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -16,8 +16,8 @@ import { MAX_SEALED_ID_LENGTH, type ClientSessionId } from './ids.js';
 
 export interface SessionKeys {
   readonly sealing: CryptoKey;
-  /** Seals MRTR requestStates (session/request-state.ts). */
-  readonly requestState: CryptoKey;
+  /** Seals MRTR requestStates (session/request-state.ts: node:crypto, synchronous, so raw). */
+  readonly requestState: Buffer;
   readonly binding: Buffer;
   readonly fingerprint: Buffer;
 }
@@ -31,8 +31,7 @@ export async function deriveKeys(secret: Buffer): Promise<SessionKeys> {
     'encrypt',
     'decrypt',
   ]);
-  const requestState = await webcrypto.subtle.importKey('raw', derive('mrtr request state v1'), 'AES-GCM', false, ['encrypt', 'decrypt']);
-  return { sealing, requestState, binding: derive('credential binding v1'), fingerprint: derive('log fingerprint v1') };
+  return { sealing, requestState: derive('mrtr request state v1'), binding: derive('credential binding v1'), fingerprint: derive('log fingerprint v1') };
 }
 
 /** What a sealed id carries besides its issue time and nonce. */

@@ -206,13 +206,34 @@ export function readBody(
 // this, dropping the connection is cheaper than reading on.
 const MAX_DRAINED_BYTES = 64 * 1024;
 
-/** Read an answer whose body does not matter to its end, so its connection goes back to the pool. */
-export async function drain(body: UpstreamResponse['body']): Promise<void> {
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_DRAINED_BYTES) return discard(body);
-  }
+/**
+ * Read an answer whose body does not matter to its end, so its connection goes back to the pool
+ * (or throw it away past MAX_DRAINED_BYTES). Rejects if the body fails or is cut. Listeners, not
+ * `for await`: it runs for every MRTR answer and notification the proxy sends upstream.
+ */
+export function drain(body: UpstreamResponse['body']): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    let settled = false;
+    // The 'error' listener stays: an error after the end must not crash the process.
+    const settle = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      body.off('data', onData);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_DRAINED_BYTES) return;
+      settle();
+      discard(body);
+    };
+    body.on('data', onData);
+    body.once('end', () => settle());
+    body.on('error', (error: Error) => settle(error));
+    body.once('close', () => settle(new Error('body closed before its end')));
+  });
 }
 
 /**

@@ -55,6 +55,12 @@ export interface ParkedExchanges<T extends Parkable> {
   stateOf(handle: string): ParkedState<T>['kind'] | undefined;
 }
 
+// Handles are never guessed at: they only travel inside a sealed requestState. They must not
+// collide across replicas sharing the secret (a retry may land on another one, which must not
+// claim an exchange of its own by mistake): a random per-process prefix and a counter.
+const HANDLE_PREFIX = `${randomBytes(12).toString('base64url')}.`;
+let handles = 0;
+
 const realSchedule: Schedule = (run, ms) => {
   const timer = setTimeout(run, ms);
   timer.unref();
@@ -77,7 +83,7 @@ export function createParkedExchanges<T extends Parkable>(options: ParkedOptions
   };
 
   return {
-    park(value, round, handle = randomBytes(16).toString('base64url')) {
+    park(value, round, handle = HANDLE_PREFIX + (++handles).toString(36)) {
       if (entries.size >= max) return undefined;
       const cancelTimer = schedule(() => void end(handle, 'timeout'), timeoutMs);
       entries.set(handle, { kind: 'parked', value, round, cancelTimer });

@@ -49,8 +49,13 @@ describe('npm run bench (smoke)', () => {
     expect(result.sealedIds.firstCallOnOtherReplicaMedianMs).toBeGreaterThan(0);
     expect(result.sealedIds.inProcess.openMicros).toBeGreaterThan(0);
     expect(result.sealedIds.inProcess.idLength).toBeLessThanOrEqual(1024);
-    // MRTR: the asking call was parked and continued (the tool ran once per call).
-    expect(result.mrtr.oneRoundOverPlain).toBeGreaterThan(0);
-    expect(result.mrtr.toolRunsPerCall).toBe(1);
+    // MRTR: the asking call was parked and continued (the tool ran once per call), in front of
+    // both upstreams, with a CPU figure for each kind of call.
+    expect(result.mrtr.versusSdkUpstream.toolRunsPerCall).toBe(1);
+    for (const m of [result.mrtr.versusSdkUpstream, result.mrtr.versusCheapUpstream]) {
+      expect(m.oneRoundOverPlain).toBeGreaterThan(0);
+      expect(m.proxyCpuPlainMicros).toBeGreaterThan(0);
+      expect(m.proxyCpuOneRoundMicros).toBeGreaterThan(0);
+    }
   }, 150_000);
 });
