@@ -8,9 +8,9 @@
  *     complete / error         → the answer (JSON while nothing was streamed, else the last event)
  *     input_required           → check the client declared what is asked → switch the answer to SSE
  *                                → one request per key → wait for every response (bounded; the
- *                                client closing its stream aborts) → send the request again with a
- *                                new id, `inputResponses` and the byte-exact `requestState`
- *                                (at most HELD_INPUT_MAX_ROUNDS rounds)
+ *                                client closing its stream, or cancelling its request, aborts)
+ *                                → send the request again with a new id, `inputResponses` and
+ *                                the byte-exact `requestState` (at most HELD_INPUT_MAX_ROUNDS rounds)
  *
  * The client's responses must reach this process: the question waits in this HeldSession only
  * (README: another replica answers such a POST 202 and drops it; route a session's POSTs to one
@@ -44,6 +44,10 @@ export interface HeldInputDeps {
 
 export interface HeldCall {
   readonly res: ServerResponse;
+  /**
+   * Aborts the exchange: the client closed its stream, or cancelled the request
+   * (notifications/cancelled). The exchange then just returns; the caller ends a cancelled answer.
+   */
   readonly gone: Cancellation;
   /** Whether the client's Accept allows an SSE answer (where the questions go). */
   readonly acceptsEventStream: boolean;

@@ -49,6 +49,7 @@ import { newSession, type Session, type SessionStore, type TerminatedIds } from 
 import { discard, readBody, toProxyError, type UpstreamClient, type UpstreamHeaders } from '../upstream/client.js';
 import { verdictOf, type EraProbe } from '../upstream/era-probe.js';
 import { HeldSession } from '../upstream/held-session.js';
+import { cancelledRequestIdOf, type InFlightRequest } from '../upstream/held-in-flight.js';
 import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
 import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
@@ -180,10 +181,12 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   async function held(call: Call, session: HeldSession, parsed: unknown) {
     if (Array.isArray(parsed)) throw new ProxyError('HELD_BATCH');
     const { id, method, params } = parsed as { id?: JsonRpcId; method?: unknown; params?: Record<string, unknown> };
-    // A response to a question of an input_required exchange (proxy/held-input.ts) goes to it;
-    // notifications (initialized, cancelled, roots changed) and other responses: nothing takes them.
+    // A response to a question of an input_required exchange (proxy/held-input.ts) goes to it; a
+    // cancellation to the request it names, if in flight here (else it is ignored, as the spec
+    // allows); other notifications (initialized, roots changed) and responses: nothing takes them.
     if (typeof method !== 'string' || id === undefined) {
       if (typeof method !== 'string') deliverClientResponse(session, parsed);
+      else if (method === 'notifications/cancelled') cancelHeld(session, params);
       return void call.res.writeHead(202).end();
     }
     if (method === 'ping') return answerJson(call.res, 200, { jsonrpc: '2.0', id, result: {} });
@@ -205,16 +208,31 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       await session.subscribe(uri, method === 'resources/subscribe');
       return answerJson(call.res, 200, { jsonrpc: '2.0', id, result: {} });
     }
+    // In flight until its answer is over: a notifications/cancelled naming its id aborts it.
+    const { request, end } = session.inFlight.begin(id, call.tracked.gone);
+    call.res.once('close', end);
+    try {
+      await heldRequest(call, session, request, id, method, params);
+    } catch (error) {
+      // The upstream call was aborted by the cancellation: not a failure to answer.
+      if (!request.cancelled) throw error;
+    }
+    if (request.cancelled) endCancelled(call);
+  }
+
+  /** A held request sent on upstream; `request.signal` aborts it (the client left or cancelled it). */
+  async function heldRequest(call: Call, session: HeldSession, request: InFlightRequest, id: JsonRpcId, method: string, params: Record<string, unknown> | undefined) {
+    const { signal } = request;
     const headers = toUpstreamHeaders(call.req.headers, undefined);
     Object.assign(headers, routingHeadersFor(method, params));
     // Mcp-Param-* headers for tools that declare them (learnt from tools/list answers on this session).
     if (method === 'tools/call') Object.assign(headers, session.paramHeadersFor(params?.name, params?.arguments));
     if (INPUT_REQUIRED_METHODS.has(method)) {
-      const heldCall = { res: call.res, gone: call.tracked.gone, acceptsEventStream: acceptsEventStream(call.req.headers.accept) };
+      const heldCall = { res: call.res, gone: signal, acceptsEventStream: acceptsEventStream(call.req.headers.accept) };
       return heldExchange({ upstream: links.upstream, timeoutMs: config.heldInputTimeoutMs, metrics, log }, heldCall, session, { id, method, params, headers });
     }
     const body = toModernRequest(id, method, params, session.client, session.logLevel);
-    const response = await links.upstream.request({ method: 'POST', headers, body, signal: call.tracked.gone });
+    const response = await links.upstream.request({ method: 'POST', headers, body, signal });
     const map: MessageMap =
       method === 'tools/list'
         ? (message) => {
@@ -228,8 +246,12 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       call.res.once('close', () => metrics.streamClosed());
       const events = modernEventStream(map, () => undefined);
       // A broken upstream, or an event the translation cannot take: an error event for the request.
+      // Cancelled (the upstream body destroyed by the abort): the stream just ends, no response.
       const cut = () => {
-        if (!call.res.writableEnded) call.res.end(errorEvents('UPSTREAM_CUT', [id]));
+        if (call.res.writableEnded) return;
+        if (!request.cancelled) return void call.res.end(errorEvents('UPSTREAM_CUT', [id]));
+        events.unpipe(call.res);
+        endCancelled(call);
       };
       response.body.once('error', cut);
       events.once('error', () => {
@@ -239,7 +261,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       response.body.pipe(events).pipe(call.res);
       return;
     }
-    const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
+    const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
     const contentType = response.headers['content-type'];
     const text = answerBodyOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined, map, () => undefined);
     // A JSON-RPC answer to the request goes back as a 2025 server sends one: 200, whatever status a
@@ -247,6 +269,27 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     if (text === undefined) return relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), answer);
     call.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
     call.res.end(text);
+  }
+
+  /** A 2025 client's notifications/cancelled on a held session: the request it names is aborted upstream. */
+  function cancelHeld(session: HeldSession, params: Record<string, unknown> | undefined) {
+    const requestId = cancelledRequestIdOf(params);
+    if (requestId !== undefined && session.inFlight.cancel(requestId)) log.debug({ link: session.label }, 'held request cancelled by the client: its upstream request is aborted');
+  }
+
+  /**
+   * The answer to a request the client cancelled ends without a response (2025-11-25: the
+   * receiver SHOULD NOT send one; the v1 SDK client has already given up on it). Not begun yet:
+   * an SSE answer with no event, which the SDK clients read to its end without complaint (no
+   * event id, so no reconnection); a client that cannot take SSE gets the bodyless 202.
+   */
+  function endCancelled(call: Call) {
+    const { res } = call;
+    if (res.writableEnded || res.destroyed) return;
+    if (res.headersSent) return void res.end();
+    if (!acceptsEventStream(call.req.headers.accept)) return void res.writeHead(202).end();
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.end();
   }
 
   /**

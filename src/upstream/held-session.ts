@@ -10,6 +10,7 @@ import { askIdOf } from '../mcp/held-input.js';
 import { paramHeaderValues, toolParamHeadersOf, type ParamHeader } from '../mcp/param-headers.js';
 import type { LegacyClient } from '../mcp/modern-upstream.js';
 import type { HeldListen } from './held-listen.js';
+import { InFlightRequests } from './held-in-flight.js';
 
 let held = 0;
 // Bounds what one session's tools/list answers can make the proxy keep (tools with Mcp-Param-* headers are few).
@@ -28,6 +29,8 @@ export class HeldSession {
   readonly subscriptions = new Set<string>();
   /** Tools whose inputSchema declares Mcp-Param-* headers, learnt from tools/list answers. */
   private readonly toolHeaders = new Map<string, ParamHeader[]>();
+  /** Requests whose answer is under way, by the client's id: what notifications/cancelled names. */
+  readonly inFlight = new InFlightRequests();
   /** The client's GET stream, while open: how to end it, and its upstream listen. */
   private stream: { readonly stop: () => void; readonly listen: HeldListen } | undefined;
 

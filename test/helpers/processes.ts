@@ -244,6 +244,9 @@ export interface ModernFixtureStats {
   requestStates: (string | null)[];
   listens: unknown[];
   paramHeaders: Record<string, string>[];
+  hangsStarted: string[];
+  hangsAborted: string[];
+  closedEarly: string[];
 }
 
 /** The 2026-07-28 upstream (TypeScript SDK v2 createMcpHandler), test/fixtures/modern-upstream.ts. */
