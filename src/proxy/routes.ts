@@ -210,7 +210,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     }
     // In flight until its answer is over: a notifications/cancelled naming its id aborts it.
     const { request, end } = session.inFlight.begin(id, call.tracked.gone);
-    call.res.once('close', end);
+    // Gone already (the client left while its body was read): no 'close' is coming to end it.
+    if (call.res.closed) end();
+    else call.res.once('close', end);
     try {
       await heldRequest(call, session, request, id, method, params);
     } catch (error) {
