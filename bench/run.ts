@@ -503,7 +503,13 @@ const sealedIdCost = {
       encoding: 'utf8',
       env: { ...process.env, SEALED_IDS: SMALL ? '500' : '20000' },
     }),
-  ) as { idLength: number; sealMicros: number; openMicros: number; refuseTamperedMicros: number },
+  ) as {
+    idLength: number;
+    sealMicros: number;
+    openMicros: number;
+    refuseTamperedMicros: number;
+    requestState: { length: number; sealMicros: number; openMicros: number };
+  },
   firstCallOnOtherReplicaMedianMs: round2(median(reopenedCalls)),
   laterCallMedianMs: round2(median(hitCalls)),
   sealedOverRandomThroughput: ratio('mcp-session-proxy, sealed ids', 'mcp-session-proxy'),
@@ -649,6 +655,6 @@ console.error(
       (m) =>
         `MRTR against ${m.upstream}: one elicitation round (answered at once) ${m.oneElicitationRoundMedianMs} ms vs a plain call ${m.plainCallMedianMs} ms = ${m.oneRoundOverPlain}× (target ≤ 2); the upstream alone (a 2025 client on its session): ${m.directAskedCallMedianMs} vs ${m.directPlainCallMedianMs} ms = ${m.directAskedOverPlain}×; the proxy adds ${m.addedByProxyAskedMs} ms to the asking call, ${m.addedByProxyPlainMs} ms to a plain one (${m.addedByProxyAskedOverPlain}×); proxy CPU per call (warm, ${m.cpuCalls} calls × 2) ${m.proxyCpuOneRoundMicros} vs ${m.proxyCpuPlainMicros} µs = ${m.proxyCpuOneRoundOverPlain}×${'toolRunsPerCall' in m ? `; tool runs per call ${m.toolRunsPerCall}` : ''}`,
     ),
-    `sealed ids: ${sealedIdCost.inProcess.idLength} chars; seal ${sealedIdCost.inProcess.sealMicros} µs, open ${sealedIdCost.inProcess.openMicros} µs, refuse tampered ${sealedIdCost.inProcess.refuseTamperedMicros} µs; first call on another replica ${sealedIdCost.firstCallOnOtherReplicaMedianMs} ms vs ${sealedIdCost.laterCallMedianMs} ms after; steady throughput sealed / random ids = ${sealedIdCost.sealedOverRandomThroughput}; heap per sealed session ${sealedMemory.map((m) => `${m.heapBytesPerSession} B at ${m.sessions}`).join(', ')}`,
+    `sealed ids: ${sealedIdCost.inProcess.idLength} chars; seal ${sealedIdCost.inProcess.sealMicros} µs, open ${sealedIdCost.inProcess.openMicros} µs, refuse tampered ${sealedIdCost.inProcess.refuseTamperedMicros} µs; MRTR requestState ${sealedIdCost.inProcess.requestState.length} chars, seal ${sealedIdCost.inProcess.requestState.sealMicros} µs, open ${sealedIdCost.inProcess.requestState.openMicros} µs; first call on another replica ${sealedIdCost.firstCallOnOtherReplicaMedianMs} ms vs ${sealedIdCost.laterCallMedianMs} ms after; steady throughput sealed / random ids = ${sealedIdCost.sealedOverRandomThroughput}; heap per sealed session ${sealedMemory.map((m) => `${m.heapBytesPerSession} B at ${m.sessions}`).join(', ')}`,
   ].join('\n'),
 );

@@ -1,10 +1,12 @@
 /**
  * What a sealed id costs, in-process: sealing one at initialize, and opening one on an LRU miss
  * (a restarted proxy, or another replica). Each operation runs on distinct ids, as in
- * production; results are per operation. Prints a JSON object.
+ * production; results are per operation. The same for an MRTR requestState (sealed at each
+ * input_required answer, opened at each retry). Prints a JSON object.
  */
 import { randomBytes } from 'node:crypto';
 import { createCredentialBinding } from '../src/session/binding.js';
+import { createRequestStateCodec } from '../src/session/request-state.js';
 import { createSealer, deriveKeys, type Sealed } from '../src/session/sealing.js';
 
 const COUNT = Number(process.env.SEALED_IDS ?? 20_000);
@@ -44,6 +46,31 @@ for (const { id } of sealed) {
 }
 const refuseMicros = perOpMicros(start);
 
+// An MRTR requestState as bench/mrtr.ts's asking call leaves it: one question asked, parked here.
+const codec = createRequestStateCodec({ key: keys.requestState, ttlMs: 600_000 });
+const requestState = {
+  request: 'lB2bq3m7p0yQm0Zc3Vd9sA',
+  credential: state.credential?.toString('base64url'),
+  parked: { handle: 'x0VYtk3ShkJmA3Zk.2s', round: 1 },
+  asked: { 'elicitation-3q9Zs0mUj2Xr': 'Q2x8cmT0bXlnYXJ0ZW5pbmc' },
+  answers: {},
+};
+for (let i = 0; i < 1000; i++) codec.open(codec.seal(requestState));
+start = performance.now();
+const states: string[] = [];
+for (let i = 0; i < COUNT; i++) states.push(codec.seal(requestState));
+const stateSealMicros = perOpMicros(start);
+start = performance.now();
+for (const token of states) if (!codec.open(token).ok) throw new Error('a requestState did not open');
+const stateOpenMicros = perOpMicros(start);
+
 process.stdout.write(
-  JSON.stringify({ ids: COUNT, idLength: sealed[0]!.id.length, sealMicros, openMicros, refuseTamperedMicros: refuseMicros }) + '\n',
+  JSON.stringify({
+    ids: COUNT,
+    idLength: sealed[0]!.id.length,
+    sealMicros,
+    openMicros,
+    refuseTamperedMicros: refuseMicros,
+    requestState: { length: states[0]!.length, sealMicros: stateSealMicros, openMicros: stateOpenMicros },
+  }) + '\n',
 );
