@@ -61,6 +61,11 @@ export class InFlightRequests {
     return true;
   }
 
+  /** The session ended (DELETE, eviction, expiry): every request in flight is cancelled. */
+  cancelAll(): void {
+    for (const same of this.requests.values()) for (const request of same) request.cancel();
+  }
+
   /** Requests in flight (for tests and metrics). */
   get size(): number {
     let size = 0;

@@ -44,9 +44,14 @@ export class HeldSession {
     return this.ended ? 'ended' : 'held';
   }
 
-  /** DELETE, eviction or expiry: the upstream keeps nothing, so there is nothing to tell it. */
+  /**
+   * DELETE, eviction or expiry: the upstream keeps nothing, so there is nothing to tell it; the
+   * requests still in flight are cancelled (their upstream exchanges closed), as a legacy server
+   * ends the requests of a session it terminates.
+   */
   end(): Promise<void> {
     this.ended = true;
+    this.inFlight.cancelAll();
     this.stream?.stop();
     return Promise.resolve();
   }

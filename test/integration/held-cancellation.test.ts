@@ -200,6 +200,20 @@ describe('notifications/cancelled on a held session', () => {
     await c.client.close();
   });
 
+  it('ends-the-requests-in-flight-of-a-deleted-session: DELETE aborts them upstream', async () => {
+    const c = await connectWatched(proxy.url);
+    sessionIds.push(c.transport.sessionId!);
+    const call = c.client.callTool({ name: 'hang', arguments: { tag: 'deleted' } }).catch((error: unknown) => error);
+    await expect.poll(async () => (await upstream.stats()).hangsStarted).toContain('deleted');
+    await c.transport.terminateSession();
+    await expect.poll(async () => (await upstream.stats()).hangsAborted).toContain('deleted');
+    // Its answer ended without a response; closing the client gives up on it.
+    await expect.poll(() => c.ended).toContain(await callIdOf(c, 'hang'));
+    await c.client.close();
+    expect(await call).toBeInstanceOf(Error);
+    expect(proxy.child.exitCode).toBeNull();
+  });
+
   it('logs no session id, and no error', async () => {
     await proxy.stop();
     const output = readFileSync(logFile, 'utf8');

@@ -27,6 +27,22 @@ describe('a held session\'s requests in flight', () => {
     expect(number.request.cancelled).toBe(false);
   });
 
+  it('cancels-everything-in-flight-when-the-session-ends, and nothing that had ended', () => {
+    const inFlight = new InFlightRequests();
+    const done = inFlight.begin(0, new Cancellation());
+    done.end();
+    const running = [inFlight.begin(1, new Cancellation()), inFlight.begin('1', new Cancellation()), inFlight.begin(1, new Cancellation())];
+    inFlight.cancelAll();
+    expect(running.map((r) => [r.request.signal.aborted, r.request.cancelled])).toEqual([
+      [true, true],
+      [true, true],
+      [true, true],
+    ]);
+    expect(done.request.signal.aborted).toBe(false);
+    for (const r of running) r.end();
+    expect(inFlight.size).toBe(0);
+  });
+
   it('ignores-finished-requests: an ended request leaves no entry, and a late cancel finds nothing', () => {
     const inFlight = new InFlightRequests();
     const a = inFlight.begin(7, new Cancellation());
