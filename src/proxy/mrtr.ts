@@ -398,6 +398,9 @@ export class Exchange {
   /** collecting → parked (or ended at once when the registry is full): answer input_required. */
   private park(): void {
     const sink = this.sink!;
+    // The client is gone already, its 'close' not yet emitted: nobody will retry; end it now
+    // rather than hold a parked slot until the deadline.
+    if (sink.res.destroyed) return this.end('client-closed');
     this.round++;
     const questions = [...this.pending.values()].map((p) => p.question);
     const handle = this.deps.parked.park(this, this.round, this.handle);

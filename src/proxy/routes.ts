@@ -562,6 +562,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     // do not learn of it (README: "Sessions across restarts and replicas").
     if (session.nonce !== undefined) terminated.add(session.nonce, session.expiresAt);
     log.info({ sid: session.logId }, 'session deleted by client');
+    // A held session's requests in flight end with it, as a legacy server ends the requests of a
+    // session it terminates (their answers end without a response: the client gave them up).
+    if (session.link instanceof HeldSession) session.link.inFlight.cancelAll();
     // Ended at once (a replay racing this DELETE cannot bring it back); the upstream may not
     // support DELETE (405) or may have lost the session already: either way it is over.
     await session.link.end(toUpstreamHeaders(call.req.headers, undefined));

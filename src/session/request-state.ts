@@ -1,14 +1,16 @@
 /**
  * The MRTR `requestState` the proxy gives a 2026-07-28 client with an `input_required` result:
  * opaque and integrity-protected, AES-256-GCM (node:crypto) over its JSON claims, with its own key
- * (HKDF purpose "mrtr request state v1" of the session secret, so every replica opens what another
+ * (HKDF purpose "mrtr request state v2" of the session secret, so every replica opens what another
  * sealed; a random per-process key without a secret, so only this process can). It is bound to the
  * caller's credential digest and to the request (method + params digest), and expires.
  *
  * Synchronous on purpose: every asking call seals one state and every retry opens one. As a JWE by
- * jose (the sealed session ids' construction, session/sealing.ts) that cost about 190 µs of CPU per
- * call in WebCrypto's thread pool; this costs about 15 µs (bench/README.md, MRTR). A state lives
- * minutes (--mrtr-state-ttl-ms), so unlike a session id it needs no stable, standard format.
+ * jose (the sealed session ids' construction, session/sealing.ts) a seal and an open cost about
+ * 190 µs of CPU in WebCrypto's thread pool; these cost 7–10 µs each in a loop (bench/sealed-ids.ts),
+ * 20–35 µs in place (bench/README.md, MRTR). A state lives minutes (--mrtr-state-ttl-ms), so unlike
+ * a session id it needs no stable, standard format. (The v1 states were JWEs: a proxy of this
+ * version refuses them, README "MRTR".)
  *
  *   token = base64url( format (1 byte) ‖ iv (12) ‖ ciphertext ‖ tag (16) ), the format byte
  *           authenticated as associated data: 1 = JSON claims, 2 = raw-deflated JSON claims.
@@ -16,7 +18,7 @@
  * What it carries: the handle of the parked upstream exchange (when this process parked one) and
  * its round, and what a re-run needs: the questions asked so far and the answers given so far.
  */
-import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export interface RequestState {
@@ -40,6 +42,8 @@ export interface RequestStateCodec {
 // Answers (sampling results, mostly) can be large; beyond this the answers are left out (a re-run
 // then asks those questions again) and the state stays a reasonable thing to send back and forth.
 const MAX_ANSWERS_BYTES = 48 * 1024;
+// A state with one question and no answer is about 220 bytes of JSON; answers (elicited forms,
+// sampled messages) make it grow, and past this deflating them is worth its ~20 µs.
 const COMPRESS_ABOVE_BYTES = 768;
 const MAX_DECOMPRESSED_BYTES = 256 * 1024;
 // Anything longer was not sealed by this code (a sealed state is at most ~64 KiB, base64url).
@@ -51,8 +55,9 @@ const FORMAT_JSON = 1;
 const FORMAT_DEFLATED = 2;
 
 // IVs come from a pool of random bytes refilled in one call: a randomBytes() per seal costs more
-// than the encryption itself (about 5 µs each on the asking path).
-const ivPool = Buffer.allocUnsafe(IV_BYTES * 256);
+// than the encryption itself (about 5 µs each on the asking path). 256 IVs (3 KiB) per refill.
+const IVS_PER_REFILL = 256;
+const ivPool = Buffer.allocUnsafe(IV_BYTES * IVS_PER_REFILL);
 let ivOffset = ivPool.length;
 
 function nextIv(into: Buffer, at: number): void {
@@ -70,8 +75,10 @@ export function randomStateKey(): Buffer {
 }
 
 export function createRequestStateCodec(options: { key: Buffer; ttlMs: number; now?: () => number }): RequestStateCodec {
-  const { key, ttlMs } = options;
-  if (key.length !== KEY_BYTES) throw new Error(`a requestState key is ${KEY_BYTES} bytes`);
+  const { ttlMs } = options;
+  if (options.key.length !== KEY_BYTES) throw new Error(`a requestState key is ${KEY_BYTES} bytes`);
+  // One KeyObject: a Buffer key would be copied into a new one at every seal and open.
+  const key = createSecretKey(options.key);
   const now = options.now ?? Date.now;
   return {
     seal(state) {
@@ -104,7 +111,7 @@ export function createRequestStateCodec(options: { key: Buffer; ttlMs: number; n
 }
 
 /** The claims of a token this key sealed; undefined for anything else (tampered, foreign, garbage). */
-function decrypt(key: Buffer, token: string): Record<string, unknown> | undefined {
+function decrypt(key: KeyObject, token: string): Record<string, unknown> | undefined {
   const bytes = Buffer.from(token, 'base64url');
   // base64url decoding skips what is not base64url: only a token that round-trips is ours.
   if (bytes.length < 1 + IV_BYTES + TAG_BYTES || bytes.toString('base64url') !== token) return undefined;

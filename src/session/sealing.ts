@@ -31,7 +31,7 @@ export async function deriveKeys(secret: Buffer): Promise<SessionKeys> {
     'encrypt',
     'decrypt',
   ]);
-  return { sealing, requestState: derive('mrtr request state v1'), binding: derive('credential binding v1'), fingerprint: derive('log fingerprint v1') };
+  return { sealing, requestState: derive('mrtr request state v2'), binding: derive('credential binding v1'), fingerprint: derive('log fingerprint v1') };
 }
 
 /** What a sealed id carries besides its issue time and nonce. */

@@ -212,6 +212,9 @@ const MAX_DRAINED_BYTES = 64 * 1024;
  * `for await`: it runs for every MRTR answer and notification the proxy sends upstream.
  */
 export function drain(body: UpstreamResponse['body']): Promise<void> {
+  // Over already: no event is coming (for await resolved, or threw "Premature close", here).
+  if (body.readableEnded) return Promise.resolve();
+  if (body.destroyed) return Promise.reject(body.errored ?? new Error('body closed before its end'));
   return new Promise((resolve, reject) => {
     let size = 0;
     let settled = false;

@@ -61,7 +61,7 @@ export class InFlightRequests {
     return true;
   }
 
-  /** The session ended (DELETE, eviction, expiry): every request in flight is cancelled. */
+  /** The client ended the session (DELETE): every request in flight is cancelled. */
   cancelAll(): void {
     for (const same of this.requests.values()) for (const request of same) request.cancel();
   }

@@ -45,13 +45,12 @@ export class HeldSession {
   }
 
   /**
-   * DELETE, eviction or expiry: the upstream keeps nothing, so there is nothing to tell it; the
-   * requests still in flight are cancelled (their upstream exchanges closed), as a legacy server
-   * ends the requests of a session it terminates.
+   * DELETE, eviction or expiry: the upstream keeps nothing, so there is nothing to tell it. The
+   * requests still in flight carry on (their answers go straight to the client); a DELETE
+   * cancels them first (routes.ts), eviction and expiry do not: the client asked for neither.
    */
   end(): Promise<void> {
     this.ended = true;
-    this.inFlight.cancelAll();
     this.stream?.stop();
     return Promise.resolve();
   }

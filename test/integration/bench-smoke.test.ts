@@ -49,6 +49,8 @@ describe('npm run bench (smoke)', () => {
     expect(result.sealedIds.firstCallOnOtherReplicaMedianMs).toBeGreaterThan(0);
     expect(result.sealedIds.inProcess.openMicros).toBeGreaterThan(0);
     expect(result.sealedIds.inProcess.idLength).toBeLessThanOrEqual(1024);
+    expect(result.sealedIds.inProcess.requestState.sealMicros).toBeGreaterThan(0);
+    expect(result.sealedIds.inProcess.requestState.openMicros).toBeGreaterThan(0);
     // MRTR: the asking call was parked and continued (the tool ran once per call), in front of
     // both upstreams, with a CPU figure for each kind of call.
     expect(result.mrtr.versusSdkUpstream.toolRunsPerCall).toBe(1);
