@@ -161,7 +161,16 @@ describe('input_required from a modern-only upstream, for a 2025-era client', ()
     const question = JSON.parse(seen.slice(seen.indexOf('data: ') + 6, seen.indexOf('\n\n'))) as { id: string; method: string };
     expect(question.method).toBe('elicitation/create');
     expect(question.id).toMatch(/^mcp-session-proxy-ask-\d+$/);
+    // SSE answers open in the proxy (this one among them), from its metrics.
+    const openStreams = async () => {
+      const line = (await (await fetch(`${proxy.origin}/metrics`)).text()).split('\n').find((l) => l.startsWith('mcp_session_proxy_open_sse_streams '));
+      return line === undefined ? 0 : Number(line.split(' ')[1]);
+    };
+    const open = await openStreams();
     aborted.abort();
+    // The proxy saw the client go (its stream closed; the exchange ends on the same event): only
+    // then is the answer below a late one, not a race with the close.
+    await expect.poll(openStreams).toBe(open - 1);
     // The answer after the client went away finds nobody waiting: 202, nothing sent upstream.
     const before = (await upstream.stats()).toolCallIds.length;
     const stray = await fetch(proxy.url, {
