@@ -74,6 +74,8 @@ export async function heldExchange(
   let streaming = false;
 
   function write(message: Obj): void {
+    // The client went away (or the answer ended): nothing more can reach it.
+    if (res.destroyed || res.writableEnded) return;
     if (!streaming) {
       streaming = true;
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -180,17 +182,33 @@ type Asked =
   | { readonly kind: 'timeout' }
   | { readonly kind: 'aborted' };
 
-/** Every question of a round sent to the client at once; resolves with all answers or the first failure. */
+// Why the proxy withdraws its questions still open, as the client reads it in notifications/cancelled.
+const WITHDRAWN: Readonly<Record<Exclude<Asked['kind'], 'answered'>, string>> = {
+  timeout: 'The client did not answer in time (mcp-session-proxy)',
+  error: 'Another question of the request failed (mcp-session-proxy)',
+  aborted: 'The request was cancelled (mcp-session-proxy)',
+};
+
+/**
+ * Every question of a round sent to the client at once; resolves with all answers or the first
+ * failure. Questions still open then are withdrawn with notifications/cancelled (while the
+ * stream can carry it), as a 2025 server cancels its own requests: the client stops asking its
+ * user, and its late answer would be dropped anyway.
+ */
 function askClient(session: HeldSession, asks: readonly InputAsk[], write: (message: Obj) => void, gone: Cancellation, timeoutMs: number): Promise<Asked> {
   if (asks.length === 0) return Promise.resolve({ kind: 'answered', responses: {} });
   return new Promise<Asked>((resolve) => {
     const ids: string[] = [];
+    const unanswered = new Set<string>();
     const responses: Obj = {};
     let open = asks.length;
     const done = (outcome: Asked) => {
       clearTimeout(timer);
       gone.off('abort', onAbort);
       for (const askId of ids) session.forget(askId);
+      if (outcome.kind !== 'answered') {
+        for (const askId of unanswered) write({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: askId, reason: WITHDRAWN[outcome.kind] } });
+      }
       resolve(outcome);
     };
     const onAbort = () => done({ kind: 'aborted' });
@@ -200,11 +218,13 @@ function askClient(session: HeldSession, asks: readonly InputAsk[], write: (mess
       const askId = session.ask((raw) => {
         const response = clientResponseOf(raw);
         if (response === undefined) return;
+        unanswered.delete(askId);
         if ('error' in response) return done({ kind: 'error', ask, error: response.error });
         responses[ask.key] = response.result;
         if (--open === 0) done({ kind: 'answered', responses });
       });
       ids.push(askId);
+      unanswered.add(askId);
       write(ask.params === undefined ? { jsonrpc: '2.0', id: askId, method: ask.method } : { jsonrpc: '2.0', id: askId, method: ask.method, params: ask.params });
     }
   });

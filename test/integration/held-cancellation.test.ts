@@ -31,9 +31,10 @@ interface Posted {
  * (seen through the transport's public `fetch` option); `errors` whatever the client reported to
  * `onerror` (a clean end of a cancelled request reports nothing).
  */
-async function connectWatched(url: string, onElicit: () => Promise<unknown> = () => new Promise(() => undefined)) {
+async function connectWatched(url: string, onElicit: (withdrawn: AbortSignal) => Promise<unknown> = () => new Promise(() => undefined)) {
   const client = new Client({ name: 'cancelling-client', version: '1.0.0' }, { capabilities: { elicitation: {} } });
-  client.setRequestHandler(ElicitRequestSchema, async () => (await onElicit()) as { action: 'accept' });
+  // The handler's signal: the SDK aborts it when the server withdraws its question.
+  client.setRequestHandler(ElicitRequestSchema, async (_request, extra) => (await onElicit(extra.signal)) as { action: 'accept' });
   const posted: Posted[] = [];
   const ended: unknown[] = [];
   const watching: typeof fetch = async (input, init) => {
@@ -149,11 +150,13 @@ describe('notifications/cancelled on a held session', () => {
     await c.client.close();
   });
 
-  it('ends-an-input-exchange-waiting-for-the-client: the late answer is dropped, nothing more goes upstream', async () => {
+  it('ends-an-input-exchange-waiting-for-the-client: its question is withdrawn, nothing more goes upstream', async () => {
     let asked!: () => void;
     const question = new Promise<void>((resolve) => (asked = resolve));
     let answer!: () => void;
-    const c = await connectWatched(proxy.url, () => {
+    let withdrawn: unknown;
+    const c = await connectWatched(proxy.url, (signal) => {
+      signal.addEventListener('abort', () => (withdrawn = signal.reason));
       asked();
       return new Promise((resolve) => (answer = () => resolve({ action: 'accept', content: { ok: true } })));
     });
@@ -166,14 +169,14 @@ describe('notifications/cancelled on a held session', () => {
     aborting.abort('never mind');
     expect(await call).toMatchObject({ message: expect.stringContaining('never mind') });
     expect(await cancelAnswered(c)).toBe(202);
-    // The client answers the question after all: nobody waits for it any more (202, dropped), so
-    // no retry with its answer goes upstream.
+    // The proxy withdrew its question (notifications/cancelled on the request's stream, before it
+    // ended): the SDK aborted the handler, so the user's late answer is never sent.
+    await expect.poll(() => String(withdrawn)).toContain('The request was cancelled');
     answer();
-    await expect.poll(() => c.posted.some((p) => p.method === undefined && typeof p.id === 'string' && p.id.startsWith('mcp-session-proxy-ask-'))).toBe(true);
-    expect(c.posted.find((p) => p.method === undefined)!.status).toBe(202);
     // The SSE answer that carried the question has ended.
     await expect.poll(() => c.ended).toContain(await callIdOf(c, 'confirm'));
     expect(text(await c.client.callTool({ name: 'echo', arguments: { text: 'carry on' } }))).toBe('carry on');
+    expect(c.posted.filter((p) => p.method === undefined)).toEqual([]);
     const calls = (await upstream.stats()).toolCallIds.slice(before);
     // The first round of confirm, then the echo: no retry of confirm.
     expect(calls).toHaveLength(2);

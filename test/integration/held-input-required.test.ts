@@ -21,14 +21,18 @@ interface Asked {
   roots: number;
 }
 
-/** A v1 SDK client declaring `capabilities`, answering what it declared; `asked` records each question. */
-async function connectAnswering(url: string, capabilities: Record<string, object>, onElicit?: () => Promise<unknown>) {
+/**
+ * A v1 SDK client declaring `capabilities`, answering what it declared; `asked` records each
+ * question. `onElicit` gets the handler's signal, which the SDK aborts when the server withdraws
+ * its question (notifications/cancelled).
+ */
+async function connectAnswering(url: string, capabilities: Record<string, object>, onElicit?: (withdrawn: AbortSignal) => Promise<unknown>) {
   const client = new Client({ name: 'answering-client', version: '1.0.0' }, { capabilities });
   const asked: Asked = { elicit: [], sample: [], roots: 0 };
   if ('elicitation' in capabilities) {
-    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+    client.setRequestHandler(ElicitRequestSchema, async (request, extra) => {
       asked.elicit.push(request.params);
-      if (onElicit !== undefined) return (await onElicit()) as { action: 'accept' };
+      if (onElicit !== undefined) return (await onElicit(extra.signal)) as { action: 'accept' };
       const properties = Object.keys((request.params as { requestedSchema?: { properties?: object } }).requestedSchema?.properties ?? {});
       return { action: 'accept', content: properties.includes('ok') ? { ok: true } : properties.includes('name') ? { name: 'alice' } : { v: 'x' } };
     });
@@ -127,9 +131,16 @@ describe('input_required from a modern-only upstream, for a 2025-era client', ()
     await refusing.client.close();
 
     let release!: () => void;
-    const slow = await connectAnswering(proxy.url, ALL, () => new Promise((resolve) => (release = () => resolve({ action: 'cancel' }))));
+    let withdrawn: unknown;
+    const slow = await connectAnswering(proxy.url, ALL, (signal) => {
+      signal.addEventListener('abort', () => (withdrawn = signal.reason));
+      return new Promise((resolve) => (release = () => resolve({ action: 'cancel' })));
+    });
     const late = await slow.client.callTool({ name: 'confirm', arguments: {} }).catch((e: unknown) => e);
     expect((late as McpError).data).toMatchObject({ reason: 'HELD_INPUT_TIMEOUT' });
+    // The question was withdrawn before the error (notifications/cancelled on the same stream):
+    // the SDK aborted its handler, i.e. stopped asking its user.
+    expect(String(withdrawn)).toContain('did not answer in time');
     // Its answer comes after all: taken (202) and dropped.
     release();
     await slow.client.close();
