@@ -239,6 +239,41 @@ describe('a client that never answers', () => {
   });
 });
 
+describe('an upstream restart while the exchange is parked', () => {
+  it('ends the parked exchange, and the retry re-runs the request on the restarted upstream, answered from inputResponses', async () => {
+    let upstream = await startFixture('sdk', { mrtr: true });
+    const proxy = await startProxy(upstream.mcpUrl);
+    const metric = async (series: string) => {
+      const line = (await (await fetch(`${proxy.origin}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? 0 : Number(line.slice(series.length + 1));
+    };
+    const first = await firstRound(proxy.url, 'ask-name');
+    const asking = first.messages.at(-1)!.result as { resultType: string; requestState: string; inputRequests: object };
+    expect(asking.resultType).toBe('input_required');
+    const key = Object.keys(asking.inputRequests)[0]!;
+    expect(await metric('mcp_session_proxy_parked_exchanges')).toBe(1);
+
+    // The upstream crashes under the parked exchange (its SSE answer breaks off): it is ended. (A
+    // graceful stop would wait for that answer, which waits for the client: a legacy tool that
+    // asks holds its server's shutdown, through the proxy or not, until --mrtr-park-timeout-ms.)
+    await upstream.kill();
+    await expect.poll(() => metric('mcp_session_proxy_input_required_total{event="ended_upstream_closed"}')).toBe(1);
+    expect(await metric('mcp_session_proxy_parked_exchanges')).toBe(0);
+    upstream = await startFixture('sdk', { mrtr: true, port: upstream.port });
+
+    // The client's retry comes afterwards: nothing to continue, so the request runs again on a
+    // new upstream session (the old one was lost with the restart), and the question it asks
+    // again is answered from the retry's inputResponses: the client is not asked twice.
+    const done = await retry(proxy.url, 'ask-name', asking.requestState, { [key]: { action: 'accept', content: { name: 'Again' } } });
+    expect(done.messages.at(-1)).toMatchObject({ result: { resultType: 'complete', content: [{ text: 'Hello, Again!' }] } });
+    const stats = await statsUntil(upstream, (s) => s.openRequests === 0);
+    expect(stats.toolRuns['ask-name']).toBe(1);
+    expect(stats.openRequests).toBe(0);
+    expect(await metric('mcp_session_proxy_input_required_total{event="rerun"}')).toBe(1);
+    expect(proxy.child.exitCode).toBeNull();
+  });
+});
+
 describe('two replicas behind round robin', () => {
   let upstream: Fixture;
   let balancer: Balancer;
