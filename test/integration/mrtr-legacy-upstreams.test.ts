@@ -239,6 +239,25 @@ describe('a client that never answers', () => {
   });
 });
 
+describe('under concurrent load', () => {
+  it('continues every parked exchange on the shared pooled session: 30 asking calls at once, each tool run once', async () => {
+    const upstream = await startFixture('sdk', { mrtr: true });
+    const proxy = await startProxy(upstream.mcpUrl);
+    const clients = await Promise.all([1, 2, 3].map((n) => connectAsking(proxy.url, `concurrent-${n}`)));
+    // Ten calls per client at once, each asking twice in a row (two rounds): 60 questions in flight
+    // on upstream sessions the callers share (one key: no credentials).
+    const results = await Promise.all(clients.flatMap((c) => Array.from({ length: 10 }, () => callText(c, 'ask-twice'))));
+    expect(results).toEqual(Array.from({ length: 30 }, () => 'Alice likes blue'));
+    const stats = await statsUntil(upstream, (s) => s.openRequests === 0);
+    expect(stats.toolRuns['ask-twice']).toBe(30);
+    expect(stats.openRequests).toBe(0);
+    const metrics = await (await fetch(`${proxy.origin}/metrics`)).text();
+    expect(metrics).toMatch(/^mcp_session_proxy_input_required_total\{event="continued"\} 60$/m);
+    expect(metrics).toMatch(/^mcp_session_proxy_parked_exchanges 0$/m);
+    for (const c of clients) await c.close();
+  });
+});
+
 describe('an upstream restart while the exchange is parked', () => {
   it('ends the parked exchange, and the retry re-runs the request on the restarted upstream, answered from inputResponses', async () => {
     let upstream = await startFixture('sdk', { mrtr: true });
