@@ -11,21 +11,37 @@
 import type { JsonRpcId } from '../errors.js';
 import { Cancellation } from './client.js';
 
-/** One held request while its answer is under way. */
+/**
+ * One held request while its answer is under way:
+ *
+ *   running ─┬─ notifications/cancelled, DELETE ─▶ cancelled   (its answer ends without a response)
+ *            └─ the client left ─────────────────▶ gone        (nobody to answer)
+ *
+ * Either way out aborts `signal`, and the first one wins.
+ */
 export class InFlightRequest {
   /** Aborts the request's upstream exchange: the client left, or cancelled it. */
   readonly signal = new Cancellation();
-  private cancelledByClient = false;
+  private state: 'running' | 'cancelled' | 'gone' = 'running';
 
-  /** Whether the client cancelled it (notifications/cancelled), rather than went away. */
+  /** Whether the client cancelled it (notifications/cancelled, DELETE), rather than went away. */
   get cancelled(): boolean {
-    return this.cancelledByClient;
+    return this.state === 'cancelled';
   }
 
   /** notifications/cancelled named it: abort upstream; the answer then ends without a response. */
   cancel(): void {
-    if (this.signal.aborted) return;
-    this.cancelledByClient = true;
+    this.leave('cancelled');
+  }
+
+  /** The client went away (its connection closed). */
+  gone(): void {
+    this.leave('gone');
+  }
+
+  private leave(to: 'cancelled' | 'gone'): void {
+    if (this.state !== 'running') return;
+    this.state = to;
     this.signal.cancel();
   }
 }
@@ -45,8 +61,8 @@ export class InFlightRequests {
   begin(id: JsonRpcId, gone: Cancellation): { readonly request: InFlightRequest; readonly end: () => void } {
     const request = new InFlightRequest();
     // The client leaving aborts it as before: the held request's signal is its own, not `gone`.
-    if (gone.aborted) request.signal.cancel();
-    else gone.once('abort', () => request.signal.cancel());
+    if (gone.aborted) request.gone();
+    else gone.once('abort', () => request.gone());
     const same = this.requests.get(id);
     if (same === undefined) this.requests.set(id, [request]);
     else same.push(request);
