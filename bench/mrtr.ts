@@ -95,7 +95,6 @@ async function directLegacy(mcpUrl: string, tools: AskingUpstream['tools']) {
 
 /** An upstream with a tool that asks one question (`ask`) and one that does not (`plain`). */
 interface AskingUpstream {
-  readonly origin: string;
   readonly mcpUrl: string;
   readonly tools: { readonly plain: string; readonly ask: string };
   /** How many times the asking tool ran (the SDK fixture counts), to check it runs once per call. */
@@ -193,13 +192,13 @@ async function measure(upstream: AskingUpstream, samples: number, cpuCalls: numb
 export async function runMrtrBench(samples: number, cpuCalls = samples * 10) {
   const sdk = await startFixture('sdk', { mrtr: true });
   const versusSdkUpstream = await measure(
-    { origin: sdk.origin, mcpUrl: sdk.mcpUrl, tools: { plain: 'echo', ask: 'ask-name' }, askRuns: async () => (await sdk.stats()).toolRuns['ask-name'] ?? 0 },
+    { mcpUrl: sdk.mcpUrl, tools: { plain: 'echo', ask: 'ask-name' }, askRuns: async () => (await sdk.stats()).toolRuns['ask-name'] ?? 0 },
     samples,
     cpuCalls,
   );
   await sdk.stop();
   const cheap = await startScript('bench/cheap-upstream.ts');
-  const versusCheapUpstream = await measure({ origin: cheap.origin, mcpUrl: `${cheap.origin}/mcp`, tools: { plain: 'echo', ask: 'ask' } }, samples, cpuCalls);
+  const versusCheapUpstream = await measure({ mcpUrl: `${cheap.origin}/mcp`, tools: { plain: 'echo', ask: 'ask' } }, samples, cpuCalls);
   await cheap.stop();
   return {
     versusSdkUpstream: { upstream: 'test/fixtures/legacy-upstream.ts --mode sdk --mrtr (v1 SDK, SSE answers)', ...versusSdkUpstream },
