@@ -19,6 +19,7 @@ import { healthRoutes } from './proxy/health.js';
 import { endStreams, type OpenStreams } from './proxy/reply.js';
 import { createListens } from './proxy/listen.js';
 import { installRequestHooks } from './proxy/request-hooks.js';
+import { challengeRewriter, resourceMetadataRoutes } from './proxy/resource-metadata.js';
 import { createMrtr, type Exchange } from './proxy/mrtr.js';
 import { createMcpEndpoint, type McpEndpoint } from './proxy/routes.js';
 import { createCredentialBinding } from './session/binding.js';
@@ -81,6 +82,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           keys: keys.map((k, i) => ({ sealing: k.sealing, binding: bindings[i]! })),
           maxAgeMs: config.sessionMaxAgeMs,
         });
+  // --public-url: auth challenges name the proxy's own metadata URL (proxy/resource-metadata.ts).
+  const rewriteChallenge = config.publicUrl === undefined ? undefined : challengeRewriter(config.publicUrl);
   // NO_TRACING unless an OTLP exporter is configured (observability/tracing.ts).
   const tracing: Tracing = createTracing({
     settings: config.telemetry,
@@ -96,6 +99,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       connectTimeoutMs: config.connectTimeoutMs,
       connectRetryMs: config.upstreamRetryMs,
       resetRetryWindowMs: config.resetRetryWindowMs,
+      ...(rewriteChallenge === undefined ? {} : { rewriteHeaders: rewriteChallenge }),
     }),
   );
   // The store is created below; the gauge reads its size when scraped.
@@ -181,6 +185,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   installRequestHooks(app, gatePolicyOf(config), tracking);
   await app.register(healthRoutes, { config, upstream, metrics });
+  if (config.publicUrl !== undefined) {
+    await app.register(resourceMetadataRoutes, { publicUrl: config.publicUrl, upstreamUrl: config.upstreamUrl, upstream, timeoutMs: config.upstreamTimeoutMs });
+  }
 
   // Everything that is not the MCP endpoint (OAuth discovery, health, ...) passes through as is,
   // except session ids: no path may reach the upstream's MCP endpoint around the proxy. Any
@@ -202,6 +209,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       },
       rewriteHeaders: (headers) => {
         delete headers[SESSION_HEADER];
+        rewriteChallenge?.(headers);
         return headers;
       },
     },

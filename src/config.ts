@@ -148,6 +148,11 @@ export interface Config {
   readonly mrtrStateTtlMs: number;
   /** Held sessions: how long an input_required question waits for the client's answer. */
   readonly heldInputTimeoutMs: number;
+  /**
+   * The proxy's MCP URL as clients reach it (opt-in): the upstream's protected-resource metadata
+   * and auth challenges name it instead of the upstream's own address (proxy/resource-metadata.ts).
+   */
+  readonly publicUrl: URL | undefined;
   /** Traces and OTLP metrics, from the standard OTEL_* variables only (observability/otel-settings.ts). */
   readonly telemetry: TelemetrySettings;
 }
@@ -212,6 +217,7 @@ export const SETTINGS = {
   mrtrMaxParked: { flag: 'mrtr-max-parked', env: 'MRTR_MAX_PARKED', parse: ms(0, 1_000_000), fallback: DEFAULT_MRTR_MAX_PARKED, help: 'upstream exchanges of 2026-07-28 requests parked at a question (input_required) at most; beyond it (and with 0) the retry re-runs the request' },
   mrtrParkTimeoutMs: { flag: 'mrtr-park-timeout-ms', env: 'MRTR_PARK_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_PARK_TIMEOUT_MS, help: 'a parked exchange whose retry does not come this soon is ended (the upstream gets an error answer and a cancellation)' },
   mrtrStateTtlMs: { flag: 'mrtr-state-ttl-ms', env: 'MRTR_STATE_TTL_MS', parse: ms(1_000, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_STATE_TTL_MS, help: 'an input_required requestState is refused (-32602) this long after it was issued' },
+  publicUrl: { flag: 'public-url', env: 'PUBLIC_URL', parse: (t: string): URL | undefined => parsePublicUrl(t), fallback: undefined, help: 'the proxy\'s MCP URL as clients reach it, e.g. https://mcp.example.com/mcp (OAuth-protected upstreams that name their own address: the protected-resource metadata and WWW-Authenticate name this URL instead, and the proxy serves the metadata at the paths clients derive from it; default: off, passed through as the upstream sent them)' },
   heldInputTimeoutMs: { flag: 'held-input-timeout-ms', env: 'HELD_INPUT_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_HELD_INPUT_TIMEOUT_MS, help: 'in front of a 2026-07-28-only upstream: how long a question of an input_required answer (sent to the 2025 client as an elicitation/sampling/roots request) waits for its response before the request fails' },
   lossPatterns: { flag: 'loss-patterns', env: 'LOSS_PATTERNS', parse: parseExtraPatterns, fallback: [] as readonly LossPattern[], help: 'extra loss messages: regular expressions separated by ||' },
 } satisfies Record<string, Setting<unknown>>;
@@ -333,6 +339,7 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     mrtrParkTimeoutMs: read('mrtrParkTimeoutMs'),
     mrtrStateTtlMs: read('mrtrStateTtlMs'),
     heldInputTimeoutMs: read('heldInputTimeoutMs'),
+    publicUrl: read('publicUrl'),
     telemetry: telemetrySettingsOf(env, problems),
   };
   if (config.sessionSecretPrevious !== undefined && !given('sessionSecret') && !given('sessionSecretFile')) {
@@ -434,6 +441,13 @@ function parseUpstreamUrl(text: string): URL {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('must be an http:// or https:// URL');
   if (url.username || url.password) throw new Error('must not carry credentials; clients send their own');
   if (url.hash) throw new Error('must not have a #fragment');
+  return url;
+}
+
+function parsePublicUrl(text: string): URL {
+  const url = parseUpstreamUrl(text);
+  // The resource identifier clients compare with the URL they connect to (RFC 9728 §3.3, RFC 8707).
+  if (url.search) throw new Error('must not have a ?query: it is the resource identifier clients compare with');
   return url;
 }
 

@@ -12,6 +12,15 @@ export const LAST_EVENT_ID_HEADER = 'last-event-id';
 /** What a client expects when it sends a POST (spec: both media types are listed). */
 export const POST_ACCEPT = 'application/json, text/event-stream';
 
+/**
+ * An auth challenge (the MCP authorization spec: 401 with `WWW-Authenticate`, or 403 for a scope
+ * the token lacks): it reaches every client as the upstream sent it, whatever the flow, because
+ * the client's OAuth flow (discovery, refresh) starts from exactly that answer.
+ */
+export function isAuthChallenge(status: number): boolean {
+  return status === 401 || status === 403;
+}
+
 /** JSON text (a request body, an SSE event's data) parsed, or undefined when it is not JSON. */
 export function parseJson(text: string | Buffer): unknown {
   if (text.length === 0) return undefined;

@@ -20,6 +20,8 @@ export interface Metrics {
   sealedIdRejected(reason: SealedIdRejection): void;
   replay(reason: ReplayReason): void;
   replayFailed(): void;
+  /** A client session presented with another opaque token of its identity (proxy/reauthenticate.ts). */
+  reauthentication(outcome: ReauthenticationOutcome): void;
   upstreamError(kind: string): void;
   request(method: string, outcome: RequestOutcome, seconds: number): void;
   streamOpened(): void;
@@ -48,6 +50,9 @@ export type InputRequiredEvent =
   | 'ended_upstream_closed'
   | 'ended_shutdown';
 
+/** renewed: the session now runs on a backend opened under the new credentials; refused: the upstream refused them (nothing changed). */
+export type ReauthenticationOutcome = 'renewed' | 'refused';
+
 /** Why a pooled upstream session left the pool (it is then ended upstream). */
 export type PoolEndReason = 'evicted' | 'expired' | 'cleared';
 
@@ -62,6 +67,7 @@ const DISABLED: Metrics = {
   sealedIdRejected() {},
   replay() {},
   replayFailed() {},
+  reauthentication() {},
   upstreamError() {},
   request() {},
   streamOpened() {},
@@ -107,8 +113,13 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, si
   const ended = counter('mcp_session_proxy_sessions_ended_total', 'Client sessions ended, by reason: deleted by the client, evicted (LRU bound), expired (idle TTL), max_age (sealed id age limit)', ['reason']);
   const reopened = counter('mcp_session_proxy_sessions_reopened_total', 'Sealed session ids this process had no session for, opened and accepted (after a restart, or from another replica)');
   const rejected = counter('mcp_session_proxy_sealed_ids_rejected_total', 'Sealed session ids refused with 404, by reason: invalid (tampered, other secret), expired, terminated (DELETEd), credentials', ['reason']);
-  const replays = counter('mcp_session_proxy_replays_total', 'Initialize replays after the upstream lost a session, by the loss signal that triggered them', ['signal']);
+  const replays = counter('mcp_session_proxy_replays_total', 'Initialize replays after the upstream lost a session, by the loss signal that triggered them (or reopened: a sealed id; reauthenticated: a new token)', ['signal']);
   const replayFailures = counter('mcp_session_proxy_replay_failures_total', 'Replays the upstream refused');
+  const reauthentications = counter(
+    'mcp_session_proxy_reauthentications_total',
+    'Client sessions presented with another opaque token of their identity (a refresh), by outcome: renewed (a new upstream session under the new token), refused (the upstream refused the token; the session is unchanged)',
+    ['outcome'],
+  );
   const upstreamErrors = counter('mcp_session_proxy_upstream_errors_total', 'Upstream failures answered to clients, by kind', ['kind']);
   const duration = new Histogram({
     name: 'mcp_session_proxy_request_duration_seconds',
@@ -148,6 +159,7 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, si
     sealedIdRejected: (reason) => rejected.inc({ reason }),
     replay: (reason) => replays.inc({ signal: reason }),
     replayFailed: () => replayFailures.inc(),
+    reauthentication: (outcome) => reauthentications.inc({ outcome }),
     upstreamError: (kind) => upstreamErrors.inc({ kind }),
     request: (method, outcome, seconds) =>
       duration.observe({ method: METHODS.has(method) ? method : 'other', outcome }, seconds),

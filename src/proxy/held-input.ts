@@ -25,7 +25,7 @@ import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isIn
 import { heldJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
 import { MCP_NAME_HEADER } from '../mcp/era.js';
 import { isParamHeaderRefusal } from '../mcp/param-headers.js';
-import { isEventStream, isJsonRpcMessage, parseJson } from '../mcp/protocol.js';
+import { isAuthChallenge, isEventStream, isJsonRpcMessage, parseJson } from '../mcp/protocol.js';
 import type { Metrics } from '../observability/metrics.js';
 import { readBody, type Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../upstream/client.js';
 import type { HeldSession } from '../upstream/held-session.js';
@@ -273,7 +273,9 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
     const fast = response.statusCode === 200 ? heldJsonAnswer(text, upstreamId, clientId) : undefined;
     if (fast !== undefined) return { kind: 'text', text: fast };
     const parsed = parseJson(text);
-    if (isJsonRpcMessage(parsed) && !('method' in parsed) && parsed.id === upstreamId) return { kind: 'message', message: parsed as Obj };
+    // An auth challenge goes back as it came, whatever its body (proxy/routes.ts: one rule for every flow).
+    const answered = !isAuthChallenge(response.statusCode) && isJsonRpcMessage(parsed) && !('method' in parsed) && parsed.id === upstreamId;
+    if (answered) return { kind: 'message', message: parsed as Obj };
     return { kind: 'other', response, body };
   }
   return new Promise<RoundAnswer>((resolve) => {

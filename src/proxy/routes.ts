@@ -28,7 +28,7 @@ import { classifyEra, isLoggingLevel, isPlainLegacy, routingHeadersOf, type Mode
 import { messagesOf } from '../mcp/initialize-result.js';
 import { MAX_RESOURCE_SUBSCRIPTIONS } from '../mcp/subscriptions.js';
 import { initializeResultOf, legacyClientOf, negotiatedVersion, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
-import { classifyBody, isEventStream, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
+import { classifyBody, isAuthChallenge, isEventStream, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
 import { INPUT_REQUIRED_METHODS } from '../mcp/input-required.js';
 import {
   answerBodyOf,
@@ -51,6 +51,8 @@ import { verdictOf, type EraProbe } from '../upstream/era-probe.js';
 import { HeldSession } from '../upstream/held-session.js';
 import { cancelledRequestIdOf, type InFlightRequest } from '../upstream/held-in-flight.js';
 import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
+import { discoverForHeld } from './held-discover.js';
+import { reauthenticate } from './reauthenticate.js';
 import type { LinkPool } from '../upstream/pool.js';
 import { modernEventStream } from './event-stream.js';
 import { deliverClientResponse, heldExchange } from './held-input.js';
@@ -59,7 +61,7 @@ import type { Mrtr } from './mrtr.js';
 import { toClientHeaders, toTranslatedHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import { acceptsEventStream, type Listens } from './listen.js';
-import { answerError, errorEvents, relay, sseEvent, type OpenStreams, type RelayOptions } from './reply.js';
+import { answerError, errorEvents, MAX_TRANSLATED_ANSWER_BYTES, relay, sseEvent, type OpenStreams, type RelayOptions } from './reply.js';
 import { readJsonBody } from './request-body.js';
 import { track, type Tracked, type TrackingDeps } from './tracking.js';
 
@@ -235,6 +237,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     }
     const body = toModernRequest(id, method, params, session.client, session.logLevel);
     const response = await links.upstream.request({ method: 'POST', headers, body, signal });
+    // Refused unprocessed (expired token, missing scope): as it came, whatever its body says.
+    if (isAuthChallenge(response.statusCode)) return relayAsItCame(call, { response, payload: response.body });
     const map: MessageMap =
       method === 'tools/list'
         ? (message) => {
@@ -448,6 +452,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   ) {
     const { res } = call;
     const { response, payload } = answer;
+    // The upstream refused the request unprocessed (expired token, missing scope): its answer goes
+    // back as it came, the pooled upstream session stays as it was.
+    if (isAuthChallenge(response.statusCode)) return relayAsItCame(call, answer);
     let answered = false;
     const map: MessageMap = (message, text) => {
       const translated = translate(message, text);
@@ -522,7 +529,10 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       throw missingCapabilityError(missing);
     }
     if (text === undefined) {
-      // Nothing for this request in the upstream's answer (202, an empty body): it never answered.
+      // Not a JSON-RPC answer, and no success either (a gateway's 429 or 503, an HTML error
+      // page): the client sees what the upstream said, as from the upstream directly.
+      if (response.statusCode >= 300) return relayAsItCame(call, { response, payload: body });
+      // A success with nothing for this request (202, an empty body): the upstream never answered.
       throw new ProxyError('UPSTREAM_BAD_ANSWER', { detail: { upstreamStatus: response.statusCode } });
     }
     answered = true;
@@ -556,7 +566,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   }
 
   async function del(call: Call) {
-    const session = await sessionFor(call, call.req.headers[SESSION_HEADER]);
+    // Only with the credentials the session runs under: a DELETE never re-authenticates it.
+    const session = await sessionFor(call, call.req.headers[SESSION_HEADER], 'end');
     store.delete(session.id);
     // A sealed id would still open: refuse it here until it is too old anyway. Other replicas
     // do not learn of it (README: "Sessions across restarts and replicas").
@@ -573,28 +584,35 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
 
   /**
    * The session named by the client's header: in memory (the hot path: nothing asynchronous), or
-   * reopened from a sealed id. Unknown or malformed ids get 404, as the spec says.
+   * reopened from a sealed id. Unknown or malformed ids get 404, as the spec says. `purpose`
+   * 'end' (a DELETE) takes only the credentials the session runs under: ending a session never
+   * re-authenticates it, so a stolen id with a token of its own cannot end its owner's session.
    */
-  function sessionFor(call: Call, presented: string | string[] | undefined): Session | Promise<Session> {
+  function sessionFor(call: Call, presented: string | string[] | undefined, purpose: SessionUse = 'use'): Session | Promise<Session> {
     if (presented === undefined) throw new ProxyError('SESSION_REQUIRED');
     const id = typeof presented === 'string' ? asClientSessionId(presented) : undefined;
     if (id === undefined) throw new ProxyError('SESSION_NOT_FOUND');
     const session = store.get(id);
-    if (session !== undefined) return admit(call, session);
-    return tracing.on ? tracing.step('sealed id reopen', {}, () => reopen(call, id)) : reopen(call, id);
+    if (session !== undefined) return admit(call, session, purpose);
+    return tracing.on ? tracing.step('sealed id reopen', {}, () => reopen(call, id, purpose)) : reopen(call, id, purpose);
   }
 
   /** The checks every use of a session passes, however it was found. */
-  function admit(call: Call, session: Session): Session {
-    // Other credentials than at initialize: answer exactly as for an id that does not exist.
-    if (!binding.matches(session.credential, call.req.headers)) throw new ProxyError('SESSION_NOT_FOUND');
+  function admit(call: Call, session: Session, purpose: SessionUse): Session | Promise<Session> {
+    const { headers } = call.req;
+    const sameCredentials = binding.matches(session.credential, headers);
+    // Other credentials than at initialize, unless another opaque token of the same identity (a
+    // refresh, which re-authenticates the session below): answer exactly as for an unknown id.
+    const refreshed = !sameCredentials && purpose === 'use' && session.identity !== undefined && binding.identityMatches(session.identity, headers);
+    if (!sameCredentials && !refreshed) throw new ProxyError('SESSION_NOT_FOUND');
     if (session.expiresAt <= Date.now()) {
       // A sealed id past its age limit would be refused by every other replica: refuse it here too.
       store.delete(session.id, 'max_age');
       throw new ProxyError('SESSION_NOT_FOUND');
     }
     call.tracked.sessionLogId = session.logId;
-    return session;
+    if (sameCredentials) return session;
+    return reauthenticate({ links, metrics, log }, session, headers, binding.of(headers)).then(() => session);
   }
 
   /**
@@ -602,10 +620,10 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
    * open it, check it, and take the session in. Its link starts unopened: the first message
    * replays initialize. Any failed check answers exactly as an unknown id does.
    */
-  async function reopen(call: Call, id: ClientSessionId): Promise<Session> {
+  async function reopen(call: Call, id: ClientSessionId, purpose: SessionUse): Promise<Session> {
     if (sealer === undefined || !isSealedId(id)) throw new ProxyError('SESSION_NOT_FOUND');
     const opened = await sealer.open(id);
-    const refused = opened.ok ? refusalOf(opened.session, call.req.headers) : opened.reason;
+    const refused = opened.ok ? refusalOf(opened.session, call.req.headers, purpose) : opened.reason;
     if (!opened.ok || refused !== undefined) {
       metrics.sealedIdRejected(refused!);
       log.debug({ reason: refused }, 'sealed session id refused');
@@ -613,13 +631,14 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     }
     // Another request with this id may have taken it in while this one was decrypting.
     const known = store.get(id);
-    if (known !== undefined) return admit(call, known);
+    if (known !== undefined) return admit(call, known, purpose);
     const { session: state } = opened;
     const session = newSession({
       id,
       logId: fingerprint(id),
       // The caller's credentials matched the sealed digest; this process compares with its current key.
       credential: binding.of(call.req.headers),
+      identity: binding.identityOf(call.req.headers),
       nonce: state.nonce,
       expiresAt: state.issuedAtMs + config.sessionMaxAgeMs,
       link:
@@ -630,12 +649,18 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     store.add(session);
     metrics.sessionReopened();
     log.info({ sid: session.logId, link: session.link.label }, 'session reopened from its sealed id');
-    return admit(call, session);
+    return admit(call, session, purpose);
   }
 
-  function refusalOf(opened: Opened, headers: IncomingHttpHeaders): SealedIdRejection | undefined {
+  function refusalOf(opened: Opened, headers: IncomingHttpHeaders, purpose: SessionUse): SealedIdRejection | undefined {
     if (terminated.has(opened.nonce)) return 'terminated';
-    if (!opened.binding.matches(opened.credential, headers)) return 'credentials';
+    // A sealed id carries the identity digest when the credentials were an opaque token (any token
+    // of that identity reopens it, under its own upstream session; never to end it: the token it
+    // runs under is not known here), else the credential digest.
+    const { binding: sealedWith, credential } = opened;
+    const byIdentity = purpose === 'use' && credential !== undefined && sealedWith.identityMatches(credential, headers);
+    const admitted = sealedWith.matches(credential, headers) || byIdentity;
+    if (!admitted) return 'credentials';
     return undefined;
   }
 
@@ -673,27 +698,20 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
    */
   async function startHeldSession(call: Call, requestId: JsonRpcId, params: object) {
     const client = legacyClientOf(params);
-    const headers = toUpstreamHeaders(call.req.headers, undefined);
-    headers['content-type'] = 'application/json';
-    headers.accept = POST_ACCEPT;
-    Object.assign(headers, routingHeadersFor('server/discover', undefined));
-    const body = toModernRequest(requestId, 'server/discover', {}, client, undefined);
-    const response = await links.upstream.request({ method: 'POST', headers, body, signal: call.tracked.gone });
-    const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
-    const contentType = response.headers['content-type'];
-    const discover = response.statusCode === 200 ? resultFor(messagesOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined), requestId) : undefined;
-    if (discover === undefined) {
+    const discovered = await discoverForHeld(links.upstream, call.req.headers, client, requestId, call.tracked.gone);
+    if (discovered.kind === 'refused') {
+      const { response, body } = discovered;
       // Not a 2026-07-28 answer, unless it is an auth challenge: the upstream may have been rolled
       // back to a legacy server; the next initialize finds out again (the era is probed anew).
-      if (response.statusCode !== 401 && response.statusCode !== 403) eraProbe.forget();
+      if (!isAuthChallenge(response.statusCode)) eraProbe.forget();
       // Auth challenges, errors: the client sees the upstream's own answer, and no session is made.
-      return relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), answer);
+      return relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), body);
     }
     const protocolVersion = negotiatedVersion((params as { protocolVersion?: unknown }).protocolVersion);
     const heldSession = new HeldSession(client, protocolVersion);
     const session = await admitNew(call, params, JSON.stringify(params), protocolVersion, heldSession);
     log.info({ sid: session.logId, link: heldSession.label }, 'session created (held: the upstream speaks 2026-07-28 only)');
-    const text = JSON.stringify({ jsonrpc: '2.0', id: requestId, result: initializeResultOf(discover, protocolVersion) });
+    const text = JSON.stringify({ jsonrpc: '2.0', id: requestId, result: initializeResultOf(discovered.result, protocolVersion) });
     call.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), [SESSION_HEADER]: session.id });
     call.res.end(text);
   }
@@ -701,12 +719,15 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   /** A new client session: its id minted (or sealed), kept, counted. */
   async function admitNew(call: Call, params: object, initParams: string, protocolVersion: string, link: UpstreamLink | HeldSession): Promise<Session> {
     const credential = binding.of(call.req.headers);
-    const sealed = await sealer?.seal({ params, protocolVersion, credential });
+    const identity = binding.identityOf(call.req.headers);
+    // Sealed: the identity when the credentials are an opaque token, so that a refreshed one reopens it.
+    const sealed = await sealer?.seal({ params, protocolVersion, credential: identity ?? credential });
     const id = sealed?.id ?? mintClientSessionId();
     const session = newSession({
       id,
       logId: fingerprint(id),
       credential,
+      identity,
       nonce: sealed?.nonce,
       expiresAt: sealed === undefined ? Infinity : sealed.issuedAtMs + config.sessionMaxAgeMs,
       link,
@@ -748,10 +769,11 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   }
 }
 
+/** What a session is looked up for: any use, or ending it (a DELETE), which never re-authenticates it. */
+type SessionUse = 'use' | 'end';
+
 /** What the proxy asks of a legacy upstream for callers that did not initialize themselves. */
 const LEGACY_PROTOCOL_VERSION = '2025-11-25';
-// JSON answers are rewritten whole (ids, resultType, cache hints); bigger than this, something is wrong.
-const MAX_TRANSLATED_ANSWER_BYTES = 64 * 1024 * 1024;
 /** clientInfo for sessionless callers, which declare none. */
 const PROXY_CLIENT_INFO = { name: 'mcp-session-proxy', version: 'sessionless' };
 
@@ -810,11 +832,7 @@ async function preflight(call: Call, upstream: UpstreamClient) {
   relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), response.body);
 }
 
-/** The result of the response to `id` among an answer's messages. */
-function resultFor(messages: unknown[], id: JsonRpcId): Record<string, unknown> | undefined {
-  for (const message of messages) {
-    const { id: answered, result } = (message ?? {}) as { id?: unknown; result?: unknown };
-    if (answered === id && typeof result === 'object' && result !== null && !Array.isArray(result)) return result as Record<string, unknown>;
-  }
-  return undefined;
+/** An upstream answer relayed untouched but for the session header and hop-by-hop headers. */
+function relayAsItCame(call: Call, answer: Answer): void {
+  relay(call.res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.payload);
 }

@@ -9,45 +9,76 @@
  * SDK clients do not re-initialize on 404). The claims are read without verifying the signature:
  * the upstream authenticates every request; the binding only keeps a stolen session id from being
  * used under another identity, and a forged token would fail at the upstream anyway.
+ *
+ * Any other credential (an opaque access token) says nothing of who the caller is, and a refresh
+ * replaces it. Such a session also keeps the digest of its identity as far as the proxy can read
+ * it (that it is an opaque token, and the identity header): a request with another opaque token
+ * and the same identity re-authenticates the session (proxy/reauthenticate.ts) instead of meeting
+ * a 404 no client recovers from. docs/security.md has the threat model.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
 export interface CredentialBinding {
-  /** The digest to store with a new session; undefined when the caller sent no credentials. */
+  /**
+   * The digest of the caller's credentials, to store with a new session (and to key pooled
+   * upstream sessions by); undefined when the caller sent none.
+   */
   of(headers: IncomingHttpHeaders): Buffer | undefined;
   /** Whether these headers carry the credentials the session was created with. */
   matches(bound: Buffer | undefined, headers: IncomingHttpHeaders): boolean;
+  /**
+   * The digest of the caller's identity when its credentials do not carry one (an opaque token):
+   * that it is an opaque token, and the identity header. Undefined when `of` is the identity
+   * already (a JWT's issuer and subject, or no Authorization at all).
+   */
+  identityOf(headers: IncomingHttpHeaders): Buffer | undefined;
+  /** Whether these headers carry an opaque token of the identity `identityOf` gave. */
+  identityMatches(identity: Buffer, headers: IncomingHttpHeaders): boolean;
 }
 
 /** `identityHeader`: e.g. `x-user-id` set by an authenticating gateway in front of the proxy. */
 export function createCredentialBinding(identityHeader: string | undefined, key: Buffer = randomBytes(32)): CredentialBinding {
-  const of = (headers: IncomingHttpHeaders): Buffer | undefined => {
-    const authorization = headers.authorization;
+  // Length-prefixed so that no two different pairs can produce the same input.
+  const digest = (a: string, i: string) => createHmac('sha256', key).update(`${a.length}:${a}|${i.length}:${i}`).digest();
+  const identityIn = (headers: IncomingHttpHeaders): string | undefined => {
     const identity = identityHeader === undefined ? undefined : headers[identityHeader];
+    return identity === undefined ? undefined : Array.isArray(identity) ? identity.join('\n') : identity;
+  };
+  const of = (headers: IncomingHttpHeaders): Buffer | undefined => {
+    const { authorization } = headers;
+    const identity = identityIn(headers);
     if (authorization === undefined && identity === undefined) return undefined;
-    // Length-prefixed so that no two different pairs can produce the same input.
-    const a = authorization === undefined ? '' : principalOf(authorization);
-    const i = identity === undefined ? '' : Array.isArray(identity) ? identity.join('\n') : identity;
-    return createHmac('sha256', key).update(`${a.length}:${a}|${i.length}:${i}`).digest();
+    return digest(authorization === undefined ? '' : principalOf(authorization), identity ?? '');
+  };
+  const identityOf = (headers: IncomingHttpHeaders): Buffer | undefined => {
+    const { authorization } = headers;
+    if (authorization === undefined || !principalOf(authorization).startsWith(RAW)) return undefined;
+    return digest(OPAQUE, identityIn(headers) ?? '');
   };
   return {
     of,
-    matches(bound, headers) {
-      const presented = of(headers);
-      if (bound === undefined || presented === undefined) return bound === presented;
-      // Constant time: the comparison must not tell an attacker how close a guess came.
-      return timingSafeEqual(bound, presented);
-    },
+    matches: (bound, headers) => same(bound, of(headers)),
+    identityOf,
+    identityMatches: (identity, headers) => same(identity, identityOf(headers)),
   };
 }
 
+function same(bound: Buffer | undefined, presented: Buffer | undefined): boolean {
+  if (bound === undefined || presented === undefined) return bound === presented;
+  // Constant time: the comparison must not tell an attacker how close a guess came.
+  return timingSafeEqual(bound, presented);
+}
+
+const RAW = 'raw:';
+/** What an opaque credential says of who sent it: only that it is one (never a prefix of `jwt:`/`raw:` values). */
+const OPAQUE = 'opaque';
 const BEARER_JWT = /^Bearer\s+[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]*$/i;
 
 /** `jwt:<iss>|<sub>` for a bearer JWT with a subject, else `raw:` and the header value. */
 function principalOf(authorization: string): string {
   const payload = BEARER_JWT.exec(authorization)?.[1];
-  if (payload === undefined) return `raw:${authorization}`;
+  if (payload === undefined) return `${RAW}${authorization}`;
   try {
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as { iss?: unknown; sub?: unknown };
     if (typeof claims.sub === 'string' && claims.sub !== '') {
@@ -56,5 +87,5 @@ function principalOf(authorization: string): string {
   } catch {
     // Not a JWT after all: bind to the whole value.
   }
-  return `raw:${authorization}`;
+  return `${RAW}${authorization}`;
 }

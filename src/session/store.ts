@@ -16,26 +16,41 @@ export interface Session {
   readonly id: ClientSessionId;
   /** Log-safe fingerprint of `id`, computed once at creation so the hot path never hashes. */
   readonly logId: LogId;
-  /** Keyed digest of the caller's credentials at initialize (session/binding.ts). */
-  readonly credential: Buffer | undefined;
+  /**
+   * Keyed digest of the caller's credentials (session/binding.ts): at initialize, or at the last
+   * re-authentication (proxy/reauthenticate.ts), which also replaces `link`.
+   */
+  credential: Buffer | undefined;
+  /** Set when the credentials carry no identity (an opaque token): what a re-authentication must match. */
+  readonly identity: Buffer | undefined;
   /** The nonce of a sealed id (session/sealing.ts), to refuse it after a DELETE; else undefined. */
   readonly nonce: string | undefined;
   /** When a sealed id reaches its age limit (ms since the epoch); Infinity for random ids. */
   readonly expiresAt: number;
   /** The upstream session; or, in front of a modern-only upstream, the session the proxy holds itself. */
-  readonly link: UpstreamLink | HeldSession;
+  link: UpstreamLink | HeldSession;
+  /** A re-authentication under way (one per session and credential: proxy/reauthenticate.ts). */
+  renewal: Renewal | undefined;
 }
 
-export function newSession(fields: Session): Session {
+/** Opening the session anew under other credentials: settles once it has replaced the session's link. */
+export interface Renewal {
+  readonly credential: Buffer | undefined;
+  readonly done: Promise<void>;
+}
+
+export function newSession(fields: Omit<Session, 'renewal'>): Session {
   // Every field spelled out in one literal: V8 then keeps them all inside the object. Spreading
   // `fields` cost about 450 bytes more per session (bench/README.md, memory per session).
   return {
     id: fields.id,
     logId: fields.logId,
     credential: fields.credential,
+    identity: fields.identity,
     nonce: fields.nonce,
     expiresAt: fields.expiresAt,
     link: fields.link,
+    renewal: undefined,
   };
 }
 

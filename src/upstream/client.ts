@@ -18,6 +18,11 @@ export interface UpstreamOptions {
   readonly connectRetryMs: number;
   /** A POST whose connection resets within this many ms of sending is sent once more; 0 = never. */
   readonly resetRetryWindowMs: number;
+  /**
+   * Rewrites every response's headers in place before anyone reads them (the auth challenge named
+   * under the proxy's public URL: proxy/resource-metadata.ts); absent, nothing is added to the path.
+   */
+  readonly rewriteHeaders?: (headers: IncomingHttpHeaders) => void;
 }
 
 /**
@@ -45,6 +50,8 @@ export type UpstreamHeaders = Record<string, string | string[]>;
 
 export interface UpstreamRequest {
   readonly method: 'GET' | 'POST' | 'DELETE' | 'OPTIONS';
+  /** Another path on the upstream's origin than its MCP endpoint (protected-resource metadata). */
+  readonly path?: string;
   readonly headers: UpstreamHeaders;
   readonly body?: Buffer | string;
   readonly signal?: CancelSignal;
@@ -88,10 +95,11 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     connect: { timeout: options.connectTimeoutMs },
   });
   const path = options.url.pathname + options.url.search;
+  const { rewriteHeaders } = options;
 
   const send = (request: UpstreamRequest) =>
     pool.request({
-      path,
+      path: request.path ?? path,
       method: request.method,
       headers: request.headers,
       body: request.body ?? null,
@@ -134,7 +142,12 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     // The fast path is one undici call with no async frame of its own; failures go to `retry`.
     request(request) {
       const sentAt = performance.now();
-      return send(request).catch((error: unknown) => retry(request, error, sentAt));
+      const answered = send(request).catch((error: unknown) => retry(request, error, sentAt));
+      if (rewriteHeaders === undefined) return answered;
+      return answered.then((response) => {
+        rewriteHeaders(response.headers);
+        return response;
+      });
     },
     async probe(timeoutMs) {
       // OPTIONS: answered quickly by every server stack (CORS, 405, 404...), with no side effect;

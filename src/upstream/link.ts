@@ -8,14 +8,15 @@
  *
  *   openLink (the client's initialize) ─▶ awaiting-initialized ─┬─ the client's initialized ─▶ live
  *                                                               └─ another message ─▶ acknowledging ─▶ live
- *   a sealed id reopened ─▶ unopened ─▶ replaying ─▶ live        (a failed replay: back to unopened)
+ *   a sealed id reopened, or a session re-authenticated ─▶ unopened ─▶ replaying ─▶ live
+ *                                                               (a failed replay: back to unopened)
  *   live ─ loss ─▶ unopened                                       anything ─ end ─▶ ended
  */
 import type { Logger } from 'pino';
 import { ProxyError, UpstreamAnswer, type JsonRpcId, type ProxyErrorReason } from '../errors.js';
 import { initializeOutcomeOf } from '../mcp/initialize-result.js';
 import { classifyLoss, mayBeLoss, type LossRules, type LossSignal } from '../mcp/loss.js';
-import { LAST_EVENT_ID_HEADER, POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
+import { isAuthChallenge, LAST_EVENT_ID_HEADER, POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Tracing } from '../observability/tracing.js';
 import { readUpstreamId, type Fingerprint, type UpstreamSessionId } from '../session/ids.js';
@@ -31,8 +32,11 @@ import {
   type UpstreamResponse,
 } from './client.js';
 
-/** Why an upstream session is being re-established: the loss that was seen, or a sealed id reopened. */
-export type ReplayReason = LossSignal | 'reopened';
+/**
+ * Why an upstream session is being re-established: the loss that was seen, a sealed id reopened,
+ * or the client session re-authenticated under new credentials (proxy/reauthenticate.ts).
+ */
+export type ReplayReason = LossSignal | 'reopened' | 'reauthenticated';
 /** Why a link is opening: a replay, or a pooled link's first use (not a replay: nothing was lost). */
 export type OpenReason = ReplayReason | 'pooled';
 
@@ -93,6 +97,9 @@ export interface Outgoing {
   replayed: ReplayReason | undefined;
 }
 
+/** What waiting for the upstream session reads of a message, and tells it (`replayed`). */
+type Readying = Pick<Outgoing, 'headers' | 'initialized'> & { replayed: ReplayReason | undefined };
+
 /** An upstream answer, its body still streaming, or already read because it might have been a loss. */
 export interface Answer {
   readonly response: UpstreamResponse;
@@ -112,8 +119,6 @@ const MAX_INITIALIZE_ANSWER_BYTES = 1024 * 1024;
 // Loss errors are short JSON-RPC errors; reading more than this to classify one is never needed.
 const MAX_ERROR_ANSWER_BYTES = 64 * 1024;
 const INITIALIZED_NOTIFICATION = '{"jsonrpc":"2.0","method":"notifications/initialized"}';
-// An auth challenge must reach the client as it is, so that its OAuth flow can start.
-const AUTH_CHALLENGE_STATUSES = new Set([401, 403]);
 
 let links = 0;
 let replays = 0;
@@ -122,8 +127,11 @@ let replays = 0;
 export type LinkStart = { readonly protocolVersion: string } & (
   /** The client's own initialize was answered (openLink); its notifications/initialized is next. */
   | { readonly kind: 'initialized-by-client'; readonly upstreamId: UpstreamSessionId | undefined }
-  /** A sealed id reopened in this process: replay the client's initialize before its first message. */
-  | { readonly kind: 'reopened' }
+  /**
+   * A sealed id reopened in this process, or a client session re-authenticated: replay the
+   * client's initialize before its first message.
+   */
+  | { readonly kind: 'reopened' | 'reauthenticated' }
   /**
    * A pooled link for callers without a session: initialize (with `protocolVersion` requested) on
    * first use; `logLevel`, when set, is asked of the upstream session with logging/setLevel.
@@ -212,6 +220,15 @@ export class UpstreamLink {
     return this.serverResult!;
   }
 
+  /**
+   * Open the upstream session now, with these credentials, before any message needs it (a
+   * re-authentication proves the new credentials first). Rejects as a replay does: an auth
+   * challenge as the upstream's own answer.
+   */
+  async open(headers: UpstreamHeaders): Promise<void> {
+    await this.ready({ headers, initialized: false, replayed: undefined });
+  }
+
   get kind(): Kind {
     return this.state.kind;
   }
@@ -279,7 +296,7 @@ export class UpstreamLink {
    * Wait until the upstream session can take `out`. Returns false for the client's
    * notifications/initialized when the upstream session has had one already.
    */
-  private async ready(out: Outgoing): Promise<boolean> {
+  private async ready(out: Readying): Promise<boolean> {
     for (;;) {
       const state = this.state;
       switch (state.kind) {
@@ -351,7 +368,7 @@ export class UpstreamLink {
     const result = await initialize(deps.upstream, { headers, body, requestId, signal }, 'REPLAY_FAILED');
     if (result.kind === 'refused') {
       const status = result.response.statusCode;
-      if (AUTH_CHALLENGE_STATUSES.has(status)) throw new UpstreamAnswer(status, result.response.headers, result.body);
+      if (isAuthChallenge(status)) throw new UpstreamAnswer(status, result.response.headers, result.body);
       throw new ProxyError('REPLAY_FAILED', { detail: { upstreamStatus: status } });
     }
     // Strict servers reject every request until the handshake is complete.

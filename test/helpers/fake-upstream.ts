@@ -191,6 +191,7 @@ export function countingMetrics(): Metrics & { replays: ReplayReason[]; replayFa
     sealedIdRejected: none,
     replay: (reason: ReplayReason) => void counts.replays.push(reason),
     replayFailed: () => void counts.replayFailures++,
+    reauthentication: none,
     upstreamError: none,
     request: none,
     streamOpened: none,

@@ -150,6 +150,12 @@ async function unknownIdAnswer(url: string, protocolVersion: string): Promise<un
 }
 
 /** 404 with the SESSION_NOT_FOUND body, the very same answer as for an unknown id. */
+/** A DELETE answered as for an unknown id (a DELETE carries no JSON-RPC id to answer). */
+function expectDeleteRefused(answer: Raw) {
+  expect(answer.status).toBe(404);
+  expect(JSON.parse(answer.body)).toEqual({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found', data: { reason: 'SESSION_NOT_FOUND' } } });
+}
+
 function expectNotFound(answer: Raw, unknown: unknown) {
   expect(answer.status).toBe(404);
   const body = JSON.parse(answer.body) as unknown;
@@ -453,7 +459,7 @@ describe('sealed session ids (SESSION_SECRET)', () => {
     expect(await metric(long, REOPENED)).toBe(1);
   });
 
-  it('a reopened id presented with other credentials gets 404 and never reaches the upstream; its owner keeps working', async () => {
+  it('a reopened id presented without credentials, or DELETEd with others, gets 404; another opaque token reopens it only on an upstream session of its own; its owner keeps working', async () => {
     // Its own upstream without GET streams: the client's stream reconnecting after the restart
     // would otherwise race the intruder to take the session into memory.
     const up = await startFixture('sdk');
@@ -470,22 +476,28 @@ describe('sealed session ids (SESSION_SECRET)', () => {
     const p2 = await proxy(up, { SESSION_SECRET: secret }, port);
     const unknown = await unknownIdAnswer(p2.url, version);
     // Not in memory on p2: these go through the sealed-id path.
-    expectNotFound(await raw(p2.url, id, version, { authorization: 'Bearer mallory' }), unknown);
     expectNotFound(await raw(p2.url, id, version), unknown); // no credentials at all
-    expectNotFound(await raw(p2.url, id, version, { authorization: 'Bearer Alice' }), unknown);
-    expect(await metric(p2, rejected('credentials'))).toBe(3);
+    expectDeleteRefused(await raw(p2.url, id, version, { authorization: 'Bearer mallory' }, 'DELETE'));
+    expect(await metric(p2, rejected('credentials'))).toBe(2);
     expect(await metric(p2, REOPENED)).toBe(0);
+    // The proxy cannot tell another opaque token from a refreshed one: it reopens the session,
+    // on an upstream session of its own (the client's initialize replayed under that token).
+    expect((await raw(p2.url, id, version, { authorization: 'Bearer mallory' })).status).toBe(200);
+    expect(await metric(p2, REOPENED)).toBe(1);
 
+    // The owner's call re-authenticates in turn: yet another upstream session.
     expect(await callText(alice, 'echo', { text: 'alice 2' })).toBe('alice 2');
     expect(alice.sessionId()).toBe(id);
-    expect(await metric(p2, REOPENED)).toBe(1);
-    // Now in memory on p2: still refused.
-    expectNotFound(await raw(p2.url, id, version, { authorization: 'Bearer mallory' }), unknown);
+    // Now in memory on p2, running under alice's token: ending it takes exactly that token.
+    expectDeleteRefused(await raw(p2.url, id, version, { authorization: 'Bearer mallory' }, 'DELETE'));
+    expectNotFound(await raw(p2.url, id, version), unknown);
 
     const stats = await up.stats();
-    expect(stats.initializes['alice-client']).toBe(2); // the original and alice's own reopen
-    expect(stats.authorizationSeen).not.toContain('Bearer mallory');
-    expect(stats.authorizationSeen).not.toContain('Bearer Alice');
+    expect(stats.initializes['alice-client']).toBe(3); // the original, mallory's reopen, alice's re-authentication
+    // No upstream session served both tokens (a replaced one is ended with the token that replaced it).
+    const sessionsSeen = Object.values(stats.authorizationBySession);
+    expect(sessionsSeen.some((seen) => seen.includes('Bearer mallory'))).toBe(true);
+    expect(sessionsSeen.filter((seen) => seen.includes('Bearer mallory') && seen.includes('Bearer alice'))).toEqual([]);
     await alice.close();
   });
 

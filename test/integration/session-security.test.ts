@@ -12,7 +12,7 @@ function post(url: string, headers: Record<string, string>, body = LIST) {
 }
 
 describe('session security', () => {
-  it('binds a session to the Authorization it was created with: other credentials get 404, as for an unknown id', async () => {
+  it('binds a session to the Authorization it was created with: no credentials, or a DELETE with others, get 404, as for an unknown id', async () => {
     const upstream = await startFixture('sdk');
     const proxy = await startProxy(upstream.mcpUrl);
     const c = await connect(proxy.url, 'alice', { authorization: 'Bearer alice-token' });
@@ -20,17 +20,46 @@ describe('session security', () => {
     const base = { 'mcp-session-id': sid, 'mcp-protocol-version': c.transport.protocolVersion! };
 
     for (const other of [{ authorization: 'Bearer mallory-token' }, {}, { authorization: 'Bearer Alice-token' }]) {
-      const res = await post(proxy.url, { ...base, ...other });
-      expect(res.status).toBe(404);
-      expect(await res.json()).toMatchObject({ error: { code: -32001, data: { reason: 'SESSION_NOT_FOUND' } } });
       const del = await fetch(proxy.url, { method: 'DELETE', headers: { ...base, ...other } });
       expect(del.status).toBe(404);
+      expect(await del.json()).toMatchObject({ error: { code: -32001, data: { reason: 'SESSION_NOT_FOUND' } } });
     }
+    const anonymous = await post(proxy.url, base);
+    expect(anonymous.status).toBe(404);
+    expect(await anonymous.json()).toMatchObject({ error: { code: -32001, data: { reason: 'SESSION_NOT_FOUND' } } });
     // The rightful owner is unaffected (and the DELETEs above did not end the session).
     expect(await callText(c, 'echo', { text: 'mine' })).toBe('mine');
     const ok = await post(proxy.url, { ...base, authorization: 'Bearer alice-token' });
     expect(ok.status).toBe(200);
     await ok.text();
+    expect((await upstream.stats()).authorizationSeen).not.toContain('Bearer mallory-token');
+    await c.close();
+  });
+
+  it('another opaque token on a session never reaches its upstream session: it re-authenticates on a fresh one, and so does the owner after it', async () => {
+    const upstream = await startFixture('sdk');
+    // No GET stream: the client's reconnecting it when its upstream session ends would race the counts.
+    await upstream.fault({ getStatus: '405' });
+    const proxy = await startProxy(upstream.mcpUrl);
+    const c = await connect(proxy.url, 'alice', { authorization: 'Bearer alice-token' });
+    const base = { 'mcp-session-id': c.sessionId()!, 'mcp-protocol-version': c.transport.protocolVersion! };
+    expect(await callText(c, 'echo', { text: 'alice 1' })).toBe('alice 1');
+    const before = await upstream.stats();
+    expect(before.initializes.alice).toBe(1);
+
+    // The proxy cannot tell a refreshed opaque token from another user's: either way the caller
+    // gets an upstream session of its own, opened by replaying the client's initialize.
+    const other = await post(proxy.url, { ...base, authorization: 'Bearer mallory-token' });
+    expect(other.status).toBe(200);
+    await other.text();
+    const afterOther = await upstream.stats();
+    expect(afterOther.initializes.alice).toBe(2);
+    expect(afterOther.issuedIds.length).toBe(before.issuedIds.length + 1);
+    // The owner's next call re-authenticates again: a third upstream session, never the intruder's.
+    expect(await callText(c, 'echo', { text: 'alice 2' })).toBe('alice 2');
+    const afterOwner = await upstream.stats();
+    expect(afterOwner.initializes.alice).toBe(3);
+    expect(afterOwner.issuedIds.length).toBe(before.issuedIds.length + 2);
     await c.close();
   });
 

@@ -13,6 +13,7 @@ function session(): Session {
     id,
     logId: `fp:${id.slice(0, 12)}` as LogId,
     credential: undefined,
+    identity: undefined,
     nonce: undefined,
     expiresAt: Infinity,
     link: new UpstreamLink(deps, INIT_PARAMS, { kind: 'reopened', protocolVersion: '2025-06-18' }),
@@ -88,9 +89,9 @@ describe('session store basics', () => {
     ]);
   });
 
-  it('newSession keeps exactly the identity fields and the link', () => {
+  it('newSession keeps exactly the identity fields, the link and the renewal slot', () => {
     const s = session();
-    expect(Object.keys(s).sort()).toEqual(['credential', 'expiresAt', 'id', 'link', 'logId', 'nonce']);
+    expect(Object.keys(s).sort()).toEqual(['credential', 'expiresAt', 'id', 'identity', 'link', 'logId', 'nonce', 'renewal']);
   });
 
   it('does not end a session that is added again', () => {

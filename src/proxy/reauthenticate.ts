@@ -1,0 +1,99 @@
+/**
+ * Re-authentication: a client session presented with another opaque token of the same identity
+ * (an OAuth refresh: session/binding.ts says why the proxy cannot tell a refreshed token from
+ * another user's). It is treated like a session loss: the client's id stays, and the session gets
+ * a new backend opened under the new credentials (a fresh upstream session, the client's
+ * initialize replayed; or, in front of a 2026-07-28-only upstream, a new held session whose
+ * server/discover the upstream answered). The old backend is ended: nothing of it (the upstream
+ * session, its event streams, questions waiting for answers) ever serves the new credentials.
+ *
+ * Until the new backend is open the session is untouched: credentials the upstream refuses get its
+ * own answer (401 and its challenge), and the session goes on for the credentials it had.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Logger } from 'pino';
+import { UpstreamAnswer } from '../errors.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Session } from '../session/store.js';
+import { HeldSession } from '../upstream/held-session.js';
+import { UpstreamLink, type LinkDeps } from '../upstream/link.js';
+import { discoverForHeld } from './held-discover.js';
+import { toUpstreamHeaders } from './headers.js';
+
+export interface ReauthenticationDeps {
+  readonly links: LinkDeps;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+}
+
+let renewals = 0;
+
+/**
+ * Settles once `session` runs on a backend opened with these headers' credentials (`credential`
+ * is their digest); rejects as opening it failed. One renewal per session and credential at a
+ * time: concurrent requests with the same new token wait for the same one.
+ */
+export function reauthenticate(
+  deps: ReauthenticationDeps,
+  session: Session,
+  headers: IncomingHttpHeaders,
+  credential: Buffer | undefined,
+): Promise<void> {
+  const pending = session.renewal;
+  if (pending !== undefined && sameDigest(pending.credential, credential)) return pending.done;
+  const done = renew(deps, session, headers, credential).finally(() => {
+    if (session.renewal?.done === done) session.renewal = undefined;
+  });
+  session.renewal = { credential, done };
+  return done;
+}
+
+async function renew(
+  deps: ReauthenticationDeps,
+  session: Session,
+  clientHeaders: IncomingHttpHeaders,
+  credential: Buffer | undefined,
+): Promise<void> {
+  const headers = toUpstreamHeaders(clientHeaders, undefined);
+  let next: UpstreamLink | HeldSession;
+  try {
+    next = await openLike(deps, session.link, clientHeaders);
+  } catch (error) {
+    if (error instanceof UpstreamAnswer) deps.metrics.reauthentication('refused');
+    deps.log.info({ sid: session.logId, refused: error instanceof UpstreamAnswer }, 'session not re-authenticated: the upstream did not accept the new credentials');
+    throw error;
+  }
+  // Whatever the session ran on by now (another renewal may have finished first) is replaced.
+  const replaced = session.link;
+  session.link = next;
+  session.credential = credential;
+  deps.metrics.reauthentication('renewed');
+  deps.log.info({ sid: session.logId, link: next.label, replaced: replaced.label }, 'session re-authenticated: a new backend under the new credentials');
+  // Ended as an eviction ends it: its requests still in flight finish, the upstream session is
+  // ended (with the new credentials: the proxy never keeps the old ones).
+  if (replaced instanceof HeldSession) await replaced.end();
+  else await replaced.end(headers);
+}
+
+/** A backend like `current`, opened under the new credentials. */
+async function openLike(
+  deps: ReauthenticationDeps,
+  current: UpstreamLink | HeldSession,
+  clientHeaders: IncomingHttpHeaders,
+): Promise<UpstreamLink | HeldSession> {
+  // Shared by every request waiting for it: no one client leaving may cancel it, only the deadline.
+  const signal = AbortSignal.timeout(deps.links.timeoutMs);
+  if (current instanceof HeldSession) {
+    // The upstream keeps no session: its server/discover is what accepts or refuses the credentials.
+    const discovered = await discoverForHeld(deps.links.upstream, clientHeaders, current.client, `mcp-session-proxy-reauth-${++renewals}`, signal);
+    if (discovered.kind === 'refused') throw new UpstreamAnswer(discovered.response.statusCode, discovered.response.headers, discovered.body);
+    return new HeldSession(current.client, current.protocolVersion);
+  }
+  const link = new UpstreamLink(deps.links, current.initParams, { kind: 'reauthenticated', protocolVersion: current.protocolVersion });
+  await link.open(toUpstreamHeaders(clientHeaders, undefined));
+  return link;
+}
+
+function sameDigest(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : a.equals(b);
+}
