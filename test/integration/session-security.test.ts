@@ -1,11 +1,17 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
-import { killAll, startFixture, startProxy } from '../helpers/processes.js';
+import { killAll, startFixture, startModernFixture, startProxy, type Proxy } from '../helpers/processes.js';
 
 afterAll(killAll);
 
 const ACCEPT = 'application/json, text/event-stream';
 const LIST = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
+
+async function metricValue(proxy: Proxy, name: string): Promise<number> {
+  const text = await (await fetch(`${proxy.origin}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? 0 : Number(line.slice(name.length + 1));
+}
 
 function post(url: string, headers: Record<string, string>, body = LIST) {
   return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers }, body });
@@ -60,6 +66,36 @@ describe('session security', () => {
     const afterOwner = await upstream.stats();
     expect(afterOwner.initializes.alice).toBe(3);
     expect(afterOwner.issuedIds.length).toBe(before.issuedIds.length + 2);
+    await c.close();
+  });
+
+  it('concurrent requests with a refreshed opaque token re-authenticate the session once', async () => {
+    const upstream = await startFixture('sdk');
+    await upstream.fault({ getStatus: '405' });
+    const proxy = await startProxy(upstream.mcpUrl);
+    const c = await connect(proxy.url, 'refreshing', { authorization: 'Bearer token-1' });
+    const base = { 'mcp-session-id': c.sessionId()!, 'mcp-protocol-version': c.transport.protocolVersion! };
+    const answers = await Promise.all(Array.from({ length: 8 }, () => post(proxy.url, { ...base, authorization: 'Bearer token-2' })));
+    expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
+    await Promise.all(answers.map((a) => a.text()));
+    const stats = await upstream.stats();
+    expect(stats.initializes.refreshing).toBe(2); // the client's own, and one re-authentication
+    expect(await metricValue(proxy, 'mcp_session_proxy_reauthentications_total{outcome="renewed"}')).toBe(1);
+    await c.close();
+  });
+
+  it('a session held in front of a 2026-07-28-only upstream re-authenticates too: its server/discover asked anew under the new token', async () => {
+    const upstream = await startModernFixture({ legacy: 'reject' });
+    const proxy = await startProxy(upstream.mcpUrl);
+    const c = await connect(proxy.url, 'held-refreshing', { authorization: 'Bearer token-1' });
+    expect(await callText(c, 'echo', { text: 'before' })).toBe('before');
+    const base = { 'mcp-session-id': c.sessionId()!, 'mcp-protocol-version': c.transport.protocolVersion! };
+    const discoversBefore = (await upstream.stats()).discovers;
+    const refreshed = await post(proxy.url, { ...base, authorization: 'Bearer token-2' });
+    expect(refreshed.status).toBe(200);
+    expect(JSON.stringify(await refreshed.json())).toContain('"tools"');
+    expect((await upstream.stats()).discovers).toBe(discoversBefore + 1);
+    expect(await metricValue(proxy, 'mcp_session_proxy_reauthentications_total{outcome="renewed"}')).toBe(1);
     await c.close();
   });
 
