@@ -266,7 +266,7 @@ const heldProxy = await startProxy(
   fileURLToPath(new URL('./results/tmp/proxy-held.log', import.meta.url)),
 );
 // The same proxy as `proxy` with tracing on, every request sampled, exporting (http/protobuf, the
-// OTel default) to a sink that accepts and discards OTLP: what tracing costs (README "Tracing").
+// OTel default) to a sink that accepts and discards OTLP: what tracing costs (docs/observability.md, "Tracing").
 const otlpSink = await startScript('bench/otlp-sink.ts');
 const tracedProxy = await startProxy(
   `${upstream.origin}/mcp`,

@@ -13,9 +13,9 @@
  * test_input_required_result_* tools are legacy tools in the fixture: they ask with server→client
  * requests (elicitInput, createMessage, listRoots), which the proxy turns into input_required and
  * continues on the retry. The suite expects fixed inputRequests keys (`user_name`, …): the fixture
- * names them in params._meta["mcp-session-proxy/inputKey"] (a documented convention, README
- * "MRTR"); without it the proxy derives a key from the question, which the scenarios that look
- * keys up by name (basic-elicitation, ignore-extra-params) would not find.
+ * names them in params._meta["mcp-session-proxy/inputKey"] (a documented convention,
+ * docs/flows/pooled.md "MRTR"); without it the proxy derives a key from the question, which the
+ * scenarios that look keys up by name (basic-elicitation, ignore-extra-params) would not find.
  *
  * Excluded (the CLI runs them too, in the same run; their results are not asserted):
  * - tasks-* (10 scenarios): the tasks extension (not scored at 2026-07-28); the proxy serves no
@@ -74,7 +74,7 @@ const APPLICABLE = [
   'caching',
   'http-header-validation',
   // MRTR (issue 12): the fixture's tools ask with server→client requests and name the expected
-  // inputRequests keys in params._meta["mcp-session-proxy/inputKey"] (README "MRTR").
+  // inputRequests keys in params._meta["mcp-session-proxy/inputKey"] (docs/flows/pooled.md, "MRTR").
   'input-required-result-basic-elicitation',
   'input-required-result-basic-sampling',
   'input-required-result-basic-list-roots',

@@ -318,7 +318,7 @@ describe('two replicas behind round robin', () => {
     await c.close();
   });
 
-  it('without a shared secret a retry on the other replica gets -32602 (README: replicas need the secret)', async () => {
+  it('without a shared secret a retry on the other replica gets -32602 (docs/flows/pooled.md: replicas need the secret)', async () => {
     const lone = await Promise.all([startProxy(upstream.mcpUrl), startProxy(upstream.mcpUrl)]);
     const split = await startBalancer(lone.map((r) => r.port));
     const c = await connectAsking(split.url, 'no-secret');

@@ -162,7 +162,7 @@ describe('sealed session ids', () => {
 
     const fresh = await sealOne(rotated.sealer, state(rotated.binding));
     expect((await (await sealerFor([b])).sealer.open(fresh.id)).ok).toBe(true);
-    // A replica not yet rolled to step 2 (README "Rotation": old secret current, new one accepted).
+    // A replica not yet rolled to step 2 (docs/deployment.md, "Rotating the session secret": old secret current, new one accepted).
     expect((await (await sealerFor([a, b])).sealer.open(fresh.id)).ok).toBe(true);
     expectRefused(await before.sealer.open(fresh.id), 'invalid');
     // Once the previous secret is dropped, its ids are gone.
