@@ -48,7 +48,8 @@ export type ClassifiedBody =
 
 type Obj = Record<string, unknown>;
 
-function isObject(value: unknown): value is Obj {
+/** A JSON object (not null, not an array). */
+export function isObject(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
