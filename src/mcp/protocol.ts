@@ -12,6 +12,13 @@ export const LAST_EVENT_ID_HEADER = 'last-event-id';
 /** What a client expects when it sends a POST (spec: both media types are listed). */
 export const POST_ACCEPT = 'application/json, text/event-stream';
 
+/**
+ * The largest upstream JSON-RPC message the proxy reads whole: a JSON answer it rewrites, one SSE
+ * event. MCP messages are small (a tool's result is the big one); bigger than this, the upstream
+ * is broken or hostile, and the answer fails rather than hold the memory.
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
 /** JSON text (a request body, an SSE event's data) parsed, or undefined when it is not JSON. */
 export function parseJson(text: string | Buffer): unknown {
   if (text.length === 0) return undefined;

@@ -25,7 +25,7 @@ import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isIn
 import { heldJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
 import { MCP_NAME_HEADER } from '../mcp/era.js';
 import { isParamHeaderRefusal } from '../mcp/param-headers.js';
-import { isEventStream, isJsonRpcMessage, parseJson } from '../mcp/protocol.js';
+import { isEventStream, isJsonRpcMessage, MAX_MESSAGE_BYTES, parseJson } from '../mcp/protocol.js';
 import type { Metrics } from '../observability/metrics.js';
 import { readBody, type Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../upstream/client.js';
 import type { HeldSession } from '../upstream/held-session.js';
@@ -267,7 +267,7 @@ export function deliverClientResponse(session: HeldSession, message: unknown): b
 async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clientId: JsonRpcId, onNotification: (message: Obj) => void): Promise<RoundAnswer> {
   const contentType = response.headers['content-type'];
   if (!isEventStream(contentType)) {
-    const body = await readBody(response.body, MAX_JSON_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE');
+    const body = await readBody(response.body, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE');
     const text = body.toString();
     // A 200 only: other statuses take the object path (a JSON-RPC error, a relay as is).
     const fast = response.statusCode === 200 ? heldJsonAnswer(text, upstreamId, clientId) : undefined;
@@ -317,6 +317,3 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
     response.body.once('close', () => settle({ kind: 'cut' }));
   });
 }
-
-// JSON answers are read whole to look at their resultType; bigger than this, something is wrong.
-const MAX_JSON_ANSWER_BYTES = 64 * 1024 * 1024;

@@ -30,7 +30,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
-import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
+import { errorBody, missingCapabilityError, ProxyError, type JsonRpcId } from '../errors.js';
 import { ENVELOPE } from '../mcp/era.js';
 import {
   answerFor,
@@ -381,11 +381,7 @@ export class Exchange {
       // Never sent to the client: refused upstream, and the client's request fails with -32021.
       this.toUpstream({ jsonrpc: '2.0', id, error: { code: -32601, message: `${method} is not available: the client did not declare ${capability}` } });
       this.end('missing-capability');
-      sink.fail(
-        new ProxyError('MODERN_MISSING_CAPABILITY', {
-          detail: { message: `Missing required client capabilities: ${capability}`, data: { requiredCapabilities: { [capability]: {} } } },
-        }),
-      );
+      sink.fail(missingCapabilityError(capability));
       return;
     }
     const question = questionOf(method, params, this.taken);

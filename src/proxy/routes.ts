@@ -23,12 +23,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
+import { errorBody, missingCapabilityError, ProxyError, type JsonRpcId } from '../errors.js';
 import { classifyEra, isLoggingLevel, isPlainLegacy, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { MAX_RESOURCE_SUBSCRIPTIONS } from '../mcp/subscriptions.js';
 import { initializeResultOf, legacyClientOf, negotiatedVersion, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
-import { classifyBody, isEventStream, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
+import { classifyBody, isEventStream, MAX_MESSAGE_BYTES, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
 import { INPUT_REQUIRED_METHODS } from '../mcp/input-required.js';
 import {
   answerBodyOf,
@@ -263,7 +263,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       response.body.pipe(events).pipe(call.res);
       return;
     }
-    const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
+    const answer = await readBody(response.body, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
     const contentType = response.headers['content-type'];
     const text = answerBodyOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined, map, () => undefined);
     // A JSON-RPC answer to the request goes back as a 2025 server sends one: 200, whatever status a
@@ -506,7 +506,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       };
       return;
     }
-    const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
+    const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
     const contentType = typeof response.headers['content-type'] === 'string' ? response.headers['content-type'] : undefined;
     const bodyText = body.toString();
     let missing: string | undefined;
@@ -679,7 +679,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     Object.assign(headers, routingHeadersFor('server/discover', undefined));
     const body = toModernRequest(requestId, 'server/discover', {}, client, undefined);
     const response = await links.upstream.request({ method: 'POST', headers, body, signal: call.tracked.gone });
-    const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
+    const answer = await readBody(response.body, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
     const contentType = response.headers['content-type'];
     const discover = response.statusCode === 200 ? resultFor(messagesOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined), requestId) : undefined;
     if (discover === undefined) {
@@ -750,8 +750,6 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
 
 /** What the proxy asks of a legacy upstream for callers that did not initialize themselves. */
 const LEGACY_PROTOCOL_VERSION = '2025-11-25';
-// JSON answers are rewritten whole (ids, resultType, cache hints); bigger than this, something is wrong.
-const MAX_TRANSLATED_ANSWER_BYTES = 64 * 1024 * 1024;
 /** clientInfo for sessionless callers, which declare none. */
 const PROXY_CLIENT_INFO = { name: 'mcp-session-proxy', version: 'sessionless' };
 
@@ -766,13 +764,6 @@ function progressTokenOf(params: Record<string, unknown> | undefined): string | 
 
 function cancellation(upstreamId: string): string {
   return JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: upstreamId, reason: 'The client closed the request' } });
-}
-
-/** -32021, as the v2 SDK server words it; `requiredCapabilities` is a ClientCapabilities object. */
-function missingCapabilityError(capability: string): ProxyError {
-  return new ProxyError('MODERN_MISSING_CAPABILITY', {
-    detail: { message: `Missing required client capabilities: ${capability}`, data: { requiredCapabilities: { [capability]: {} } } },
-  });
 }
 
 /**
