@@ -18,9 +18,8 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { createParser } from 'eventsource-parser';
-import { StringDecoder } from 'node:string_decoder';
 import type { JsonRpcId } from '../errors.js';
+import { createSseReader } from '../http/sse-reader.js';
 import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../mcp/held-input.js';
 import { heldJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
 import { MCP_NAME_HEADER } from '../mcp/era.js';
@@ -277,7 +276,6 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
     return { kind: 'other', response, body };
   }
   return new Promise<RoundAnswer>((resolve) => {
-    const decoder = new StringDecoder('utf8');
     let settled = false;
     const settle = (answer: RoundAnswer) => {
       if (settled) return;
@@ -285,10 +283,10 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
       resolve(answer);
       if (answer.kind === 'message') response.body.destroy();
     };
-    const parser = createParser({
-      onEvent(event) {
+    const reader = createSseReader({
+      event(data) {
         if (settled) return;
-        const message = parseJson(event.data);
+        const message = parseJson(data);
         if (!isJsonRpcMessage(message)) return;
         if (typeof message.method === 'string') {
           // 2026-07-28 servers send no requests; notifications (progress, log) go to the client.
@@ -298,19 +296,25 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
         if (message.id === upstreamId) settle({ kind: 'message', message: message as Obj });
       },
     });
-    // An event the translation cannot take (JSON nested deeper than the stack, say) cuts the
-    // answer: the request fails, and the process carries on.
-    const feed = (text: string) => {
-      try {
-        parser.feed(text);
-      } catch {
-        settle({ kind: 'cut' });
-        response.body.destroy();
-      }
+    // An event the translation cannot take (JSON nested deeper than the stack, say), or one past
+    // the reader's bound, cuts the answer: the request fails, and the process carries on.
+    const garbled = () => {
+      settle({ kind: 'cut' });
+      response.body.destroy();
     };
-    response.body.on('data', (chunk: Buffer) => feed(decoder.write(chunk)));
+    response.body.on('data', (chunk: Buffer) => {
+      try {
+        reader.write(chunk);
+      } catch {
+        garbled();
+      }
+    });
     response.body.once('end', () => {
-      feed(decoder.end() + '\n\n');
+      try {
+        reader.end();
+      } catch {
+        garbled();
+      }
       settle({ kind: 'cut' });
     });
     response.body.once('error', () => settle({ kind: 'cut' }));

@@ -25,12 +25,11 @@
  * takes what the same read of the socket delivered, then what one more turn of the event loop
  * brings (data already received); no timer guesses how long a server might think.
  */
-import { createParser, type EventSourceParser } from 'eventsource-parser';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
 import { errorBody, missingCapabilityError, ProxyError, type JsonRpcId } from '../errors.js';
+import { createSseReader, type SseReader } from '../http/sse-reader.js';
 import { ENVELOPE } from '../mcp/era.js';
 import {
   answerFor,
@@ -239,8 +238,7 @@ export class Exchange {
   private knowledge: Knowledge;
   private handle: string | undefined;
   private round = 0;
-  private readonly decoder = new StringDecoder('utf8');
-  private readonly parser: EventSourceParser;
+  private readonly reader: SseReader;
   private readonly upstreamId: string;
   private readonly upstreamProgressToken: string | undefined;
   private readonly binding: () => StateBinding;
@@ -257,12 +255,12 @@ export class Exchange {
     this.upstreamProgressToken = ctx.upstreamProgressToken;
     this.binding = begun.binding;
     this.knowledge = begun.knowledge;
-    this.parser = createParser({
-      onEvent: (event) => {
-        const message = parseJson(event.data);
-        if (message !== undefined) this.onMessage(message, event.data);
+    this.reader = createSseReader({
+      event: (data) => {
+        const message = parseJson(data);
+        if (message !== undefined) this.onMessage(message, data);
       },
-      onComment: () => this.sink?.keepalive(),
+      comment: () => this.sink?.keepalive(),
     });
   }
 
@@ -326,10 +324,10 @@ export class Exchange {
   private onChunk(chunk: Buffer): void {
     if (this.state === 'done') return;
     try {
-      this.parser.feed(this.decoder.write(chunk));
+      this.reader.write(chunk);
     } catch {
-      // An event the translation cannot take (JSON nested deeper than the stack, say): the answer
-      // fails as a garbled one would, and the process carries on.
+      // An event the translation cannot take (JSON nested deeper than the stack, say), or one past
+      // the reader's bound: the answer fails as a garbled one would, and the process carries on.
       return this.garbled();
     }
     const sink = this.sink;
@@ -428,10 +426,9 @@ export class Exchange {
 
   private upstreamEnded(failed: boolean): void {
     if (this.state === 'relaying' || this.state === 'collecting') {
-      // A stream cut after its last event has no trailing blank line: end the line and the event.
+      // What the stream still holds: its last event, even without its blank line.
       try {
-        this.parser.feed(this.decoder.end());
-        this.parser.feed('\n\n');
+        this.reader.end();
       } catch {
         return this.garbled();
       }

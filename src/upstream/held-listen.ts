@@ -14,9 +14,8 @@
  * result are not forwarded.
  */
 import type { Readable } from 'node:stream';
-import { createParser } from 'eventsource-parser';
-import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
+import { createSseReader } from '../http/sse-reader.js';
 import { toLegacyMessage, toModernRequest, routingHeadersFor, type LegacyClient } from '../mcp/modern-upstream.js';
 import { isEventStream, isJsonRpcMessage, parseJson, POST_ACCEPT } from '../mcp/protocol.js';
 import { Cancellation, readBody, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from './client.js';
@@ -165,11 +164,10 @@ export class HeldListen {
   }
 
   private read(body: Readable, cancel: Cancellation, generation: number): void {
-    const decoder = new StringDecoder('utf8');
     let acked = false;
-    const parser = createParser({
-      onEvent: (event) => {
-        const message = parseJson(event.data);
+    const reader = createSseReader({
+      event: (data) => {
+        const message = parseJson(data);
         if (!isJsonRpcMessage(message) || this.state === 'ended') return;
         if (message.method === ACK) {
           acked = true;
@@ -192,10 +190,11 @@ export class HeldListen {
     body.once('close', () => clearTimeout(deadline));
     body.on('data', (chunk: Buffer) => {
       try {
-        parser.feed(decoder.write(chunk));
+        reader.write(chunk);
       } catch {
-        // A notification the translation cannot take (JSON nested deeper than the stack, say):
-        // the stream is treated as broken (re-opened), and the process carries on.
+        // A notification the translation cannot take (JSON nested deeper than the stack, say), or
+        // one past the reader's bound: the stream is treated as broken (re-opened), and the
+        // process carries on.
         body.destroy();
       }
     });
@@ -207,7 +206,15 @@ export class HeldListen {
       if (acked && cancel === this.current && this.state === 'idle') return;
       this.broken(cancel);
     };
-    body.once('end', finished);
+    body.once('end', () => {
+      // The last notification, even without its blank line, is heard before the stream counts as ended.
+      try {
+        reader.end();
+      } catch {
+        // As in a chunk: the stream ended anyway.
+      }
+      finished();
+    });
     body.once('close', finished);
     body.once('error', finished);
   }
