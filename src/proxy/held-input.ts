@@ -29,6 +29,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { readBody, type Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../upstream/client.js';
 import type { HeldSession } from '../upstream/held-session.js';
 import { toClientHeaders } from './headers.js';
+import { AnswerWriter } from './answer-writer.js';
 import { relay, sseEvent } from './reply.js';
 
 type Obj = Record<string, unknown>;
@@ -70,37 +71,10 @@ export async function heldExchange(
 ): Promise<void> {
   const { res, gone } = call;
   const { id, method } = request;
-  let streaming = false;
-
-  function write(message: Obj): void {
-    // The client went away (or the answer ended): nothing more can reach it.
-    if (res.destroyed || res.writableEnded) return;
-    if (!streaming) {
-      streaming = true;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      deps.metrics.streamOpened();
-      res.once('close', () => deps.metrics.streamClosed());
-    }
-    res.write(sseEvent(JSON.stringify(message)));
-  }
-
-  function finish(message: Obj): void {
-    if (res.destroyed || res.writableEnded) return;
-    if (streaming) {
-      res.end(sseEvent(JSON.stringify(message)));
-      return;
-    }
-    const text = JSON.stringify(message);
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
-    res.end(text);
-  }
-
-  function finishText(text: string): void {
-    if (res.destroyed || res.writableEnded) return;
-    if (streaming) return void res.end(sseEvent(text));
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
-    res.end(text);
-  }
+  // JSON until the first question or notification goes to the client, then SSE.
+  const writer = new AnswerWriter(res, deps.metrics);
+  const write = (message: Obj) => void writer.write(sseEvent(JSON.stringify(message)));
+  const finish = (message: Obj) => writer.end(JSON.stringify(message));
 
   let params = request.params;
   let upstreamId: JsonRpcId = id;
@@ -118,19 +92,19 @@ export async function heldExchange(
       });
     } catch (error) {
       // Before anything was streamed the error table answers (502, 504…); after, only an event can.
-      if (!streaming || gone.aborted) throw error;
+      if (!writer.streaming || gone.aborted) throw error;
       return finish(inputError(id, -32000, 'The upstream could not be reached for a retry with the client\'s input', 'UPSTREAM_UNAVAILABLE'));
     }
     if (gone.aborted) return;
     if (answer.kind === 'cut') return finish(inputError(id, -32603, 'The upstream cut its answer short', 'UPSTREAM_CUT'));
-    if (answer.kind === 'text') return finishText(answer.text);
+    if (answer.kind === 'text') return writer.end(answer.text);
     if (answer.kind === 'other') {
       // Auth challenges, gateway errors: as they came, unless the client's answer is already a stream.
-      if (!streaming) return relay(res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.body);
+      if (!writer.streaming) return relay(res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.body);
       return finish(inputError(id, -32603, `The upstream answered a retry with HTTP ${answer.response.statusCode}`, 'UPSTREAM_UNAVAILABLE'));
     }
     const message = { ...answer.message, id };
-    if (method === 'tools/call' && !relearnt && !streaming && isParamHeaderRefusal((message as Obj).error)) {
+    if (method === 'tools/call' && !relearnt && !writer.streaming && isParamHeaderRefusal((message as Obj).error)) {
       // The tool needs Mcp-Param-* headers this session has not learnt (no tools/list went by
       // here yet: another replica, a restart, a client that calls tools it knows): learn, once.
       relearnt = true;

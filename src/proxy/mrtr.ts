@@ -28,7 +28,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { errorBody, missingCapabilityError, ProxyError, type JsonRpcId } from '../errors.js';
+import { missingCapabilityError, ProxyError, type JsonRpcId } from '../errors.js';
 import { createSseReader, type SseReader } from '../http/sse-reader.js';
 import { ENVELOPE } from '../mcp/era.js';
 import {
@@ -52,6 +52,7 @@ import type { RequestStateCodec } from '../session/request-state.js';
 import type { UpstreamHeaders } from '../upstream/client.js';
 import type { UpstreamLink } from '../upstream/link.js';
 import type { ParkEndReason, ParkedExchanges } from '../upstream/parked.js';
+import { AnswerWriter } from './answer-writer.js';
 import { answerError, sseEvent, SSE_KEEPALIVE } from './reply.js';
 import type { Tracked } from './tracking.js';
 
@@ -155,11 +156,14 @@ export function createMrtr(deps: MrtrDeps): Mrtr {
 class Sink {
   answered = false;
   private out = '';
+  private readonly writer: AnswerWriter;
   constructor(
     readonly call: RoundCall,
     readonly ctx: AnswerContext,
     private readonly deps: MrtrDeps,
-  ) {}
+  ) {
+    this.writer = new AnswerWriter(call.res, deps.metrics);
+  }
 
   get res(): ServerResponse {
     return this.call.res;
@@ -171,49 +175,33 @@ class Sink {
   }
 
   keepalive(): void {
-    if (this.res.headersSent || this.out.length > 0) this.out += SSE_KEEPALIVE;
+    if (this.writer.started || this.out.length > 0) this.out += SSE_KEEPALIVE;
   }
 
   /** Write what the chunk produced; false when the client is not keeping up. */
   flush(): boolean {
     if (this.out.length === 0 || this.answered) return true;
-    this.open();
     const text = this.out;
     this.out = '';
-    return this.res.write(text);
+    return this.writer.write(text);
   }
 
   /** The answer (its JSON text): JSON when nothing was streamed yet, else the stream's last event. */
   finish(text: string): void {
     if (this.answered) return;
     this.answered = true;
-    if (this.out.length === 0 && !this.res.headersSent) {
-      this.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
-      this.res.end(text);
-      return;
-    }
-    this.open();
     const pending = this.out;
     this.out = '';
-    this.res.end(pending + sseEvent(text));
+    this.writer.end(text, pending);
   }
 
   fail(error: ProxyError): void {
     if (this.answered) return;
     this.answered = true;
-    if (this.out.length === 0 && !this.res.headersSent) return answerError(this.call.req, this.res, this.call.tracked, error, this.deps.log);
-    this.open();
     const pending = this.out;
     this.out = '';
-    this.res.end(pending + sseEvent(errorBody(error.reason, this.ctx.clientId, error.detail)));
-  }
-
-  private open(): void {
-    if (this.res.headersSent) return;
-    this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    const { metrics } = this.deps;
-    metrics.streamOpened();
-    this.res.once('close', () => metrics.streamClosed());
+    const { req, res, tracked } = this.call;
+    this.writer.fail(error, this.ctx.clientId, () => answerError(req, res, tracked, error, this.deps.log), pending);
   }
 }
 

@@ -23,7 +23,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { errorBody, missingCapabilityError, ProxyError, type JsonRpcId } from '../errors.js';
+import { missingCapabilityError, ProxyError, type JsonRpcId } from '../errors.js';
 import { classifyEra, isLoggingLevel, isPlainLegacy, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { MAX_RESOURCE_SUBSCRIPTIONS } from '../mcp/subscriptions.js';
@@ -52,6 +52,7 @@ import { HeldSession } from '../upstream/held-session.js';
 import { cancelledRequestIdOf, type InFlightRequest } from '../upstream/held-in-flight.js';
 import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
 import type { LinkPool } from '../upstream/pool.js';
+import { AnswerWriter } from './answer-writer.js';
 import { modernEventStream } from './event-stream.js';
 import { deliverClientResponse, heldExchange } from './held-input.js';
 import { serveHeldStream } from './held-stream.js';
@@ -59,7 +60,7 @@ import type { Mrtr } from './mrtr.js';
 import { toClientHeaders, toTranslatedHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import { acceptsEventStream, type Listens } from './listen.js';
-import { answerError, errorEvents, relay, sseEvent, type OpenStreams, type RelayOptions } from './reply.js';
+import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
 import { readJsonBody } from './request-body.js';
 import { track, type Tracked, type TrackingDeps } from './tracking.js';
 
@@ -464,11 +465,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       // The head goes out with the first event (implicitly, on the first write): until then the
       // answer can still become a refusal with its own status, as a v2 server's answer becomes a
       // stream only once there is something to stream.
-      res.statusCode = response.statusCode;
-      res.setHeader('content-type', 'text/event-stream');
-      res.setHeader('cache-control', 'no-cache');
-      metrics.streamOpened();
-      res.once('close', () => metrics.streamClosed());
+      const writer = new AnswerWriter(res, metrics, response.statusCode);
+      writer.open();
       const events = modernEventStream(map, (id, method, missingCapability) => {
         refuse(id, method);
         if (missingCapability !== undefined) missingOnStream(missingCapability);
@@ -496,13 +494,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
         events.unpipe(res);
         discard(payload);
         const error = missingCapabilityError(capability);
-        if (!res.headersSent) {
-          res.removeHeader('content-type');
-          res.removeHeader('cache-control');
-          answerError(call.req, res, call.tracked, error, log);
-        } else {
-          res.end(sseEvent(errorBody(error.reason, context.clientId, error.detail)));
-        }
+        writer.fail(error, context.clientId, () => answerError(call.req, res, call.tracked, error, log));
       };
       return;
     }
