@@ -19,7 +19,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { JsonRpcId } from '../errors.js';
-import { createSseReader } from '../http/sse-reader.js';
+import { readEventStream } from '../http/sse-reader.js';
 import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../mcp/held-input.js';
 import { heldJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
 import { MCP_NAME_HEADER } from '../mcp/era.js';
@@ -257,41 +257,24 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
       resolve(answer);
       if (answer.kind === 'message') response.body.destroy();
     };
-    const reader = createSseReader({
-      event(data) {
-        if (settled) return;
-        const message = parseJson(data);
-        if (!isJsonRpcMessage(message)) return;
-        if (typeof message.method === 'string') {
-          // 2026-07-28 servers send no requests; notifications (progress, log) go to the client.
-          if (!('id' in message)) onNotification(message as Obj);
-          return;
-        }
-        if (message.id === upstreamId) settle({ kind: 'message', message: message as Obj });
+    // An event the translation cannot take, or the stream ending or breaking before the answer,
+    // cuts the answer: the request fails, and the process carries on.
+    readEventStream(
+      response.body,
+      {
+        event(data) {
+          if (settled) return;
+          const message = parseJson(data);
+          if (!isJsonRpcMessage(message)) return;
+          if (typeof message.method === 'string') {
+            // 2026-07-28 servers send no requests; notifications (progress, log) go to the client.
+            if (!('id' in message)) onNotification(message as Obj);
+            return;
+          }
+          if (message.id === upstreamId) settle({ kind: 'message', message: message as Obj });
+        },
       },
-    });
-    // An event the translation cannot take (JSON nested deeper than the stack, say), or one past
-    // the reader's bound, cuts the answer: the request fails, and the process carries on.
-    const garbled = () => {
-      settle({ kind: 'cut' });
-      response.body.destroy();
-    };
-    response.body.on('data', (chunk: Buffer) => {
-      try {
-        reader.write(chunk);
-      } catch {
-        garbled();
-      }
-    });
-    response.body.once('end', () => {
-      try {
-        reader.end();
-      } catch {
-        garbled();
-      }
-      settle({ kind: 'cut' });
-    });
-    response.body.once('error', () => settle({ kind: 'cut' }));
-    response.body.once('close', () => settle({ kind: 'cut' }));
+      () => settle({ kind: 'cut' }),
+    );
   });
 }

@@ -17,7 +17,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { createSseReader } from '../http/sse-reader.js';
+import { readEventStream } from '../http/sse-reader.js';
 import { isEventStream, parseJson } from '../mcp/protocol.js';
 import { feedEventOf, feedRequestRefusal, resourceRequest, type FeedEvent, type SubscriptionFilter } from '../mcp/subscriptions.js';
 import { ProxyError, UpstreamAnswer } from '../errors.js';
@@ -277,33 +277,10 @@ export class NotificationFeed {
   private install(stream: Readable, stop: AbortController): void {
     this.state = { kind: 'open', stream, stop, generation: this.link.currentGeneration, openedAt: this.deps.now() };
     this.deps.log.debug({ link: this.link.label, listeners: this.listeners.size }, 'upstream notification stream open');
-    const reader = createSseReader({
-      event: (data) => this.dispatch(feedEventOf(parseJson(data))),
-    });
-    stream.on('data', (chunk: Buffer) => {
-      try {
-        reader.write(chunk);
-      } catch {
-        // A notification the translation cannot take (JSON nested deeper than the stack, say), or
-        // one past the reader's bound: the stream is treated as lost (re-opened, the gap
-        // signalled), and the process carries on.
-        stream.destroy();
-      }
-    });
-    const lost = () => {
+    // A notification the translation cannot take makes the stream lost (re-opened, the gap signalled).
+    readEventStream(stream, { event: (data) => this.dispatch(feedEventOf(parseJson(data))) }, () => {
       if (this.state.kind === 'open' && this.state.stream === stream) this.lost('the upstream notification stream ended');
-    };
-    stream.once('end', () => {
-      // The last notification, even without its blank line, is heard before the stream is reopened.
-      try {
-        reader.end();
-      } catch {
-        // As in a chunk: the stream ended anyway.
-      }
-      lost();
     });
-    stream.once('error', lost);
-    stream.once('close', lost);
   }
 
   private dispatch(event: FeedEvent): void {

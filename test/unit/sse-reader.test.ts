@@ -6,7 +6,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createSseReader } from '../../src/http/sse-reader.js';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { createSseReader, readEventStream } from '../../src/http/sse-reader.js';
 import { createSseTextReader, forEachEventData, MAX_EVENT_CHARS } from '../../src/http/sse-text-reader.js';
 import { MAX_MESSAGE_BYTES } from '../../src/mcp/protocol.js';
 
@@ -276,5 +278,47 @@ describe('the bound on one event', () => {
       },
     });
     expect(() => reader.write(Buffer.from('data: x\n\n'))).toThrow('handler broke');
+  });
+});
+
+describe('a Readable body read to its end', () => {
+  it('delivers its events as they come, its last one at its end, then tells it is done, once', async () => {
+    const body = new PassThrough();
+    const seen: string[] = [];
+    readEventStream(body, { event: (data) => seen.push(data) }, () => seen.push('done'));
+    body.write('\uFEFFdata: a\r\n\r\ndata: b');
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(seen).toEqual(['a']);
+    body.end('\ndata: c');
+    await once(body, 'close');
+    expect(seen).toEqual(['a', 'b\nc', 'done']);
+  });
+
+  it('destroys a body whose event a handler cannot take, and tells it is done, once', async () => {
+    const body = new PassThrough();
+    let done = 0;
+    readEventStream(
+      body,
+      {
+        event: () => {
+          throw new Error('too deep');
+        },
+      },
+      () => done++,
+    );
+    body.write('data: x\n\n');
+    await once(body, 'close');
+    expect(body.destroyed).toBe(true);
+    expect(done).toBe(1);
+  });
+
+  it('tells a body that breaks it is done, once', async () => {
+    const body = new PassThrough();
+    let done = 0;
+    readEventStream(body, { event: () => undefined }, () => done++);
+    const closed = new Promise((resolve) => body.once('close', resolve));
+    body.destroy(new Error('reset'));
+    await closed;
+    expect(done).toBe(1);
   });
 });
