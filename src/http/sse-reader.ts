@@ -22,9 +22,9 @@ export interface SseReader {
 
 export function createSseReader(handlers: SseHandlers, maxEventChars = MAX_EVENT_CHARS): SseReader {
   const text = createSseTextReader(handlers, maxEventChars);
-  // StringDecoder rather than TextDecoder: as fast on large chunks, and a third of the cost on the
-  // small ones that carry one event each (a progress notification), on Node 20 and 24 alike. It
-  // keeps a leading BOM, which the text reader skips.
+  // StringDecoder rather than TextDecoder, which cost about two thirds more per small chunk (one
+  // event each: progress streamed live) on Node 20 and 24, and twice as much per large chunk on
+  // Node 20 (bench/sse-reader.ts's shapes). It keeps a leading BOM, which the text reader skips.
   const decoder = new StringDecoder('utf8');
   return {
     write(chunk) {
