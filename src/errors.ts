@@ -166,6 +166,13 @@ export class ProxyError extends Error {
   }
 }
 
+/** -32021, as the v2 SDK server words it; `requiredCapabilities` is a ClientCapabilities object. */
+export function missingCapabilityError(capability: string): ProxyError {
+  return new ProxyError('MODERN_MISSING_CAPABILITY', {
+    detail: { message: `Missing required client capabilities: ${capability}`, data: { requiredCapabilities: { [capability]: {} } } },
+  });
+}
+
 export function errorBody(reason: ProxyErrorReason, id: JsonRpcId | null = null, detail?: ErrorDetail): string {
   const spec = PROXY_ERRORS[reason];
   const text = detail?.message ?? spec.message;

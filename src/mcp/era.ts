@@ -11,7 +11,7 @@
  * goes on to `classifyBody` in protocol.ts exactly as before, batches and all.
  */
 import type { JsonRpcId, ProxyErrorReason } from '../errors.js';
-import { PROTOCOL_VERSION_HEADER } from './protocol.js';
+import { isObject, PROTOCOL_VERSION_HEADER } from './protocol.js';
 
 export const MODERN_PROTOCOL_VERSION = '2026-07-28';
 /** What this proxy serves on the modern side (the v2 server's `SUPPORTED_MODERN_PROTOCOL_VERSIONS`). */
@@ -140,10 +140,6 @@ export type EraDecision =
 type Obj = Record<string, unknown>;
 
 const LEGACY: EraDecision = { era: 'legacy' };
-
-function isObject(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function own(object: Obj, key: string): unknown {
   return Object.hasOwn(object, key) ? object[key] : undefined;

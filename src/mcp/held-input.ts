@@ -11,12 +11,9 @@
  *             requestState exactly as received
  */
 import { INPUT_REQUEST_CAPABILITY, isInputRequestMethod } from './input-required.js';
+import { isObject } from './protocol.js';
 
 type Obj = Record<string, unknown>;
-
-function isObject(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Rounds of input one client request may take: the v2 client's `inputRequired.maxRounds` default. */
 export const HELD_INPUT_MAX_ROUNDS = 10;

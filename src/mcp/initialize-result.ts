@@ -2,8 +2,8 @@
  * Read the upstream's answer to an initialize (the client's own, or a replayed one).
  * The answer is either one JSON body or a short SSE stream that carries the response as an event.
  */
-import { createParser } from 'eventsource-parser';
 import type { JsonRpcId } from '../errors.js';
+import { forEachEventData } from '../http/sse-text-reader.js';
 import { isEventStream, parseJson } from './protocol.js';
 
 export interface InitializeOutcome {
@@ -43,13 +43,8 @@ export function initializeOutcomeOf(
 
 /** Each JSON message in a buffered SSE body, with the event data it was parsed from. */
 export function forEachEvent(body: string, each: (message: unknown, data: string) => void): void {
-  const parser = createParser({
-    onEvent(event) {
-      const parsed = parseJson(event.data);
-      if (parsed !== undefined) each(parsed, event.data);
-    },
+  forEachEventData(body, (data) => {
+    const parsed = parseJson(data);
+    if (parsed !== undefined) each(parsed, data);
   });
-  parser.feed(body);
-  // A stream cut after its last event has no trailing blank line; flush what is complete.
-  parser.feed('\n\n');
 }

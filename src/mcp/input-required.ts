@@ -12,6 +12,7 @@
  * key is derived from a digest of method and params.
  */
 import { createHash } from 'node:crypto';
+import { isObject } from './protocol.js';
 
 /** Requests whose answer may be `input_required` (2026-07-28 `EXTENDED_RESULT_TYPE_METHODS`). */
 export const INPUT_REQUIRED_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get', 'resources/read']);
@@ -35,10 +36,6 @@ const SHORT_NAMES: Readonly<Record<string, string>> = {
 };
 
 type Obj = Record<string, unknown>;
-
-function isObject(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 export function isInputRequestMethod(method: string): boolean {
   return Object.hasOwn(INPUT_REQUEST_CAPABILITY, method);

@@ -13,14 +13,10 @@
 import type { JsonRpcId } from '../errors.js';
 import { ENVELOPE, MCP_METHOD_HEADER, MCP_NAME_HEADER, MODERN_PROTOCOL_VERSION, type LoggingLevel } from './era.js';
 import { encodeParamValue } from './param-headers.js';
-import { isJsonRpcMessage, PROTOCOL_VERSION_HEADER } from './protocol.js';
+import { isJsonRpcMessage, isObject, PROTOCOL_VERSION_HEADER } from './protocol.js';
 import type { Translated } from './translate.js';
 
 type Obj = Record<string, unknown>;
-
-function isObject(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** The legacy revisions the proxy speaks to clients, newest first (the v1 SDK's list). */
 export const LEGACY_PROTOCOL_VERSIONS: readonly string[] = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05', '2024-10-07'];

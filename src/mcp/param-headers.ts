@@ -9,11 +9,9 @@
  * decimal, booleans `true`/`false`; a value that is not plain visible ASCII (or is empty, or has
  * outer whitespace, or looks like the sentinel) as `=?base64?<base64 of UTF-8>?=`.
  */
-type Obj = Record<string, unknown>;
+import { isObject } from './protocol.js';
 
-function isObject(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+type Obj = Record<string, unknown>;
 
 /** One declaration: where the argument is (a chain of `properties`), and the header's `<Name>`. */
 export interface ParamHeader {

@@ -21,6 +21,13 @@ export function isAuthChallenge(status: number): boolean {
   return status === 401 || status === 403;
 }
 
+/**
+ * The largest upstream JSON-RPC message the proxy reads whole: a JSON answer it rewrites, one SSE
+ * event. MCP messages are small (a tool's result is the big one); bigger than this, the upstream
+ * is broken or hostile, and the answer fails rather than hold the memory.
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
 /** JSON text (a request body, an SSE event's data) parsed, or undefined when it is not JSON. */
 export function parseJson(text: string | Buffer): unknown {
   if (text.length === 0) return undefined;
@@ -57,7 +64,8 @@ export type ClassifiedBody =
 
 type Obj = Record<string, unknown>;
 
-function isObject(value: unknown): value is Obj {
+/** A JSON object (not null, not an array). */
+export function isObject(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

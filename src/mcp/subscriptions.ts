@@ -9,7 +9,7 @@
  */
 import type { JsonRpcId } from '../errors.js';
 import { ENVELOPE } from './era.js';
-import { isJsonRpcMessage } from './protocol.js';
+import { isJsonRpcMessage, isObject } from './protocol.js';
 
 type Obj = Record<string, unknown>;
 
@@ -44,9 +44,6 @@ const RESOURCE_UPDATED = 'notifications/resources/updated';
 /** The v2 server's words for a listen request without a valid `params.notifications`. */
 export const INVALID_FILTER_MESSAGE = "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter";
 
-function isObject(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /**
  * The most resources one listen (or one held session) may subscribe to: each URI is a request to

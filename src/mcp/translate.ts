@@ -8,7 +8,7 @@
 import type { JsonRpcId } from '../errors.js';
 import { ENVELOPE, MODERN_PROTOCOL_VERSION, severityAtLeast, type LoggingLevel } from './era.js';
 import { forEachEvent } from './initialize-result.js';
-import { isEventStream, isJsonRpcMessage, parseJson } from './protocol.js';
+import { isEventStream, isJsonRpcMessage, isObject, parseJson } from './protocol.js';
 
 /** The `_meta` prefix MCP reserves; on a modern request it carries the per-request envelope. */
 const RESERVED_META_PREFIX = 'io.modelcontextprotocol/';
@@ -33,10 +33,6 @@ const LEGACY_RESOURCE_NOT_FOUND = -32002;
 const INVALID_PARAMS = -32602;
 
 type Obj = Record<string, unknown>;
-
-function isObject(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /**
  * A modern request as the legacy upstream must see it: the `io.modelcontextprotocol/*` envelope

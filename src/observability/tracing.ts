@@ -31,6 +31,7 @@ import { AlwaysOffSampler, BasicTracerProvider, BatchSpanProcessor } from '@open
 import { LRUCache } from 'lru-cache';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { isObject } from '../mcp/protocol.js';
 import type { Tracked } from '../proxy/tracking.js';
 import { readUpstreamId, type Fingerprint, type UpstreamSessionId } from '../session/ids.js';
 import { toProxyError, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from '../upstream/client.js';
@@ -350,8 +351,4 @@ function whenDone(body: Readable, done: () => void): void {
   body.once('end', once);
   body.once('close', once);
   body.once('error', once);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

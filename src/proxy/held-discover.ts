@@ -7,10 +7,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { JsonRpcId } from '../errors.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { routingHeadersFor, toModernRequest, type LegacyClient } from '../mcp/modern-upstream.js';
-import { POST_ACCEPT } from '../mcp/protocol.js';
+import { MAX_MESSAGE_BYTES, POST_ACCEPT } from '../mcp/protocol.js';
 import { readBody, type CancelSignal, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
 import { toUpstreamHeaders } from './headers.js';
-import { MAX_TRANSLATED_ANSWER_BYTES } from './reply.js';
 
 export type Discovered =
   | { readonly kind: 'result'; readonly result: Record<string, unknown> }
@@ -30,7 +29,7 @@ export async function discoverForHeld(
   Object.assign(headers, routingHeadersFor('server/discover', undefined));
   const body = toModernRequest(requestId, 'server/discover', {}, client, undefined);
   const response = await upstream.request({ method: 'POST', headers, body, signal });
-  const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
+  const answer = await readBody(response.body, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
   const contentType = response.headers['content-type'];
   const result =
     response.statusCode === 200 ? resultFor(messagesOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined), requestId) : undefined;

@@ -18,18 +18,18 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { createParser } from 'eventsource-parser';
-import { StringDecoder } from 'node:string_decoder';
 import type { JsonRpcId } from '../errors.js';
+import { readEventStream } from '../http/sse-reader.js';
 import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../mcp/held-input.js';
 import { heldJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
 import { MCP_NAME_HEADER } from '../mcp/era.js';
 import { isParamHeaderRefusal } from '../mcp/param-headers.js';
-import { isAuthChallenge, isEventStream, isJsonRpcMessage, parseJson } from '../mcp/protocol.js';
+import { isAuthChallenge, isEventStream, isJsonRpcMessage, MAX_MESSAGE_BYTES, parseJson } from '../mcp/protocol.js';
 import type { Metrics } from '../observability/metrics.js';
 import { readBody, type Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../upstream/client.js';
 import type { HeldSession } from '../upstream/held-session.js';
 import { toClientHeaders } from './headers.js';
+import { AnswerWriter } from './answer-writer.js';
 import { relay, sseEvent } from './reply.js';
 
 type Obj = Record<string, unknown>;
@@ -71,37 +71,10 @@ export async function heldExchange(
 ): Promise<void> {
   const { res, gone } = call;
   const { id, method } = request;
-  let streaming = false;
-
-  function write(message: Obj): void {
-    // The client went away (or the answer ended): nothing more can reach it.
-    if (res.destroyed || res.writableEnded) return;
-    if (!streaming) {
-      streaming = true;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      deps.metrics.streamOpened();
-      res.once('close', () => deps.metrics.streamClosed());
-    }
-    res.write(sseEvent(JSON.stringify(message)));
-  }
-
-  function finish(message: Obj): void {
-    if (res.destroyed || res.writableEnded) return;
-    if (streaming) {
-      res.end(sseEvent(JSON.stringify(message)));
-      return;
-    }
-    const text = JSON.stringify(message);
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
-    res.end(text);
-  }
-
-  function finishText(text: string): void {
-    if (res.destroyed || res.writableEnded) return;
-    if (streaming) return void res.end(sseEvent(text));
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
-    res.end(text);
-  }
+  // JSON until the first question or notification goes to the client, then SSE.
+  const writer = new AnswerWriter(res, deps.metrics);
+  const write = (message: Obj) => void writer.write(sseEvent(JSON.stringify(message)));
+  const finish = (message: Obj) => writer.end(JSON.stringify(message));
 
   let params = request.params;
   let upstreamId: JsonRpcId = id;
@@ -119,19 +92,19 @@ export async function heldExchange(
       });
     } catch (error) {
       // Before anything was streamed the error table answers (502, 504…); after, only an event can.
-      if (!streaming || gone.aborted) throw error;
+      if (!writer.streaming || gone.aborted) throw error;
       return finish(inputError(id, -32000, 'The upstream could not be reached for a retry with the client\'s input', 'UPSTREAM_UNAVAILABLE'));
     }
     if (gone.aborted) return;
     if (answer.kind === 'cut') return finish(inputError(id, -32603, 'The upstream cut its answer short', 'UPSTREAM_CUT'));
-    if (answer.kind === 'text') return finishText(answer.text);
+    if (answer.kind === 'text') return writer.end(answer.text);
     if (answer.kind === 'other') {
       // Auth challenges, gateway errors: as they came, unless the client's answer is already a stream.
-      if (!streaming) return relay(res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.body);
+      if (!writer.streaming) return relay(res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.body);
       return finish(inputError(id, -32603, `The upstream answered a retry with HTTP ${answer.response.statusCode}`, 'UPSTREAM_UNAVAILABLE'));
     }
     const message = { ...answer.message, id };
-    if (method === 'tools/call' && !relearnt && !streaming && isParamHeaderRefusal((message as Obj).error)) {
+    if (method === 'tools/call' && !relearnt && !writer.streaming && isParamHeaderRefusal((message as Obj).error)) {
       // The tool needs Mcp-Param-* headers this session has not learnt (no tools/list went by
       // here yet: another replica, a restart, a client that calls tools it knows): learn, once.
       relearnt = true;
@@ -267,7 +240,7 @@ export function deliverClientResponse(session: HeldSession, message: unknown): b
 async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clientId: JsonRpcId, onNotification: (message: Obj) => void): Promise<RoundAnswer> {
   const contentType = response.headers['content-type'];
   if (!isEventStream(contentType)) {
-    const body = await readBody(response.body, MAX_JSON_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE');
+    const body = await readBody(response.body, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE');
     const text = body.toString();
     // A 200 only: other statuses take the object path (a JSON-RPC error, a relay as is).
     const fast = response.statusCode === 200 ? heldJsonAnswer(text, upstreamId, clientId) : undefined;
@@ -279,7 +252,6 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
     return { kind: 'other', response, body };
   }
   return new Promise<RoundAnswer>((resolve) => {
-    const decoder = new StringDecoder('utf8');
     let settled = false;
     const settle = (answer: RoundAnswer) => {
       if (settled) return;
@@ -287,38 +259,24 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
       resolve(answer);
       if (answer.kind === 'message') response.body.destroy();
     };
-    const parser = createParser({
-      onEvent(event) {
-        if (settled) return;
-        const message = parseJson(event.data);
-        if (!isJsonRpcMessage(message)) return;
-        if (typeof message.method === 'string') {
-          // 2026-07-28 servers send no requests; notifications (progress, log) go to the client.
-          if (!('id' in message)) onNotification(message as Obj);
-          return;
-        }
-        if (message.id === upstreamId) settle({ kind: 'message', message: message as Obj });
+    // An event the translation cannot take, or the stream ending or breaking before the answer,
+    // cuts the answer: the request fails, and the process carries on.
+    readEventStream(
+      response.body,
+      {
+        event(data) {
+          if (settled) return;
+          const message = parseJson(data);
+          if (!isJsonRpcMessage(message)) return;
+          if (typeof message.method === 'string') {
+            // 2026-07-28 servers send no requests; notifications (progress, log) go to the client.
+            if (!('id' in message)) onNotification(message as Obj);
+            return;
+          }
+          if (message.id === upstreamId) settle({ kind: 'message', message: message as Obj });
+        },
       },
-    });
-    // An event the translation cannot take (JSON nested deeper than the stack, say) cuts the
-    // answer: the request fails, and the process carries on.
-    const feed = (text: string) => {
-      try {
-        parser.feed(text);
-      } catch {
-        settle({ kind: 'cut' });
-        response.body.destroy();
-      }
-    };
-    response.body.on('data', (chunk: Buffer) => feed(decoder.write(chunk)));
-    response.body.once('end', () => {
-      feed(decoder.end() + '\n\n');
-      settle({ kind: 'cut' });
-    });
-    response.body.once('error', () => settle({ kind: 'cut' }));
-    response.body.once('close', () => settle({ kind: 'cut' }));
+      () => settle({ kind: 'cut' }),
+    );
   });
 }
-
-// JSON answers are read whole to look at their resultType; bigger than this, something is wrong.
-const MAX_JSON_ANSWER_BYTES = 64 * 1024 * 1024;

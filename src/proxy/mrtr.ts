@@ -25,12 +25,11 @@
  * takes what the same read of the socket delivered, then what one more turn of the event loop
  * brings (data already received); no timer guesses how long a server might think.
  */
-import { createParser, type EventSourceParser } from 'eventsource-parser';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
-import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
+import { missingCapabilityError, ProxyError, type JsonRpcId } from '../errors.js';
+import { createSseReader, type SseReader } from '../http/sse-reader.js';
 import { ENVELOPE } from '../mcp/era.js';
 import {
   answerFor,
@@ -53,6 +52,7 @@ import type { RequestStateCodec } from '../session/request-state.js';
 import type { UpstreamHeaders } from '../upstream/client.js';
 import type { UpstreamLink } from '../upstream/link.js';
 import type { ParkEndReason, ParkedExchanges } from '../upstream/parked.js';
+import { AnswerWriter } from './answer-writer.js';
 import { answerError, sseEvent, SSE_KEEPALIVE } from './reply.js';
 import type { Tracked } from './tracking.js';
 
@@ -156,11 +156,14 @@ export function createMrtr(deps: MrtrDeps): Mrtr {
 class Sink {
   answered = false;
   private out = '';
+  private readonly writer: AnswerWriter;
   constructor(
     readonly call: RoundCall,
     readonly ctx: AnswerContext,
     private readonly deps: MrtrDeps,
-  ) {}
+  ) {
+    this.writer = new AnswerWriter(call.res, deps.metrics);
+  }
 
   get res(): ServerResponse {
     return this.call.res;
@@ -172,49 +175,33 @@ class Sink {
   }
 
   keepalive(): void {
-    if (this.res.headersSent || this.out.length > 0) this.out += SSE_KEEPALIVE;
+    if (this.writer.started || this.out.length > 0) this.out += SSE_KEEPALIVE;
   }
 
   /** Write what the chunk produced; false when the client is not keeping up. */
   flush(): boolean {
     if (this.out.length === 0 || this.answered) return true;
-    this.open();
     const text = this.out;
     this.out = '';
-    return this.res.write(text);
+    return this.writer.write(text);
   }
 
   /** The answer (its JSON text): JSON when nothing was streamed yet, else the stream's last event. */
   finish(text: string): void {
     if (this.answered) return;
     this.answered = true;
-    if (this.out.length === 0 && !this.res.headersSent) {
-      this.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
-      this.res.end(text);
-      return;
-    }
-    this.open();
     const pending = this.out;
     this.out = '';
-    this.res.end(pending + sseEvent(text));
+    this.writer.end(text, pending);
   }
 
   fail(error: ProxyError): void {
     if (this.answered) return;
     this.answered = true;
-    if (this.out.length === 0 && !this.res.headersSent) return answerError(this.call.req, this.res, this.call.tracked, error, this.deps.log);
-    this.open();
     const pending = this.out;
     this.out = '';
-    this.res.end(pending + sseEvent(errorBody(error.reason, this.ctx.clientId, error.detail)));
-  }
-
-  private open(): void {
-    if (this.res.headersSent) return;
-    this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    const { metrics } = this.deps;
-    metrics.streamOpened();
-    this.res.once('close', () => metrics.streamClosed());
+    const { req, res, tracked } = this.call;
+    this.writer.fail(error, this.ctx.clientId, () => answerError(req, res, tracked, error, this.deps.log), pending);
   }
 }
 
@@ -239,8 +226,7 @@ export class Exchange {
   private knowledge: Knowledge;
   private handle: string | undefined;
   private round = 0;
-  private readonly decoder = new StringDecoder('utf8');
-  private readonly parser: EventSourceParser;
+  private readonly reader: SseReader;
   private readonly upstreamId: string;
   private readonly upstreamProgressToken: string | undefined;
   private readonly binding: () => StateBinding;
@@ -257,12 +243,12 @@ export class Exchange {
     this.upstreamProgressToken = ctx.upstreamProgressToken;
     this.binding = begun.binding;
     this.knowledge = begun.knowledge;
-    this.parser = createParser({
-      onEvent: (event) => {
-        const message = parseJson(event.data);
-        if (message !== undefined) this.onMessage(message, event.data);
+    this.reader = createSseReader({
+      event: (data) => {
+        const message = parseJson(data);
+        if (message !== undefined) this.onMessage(message, data);
       },
-      onComment: () => this.sink?.keepalive(),
+      comment: () => this.sink?.keepalive(),
     });
   }
 
@@ -326,10 +312,10 @@ export class Exchange {
   private onChunk(chunk: Buffer): void {
     if (this.state === 'done') return;
     try {
-      this.parser.feed(this.decoder.write(chunk));
+      this.reader.write(chunk);
     } catch {
-      // An event the translation cannot take (JSON nested deeper than the stack, say): the answer
-      // fails as a garbled one would, and the process carries on.
+      // An event the translation cannot take (JSON nested deeper than the stack, say), or one past
+      // the reader's bound: the answer fails as a garbled one would, and the process carries on.
       return this.garbled();
     }
     const sink = this.sink;
@@ -381,11 +367,7 @@ export class Exchange {
       // Never sent to the client: refused upstream, and the client's request fails with -32021.
       this.toUpstream({ jsonrpc: '2.0', id, error: { code: -32601, message: `${method} is not available: the client did not declare ${capability}` } });
       this.end('missing-capability');
-      sink.fail(
-        new ProxyError('MODERN_MISSING_CAPABILITY', {
-          detail: { message: `Missing required client capabilities: ${capability}`, data: { requiredCapabilities: { [capability]: {} } } },
-        }),
-      );
+      sink.fail(missingCapabilityError(capability));
       return;
     }
     const question = questionOf(method, params, this.taken);
@@ -432,10 +414,9 @@ export class Exchange {
 
   private upstreamEnded(failed: boolean): void {
     if (this.state === 'relaying' || this.state === 'collecting') {
-      // A stream cut after its last event has no trailing blank line: end the line and the event.
+      // What the stream still holds: its last event, even without its blank line.
       try {
-        this.parser.feed(this.decoder.end());
-        this.parser.feed('\n\n');
+        this.reader.end();
       } catch {
         return this.garbled();
       }

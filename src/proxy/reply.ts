@@ -12,9 +12,6 @@ import type { Metrics } from '../observability/metrics.js';
 import { toClientHeaders, type OutgoingHeaders } from './headers.js';
 import type { Tracked } from './tracking.js';
 
-// JSON answers are rewritten whole (ids, resultType, cache hints); bigger than this, something is wrong.
-export const MAX_TRANSLATED_ANSWER_BYTES = 64 * 1024 * 1024;
-
 /** Event streams being relayed: the client's response → the upstream body feeding it. */
 export type OpenStreams = Map<ServerResponse, Readable>;
 

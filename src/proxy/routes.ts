@@ -23,12 +23,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { errorBody, ProxyError, type JsonRpcId } from '../errors.js';
+import { missingCapabilityError, ProxyError, type JsonRpcId } from '../errors.js';
 import { classifyEra, isLoggingLevel, isPlainLegacy, routingHeadersOf, type ModernMessage } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { MAX_RESOURCE_SUBSCRIPTIONS } from '../mcp/subscriptions.js';
 import { initializeResultOf, legacyClientOf, negotiatedVersion, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
-import { classifyBody, isAuthChallenge, isEventStream, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
+import { classifyBody, isAuthChallenge, isEventStream, MAX_MESSAGE_BYTES, parseJson, POST_ACCEPT, PROTOCOL_VERSION_HEADER, requestIdsOf, SESSION_HEADER } from '../mcp/protocol.js';
 import { INPUT_REQUIRED_METHODS } from '../mcp/input-required.js';
 import {
   answerBodyOf,
@@ -54,6 +54,7 @@ import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } fro
 import { discoverForHeld } from './held-discover.js';
 import { reauthenticate } from './reauthenticate.js';
 import type { LinkPool } from '../upstream/pool.js';
+import { AnswerWriter } from './answer-writer.js';
 import { modernEventStream } from './event-stream.js';
 import { deliverClientResponse, heldExchange } from './held-input.js';
 import { serveHeldStream } from './held-stream.js';
@@ -61,7 +62,7 @@ import type { Mrtr } from './mrtr.js';
 import { toClientHeaders, toTranslatedHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import { acceptsEventStream, type Listens } from './listen.js';
-import { answerError, errorEvents, MAX_TRANSLATED_ANSWER_BYTES, relay, sseEvent, type OpenStreams, type RelayOptions } from './reply.js';
+import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
 import { readJsonBody } from './request-body.js';
 import { track, type Tracked, type TrackingDeps } from './tracking.js';
 
@@ -267,7 +268,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       response.body.pipe(events).pipe(call.res);
       return;
     }
-    const answer = await readBody(response.body, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
+    const answer = await readBody(response.body, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
     const contentType = response.headers['content-type'];
     const text = answerBodyOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined, map, () => undefined);
     // A JSON-RPC answer to the request goes back as a 2025 server sends one: 200, whatever status a
@@ -471,11 +472,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       // The head goes out with the first event (implicitly, on the first write): until then the
       // answer can still become a refusal with its own status, as a v2 server's answer becomes a
       // stream only once there is something to stream.
-      res.statusCode = response.statusCode;
-      res.setHeader('content-type', 'text/event-stream');
-      res.setHeader('cache-control', 'no-cache');
-      metrics.streamOpened();
-      res.once('close', () => metrics.streamClosed());
+      const writer = new AnswerWriter(res, metrics, response.statusCode);
+      writer.open();
       const events = modernEventStream(map, (id, method, missingCapability) => {
         refuse(id, method);
         if (missingCapability !== undefined) missingOnStream(missingCapability);
@@ -503,17 +501,11 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
         events.unpipe(res);
         discard(payload);
         const error = missingCapabilityError(capability);
-        if (!res.headersSent) {
-          res.removeHeader('content-type');
-          res.removeHeader('cache-control');
-          answerError(call.req, res, call.tracked, error, log);
-        } else {
-          res.end(sseEvent(errorBody(error.reason, context.clientId, error.detail)));
-        }
+        writer.fail(error, context.clientId, () => answerError(call.req, res, call.tracked, error, log));
       };
       return;
     }
-    const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_TRANSLATED_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
+    const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
     const contentType = typeof response.headers['content-type'] === 'string' ? response.headers['content-type'] : undefined;
     const bodyText = body.toString();
     let missing: string | undefined;
@@ -788,13 +780,6 @@ function progressTokenOf(params: Record<string, unknown> | undefined): string | 
 
 function cancellation(upstreamId: string): string {
   return JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: upstreamId, reason: 'The client closed the request' } });
-}
-
-/** -32021, as the v2 SDK server words it; `requiredCapabilities` is a ClientCapabilities object. */
-function missingCapabilityError(capability: string): ProxyError {
-  return new ProxyError('MODERN_MISSING_CAPABILITY', {
-    detail: { message: `Missing required client capabilities: ${capability}`, data: { requiredCapabilities: { [capability]: {} } } },
-  });
 }
 
 /**

@@ -14,9 +14,8 @@
  * result are not forwarded.
  */
 import type { Readable } from 'node:stream';
-import { createParser } from 'eventsource-parser';
-import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
+import { readEventStream } from '../http/sse-reader.js';
 import { toLegacyMessage, toModernRequest, routingHeadersFor, type LegacyClient } from '../mcp/modern-upstream.js';
 import { isEventStream, isJsonRpcMessage, parseJson, POST_ACCEPT } from '../mcp/protocol.js';
 import { Cancellation, readBody, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from './client.js';
@@ -165,24 +164,7 @@ export class HeldListen {
   }
 
   private read(body: Readable, cancel: Cancellation, generation: number): void {
-    const decoder = new StringDecoder('utf8');
     let acked = false;
-    const parser = createParser({
-      onEvent: (event) => {
-        const message = parseJson(event.data);
-        if (!isJsonRpcMessage(message) || this.state === 'ended') return;
-        if (message.method === ACK) {
-          acked = true;
-          clearTimeout(deadline);
-          this.acknowledged(cancel, generation, (message.params as Obj | undefined)?.notifications);
-          return;
-        }
-        // Only the current listen's notifications go out (a replaced one may still be draining).
-        if (typeof message.method !== 'string' || 'id' in message || cancel !== this.current) return;
-        const translated = toLegacyMessage(message, 'subscriptions/listen');
-        if (translated.kind === 'forward') this.deps.write(translated.message as Obj);
-      },
-    });
     cancel.once('abort', () => body.destroy());
     // An upstream that opens the stream but never acknowledges it would hold the client's GET (or
     // its resources/subscribe) forever: past the deadline the listen counts as broken.
@@ -190,26 +172,31 @@ export class HeldListen {
       if (!acked) body.destroy();
     }, ACK_TIMEOUT_MS);
     body.once('close', () => clearTimeout(deadline));
-    body.on('data', (chunk: Buffer) => {
-      try {
-        parser.feed(decoder.write(chunk));
-      } catch {
-        // A notification the translation cannot take (JSON nested deeper than the stack, say):
-        // the stream is treated as broken (re-opened), and the process carries on.
-        body.destroy();
-      }
-    });
-    let done = false;
-    const finished = () => {
-      if (done) return;
-      done = true;
-      // Ended by the upstream with nothing to serve (an empty ack): nothing to re-open for.
-      if (acked && cancel === this.current && this.state === 'idle') return;
-      this.broken(cancel);
-    };
-    body.once('end', finished);
-    body.once('close', finished);
-    body.once('error', finished);
+    // A notification the translation cannot take makes the stream broken (re-opened).
+    readEventStream(
+      body,
+      {
+        event: (data) => {
+          const message = parseJson(data);
+          if (!isJsonRpcMessage(message) || this.state === 'ended') return;
+          if (message.method === ACK) {
+            acked = true;
+            clearTimeout(deadline);
+            this.acknowledged(cancel, generation, (message.params as Obj | undefined)?.notifications);
+            return;
+          }
+          // Only the current listen's notifications go out (a replaced one may still be draining).
+          if (typeof message.method !== 'string' || 'id' in message || cancel !== this.current) return;
+          const translated = toLegacyMessage(message, 'subscriptions/listen');
+          if (translated.kind === 'forward') this.deps.write(translated.message as Obj);
+        },
+      },
+      () => {
+        // Ended by the upstream with nothing to serve (an empty ack): nothing to re-open for.
+        if (acked && cancel === this.current && this.state === 'idle') return;
+        this.broken(cancel);
+      },
+    );
   }
 
   private acknowledged(cancel: Cancellation, generation: number, honored: unknown): void {

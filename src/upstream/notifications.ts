@@ -15,10 +15,9 @@
  * stream through it re-establishes the session too; every subscribed URI is subscribed again, and
  * each listener is told of a gap (it re-lists what it listens to, and re-reads its resources).
  */
-import { createParser } from 'eventsource-parser';
 import type { Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
+import { readEventStream } from '../http/sse-reader.js';
 import { isEventStream, parseJson } from '../mcp/protocol.js';
 import { feedEventOf, feedRequestRefusal, resourceRequest, type FeedEvent, type SubscriptionFilter } from '../mcp/subscriptions.js';
 import { ProxyError, UpstreamAnswer } from '../errors.js';
@@ -278,25 +277,10 @@ export class NotificationFeed {
   private install(stream: Readable, stop: AbortController): void {
     this.state = { kind: 'open', stream, stop, generation: this.link.currentGeneration, openedAt: this.deps.now() };
     this.deps.log.debug({ link: this.link.label, listeners: this.listeners.size }, 'upstream notification stream open');
-    const decoder = new StringDecoder('utf8');
-    const parser = createParser({
-      onEvent: (event) => this.dispatch(feedEventOf(parseJson(event.data))),
-    });
-    stream.on('data', (chunk: Buffer) => {
-      try {
-        parser.feed(decoder.write(chunk));
-      } catch {
-        // A notification the translation cannot take (JSON nested deeper than the stack, say):
-        // the stream is treated as lost (re-opened, the gap signalled), and the process carries on.
-        stream.destroy();
-      }
-    });
-    const lost = () => {
+    // A notification the translation cannot take makes the stream lost (re-opened, the gap signalled).
+    readEventStream(stream, { event: (data) => this.dispatch(feedEventOf(parseJson(data))) }, () => {
       if (this.state.kind === 'open' && this.state.stream === stream) this.lost('the upstream notification stream ended');
-    };
-    stream.once('end', lost);
-    stream.once('error', lost);
-    stream.once('close', lost);
+    });
   }
 
   private dispatch(event: FeedEvent): void {

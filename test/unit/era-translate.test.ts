@@ -598,6 +598,11 @@ describe('answerBodyOf: a whole JSON answer', () => {
     expect(JSON.parse(answerBodyOf(body, 'text/event-stream', (m) => toModernMessage(m, listCtx), () => undefined) ?? 'null')).toStrictEqual(expected);
   });
 
+  it('reads a buffered SSE body that starts with a byte order mark', () => {
+    const body = `\uFEFFdata: ${JSON.stringify(answer({ tools: [] }))}\n\n`;
+    expect(JSON.parse(answerBodyOf(body, 'text/event-stream', (m) => toModernMessage(m, listCtx), () => undefined) ?? 'null')).toStrictEqual(expected);
+  });
+
   it('returns undefined when nothing in it is for the client', () => {
     expect(answerBodyOf('', 'application/json', (m) => toModernMessage(m, listCtx), () => undefined)).toBeUndefined();
     expect(answerBodyOf('not json', 'application/json', (m) => toModernMessage(m, listCtx), () => undefined)).toBeUndefined();

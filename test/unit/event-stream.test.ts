@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { JsonRpcId } from '../../src/errors.js';
+import { MAX_MESSAGE_BYTES } from '../../src/mcp/protocol.js';
 import { toModernMessage, type AnswerContext, type Translated } from '../../src/mcp/translate.js';
 import { modernEventStream } from '../../src/proxy/event-stream.js';
 
@@ -148,6 +149,17 @@ describe('modernEventStream: re-emitting an upstream SSE answer', () => {
     stream.end(upstreamEvent(response));
     const [error] = (await failed) as [Error];
     expect(error.message).toBe('map broke');
+  });
+
+  it('fails the stream, rather than buffer without end, when one event outgrows the largest message', async () => {
+    const stream = modernEventStream(map, () => undefined);
+    stream.resume();
+    const failed = once(stream, 'error');
+    const mebibyte = Buffer.alloc(1024 * 1024, 'x');
+    stream.write('event: message\ndata: ');
+    for (let written = 0; written <= MAX_MESSAGE_BYTES && stream.errored === null; written += mebibyte.length) stream.write(mebibyte);
+    expect(stream.errored?.message).toMatch(/max buffer size/);
+    expect((await failed)[0]).toBe(stream.errored);
   });
 
   it('stops taking upstream chunks while the client is not reading', () => {

@@ -167,3 +167,27 @@ describe('a held session GET stream fed by subscriptions/listen', () => {
     expect(l.opened()).toBe(0);
   });
 });
+
+describe('reading a listen stream (the SSE reader)', () => {
+  it('reads a listen stream that starts with a byte order mark', async () => {
+    const fake = fakeUpstream();
+    const l = listenWith(fake, new Set());
+    const first = await fake.nth(1);
+    first.stream.write(`\uFEFFdata: ${JSON.stringify(ACK({ toolsListChanged: true }))}\n\n`);
+    await vi.waitFor(() => expect(l.opened()).toBe(1));
+    expect(l.listen.kind).toBe('listening');
+    l.listen.end();
+  });
+
+  it('hears the last notification of a listen stream that ends without its blank line', async () => {
+    const fake = fakeUpstream();
+    const l = listenWith(fake, new Set());
+    const first = await fake.nth(1);
+    event(first.stream, ACK({ toolsListChanged: true }));
+    await vi.waitFor(() => expect(l.opened()).toBe(1));
+    first.stream.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' })}`);
+    await vi.waitFor(() => expect(l.listen.kind).toBe('backoff'));
+    expect(l.written).toEqual([{ jsonrpc: '2.0', method: 'notifications/tools/list_changed' }]);
+    l.listen.end();
+  });
+});

@@ -54,6 +54,10 @@ describe('messagesOf', () => {
     expect(messagesOf(body, 'text/event-stream')).toEqual([response]);
   });
 
+  it('skips a byte order mark at the start of an SSE body', () => {
+    expect(messagesOf(`\uFEFFdata: ${responseJson}\n\n`, 'text/event-stream')).toEqual([response]);
+  });
+
   it('keeps the last event of a stream cut without its final blank line', () => {
     expect(messagesOf(`event: message\ndata: ${responseJson}\n`, 'text/event-stream')).toEqual([response]);
     expect(messagesOf(`event: message\ndata: ${responseJson}`, 'text/event-stream')).toEqual([response]);

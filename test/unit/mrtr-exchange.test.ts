@@ -174,6 +174,23 @@ describe('an MRTR exchange', () => {
     expect(messages[1]).toMatchObject({ id: 1, result: { resultType: 'input_required' } });
   });
 
+  it('reads an upstream answer that starts with a byte order mark', async () => {
+    const payload = new PassThrough();
+    onRound = async (req, res, params) => {
+      const call = { req, res, tracked: tracked() };
+      const begun = await mrtr.begin(call, 'tools/call', params);
+      if (begun.kind !== 'run') throw new Error('expected a run');
+      mrtr.relay(call, begun, { ...ctx(1), clientProgressToken: 7, upstreamProgressToken: 'up-1' }, link, {}, payload);
+    };
+    const round = send(PARAMS);
+    payload.write(`\uFEFFdata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'up-1', progress: 1 } })}\n\n`);
+    payload.write(elicit('s1', 'Now?'));
+    const { messages } = await round;
+    expect(messages).toHaveLength(2);
+    expect(messages[0]).toEqual({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 7, progress: 1 } });
+    expect(messages[1]).toMatchObject({ id: 1, result: { resultType: 'input_required' } });
+  });
+
   it('ends an exchange whose retry never comes: error answers, a cancellation, the stream discarded', async () => {
     const payload = new PassThrough();
     const round = firstRound(payload);

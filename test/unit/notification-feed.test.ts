@@ -260,3 +260,29 @@ describe('recovery', () => {
     await expect(feeds.of(link).join(listener(), HEADERS)).rejects.toThrow();
   });
 });
+
+describe('reading the GET stream (the SSE reader)', () => {
+  it('reads a stream that starts with a byte order mark', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener();
+    await feeds.of(link).join(a, HEADERS);
+    upstream.streams[0]!.body.write(`\uFEFFdata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/prompts/list_changed' })}\n\n`);
+    upstream.streams[0]!.send(toolsChanged);
+    await expect.poll(() => a.heard.length).toBeGreaterThan(0);
+    await expect.poll(() => a.heard.at(-1)).toEqual({ kind: 'list-changed', list: 'tools', params: undefined });
+    expect(a.heard).toEqual([
+      { kind: 'list-changed', list: 'prompts', params: undefined },
+      { kind: 'list-changed', list: 'tools', params: undefined },
+    ]);
+  });
+
+  it('hears the last notification of a stream that ends without its blank line, then reopens the stream', async () => {
+    const { upstream, link, feeds } = harness();
+    const a = listener();
+    await feeds.of(link).join(a, HEADERS);
+    upstream.streams[0]!.body.end(`event: message\ndata: ${JSON.stringify(toolsChanged)}`);
+    await expect.poll(() => a.gaps()).toBe(1);
+    expect(a.heard).toEqual([{ kind: 'list-changed', list: 'tools', params: undefined }]);
+    expect(upstream.streams).toHaveLength(2);
+  });
+});
