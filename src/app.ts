@@ -1,6 +1,6 @@
 /**
  * buildApp(config): the Fastify instance with every route wired, not yet listening (tests and
- * main.ts both use it). This file only wires; the flow lives in proxy/routes.ts.
+ * main.ts both use it). This file only wires; the flow lives in http/endpoint.ts.
  */
 import httpProxy from '@fastify/http-proxy';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -9,19 +9,19 @@ import { createServer } from 'node:http';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { ProxyError } from './errors.js';
-import { answerMalformedRequest } from './proxy/malformed.js';
+import { answerMalformedRequest } from './http/malformed.js';
 import { SESSION_HEADER } from './mcp/protocol.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { createTracing, type Tracing } from './observability/tracing.js';
-import { gatePolicyOf, normalizePath, pathOf } from './proxy/gate.js';
-import { healthRoutes } from './proxy/health.js';
-import { endStreams, type OpenStreams } from './proxy/reply.js';
-import { createListens } from './proxy/listen.js';
-import { installRequestHooks } from './proxy/request-hooks.js';
-import { challengeRewriter, resourceMetadataRoutes } from './proxy/resource-metadata.js';
-import { createMrtr, type Exchange } from './proxy/mrtr.js';
-import { createMcpEndpoint, type McpEndpoint } from './proxy/routes.js';
+import { gatePolicyOf, normalizePath, pathOf } from './http/gate.js';
+import { healthRoutes } from './http/health.js';
+import { endStreams, type OpenStreams } from './http/reply.js';
+import { createListens } from './flows/pooled/listen/listen.js';
+import { installRequestHooks } from './http/request-hooks.js';
+import { challengeRewriter, resourceMetadataRoutes } from './http/resource-metadata.js';
+import { createMrtr, type Exchange } from './flows/pooled/mrtr/mrtr.js';
+import { createMcpEndpoint, type McpEndpoint } from './http/endpoint.js';
 import { createCredentialBinding } from './session/binding.js';
 import { createFingerprint } from './session/ids.js';
 import { createSealer, deriveKeys, type Sealer } from './session/sealing.js';
@@ -30,8 +30,8 @@ import { createSessionStore, createTerminatedIds } from './session/store.js';
 import { createUpstreamClient } from './upstream/client.js';
 import { createEraProbe } from './upstream/era-probe.js';
 import type { LinkDeps } from './upstream/link.js';
-import { createNotificationFeeds, defaultRetryDelayMs } from './upstream/notifications.js';
-import { createParkedExchanges } from './upstream/parked.js';
+import { createNotificationFeeds, defaultRetryDelayMs } from './flows/pooled/listen/feed.js';
+import { createParkedExchanges } from './flows/pooled/mrtr/parked.js';
 import { createLinkPool } from './upstream/pool.js';
 
 const SERVER_KEEP_ALIVE_MS = 72_000;
@@ -44,7 +44,7 @@ export interface BuildOptions {
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel, options.logDestination, config.identityHeader);
   // Every request for the MCP path, whatever its method, is handed over before Fastify routes
-  // anything (routes.ts says why); everything else is Fastify's. `endpoint` is set below, before
+  // anything (endpoint.ts says why); everything else is Fastify's. `endpoint` is set below, before
   // the server listens.
   let endpoint: McpEndpoint | undefined;
   const app = Fastify({
@@ -82,7 +82,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           keys: keys.map((k, i) => ({ sealing: k.sealing, binding: bindings[i]! })),
           maxAgeMs: config.sessionMaxAgeMs,
         });
-  // --public-url: auth challenges name the proxy's own metadata URL (proxy/resource-metadata.ts).
+  // --public-url: auth challenges name the proxy's own metadata URL (http/resource-metadata.ts).
   const rewriteChallenge = config.publicUrl === undefined ? undefined : challengeRewriter(config.publicUrl);
   // NO_TRACING unless an OTLP exporter is configured (observability/tracing.ts).
   const tracing: Tracing = createTracing({

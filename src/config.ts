@@ -14,7 +14,7 @@ import {
   type LossRules,
 } from './mcp/loss.js';
 import { telemetrySettingsOf, type TelemetrySettings } from './observability/otel-settings.js';
-import { normalizePath } from './proxy/gate.js';
+import { normalizePath } from './http/gate.js';
 import { parseSecret, readSecretFile } from './session/secrets.js';
 
 // Every container platform routes to the pod's interfaces, not its loopback.
@@ -69,7 +69,7 @@ export const DEFAULT_LISTEN_KEEPALIVE_MS = 15_000;
 // flood of them from exhausting sockets and memory. Ten times the v2 SDK server's default (1024),
 // since one proxy fronts many clients.
 export const DEFAULT_LISTEN_MAX_STREAMS = 10_000;
-// MRTR (proxy/mrtr.ts): a parked upstream exchange holds an open upstream request and its stream.
+// MRTR (flows/pooled/mrtr/mrtr.ts): a parked upstream exchange holds an open upstream request and its stream.
 // A thousand bounds what clients that never come back can make the proxy and the upstream hold.
 export const DEFAULT_MRTR_MAX_PARKED = 1000;
 // The v1 TypeScript SDK gives up on a server→client request after 60 s by default: an exchange
@@ -110,11 +110,11 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Header whose value, with Authorization, a session is bound to (lower case); none by default. */
   readonly identityHeader: string | undefined;
-  /** Origins allowed on every route, besides the proxy's own (proxy/gate.ts); undefined = none listed. */
+  /** Origins allowed on every route, besides the proxy's own (http/gate.ts); undefined = none listed. */
   readonly allowedOrigins: ReadonlySet<string> | undefined;
   /**
    * Hostnames a Host header may name (lower case, IPv6 in brackets, any port); undefined = the
-   * default: loopback names on a loopback --host, any Host otherwise (proxy/gate.ts).
+   * default: loopback names on a loopback --host, any Host otherwise (http/gate.ts).
    */
   readonly allowedHosts: ReadonlySet<string> | undefined;
   readonly healthPath: string;
@@ -150,7 +150,7 @@ export interface Config {
   readonly heldInputTimeoutMs: number;
   /**
    * The proxy's MCP URL as clients reach it (opt-in): the upstream's protected-resource metadata
-   * and auth challenges name it instead of the upstream's own address (proxy/resource-metadata.ts).
+   * and auth challenges name it instead of the upstream's own address (http/resource-metadata.ts).
    */
   readonly publicUrl: URL | undefined;
   /** Traces and OTLP metrics, from the standard OTEL_* variables only (observability/otel-settings.ts). */

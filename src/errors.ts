@@ -42,7 +42,7 @@ export const PROXY_ERRORS = {
     message: 'Unsupported Media Type: Content-Type must be application/json',
   },
   ORIGIN_NOT_ALLOWED: { status: 403, code: -32000, message: 'Forbidden: Origin not allowed' },
-  // DNS rebinding: a foreign name resolved to this address (proxy/gate.ts).
+  // DNS rebinding: a foreign name resolved to this address (http/gate.ts).
   HOST_NOT_ALLOWED: { status: 403, code: -32000, message: 'Forbidden: Host not allowed' },
   // The body stalled for longer than --body-timeout-ms; the connection is closed after this answer.
   REQUEST_TIMEOUT: { status: 408, code: -32000, message: 'Request Timeout: the request body stopped arriving' },
@@ -129,7 +129,7 @@ export const PROXY_ERRORS = {
     code: -32600,
     message: 'Invalid Request: batches cannot be sent on to an MCP 2026-07-28 upstream; send one message per request',
   },
-  // MRTR retries (proxy/mrtr.ts). In-band (HTTP 200) as a v2 server's handler-level -32602 is; the
+  // MRTR retries (flows/pooled/mrtr/mrtr.ts). In-band (HTTP 200) as a v2 server's handler-level -32602 is; the
   // message is the v2 server's frozen one for a requestState that fails verification.
   MRTR_INVALID_STATE: { status: 200, code: -32602, message: 'Invalid or expired requestState' },
   MRTR_INVALID_PARAMS: { status: 200, code: -32602, message: 'Invalid params: inputResponses or requestState is malformed' },

@@ -8,9 +8,9 @@
  */
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { createSseTextReader, MAX_EVENT_CHARS, type SseHandlers } from './sse-text-reader.js';
+import { createSseTextReader, MAX_EVENT_CHARS, type SseHandlers } from '../mcp/sse-text-reader.js';
 
-export type { SseHandlers } from './sse-text-reader.js';
+export type { SseHandlers } from '../mcp/sse-text-reader.js';
 
 /** A byte stream's reader. After it throws (a handler's error, an event past the bound), it is spent. */
 export interface SseReader {

@@ -3,7 +3,7 @@
  * The answer is either one JSON body or a short SSE stream that carries the response as an event.
  */
 import type { JsonRpcId } from '../errors.js';
-import { forEachEventData } from '../http/sse-text-reader.js';
+import { forEachEventData } from './sse-text-reader.js';
 import { isEventStream, parseJson } from './protocol.js';
 
 export interface InitializeOutcome {

@@ -109,7 +109,7 @@ export function toLegacyMessage(message: unknown, method: string): Translated {
   if (result.resultType === 'input_required') {
     // The upstream asks the client for input (MRTR) on a method 2026-07-28 does not allow it for:
     // tools/call, prompts/get and resources/read are relayed as server→client requests by
-    // proxy/held-input.ts before they get here. The client's request fails clearly instead of
+    // flows/hosted/input.ts before they get here. The client's request fails clearly instead of
     // reading a result it cannot use.
     return {
       kind: 'forward',

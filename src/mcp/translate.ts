@@ -441,7 +441,7 @@ function discoverCapabilities(capabilities: unknown): Obj {
   if (!isObject(capabilities)) return {};
   // tasks is vocabulary 2026-07-28 deleted (moved to an extension). Everything else is declared
   // as the upstream declares it: `listChanged` and `resources.subscribe` are delivered through
-  // subscriptions/listen (proxy/listen.ts), which honours exactly these flags.
+  // subscriptions/listen (flows/pooled/listen/listen.ts), which honours exactly these flags.
   const { tasks: _tasks, ...modern } = capabilities;
   return modern;
 }

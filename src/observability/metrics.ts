@@ -20,7 +20,7 @@ export interface Metrics {
   sealedIdRejected(reason: SealedIdRejection): void;
   replay(reason: ReplayReason): void;
   replayFailed(): void;
-  /** A client session presented with another opaque token of its identity (proxy/reauthenticate.ts). */
+  /** A client session presented with another opaque token of its identity (session/reauthenticate.ts). */
   reauthentication(outcome: ReauthenticationOutcome): void;
   upstreamError(kind: string): void;
   request(method: string, outcome: RequestOutcome, seconds: number): void;
@@ -29,7 +29,7 @@ export interface Metrics {
   poolHit(): void;
   poolMiss(): void;
   poolEnded(reason: PoolEndReason): void;
-  /** MRTR (proxy/mrtr.ts): what happened to a 2026-07-28 request whose legacy upstream asked something. */
+  /** MRTR (flows/pooled/mrtr/mrtr.ts): what happened to a 2026-07-28 request whose legacy upstream asked something. */
   inputRequired(event: InputRequiredEvent): void;
 }
 
@@ -85,7 +85,7 @@ export interface MetricSizes {
   readonly listenStreams?: () => number;
   /** Upstream GET streams those listeners share (one per pooled session with listeners). */
   readonly notificationFeeds?: () => number;
-  /** MRTR exchanges parked until the client's retry (proxy/mrtr.ts). */
+  /** MRTR exchanges parked until the client's retry (flows/pooled/mrtr/mrtr.ts). */
   readonly parkedExchanges?: () => number;
 }
 

@@ -32,7 +32,7 @@ import { LRUCache } from 'lru-cache';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { isObject } from '../mcp/protocol.js';
-import type { Tracked } from '../proxy/tracking.js';
+import type { Tracked } from '../http/tracking.js';
 import { readUpstreamId, type Fingerprint, type UpstreamSessionId } from '../session/ids.js';
 import { toProxyError, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from '../upstream/client.js';
 import type { TelemetrySettings } from './otel-settings.js';

@@ -13,7 +13,7 @@
  * Any other credential (an opaque access token) says nothing of who the caller is, and a refresh
  * replaces it. Such a session also keeps the digest of its identity as far as the proxy can read
  * it (that it is an opaque token, and the identity header): a request with another opaque token
- * and the same identity re-authenticates the session (proxy/reauthenticate.ts) instead of meeting
+ * and the same identity re-authenticates the session (session/reauthenticate.ts) instead of meeting
  * a 404 no client recovers from. docs/security.md has the threat model.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';

@@ -4,7 +4,7 @@
  * growing memory) and by time.
  */
 import { LRUCache } from 'lru-cache';
-import type { HeldSession } from '../upstream/held-session.js';
+import type { HeldSession } from '../flows/hosted/hosted-session.js';
 import type { UpstreamLink } from '../upstream/link.js';
 import type { ClientSessionId, LogId } from './ids.js';
 
@@ -18,7 +18,7 @@ export interface Session {
   readonly logId: LogId;
   /**
    * Keyed digest of the caller's credentials (session/binding.ts): at initialize, or at the last
-   * re-authentication (proxy/reauthenticate.ts), which also replaces `link`.
+   * re-authentication (session/reauthenticate.ts), which also replaces `link`.
    */
   credential: Buffer | undefined;
   /** Set when the credentials carry no identity (an opaque token): what a re-authentication must match. */
@@ -29,7 +29,7 @@ export interface Session {
   readonly expiresAt: number;
   /** The upstream session; or, in front of a modern-only upstream, the session the proxy holds itself. */
   link: UpstreamLink | HeldSession;
-  /** A re-authentication under way (one per session and credential: proxy/reauthenticate.ts). */
+  /** A re-authentication under way (one per session and credential: session/reauthenticate.ts). */
   renewal: Renewal | undefined;
 }
 

@@ -20,7 +20,7 @@ export interface UpstreamOptions {
   readonly resetRetryWindowMs: number;
   /**
    * Rewrites every response's headers in place before anyone reads them (the auth challenge named
-   * under the proxy's public URL: proxy/resource-metadata.ts); absent, nothing is added to the path.
+   * under the proxy's public URL: http/resource-metadata.ts); absent, nothing is added to the path.
    */
   readonly rewriteHeaders?: (headers: IncomingHttpHeaders) => void;
 }

@@ -34,7 +34,7 @@ import {
 
 /**
  * Why an upstream session is being re-established: the loss that was seen, a sealed id reopened,
- * or the client session re-authenticated under new credentials (proxy/reauthenticate.ts).
+ * or the client session re-authenticated under new credentials (session/reauthenticate.ts).
  */
 export type ReplayReason = LossSignal | 'reopened' | 'reauthenticated';
 /** Why a link is opening: a replay, or a pooled link's first use (not a replay: nothing was lost). */

@@ -12,7 +12,7 @@
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 // The same hop-by-hop list (RFC 9110 §7.6.1) as the proxy's; a balancer follows the same rule.
-import { HOP_BY_HOP } from '../../src/proxy/headers.js';
+import { HOP_BY_HOP } from '../../src/http/headers.js';
 
 export interface Balancer {
   readonly port: number;

@@ -1,5 +1,5 @@
 /**
- * The answer writer (proxy/answer-writer.ts): JSON until the first event, then SSE, the open
+ * The answer writer (http/answer-writer.ts): JSON until the first event, then SSE, the open
  * streams counted in one place. Each case is a real request to an in-process HTTP server whose
  * handler drives one writer.
  */
@@ -8,7 +8,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProxyError } from '../../src/errors.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { AnswerWriter } from '../../src/proxy/answer-writer.js';
+import { AnswerWriter } from '../../src/http/answer-writer.js';
 
 let server: Server | undefined;
 afterEach(() => {

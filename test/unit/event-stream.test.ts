@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { JsonRpcId } from '../../src/errors.js';
 import { MAX_MESSAGE_BYTES } from '../../src/mcp/protocol.js';
 import { toModernMessage, type AnswerContext, type Translated } from '../../src/mcp/translate.js';
-import { modernEventStream } from '../../src/proxy/event-stream.js';
+import { modernEventStream } from '../../src/http/event-stream.js';
 
 const serverInfo = { name: 'legacy', version: '1.0.0' };
 const ctx: AnswerContext = {

@@ -8,7 +8,7 @@ import {
   isLoopbackAddress,
   normalizePath,
   type GatePolicy,
-} from '../../src/proxy/gate.js';
+} from '../../src/http/gate.js';
 
 const ON_LOOPBACK = gatePolicyOf({ mcpPath: '/mcp', host: '127.0.0.1', allowedHosts: undefined, allowedOrigins: undefined });
 const ON_ALL = gatePolicyOf({ mcpPath: '/mcp', host: '0.0.0.0', allowedHosts: undefined, allowedOrigins: undefined });

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toClientHeaders, toUpstreamHeaders } from '../../src/proxy/headers.js';
+import { toClientHeaders, toUpstreamHeaders } from '../../src/http/headers.js';
 import type { ClientSessionId, UpstreamSessionId } from '../../src/session/ids.js';
 
 const CLIENT_ID = 'c'.repeat(43) as ClientSessionId;

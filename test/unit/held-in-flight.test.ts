@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Cancellation } from '../../src/upstream/client.js';
-import { cancelledRequestIdOf, InFlightRequests } from '../../src/upstream/held-in-flight.js';
+import { cancelledRequestIdOf, InFlightRequests } from '../../src/flows/hosted/in-flight.js';
 
 describe('a held session\'s requests in flight', () => {
   it('cancels-the-request-named: its signal aborts and it counts as cancelled; others run on', () => {

@@ -1,5 +1,5 @@
 /**
- * How a held session's input-capable request (proxy/held-input.ts) reads its 2026-07-28 upstream's
+ * How a held session's input-capable request (flows/hosted/input.ts) reads its 2026-07-28 upstream's
  * SSE answer: through the one SSE reader, so a byte order mark, line endings and a last event
  * without its blank line read as anywhere else. The upstream is a stub; the client's request is a
  * real one to an in-process HTTP server.
@@ -10,9 +10,9 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { heldExchange } from '../../src/proxy/held-input.js';
+import { heldExchange } from '../../src/flows/hosted/input.js';
 import { Cancellation, type UpstreamClient } from '../../src/upstream/client.js';
-import { HeldSession } from '../../src/upstream/held-session.js';
+import { HeldSession } from '../../src/flows/hosted/hosted-session.js';
 
 let server: Server | undefined;
 afterEach(() => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { askIdOf, clientResponseOf, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams } from '../../src/mcp/held-input.js';
-import { HeldSession } from '../../src/upstream/held-session.js';
+import { askIdOf, clientResponseOf, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams } from '../../src/mcp/hosted-input.js';
+import { HeldSession } from '../../src/flows/hosted/hosted-session.js';
 
 describe('input_required for a held 2025 client: the plan', () => {
   it('reads the questions of an input_required result, in order, with their keys', () => {

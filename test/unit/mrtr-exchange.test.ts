@@ -1,5 +1,5 @@
 /**
- * One MRTR exchange (proxy/mrtr.ts) in milliseconds: the upstream's SSE answer is a PassThrough the
+ * One MRTR exchange (flows/pooled/mrtr/mrtr.ts) in milliseconds: the upstream's SSE answer is a PassThrough the
  * test writes, the link a recorder of what the proxy sends upstream, the parked registry runs on a
  * fake clock, and each client round is a real request to an in-process HTTP server.
  */
@@ -10,12 +10,12 @@ import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { createMrtr, type Exchange, type Mrtr } from '../../src/proxy/mrtr.js';
+import { createMrtr, type Exchange, type Mrtr } from '../../src/flows/pooled/mrtr/mrtr.js';
 import { createCredentialBinding } from '../../src/session/binding.js';
 import { createRequestStateCodec, randomStateKey } from '../../src/session/request-state.js';
 import { Cancellation } from '../../src/upstream/client.js';
 import type { UpstreamLink } from '../../src/upstream/link.js';
-import { createParkedExchanges, type ParkedExchanges, type Schedule } from '../../src/upstream/parked.js';
+import { createParkedExchanges, type ParkedExchanges, type Schedule } from '../../src/flows/pooled/mrtr/parked.js';
 
 const CAPABILITIES = { elicitation: {}, sampling: {}, roots: {} };
 const PARAMS = { name: 'tool', arguments: {} };

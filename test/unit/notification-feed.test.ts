@@ -1,5 +1,5 @@
 /**
- * The notification feed of a pooled upstream session (upstream/notifications.ts): one GET stream
+ * The notification feed of a pooled upstream session (flows/pooled/listen/feed.ts): one GET stream
  * shared by every listener, resource subscriptions counted per URI, recovery after the stream or
  * the session is lost, and the end of the link. In-memory upstream; no sockets, no sleeping.
  */
@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { FeedEvent } from '../../src/mcp/subscriptions.js';
 import { Cancellation } from '../../src/upstream/client.js';
 import { UpstreamLink, type Outgoing } from '../../src/upstream/link.js';
-import { createNotificationFeeds, type FeedListener } from '../../src/upstream/notifications.js';
+import { createNotificationFeeds, type FeedListener } from '../../src/flows/pooled/listen/feed.js';
 import { fakeLinkDeps, FakeUpstream } from '../helpers/fake-upstream.js';
 import pino from 'pino';
 

@@ -1,6 +1,6 @@
-/** The parked-exchange registry (upstream/parked.ts) with a fake clock: no waiting. */
+/** The parked-exchange registry (flows/pooled/mrtr/parked.ts) with a fake clock: no waiting. */
 import { describe, expect, it } from 'vitest';
-import { createParkedExchanges, type ParkEndReason, type Schedule } from '../../src/upstream/parked.js';
+import { createParkedExchanges, type ParkEndReason, type Schedule } from '../../src/flows/pooled/mrtr/parked.js';
 
 function fakeClock() {
   let now = 0;

@@ -1,5 +1,5 @@
 /**
- * The one SSE reader (src/http/sse-text-reader.ts, and sse-reader.ts for bytes) against the WHATWG event-stream rules
+ * The one SSE reader (src/mcp/sse-text-reader.ts, and sse-reader.ts for bytes) against the WHATWG event-stream rules
  * (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation),
  * written out below as `specEvents` from the text of the rules, plus the one departure the proxy
  * makes on purpose: the end of the stream finishes the last line and event.
@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { createSseReader, readEventStream } from '../../src/http/sse-reader.js';
-import { createSseTextReader, forEachEventData, MAX_EVENT_CHARS } from '../../src/http/sse-text-reader.js';
+import { createSseTextReader, forEachEventData, MAX_EVENT_CHARS } from '../../src/mcp/sse-text-reader.js';
 import { MAX_MESSAGE_BYTES } from '../../src/mcp/protocol.js';
 
 /**

@@ -8,8 +8,8 @@
  * An entry lives from the request's arrival until its answer to the client is over (its 'close'),
  * so the registry holds at most what is in flight. No I/O here.
  */
-import type { JsonRpcId } from '../errors.js';
-import { Cancellation } from './client.js';
+import type { JsonRpcId } from '../../errors.js';
+import { Cancellation } from '../../upstream/client.js';
 
 /**
  * One held request while its answer is under way:

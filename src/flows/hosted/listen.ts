@@ -15,10 +15,10 @@
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { readEventStream } from '../http/sse-reader.js';
-import { toLegacyMessage, toModernRequest, routingHeadersFor, type LegacyClient } from '../mcp/modern-upstream.js';
-import { isEventStream, isJsonRpcMessage, parseJson, POST_ACCEPT } from '../mcp/protocol.js';
-import { Cancellation, readBody, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from './client.js';
+import { readEventStream } from '../../http/sse-reader.js';
+import { toLegacyMessage, toModernRequest, routingHeadersFor, type LegacyClient } from '../../mcp/modern-upstream.js';
+import { isEventStream, isJsonRpcMessage, parseJson, POST_ACCEPT } from '../../mcp/protocol.js';
+import { Cancellation, readBody, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../../upstream/client.js';
 
 // How long an open listen may take to send its acknowledgement (a v2 server sends it at once).
 export const ACK_TIMEOUT_MS = 30_000;

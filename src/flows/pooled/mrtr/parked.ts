@@ -1,5 +1,5 @@
 /**
- * Parked upstream exchanges (MRTR, proxy/mrtr.ts): the upstream's answer to a 2026-07-28 request
+ * Parked upstream exchanges (MRTR, flows/pooled/mrtr/mrtr.ts): the upstream's answer to a 2026-07-28 request
  * that stopped at a question (elicitation, sampling, roots) the client must answer by re-sending
  * its request. Parked here until that retry claims it; bounded by count (a full registry refuses
  * to park: the caller ends that exchange, and the retry re-runs the request) and by time (an

@@ -1,6 +1,6 @@
 /**
  * A held session's GET stream (the legacy client's event stream), fed by an upstream
- * `subscriptions/listen` (upstream/held-listen.ts). Its headers go out once the upstream has
+ * `subscriptions/listen` (flows/hosted/listen.ts). Its headers go out once the upstream has
  * acknowledged the first listen; a refused first listen is answered as the upstream answered
  * (an upstream without subscriptions/listen: 405, which the SDK clients take as "no stream"). One
  * stream per session: a new GET replaces the one before (a client reconnecting over a half-dead
@@ -9,14 +9,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { ProxyError } from '../errors.js';
-import { SESSION_HEADER } from '../mcp/protocol.js';
-import type { Metrics } from '../observability/metrics.js';
-import type { UpstreamClient } from '../upstream/client.js';
-import { HeldListen } from '../upstream/held-listen.js';
-import type { HeldSession } from '../upstream/held-session.js';
-import { toClientHeaders, toUpstreamHeaders } from './headers.js';
-import { relay, sseEvent, SSE_KEEPALIVE, type OpenStreams } from './reply.js';
+import { ProxyError } from '../../errors.js';
+import { SESSION_HEADER } from '../../mcp/protocol.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { UpstreamClient } from '../../upstream/client.js';
+import { HeldListen } from './listen.js';
+import type { HeldSession } from './hosted-session.js';
+import { toClientHeaders, toUpstreamHeaders } from '../../http/headers.js';
+import { relay, sseEvent, SSE_KEEPALIVE, type OpenStreams } from '../../http/reply.js';
 
 export interface HeldStreamDeps {
   readonly upstream: UpstreamClient;

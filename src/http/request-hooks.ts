@@ -1,6 +1,6 @@
 /**
  * What every request to a Fastify route goes through (everything but the MCP endpoint's own
- * path, which runs on the raw server, see routes.ts): tracking, the gate's Host and Origin checks
+ * path, which runs on the raw server, see endpoint.ts): tracking, the gate's Host and Origin checks
  * (gate.ts), and the error handler that answers JSON-RPC errors.
  */
 import type { FastifyInstance } from 'fastify';

@@ -5,7 +5,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import type { JsonRpcId } from '../errors.js';
-import { createSseReader } from '../http/sse-reader.js';
+import { createSseReader } from './sse-reader.js';
 import { parseJson } from '../mcp/protocol.js';
 import { textOf, type MessageMap } from '../mcp/translate.js';
 import { sseEvent, SSE_KEEPALIVE } from './reply.js';

@@ -2,7 +2,7 @@
  * A 2026-07-28 `subscriptions/listen` on a legacy upstream: the client side of it. The request is
  * checked (Accept, filter) as a v2 server checks it, the honoured subset is what the upstream's
  * InitializeResult declares, and the stream joins the notification feed of the caller's pooled
- * upstream session (upstream/notifications.ts: one GET stream shared by every listener of that
+ * upstream session (flows/pooled/listen/feed.ts: one GET stream shared by every listener of that
  * session). Once the feed listens, the client gets its SSE stream, the ack first; then its
  * notifications, tagged with its subscription id (the listen request's id); keep-alive comments
  * meanwhile; and, when the proxy shuts down or the upstream session ends for good, the graceful
@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { ProxyError, type JsonRpcId } from '../errors.js';
+import { ProxyError, type JsonRpcId } from '../../../errors.js';
 import {
   acknowledgement,
   gapNotifications,
@@ -22,13 +22,13 @@ import {
   parseListenFilter,
   type FeedEvent,
   type SubscriptionFilter,
-} from '../mcp/subscriptions.js';
-import type { Metrics } from '../observability/metrics.js';
-import type { UpstreamHeaders } from '../upstream/client.js';
-import type { UpstreamLink } from '../upstream/link.js';
-import type { FeedListener, NotificationFeed, NotificationFeeds } from '../upstream/notifications.js';
-import type { Tracked } from './tracking.js';
-import { sseEvent, SSE_KEEPALIVE } from './reply.js';
+} from '../../../mcp/subscriptions.js';
+import type { Metrics } from '../../../observability/metrics.js';
+import type { UpstreamHeaders } from '../../../upstream/client.js';
+import type { UpstreamLink } from '../../../upstream/link.js';
+import type { FeedListener, NotificationFeed, NotificationFeeds } from './feed.js';
+import type { Tracked } from '../../../http/tracking.js';
+import { sseEvent, SSE_KEEPALIVE } from '../../../http/reply.js';
 
 export interface ListenDeps {
   readonly feeds: NotificationFeeds;

@@ -6,7 +6,7 @@
  *
  *   first round   the upstream's SSE answer is relayed message by message; at a question the
  *                 client can take, the proxy stops reading, collects the questions the upstream
- *                 sent together with it (see COLLECTING), parks the exchange (upstream/parked.ts)
+ *                 sent together with it (see COLLECTING), parks the exchange (flows/pooled/mrtr/parked.ts)
  *                 and answers `input_required` with a sealed requestState naming the parked
  *                 exchange and carrying the questions asked and answers given so far.
  *   retry, here   the parked exchange is claimed: each answer goes to the upstream as the JSON-RPC
@@ -28,9 +28,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { missingCapabilityError, ProxyError, type JsonRpcId } from '../errors.js';
-import { createSseReader, type SseReader } from '../http/sse-reader.js';
-import { ENVELOPE } from '../mcp/era.js';
+import { missingCapabilityError, ProxyError, type JsonRpcId } from '../../../errors.js';
+import { createSseReader, type SseReader } from '../../../http/sse-reader.js';
+import { ENVELOPE } from '../../../mcp/era.js';
 import {
   answerFor,
   INPUT_REQUEST_CAPABILITY,
@@ -43,18 +43,18 @@ import {
   requestDigestOf,
   type Knowledge,
   type Question,
-} from '../mcp/input-required.js';
-import { isJsonRpcMessage, parseJson } from '../mcp/protocol.js';
-import { toModernMessage, type AnswerContext } from '../mcp/translate.js';
-import type { InputRequiredEvent, Metrics } from '../observability/metrics.js';
-import type { CredentialBinding } from '../session/binding.js';
-import type { RequestStateCodec } from '../session/request-state.js';
-import type { UpstreamHeaders } from '../upstream/client.js';
-import type { UpstreamLink } from '../upstream/link.js';
-import type { ParkEndReason, ParkedExchanges } from '../upstream/parked.js';
-import { AnswerWriter } from './answer-writer.js';
-import { answerError, sseEvent, SSE_KEEPALIVE } from './reply.js';
-import type { Tracked } from './tracking.js';
+} from '../../../mcp/input-required.js';
+import { isJsonRpcMessage, parseJson } from '../../../mcp/protocol.js';
+import { toModernMessage, type AnswerContext } from '../../../mcp/translate.js';
+import type { InputRequiredEvent, Metrics } from '../../../observability/metrics.js';
+import type { CredentialBinding } from '../../../session/binding.js';
+import type { RequestStateCodec } from '../../../session/request-state.js';
+import type { UpstreamHeaders } from '../../../upstream/client.js';
+import type { UpstreamLink } from '../../../upstream/link.js';
+import type { ParkEndReason, ParkedExchanges } from './parked.js';
+import { AnswerWriter } from '../../../http/answer-writer.js';
+import { answerError, sseEvent, SSE_KEEPALIVE } from '../../../http/reply.js';
+import type { Tracked } from '../../../http/tracking.js';
 
 type Obj = Record<string, unknown>;
 

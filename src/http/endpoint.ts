@@ -17,7 +17,7 @@
  * it runs on the raw node:http server (app.ts hands every request over before Fastify routes
  * anything): Fastify's per-request machinery alone cost more than the whole proxying
  * (bench/README.md). Every other path is Fastify's.
- * Decisions live in pure modules (mcp/, proxy/headers.ts, session/ids.ts); the upstream session's
+ * Decisions live in pure modules (mcp/, http/headers.ts, session/ids.ts); the upstream session's
  * life is upstream/link.ts's; this file does the client side's I/O.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
@@ -48,20 +48,20 @@ import type { Opened, Sealer } from '../session/sealing.js';
 import { newSession, type Session, type SessionStore, type TerminatedIds } from '../session/store.js';
 import { discard, readBody, toProxyError, type UpstreamClient, type UpstreamHeaders } from '../upstream/client.js';
 import { verdictOf, type EraProbe } from '../upstream/era-probe.js';
-import { HeldSession } from '../upstream/held-session.js';
-import { cancelledRequestIdOf, type InFlightRequest } from '../upstream/held-in-flight.js';
+import { HeldSession } from '../flows/hosted/hosted-session.js';
+import { cancelledRequestIdOf, type InFlightRequest } from '../flows/hosted/in-flight.js';
 import { openLink, UpstreamLink, type Answer, type LinkDeps, type Outgoing } from '../upstream/link.js';
-import { discoverForHeld } from './held-discover.js';
-import { reauthenticate } from './reauthenticate.js';
+import { discoverForHeld } from '../flows/hosted/discover.js';
+import { reauthenticate } from '../session/reauthenticate.js';
 import type { LinkPool } from '../upstream/pool.js';
 import { AnswerWriter } from './answer-writer.js';
 import { modernEventStream } from './event-stream.js';
-import { deliverClientResponse, heldExchange } from './held-input.js';
-import { serveHeldStream } from './held-stream.js';
-import type { Mrtr } from './mrtr.js';
+import { deliverClientResponse, heldExchange } from '../flows/hosted/input.js';
+import { serveHeldStream } from '../flows/hosted/stream.js';
+import type { Mrtr } from '../flows/pooled/mrtr/mrtr.js';
 import { toClientHeaders, toTranslatedHeaders, toUpstreamHeaders } from './headers.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
-import { acceptsEventStream, type Listens } from './listen.js';
+import { acceptsEventStream, type Listens } from '../flows/pooled/listen/listen.js';
 import { answerError, errorEvents, relay, type OpenStreams, type RelayOptions } from './reply.js';
 import { readJsonBody } from './request-body.js';
 import { track, type Tracked, type TrackingDeps } from './tracking.js';
@@ -83,7 +83,7 @@ export interface McpEndpointDeps extends TrackingDeps {
   readonly terminated: TerminatedIds;
   /** Open GET event streams: shutdown ends them, since they would otherwise never finish. */
   readonly openStreams: OpenStreams;
-  /** subscriptions/listen of 2026-07-28 clients on legacy upstreams (proxy/listen.ts). */
+  /** subscriptions/listen of 2026-07-28 clients on legacy upstreams (flows/pooled/listen/listen.ts). */
   readonly listens: Listens;
   readonly metrics: Metrics;
   readonly log: Logger;
@@ -184,7 +184,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   async function held(call: Call, session: HeldSession, parsed: unknown) {
     if (Array.isArray(parsed)) throw new ProxyError('HELD_BATCH');
     const { id, method, params } = parsed as { id?: JsonRpcId; method?: unknown; params?: Record<string, unknown> };
-    // A response to a question of an input_required exchange (proxy/held-input.ts) goes to it; a
+    // A response to a question of an input_required exchange (flows/hosted/input.ts) goes to it; a
     // cancellation to the request it names, if in flight here (else it is ignored, as the spec
     // allows); other notifications (initialized, roots changed) and responses: nothing takes them.
     if (typeof method !== 'string' || id === undefined) {
@@ -330,7 +330,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       const result = await link.describe(outgoing(call, headers, undefined));
       return answerJson(call.res, 200, { jsonrpc: '2.0', id: message.id, result: discoverResult(result) });
     }
-    // A long-lived stream on the upstream session's shared GET stream (proxy/listen.ts).
+    // A long-lived stream on the upstream session's shared GET stream (flows/pooled/listen/listen.ts).
     if (method === 'subscriptions/listen') {
       return deps.listens.serve(call.req, call.res, call.tracked, {
         id: message.id,
@@ -342,7 +342,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       });
     }
     const clientProgressToken = progressTokenOf(params);
-    // MRTR (proxy/mrtr.ts): a retry may continue a parked upstream exchange; a run of these
+    // MRTR (flows/pooled/mrtr/mrtr.ts): a retry may continue a parked upstream exchange; a run of these
     // methods may be asked questions, which become input_required.
     const round = INPUT_REQUIRED_METHODS.has(method) ? mrtr.begin(call, method, params) : undefined;
     // A retry carrying answers (an MRTR round after the first): continued, or re-run.

@@ -5,12 +5,12 @@
  * in the 2026 envelope (mcp/modern-upstream.ts). Nothing to replay or recover: any replica, and
  * this one after a restart, can serve the session from its (sealed) id alone.
  */
-import type { LoggingLevel } from '../mcp/era.js';
-import { askIdOf } from '../mcp/held-input.js';
-import { paramHeaderValues, toolParamHeadersOf, type ParamHeader } from '../mcp/param-headers.js';
-import type { LegacyClient } from '../mcp/modern-upstream.js';
-import type { HeldListen } from './held-listen.js';
-import { InFlightRequests } from './held-in-flight.js';
+import type { LoggingLevel } from '../../mcp/era.js';
+import { askIdOf } from '../../mcp/hosted-input.js';
+import { paramHeaderValues, toolParamHeadersOf, type ParamHeader } from '../../mcp/param-headers.js';
+import type { LegacyClient } from '../../mcp/modern-upstream.js';
+import type { HeldListen } from './listen.js';
+import { InFlightRequests } from './in-flight.js';
 
 let held = 0;
 // Bounds what one session's tools/list answers can make the proxy keep (tools with Mcp-Param-* headers are few).
@@ -47,7 +47,7 @@ export class HeldSession {
   /**
    * DELETE, eviction or expiry: the upstream keeps nothing, so there is nothing to tell it. The
    * requests still in flight carry on (their answers go straight to the client); a DELETE
-   * cancels them first (routes.ts), eviction and expiry do not: the client asked for neither.
+   * cancels them first (endpoint.ts), eviction and expiry do not: the client asked for neither.
    */
   end(): Promise<void> {
     this.ended = true;

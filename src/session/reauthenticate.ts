@@ -14,11 +14,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { UpstreamAnswer } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Session } from '../session/store.js';
-import { HeldSession } from '../upstream/held-session.js';
+import type { Session } from './store.js';
+import { HeldSession } from '../flows/hosted/hosted-session.js';
 import { UpstreamLink, type LinkDeps } from '../upstream/link.js';
-import { discoverForHeld } from './held-discover.js';
-import { toUpstreamHeaders } from './headers.js';
+import { discoverForHeld } from '../flows/hosted/discover.js';
+import { toUpstreamHeaders } from '../http/headers.js';
 
 export interface ReauthenticationDeps {
   readonly links: LinkDeps;

@@ -1,15 +1,15 @@
 /**
  * server/discover asked of a 2026-07-28-only upstream for a session the proxy holds, with the
  * client's credentials, capabilities and clientInfo: what its initialize is answered from, and what
- * proves new credentials when the session re-authenticates (proxy/reauthenticate.ts).
+ * proves new credentials when the session re-authenticates (session/reauthenticate.ts).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { JsonRpcId } from '../errors.js';
-import { messagesOf } from '../mcp/initialize-result.js';
-import { routingHeadersFor, toModernRequest, type LegacyClient } from '../mcp/modern-upstream.js';
-import { MAX_MESSAGE_BYTES, POST_ACCEPT } from '../mcp/protocol.js';
-import { readBody, type CancelSignal, type UpstreamClient, type UpstreamResponse } from '../upstream/client.js';
-import { toUpstreamHeaders } from './headers.js';
+import type { JsonRpcId } from '../../errors.js';
+import { messagesOf } from '../../mcp/initialize-result.js';
+import { routingHeadersFor, toModernRequest, type LegacyClient } from '../../mcp/modern-upstream.js';
+import { MAX_MESSAGE_BYTES, POST_ACCEPT } from '../../mcp/protocol.js';
+import { readBody, type CancelSignal, type UpstreamClient, type UpstreamResponse } from '../../upstream/client.js';
+import { toUpstreamHeaders } from '../../http/headers.js';
 
 export type Discovered =
   | { readonly kind: 'result'; readonly result: Record<string, unknown> }

@@ -17,12 +17,12 @@
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { readEventStream } from '../http/sse-reader.js';
-import { isEventStream, parseJson } from '../mcp/protocol.js';
-import { feedEventOf, feedRequestRefusal, resourceRequest, type FeedEvent, type SubscriptionFilter } from '../mcp/subscriptions.js';
-import { ProxyError, UpstreamAnswer } from '../errors.js';
-import { discard, readBody, toProxyError, type UpstreamHeaders } from './client.js';
-import type { UpstreamLink } from './link.js';
+import { readEventStream } from '../../../http/sse-reader.js';
+import { isEventStream, parseJson } from '../../../mcp/protocol.js';
+import { feedEventOf, feedRequestRefusal, resourceRequest, type FeedEvent, type SubscriptionFilter } from '../../../mcp/subscriptions.js';
+import { ProxyError, UpstreamAnswer } from '../../../errors.js';
+import { discard, readBody, toProxyError, type UpstreamHeaders } from '../../../upstream/client.js';
+import type { UpstreamLink } from '../../../upstream/link.js';
 
 /** One `subscriptions/listen` stream, as the feed sees it. */
 export interface FeedListener {

@@ -18,19 +18,19 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { JsonRpcId } from '../errors.js';
-import { readEventStream } from '../http/sse-reader.js';
-import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../mcp/held-input.js';
-import { heldJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../mcp/modern-upstream.js';
-import { MCP_NAME_HEADER } from '../mcp/era.js';
-import { isParamHeaderRefusal } from '../mcp/param-headers.js';
-import { isAuthChallenge, isEventStream, isJsonRpcMessage, MAX_MESSAGE_BYTES, parseJson } from '../mcp/protocol.js';
-import type { Metrics } from '../observability/metrics.js';
-import { readBody, type Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../upstream/client.js';
-import type { HeldSession } from '../upstream/held-session.js';
-import { toClientHeaders } from './headers.js';
-import { AnswerWriter } from './answer-writer.js';
-import { relay, sseEvent } from './reply.js';
+import type { JsonRpcId } from '../../errors.js';
+import { readEventStream } from '../../http/sse-reader.js';
+import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../../mcp/hosted-input.js';
+import { heldJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../../mcp/modern-upstream.js';
+import { MCP_NAME_HEADER } from '../../mcp/era.js';
+import { isParamHeaderRefusal } from '../../mcp/param-headers.js';
+import { isAuthChallenge, isEventStream, isJsonRpcMessage, MAX_MESSAGE_BYTES, parseJson } from '../../mcp/protocol.js';
+import type { Metrics } from '../../observability/metrics.js';
+import { readBody, type Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../../upstream/client.js';
+import type { HeldSession } from './hosted-session.js';
+import { toClientHeaders } from '../../http/headers.js';
+import { AnswerWriter } from '../../http/answer-writer.js';
+import { relay, sseEvent } from '../../http/reply.js';
 
 type Obj = Record<string, unknown>;
 
@@ -246,7 +246,7 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
     const fast = response.statusCode === 200 ? heldJsonAnswer(text, upstreamId, clientId) : undefined;
     if (fast !== undefined) return { kind: 'text', text: fast };
     const parsed = parseJson(text);
-    // An auth challenge goes back as it came, whatever its body (proxy/routes.ts: one rule for every flow).
+    // An auth challenge goes back as it came, whatever its body (http/endpoint.ts: one rule for every flow).
     const answered = !isAuthChallenge(response.statusCode) && isJsonRpcMessage(parsed) && !('method' in parsed) && parsed.id === upstreamId;
     if (answered) return { kind: 'message', message: parsed as Obj };
     return { kind: 'other', response, body };

@@ -20,7 +20,7 @@
  * Pure, no node:* import: src/mcp reads whole bodies with it.
  */
 import { createParser, type ParseError } from 'eventsource-parser';
-import { MAX_MESSAGE_BYTES } from '../mcp/protocol.js';
+import { MAX_MESSAGE_BYTES } from './protocol.js';
 
 /**
  * The most text one event may hold in the reader (its data so far and its line still arriving),
