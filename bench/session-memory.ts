@@ -47,9 +47,10 @@ for (const count of counts) {
       id,
       logId: fingerprint(id),
       credential,
+      identity: undefined,
       nonce: sealed?.nonce,
       expiresAt: sealed === undefined ? Infinity : sealed.issuedAtMs + 3600_000,
-      link,
+      backend: { kind: 'relayed', link },
     });
     store.add(session);
   }

@@ -14,7 +14,8 @@ import { SESSION_HEADER } from './mcp/protocol.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { createTracing, type Tracing } from './observability/tracing.js';
-import { gatePolicyOf, normalizePath, pathOf } from './http/gate.js';
+import { gatePolicyOf } from './http/gate.js';
+import { normalizePath, pathOf } from './http/paths.js';
 import { healthRoutes } from './http/health.js';
 import { endStreams, type OpenStreams } from './http/reply.js';
 import { createListens } from './flows/pooled/listen/listen.js';
@@ -22,11 +23,15 @@ import { installRequestHooks } from './http/request-hooks.js';
 import { challengeRewriter, resourceMetadataRoutes } from './http/resource-metadata.js';
 import { createMrtr, type Exchange } from './flows/pooled/mrtr/mrtr.js';
 import { createMcpEndpoint, type McpEndpoint } from './http/endpoint.js';
+import { createHostedFlow } from './flows/hosted/hosted.js';
+import { createPooledFlow } from './flows/pooled/pooled.js';
+import { createRelayedFlow } from './flows/relayed/relayed.js';
+import { createClientSessions } from './session/client-sessions.js';
 import { createCredentialBinding } from './session/binding.js';
 import { createFingerprint } from './session/ids.js';
 import { createSealer, deriveKeys, type Sealer } from './session/sealing.js';
 import { createRequestStateCodec, randomStateKey } from './session/request-state.js';
-import { createSessionStore, createTerminatedIds } from './session/store.js';
+import { createSessionStore, createTerminatedIds, endBackend } from './session/store.js';
 import { createUpstreamClient } from './upstream/client.js';
 import { createEraProbe } from './upstream/era-probe.js';
 import type { LinkDeps } from './upstream/link.js';
@@ -132,7 +137,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       logger.info({ sid: session.logId, reason }, 'session ended');
       // Evicted or expired: free the upstream's side too (without the client's credentials,
       // which the proxy does not keep; an upstream that insists will expire it on its own).
-      void session.link.end();
+      void endBackend(session.backend);
     },
   });
   const openStreams: OpenStreams = new Map();
@@ -165,23 +170,38 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     if (closing) setImmediate(() => app.server.closeIdleConnections());
   };
   const tracking = { log: logger, metrics, afterAnswer };
-  endpoint = createMcpEndpoint({
-    ...tracking,
-    config,
+  const isClosing = () => closing;
+  const forgetEra = () => eraProbe.forget();
+  const sessions = createClientSessions({
     store,
-    links,
-    pool,
-    eraProbe,
-    fingerprint,
-    binding,
-    sealer,
     terminated: createTerminatedIds(config.maxSessions),
-    openStreams,
-    listens,
-    mrtr,
+    sealer,
+    binding,
+    fingerprint,
+    sessionMaxAgeMs: config.sessionMaxAgeMs,
+    links,
+    eraProbe,
+    metrics,
+    log: logger,
     tracing,
-    closing: () => closing,
   });
+  const flows = {
+    relayed: createRelayedFlow({ links, sessions, fingerprint, openStreams, metrics, log: logger, closing: isClosing }),
+    pooled: createPooledFlow({ pool, binding, listens, mrtr, forgetEra, tracing, metrics, log: logger }),
+    hosted: createHostedFlow({
+      upstream,
+      sessions,
+      forgetEra,
+      inputTimeoutMs: config.hostedInputTimeoutMs,
+      listenKeepAliveMs: config.listenKeepAliveMs,
+      openStreams,
+      metrics,
+      log: logger,
+      closing: isClosing,
+    }),
+    passThrough: { upstream, forgetEra, metrics },
+  };
+  endpoint = createMcpEndpoint({ ...tracking, config, flows, sessions, eraProbe, tracing, closing: isClosing });
 
   installRequestHooks(app, gatePolicyOf(config), tracking);
   await app.register(healthRoutes, { config, upstream, metrics });

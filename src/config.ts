@@ -14,7 +14,7 @@ import {
   type LossRules,
 } from './mcp/loss.js';
 import { telemetrySettingsOf, type TelemetrySettings } from './observability/otel-settings.js';
-import { normalizePath } from './http/gate.js';
+import { normalizePath } from './http/paths.js';
 import { parseSecret, readSecretFile } from './session/secrets.js';
 
 // Every container platform routes to the pod's interfaces, not its loopback.
@@ -78,11 +78,11 @@ export const DEFAULT_MRTR_PARK_TIMEOUT_MS = 60_000;
 // A requestState is good this long (the v2 SDK's requestState codec default): a retry after the
 // exchange expired still works, by re-running the request with the answers it carries.
 export const DEFAULT_MRTR_STATE_TTL_MS = 10 * 60 * 1000;
-// A held session's input_required question waits this long for the client's answer: a person may
+// A hosted session's input_required question waits this long for the client's answer: a person may
 // be filling in an elicitation form. The client's own request timeout (v1 SDK: 60 s by default) or
 // its closing the stream usually ends the exchange first; this bounds clients that keep the stream
 // open and never answer (each waiting exchange holds its client connection).
-export const DEFAULT_HELD_INPUT_TIMEOUT_MS = 5 * 60 * 1000;
+export const DEFAULT_HOSTED_INPUT_TIMEOUT_MS = 5 * 60 * 1000;
 export const UPSTREAM_ERAS = ['auto', 'legacy', 'modern'] as const;
 export type UpstreamEra = (typeof UPSTREAM_ERAS)[number];
 export const SESSIONLESS_MODES = ['pool', 'reject'] as const;
@@ -146,8 +146,8 @@ export interface Config {
   readonly mrtrParkTimeoutMs: number;
   /** MRTR: how long a requestState is accepted. */
   readonly mrtrStateTtlMs: number;
-  /** Held sessions: how long an input_required question waits for the client's answer. */
-  readonly heldInputTimeoutMs: number;
+  /** Hosted sessions: how long an input_required question waits for the client's answer. */
+  readonly hostedInputTimeoutMs: number;
   /**
    * The proxy's MCP URL as clients reach it (opt-in): the upstream's protected-resource metadata
    * and auth challenges name it instead of the upstream's own address (http/resource-metadata.ts).
@@ -175,6 +175,8 @@ interface Setting<T> {
   /** Absent: the setting is required. */
   readonly fallback?: T;
   readonly help: string;
+  /** The setting's old names, still read (after the new ones) and documented as deprecated. */
+  readonly deprecated?: { readonly flag: string; readonly env: string; readonly key: string };
 }
 
 const ms = (min: number, max: number) => (t: string) => parseInteger(t, min, max);
@@ -218,7 +220,7 @@ export const SETTINGS = {
   mrtrParkTimeoutMs: { flag: 'mrtr-park-timeout-ms', env: 'MRTR_PARK_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_PARK_TIMEOUT_MS, help: 'a parked exchange whose retry does not come this soon is ended (the upstream gets an error answer and a cancellation)' },
   mrtrStateTtlMs: { flag: 'mrtr-state-ttl-ms', env: 'MRTR_STATE_TTL_MS', parse: ms(1_000, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_STATE_TTL_MS, help: 'an input_required requestState is refused (-32602) this long after it was issued' },
   publicUrl: { flag: 'public-url', env: 'PUBLIC_URL', parse: (t: string): URL | undefined => parsePublicUrl(t), fallback: undefined, help: 'the proxy\'s MCP URL as clients reach it, e.g. https://mcp.example.com/mcp (OAuth-protected upstreams that name their own address: the protected-resource metadata and WWW-Authenticate name this URL instead, and the proxy serves the metadata at the paths clients derive from it; default: off, passed through as the upstream sent them)' },
-  heldInputTimeoutMs: { flag: 'held-input-timeout-ms', env: 'HELD_INPUT_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_HELD_INPUT_TIMEOUT_MS, help: 'in front of a 2026-07-28-only upstream: how long a question of an input_required answer (sent to the 2025 client as an elicitation/sampling/roots request) waits for its response before the request fails' },
+  hostedInputTimeoutMs: { flag: 'hosted-input-timeout-ms', env: 'HOSTED_INPUT_TIMEOUT_MS', deprecated: { flag: 'held-input-timeout-ms', env: 'HELD_INPUT_TIMEOUT_MS', key: 'heldInputTimeoutMs' }, parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_HOSTED_INPUT_TIMEOUT_MS, help: 'in front of a 2026-07-28-only upstream: how long a question of an input_required answer (sent to the 2025 client as an elicitation/sampling/roots request) waits for its response before the request fails' },
   lossPatterns: { flag: 'loss-patterns', env: 'LOSS_PATTERNS', parse: parseExtraPatterns, fallback: [] as readonly LossPattern[], help: 'extra loss messages: regular expressions separated by ||' },
 } satisfies Record<string, Setting<unknown>>;
 
@@ -232,7 +234,8 @@ export type Invocation = { readonly kind: 'run'; readonly config: Config } | { r
 export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv): Invocation {
   let flags: Record<string, string | boolean | undefined>;
   try {
-    const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]));
+    const flagNames = Object.values(SETTINGS as Record<string, Setting<unknown>>).flatMap((s) => (s.deprecated === undefined ? [s.flag] : [s.flag, s.deprecated.flag]));
+    const options = Object.fromEntries(flagNames.map((flag) => [flag, { type: 'string' as const }]));
     flags = parseArgs({
       args: [...argv],
       options: { ...options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
@@ -260,19 +263,22 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
 
   const read = <K extends Key>(key: K): ValueOf<K> => {
     const setting = SETTINGS[key] as Setting<ValueOf<K>>;
-    const fromFlag = flags[setting.flag];
+    const { deprecated } = setting;
+    const flag = flags[setting.flag] === undefined && deprecated !== undefined ? deprecated.flag : setting.flag;
+    const fromFlag = flags[flag];
     if (fromFlag === '') {
-      problems.push(`--${setting.flag}: needs a value`);
+      problems.push(`--${flag}: needs a value`);
       return undefined as ValueOf<K>;
     }
     // Highest precedence first. An empty variable counts as unset: container tools often pass
     // VAR= for "not configured".
-    const envText = env[setting.env] === '' ? undefined : env[setting.env];
+    const variable = (env[setting.env] ?? '') === '' && deprecated !== undefined ? deprecated.env : setting.env;
+    const envText = env[variable] === '' ? undefined : env[variable];
     const [text, source] =
       typeof fromFlag === 'string'
-        ? [fromFlag, `--${setting.flag}`]
+        ? [fromFlag, `--${flag}`]
         : envText !== undefined
-          ? [envText, setting.env]
+          ? [envText, variable]
           : [file.values[key], `${file.name}: ${key}`];
     if (text === undefined) {
       if ('fallback' in setting) return setting.fallback as ValueOf<K>;
@@ -338,7 +344,7 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     mrtrMaxParked: read('mrtrMaxParked'),
     mrtrParkTimeoutMs: read('mrtrParkTimeoutMs'),
     mrtrStateTtlMs: read('mrtrStateTtlMs'),
-    heldInputTimeoutMs: read('heldInputTimeoutMs'),
+    hostedInputTimeoutMs: read('hostedInputTimeoutMs'),
     publicUrl: read('publicUrl'),
     telemetry: telemetrySettingsOf(env, problems),
   };
@@ -359,6 +365,11 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
+
+/** Deprecated config-file keys → the setting each names now. */
+const DEPRECATED_KEYS: ReadonlyMap<string, string> = new Map(
+  Object.entries(SETTINGS as Record<string, Setting<unknown>>).flatMap(([key, s]) => (s.deprecated === undefined ? [] : [[s.deprecated.key, key] as const])),
+);
 
 /** Settings from the config file as text (the same parsers then apply), keyed by setting name. */
 function readConfigFile(
@@ -382,7 +393,9 @@ function readConfigFile(
     return { name: path, values: {} };
   }
   const values: Partial<Record<Key, string>> = {};
-  for (const [key, value] of Object.entries(parsed)) {
+  for (const [name, value] of Object.entries(parsed)) {
+    // A deprecated key is read as the setting it names now (the new key wins when both are set).
+    const key = DEPRECATED_KEYS.get(name) ?? name;
     if (!(key in SETTINGS)) {
       problems.push(`${path}: ${key}: not a setting (settings: ${Object.keys(SETTINGS).join(', ')})`);
       continue;
@@ -393,8 +406,8 @@ function readConfigFile(
         : Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')
           ? value.join(key === 'lossPatterns' ? '||' : ',')
           : undefined;
-    if (text === undefined) problems.push(`${path}: ${key}: must be a string, number, boolean or list`);
-    else values[key as Key] = text;
+    if (text === undefined) problems.push(`${path}: ${name}: must be a string, number, boolean or list`);
+    else if (key === name || values[key as Key] === undefined) values[key as Key] = text;
   }
   return { name: path, values };
 }
@@ -411,6 +424,7 @@ export function helpText(): string {
   for (const [key, s] of Object.entries(SETTINGS) as [Key, Setting<unknown>][]) {
     const fallback = 'fallback' in s ? describeDefault(s.fallback) : 'required';
     lines.push(`  --${s.flag.padEnd(24)} ${s.env.padEnd(22)} ${fallback}`, `      ${s.help} [config file key: ${key}]`);
+    if (s.deprecated !== undefined) lines.push(`      (deprecated spelling, still read: --${s.deprecated.flag}, ${s.deprecated.env}, ${s.deprecated.key})`);
   }
   lines.push(
     '',

@@ -9,7 +9,7 @@ import type { JsonRpcId, ProxyErrorReason } from '../errors.js';
 import type { Metrics, RequestOutcome } from '../observability/metrics.js';
 import type { LogId } from '../session/ids.js';
 import { Cancellation } from '../upstream/client.js';
-import type { ReplayReason } from '../upstream/link.js';
+import type { ReplayReason } from '../mcp/loss.js';
 
 export interface Tracked {
   /** Cancelled when the client goes away before its answer is complete. */

@@ -1,5 +1,5 @@
 /**
- * `input_required` (2026-07-28 MRTR) answered for a 2025-era client held by the proxy, the pure
+ * `input_required` (2026-07-28 MRTR) answered for a 2025-era client whose session the proxy hosts, the pure
  * part: reading the upstream's input_required result into the server→client requests to send,
  * which client capability each one needs, and the retry's params. No I/O; never throws on any
  * input (property-tested).
@@ -16,7 +16,7 @@ import { isObject } from './protocol.js';
 type Obj = Record<string, unknown>;
 
 /** Rounds of input one client request may take: the v2 client's `inputRequired.maxRounds` default. */
-export const HELD_INPUT_MAX_ROUNDS = 10;
+export const HOSTED_INPUT_MAX_ROUNDS = 10;
 
 /** One question for the client: the key the upstream gave it, and the request to send. */
 export interface InputAsk {
@@ -72,7 +72,7 @@ export function retryParams(original: unknown, responses: Obj, requestState: str
   return params;
 }
 
-/** The id of the n-th request the proxy sends a held session's client (unique per session). */
+/** The id of the n-th request the proxy sends a hosted session's client (unique per session). */
 export function askIdOf(n: number): string {
   return `mcp-session-proxy-ask-${n}`;
 }

@@ -7,6 +7,12 @@
  */
 import { parseJson } from './protocol.js';
 
+/**
+ * Why an upstream session is being re-established: the loss that was seen, a sealed id reopened,
+ * or the client session re-authenticated under new credentials (session/reauthenticate.ts).
+ */
+export type ReplayReason = LossSignal | 'reopened' | 'reauthenticated';
+
 /** Names of the built-in patterns below. */
 export type DefaultPatternName =
   | 'session_not_found'

@@ -162,7 +162,7 @@ function withoutReservedMeta(message: Obj, member: 'params' | 'result'): Obj {
  * particular whenever a word the rewrite must look at occurs anywhere else in the text. Held to
  * the object path by the property test in modern-upstream-translate.test.ts.
  */
-export function heldJsonAnswer(text: string, upstreamId: JsonRpcId, clientId: JsonRpcId): string | undefined {
+export function hostedJsonAnswer(text: string, upstreamId: JsonRpcId, clientId: JsonRpcId): string | undefined {
   if (!text.startsWith(RESULT_FIRST)) return undefined;
   const at = text.lastIndexOf(RESULT_TYPE_COMPLETE);
   if (at === -1) return undefined;

@@ -1,5 +1,5 @@
 /**
- * `Mcp-Param-*` headers (2026-07-28, SEP-2243) for a held 2025 client's tools/call: a tool whose
+ * `Mcp-Param-*` headers (2026-07-28, SEP-2243) for a hosted 2025 client's tools/call: a tool whose
  * `inputSchema` marks an argument `"x-mcp-header": "<Name>"` must be called with the header
  * `Mcp-Param-<Name>` mirroring that argument (the v2 SDK server refuses the call with 400 -32020
  * otherwise). 2025 clients know nothing of it, so the proxy learns the declarations from the

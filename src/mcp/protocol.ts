@@ -12,6 +12,15 @@ export const LAST_EVENT_ID_HEADER = 'last-event-id';
 /** What a client expects when it sends a POST (spec: both media types are listed). */
 export const POST_ACCEPT = 'application/json, text/event-stream';
 
+/** Whether an Accept header admits an event stream (an absent one admits anything). */
+export function acceptsEventStream(accept: string | undefined): boolean {
+  if (accept === undefined) return true;
+  return accept
+    .split(',')
+    .map((range) => range.split(';', 1)[0]!.trim().toLowerCase())
+    .some((type) => type === 'text/event-stream' || type === 'text/*' || type === '*/*');
+}
+
 /**
  * An auth challenge (the MCP authorization spec: 401 with `WWW-Authenticate`, or 403 for a scope
  * the token lacks): it reaches every client as the upstream sent it, whatever the flow, because

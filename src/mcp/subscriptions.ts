@@ -46,7 +46,7 @@ export const INVALID_FILTER_MESSAGE = "Invalid params: 'notifications' is requir
 
 
 /**
- * The most resources one listen (or one held session) may subscribe to: each URI is a request to
+ * The most resources one listen (or one hosted session) may subscribe to: each URI is a request to
  * the upstream, so a body naming a hundred thousand would be a hundred thousand requests. More is
  * refused as invalid params.
  */

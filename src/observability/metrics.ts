@@ -4,11 +4,13 @@
  * path from a request, or anything a client controls.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ReplayReason } from '../upstream/link.js';
-import type { EndReason } from '../session/store.js';
+import type { ReplayReason } from '../mcp/loss.js';
 
 /** Why a sealed id that this process had no session for was refused. */
 export type SealedIdRejection = 'invalid' | 'expired' | 'terminated' | 'credentials';
+
+/** Why a client session left the store: lru-cache's reasons, and 'max_age' for a sealed id past its age limit. */
+export type EndReason = 'evict' | 'expire' | 'delete' | 'max_age';
 
 export type RequestOutcome = '2xx' | '3xx' | '4xx' | '5xx' | 'aborted';
 

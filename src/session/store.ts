@@ -4,13 +4,40 @@
  * growing memory) and by time.
  */
 import { LRUCache } from 'lru-cache';
-import type { HeldSession } from '../flows/hosted/hosted-session.js';
+import type { HostedSession } from '../flows/hosted/hosted-session.js';
+import type { UpstreamHeaders } from '../upstream/client.js';
 import type { UpstreamLink } from '../upstream/link.js';
+import type { EndReason } from '../observability/metrics.js';
 import type { ClientSessionId, LogId } from './ids.js';
 
 /**
- * A client session: who it is (its id, credentials, age limit) and the upstream session it uses.
- * Everything about the upstream side (ids, replays, the handshake) is the link's.
+ * What a client session runs on: an upstream session relayed over a link (a legacy upstream), or
+ * the session the proxy hosts itself (in front of a 2026-07-28-only upstream, which keeps none).
+ */
+export type Backend = { readonly kind: 'relayed'; readonly link: UpstreamLink } | { readonly kind: 'hosted'; readonly hosted: HostedSession };
+
+/**
+ * End a backend (DELETE, eviction, expiry, re-authentication): a link ends its upstream session,
+ * with `headers` (the client's credentials) when a client asked; a hosted session stops its stream.
+ */
+export function endBackend(backend: Backend, headers?: UpstreamHeaders): Promise<void> {
+  switch (backend.kind) {
+    case 'relayed':
+      return backend.link.end(headers);
+    case 'hosted':
+      backend.hosted.end();
+      return Promise.resolve();
+  }
+}
+
+/** The backend's log-safe label (`link` in log lines). */
+export function labelOf(backend: Backend): number | string {
+  return backend.kind === 'relayed' ? backend.link.label : backend.hosted.label;
+}
+
+/**
+ * A client session: who it is (its id, credentials, age limit) and what it runs on. Everything
+ * about the upstream side (ids, replays, the handshake) is the backend's.
  */
 export interface Session {
   readonly id: ClientSessionId;
@@ -18,7 +45,7 @@ export interface Session {
   readonly logId: LogId;
   /**
    * Keyed digest of the caller's credentials (session/binding.ts): at initialize, or at the last
-   * re-authentication (session/reauthenticate.ts), which also replaces `link`.
+   * re-authentication (session/reauthenticate.ts), which also replaces `backend`.
    */
   credential: Buffer | undefined;
   /** Set when the credentials carry no identity (an opaque token): what a re-authentication must match. */
@@ -27,13 +54,12 @@ export interface Session {
   readonly nonce: string | undefined;
   /** When a sealed id reaches its age limit (ms since the epoch); Infinity for random ids. */
   readonly expiresAt: number;
-  /** The upstream session; or, in front of a modern-only upstream, the session the proxy holds itself. */
-  link: UpstreamLink | HeldSession;
+  backend: Backend;
   /** A re-authentication under way (one per session and credential: session/reauthenticate.ts). */
   renewal: Renewal | undefined;
 }
 
-/** Opening the session anew under other credentials: settles once it has replaced the session's link. */
+/** Opening the session anew under other credentials: settles once it has replaced the session's backend. */
 export interface Renewal {
   readonly credential: Buffer | undefined;
   readonly done: Promise<void>;
@@ -49,13 +75,11 @@ export function newSession(fields: Omit<Session, 'renewal'>): Session {
     identity: fields.identity,
     nonce: fields.nonce,
     expiresAt: fields.expiresAt,
-    link: fields.link,
+    backend: fields.backend,
     renewal: undefined,
   };
 }
 
-/** lru-cache's reasons, and 'max_age' for a sealed id past its age limit. */
-export type EndReason = 'evict' | 'expire' | 'delete' | 'max_age';
 
 export interface SessionStoreOptions {
   readonly maxSessions: number;

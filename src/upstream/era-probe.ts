@@ -11,6 +11,7 @@ import { ENVELOPE, MODERN_PROTOCOL_VERSION as MODERN } from '../mcp/era.js';
 import { messagesOf } from '../mcp/initialize-result.js';
 import { LAST_EVENT_ID_HEADER, POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
 import { readBody, toProxyError, type UpstreamClient, type UpstreamHeaders } from './client.js';
+import type { Answer } from './link.js';
 
 export type Era = 'legacy' | 'modern';
 
@@ -99,4 +100,14 @@ export function verdictOf(status: number, body: string, contentType: string | st
   // Any other 2xx or 4xx: a legacy server (which answers a discover it does not know, or a request
   // without a session, with an error).
   return status < 500 ? 'legacy' : undefined;
+}
+
+/**
+ * A 400 -32022 naming 2026-07-28 among the supported versions: what a modern-only server (the v2
+ * SDK's `legacy: 'reject'`) answers a 2025-era request. (400 answers are read whole by the link.)
+ */
+export function refusedAsModernOnly(answer: Answer): boolean {
+  const { response, payload } = answer;
+  if (response.statusCode !== 400 || !Buffer.isBuffer(payload)) return false;
+  return verdictOf(response.statusCode, payload.toString(), response.headers['content-type']) === 'modern';
 }

@@ -15,7 +15,7 @@
 import type { Logger } from 'pino';
 import { ProxyError, UpstreamAnswer, type JsonRpcId, type ProxyErrorReason } from '../errors.js';
 import { initializeOutcomeOf } from '../mcp/initialize-result.js';
-import { classifyLoss, mayBeLoss, type LossRules, type LossSignal } from '../mcp/loss.js';
+import { classifyLoss, mayBeLoss, type LossRules, type LossSignal, type ReplayReason } from '../mcp/loss.js';
 import { isAuthChallenge, LAST_EVENT_ID_HEADER, POST_ACCEPT, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Tracing } from '../observability/tracing.js';
@@ -32,11 +32,6 @@ import {
   type UpstreamResponse,
 } from './client.js';
 
-/**
- * Why an upstream session is being re-established: the loss that was seen, a sealed id reopened,
- * or the client session re-authenticated under new credentials (session/reauthenticate.ts).
- */
-export type ReplayReason = LossSignal | 'reopened' | 'reauthenticated';
 /** Why a link is opening: a replay, or a pooled link's first use (not a replay: nothing was lost). */
 export type OpenReason = ReplayReason | 'pooled';
 

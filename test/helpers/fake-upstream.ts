@@ -11,7 +11,8 @@ import { DEFAULT_LOSS_RULES } from '../../src/mcp/loss.js';
 import type { Metrics } from '../../src/observability/metrics.js';
 import type { Fingerprint, LogId } from '../../src/session/ids.js';
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from '../../src/upstream/client.js';
-import type { LinkDeps, ReplayReason } from '../../src/upstream/link.js';
+import type { ReplayReason } from '../../src/mcp/loss.js';
+import type { LinkDeps } from '../../src/upstream/link.js';
 
 /** One request as the fake upstream received it. */
 export interface Seen {

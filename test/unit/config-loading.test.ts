@@ -413,3 +413,35 @@ describe('allowed hosts and the body timeout', () => {
     expect(helpText()).toMatch(/--body-timeout-ms\s+BODY_TIMEOUT_MS\s+30000\n.*408/);
   });
 });
+
+describe('renamed settings: the old spelling still works, the new one wins', () => {
+  it('--hosted-input-timeout-ms, HOSTED_INPUT_TIMEOUT_MS and hostedInputTimeoutMs; the held-* spelling is read too', () => {
+    expect(loadConfig(['--hosted-input-timeout-ms', '1500'], baseEnv).hostedInputTimeoutMs).toBe(1500);
+    expect(loadConfig([], { ...baseEnv, HOSTED_INPUT_TIMEOUT_MS: '1600' }).hostedInputTimeoutMs).toBe(1600);
+    expect(loadConfig(['--held-input-timeout-ms', '1700'], baseEnv).hostedInputTimeoutMs).toBe(1700);
+    expect(loadConfig([], { ...baseEnv, HELD_INPUT_TIMEOUT_MS: '1800' }).hostedInputTimeoutMs).toBe(1800);
+    // The new spelling wins over the old one from the same source; a flag over any variable.
+    expect(loadConfig(['--held-input-timeout-ms', '1700', '--hosted-input-timeout-ms', '1500'], baseEnv).hostedInputTimeoutMs).toBe(1500);
+    expect(loadConfig([], { ...baseEnv, HELD_INPUT_TIMEOUT_MS: '1800', HOSTED_INPUT_TIMEOUT_MS: '1600' }).hostedInputTimeoutMs).toBe(1600);
+    expect(loadConfig(['--held-input-timeout-ms', '1700'], { ...baseEnv, HOSTED_INPUT_TIMEOUT_MS: '1600' }).hostedInputTimeoutMs).toBe(1700);
+  });
+
+  it('a bad value under the old spelling is reported under the name it was given by', () => {
+    expect(configError(['--held-input-timeout-ms', 'soon'], baseEnv).problems[0]).toMatch(/^--held-input-timeout-ms: /);
+    expect(configError([], { ...baseEnv, HELD_INPUT_TIMEOUT_MS: 'soon' }).problems[0]).toMatch(/^HELD_INPUT_TIMEOUT_MS: /);
+  });
+
+  it('the config file takes the old key as the new one, and the new key wins', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'renamed-'));
+    const old = join(dir, 'old.json');
+    writeFileSync(old, JSON.stringify({ upstreamUrl: UPSTREAM, heldInputTimeoutMs: 1900 }));
+    expect(loadConfig(['--config', old], {}).hostedInputTimeoutMs).toBe(1900);
+    const both = join(dir, 'both.json');
+    writeFileSync(both, JSON.stringify({ upstreamUrl: UPSTREAM, hostedInputTimeoutMs: 2000, heldInputTimeoutMs: 1900 }));
+    expect(loadConfig(['--config', both], {}).hostedInputTimeoutMs).toBe(2000);
+  });
+
+  it('--help names the old spelling as deprecated', () => {
+    expect(helpText()).toContain('(deprecated spelling, still read: --held-input-timeout-ms, HELD_INPUT_TIMEOUT_MS, heldInputTimeoutMs)');
+  });
+});

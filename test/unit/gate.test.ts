@@ -6,9 +6,9 @@ import {
   gatePolicyOf,
   hostnameOf,
   isLoopbackAddress,
-  normalizePath,
   type GatePolicy,
 } from '../../src/http/gate.js';
+import { normalizePath } from '../../src/http/paths.js';
 
 const ON_LOOPBACK = gatePolicyOf({ mcpPath: '/mcp', host: '127.0.0.1', allowedHosts: undefined, allowedOrigins: undefined });
 const ON_ALL = gatePolicyOf({ mcpPath: '/mcp', host: '0.0.0.0', allowedHosts: undefined, allowedOrigins: undefined });

@@ -10,9 +10,9 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { heldExchange } from '../../src/flows/hosted/input.js';
+import { hostedExchange } from '../../src/flows/hosted/input.js';
 import { Cancellation, type UpstreamClient } from '../../src/upstream/client.js';
-import { HeldSession } from '../../src/flows/hosted/hosted-session.js';
+import { HostedSession } from '../../src/flows/hosted/hosted-session.js';
 
 let server: Server | undefined;
 afterEach(() => {
@@ -27,10 +27,10 @@ async function callWith(chunks: readonly string[]): Promise<{ contentType: strin
     probe: () => Promise.resolve(true),
     close: () => Promise.resolve(),
   };
-  const session = new HeldSession({ clientInfo: { name: 'c', version: '1' }, capabilities: {} }, '2025-11-25');
+  const session = new HostedSession({ clientInfo: { name: 'c', version: '1' }, capabilities: {} }, '2025-11-25');
   const deps = { upstream, timeoutMs: 1000, metrics: createMetrics(false, () => 0), log: createLogger('silent') };
   server = createServer((_req, res) => {
-    void heldExchange(deps, { res, gone: new Cancellation(), acceptsEventStream: true }, session, { id: 1, method: 'tools/call', params: { name: 't', arguments: {} }, headers: {} });
+    void hostedExchange(deps, { res, gone: new Cancellation(), acceptsEventStream: true }, session, { id: 1, method: 'tools/call', params: { name: 't', arguments: {} }, headers: {} });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { askIdOf, clientResponseOf, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams } from '../../src/mcp/hosted-input.js';
-import { HeldSession } from '../../src/flows/hosted/hosted-session.js';
+import { HostedSession } from '../../src/flows/hosted/hosted-session.js';
 
 describe('input_required for a held 2025 client: the plan', () => {
   it('reads the questions of an input_required result, in order, with their keys', () => {
@@ -87,7 +87,7 @@ describe('input_required for a held 2025 client: the plan', () => {
   });
 
   it('gives each question of a session its own id, and delivers an answer once', () => {
-    const session = new HeldSession({ clientInfo: {}, capabilities: {} }, '2025-11-25');
+    const session = new HostedSession({ clientInfo: {}, capabilities: {} }, '2025-11-25');
     const got: unknown[] = [];
     const first = session.ask((r) => got.push(r));
     const second = session.ask((r) => got.push(r));

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Cancellation, UpstreamClient, UpstreamRequest, UpstreamResponse } from '../../src/upstream/client.js';
-import { ACK_TIMEOUT_MS, HeldListen, LISTEN_RETRY_MIN_MS, listenFilterOf, missedNotificationsOf } from '../../src/flows/hosted/listen.js';
+import { ACK_TIMEOUT_MS, HostedListen, LISTEN_RETRY_MIN_MS, listenFilterOf, missedNotificationsOf } from '../../src/flows/hosted/listen.js';
 
 /** An upstream whose listen answers the test writes by hand, event by event. */
 function fakeUpstream(status = 200) {
@@ -44,7 +44,7 @@ function listenWith(fake: ReturnType<typeof fakeUpstream>, subscriptions: Set<st
   const written: unknown[] = [];
   const refused: unknown[] = [];
   let opened = 0;
-  const listen = new HeldListen(
+  const listen = new HostedListen(
     {
       upstream: fake.upstream,
       log: pino({ level: 'silent' }),

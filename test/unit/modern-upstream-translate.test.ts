@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  heldJsonAnswer,
+  hostedJsonAnswer,
   initializeResultOf,
   legacyClientOf,
   negotiatedVersion,
@@ -116,9 +116,9 @@ describe('the common v2 answer rewritten on its text', () => {
 
   it('gives exactly what the object path gives, with the client id', () => {
     const text = JSON.stringify({ result: { content: [{ type: 'text', text: 'hi' }], resultType: 'complete', _meta: serverInfo }, jsonrpc: '2.0', id: 7 });
-    expect(heldJsonAnswer(text, 7, 7)).toBe('{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":7}');
-    expect(heldJsonAnswer(text, 7, 'client-1')).toBe('{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":"client-1"}');
-    expect(heldJsonAnswer(text, 8, 8)).toBeUndefined();
+    expect(hostedJsonAnswer(text, 7, 7)).toBe('{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":7}');
+    expect(hostedJsonAnswer(text, 7, 'client-1')).toBe('{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":"client-1"}');
+    expect(hostedJsonAnswer(text, 8, 8)).toBeUndefined();
     // What it does not handle goes to the object path.
     for (const other of [
       JSON.stringify({ result: { resultType: 'input_required', inputRequests: {} }, jsonrpc: '2.0', id: 7 }),
@@ -127,7 +127,7 @@ describe('the common v2 answer rewritten on its text', () => {
       JSON.stringify({ jsonrpc: '2.0', id: 7, result: { content: [], resultType: 'complete' } }),
       JSON.stringify({ result: { content: [], resultType: 'complete', _meta: { ...serverInfo, other: 1 } }, jsonrpc: '2.0', id: 7 }),
     ]) {
-      expect(heldJsonAnswer(other, 7, 7)).toBeUndefined();
+      expect(hostedJsonAnswer(other, 7, 7)).toBeUndefined();
     }
   });
 
@@ -142,7 +142,7 @@ describe('the common v2 answer rewritten on its text', () => {
           const result: Record<string, unknown> = { ...members, resultType: 'complete' };
           if (info !== undefined) result._meta = { 'io.modelcontextprotocol/serverInfo': info };
           const text = JSON.stringify({ result, jsonrpc: '2.0', id: upstreamId });
-          const fast = heldJsonAnswer(text, upstreamId, clientId);
+          const fast = hostedJsonAnswer(text, upstreamId, clientId);
           if (fast === undefined) return;
           const slow = objectPath(text.slice(0, text.lastIndexOf('"id":')) + `"id":${JSON.stringify(clientId)}}`);
           expect(fast).toBe(slow);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mintClientSessionId, type LogId } from '../../src/session/ids.js';
-import { createSessionStore, newSession, type EndReason, type Session, type SessionStoreOptions } from '../../src/session/store.js';
+import type { EndReason } from '../../src/observability/metrics.js';
+import { createSessionStore, newSession, type Session, type SessionStoreOptions } from '../../src/session/store.js';
 import { UpstreamLink } from '../../src/upstream/link.js';
 import { fakeLinkDeps } from '../helpers/fake-upstream.js';
 
@@ -16,7 +17,7 @@ function session(): Session {
     identity: undefined,
     nonce: undefined,
     expiresAt: Infinity,
-    link: new UpstreamLink(deps, INIT_PARAMS, { kind: 'reopened', protocolVersion: '2025-06-18' }),
+    backend: { kind: 'relayed', link: new UpstreamLink(deps, INIT_PARAMS, { kind: 'reopened', protocolVersion: '2025-06-18' }) },
   });
 }
 
@@ -56,12 +57,12 @@ describe('session store basics', () => {
     expect(ended).toEqual([]);
   });
 
-  it('returns the session object itself, so its link is shared by every lookup', () => {
+  it('returns the session object itself, so its backend is shared by every lookup', () => {
     const { store } = harness();
     const a = session();
     store.add(a);
     expect(store.get(a.id)).toBe(a);
-    expect(store.get(a.id)?.link).toBe(a.link);
+    expect(store.get(a.id)?.backend).toBe(a.backend);
   });
 
   it('deletes with reason "delete", once', () => {
@@ -89,9 +90,9 @@ describe('session store basics', () => {
     ]);
   });
 
-  it('newSession keeps exactly the identity fields, the link and the renewal slot', () => {
+  it('newSession keeps exactly the identity fields, the backend and the renewal slot', () => {
     const s = session();
-    expect(Object.keys(s).sort()).toEqual(['credential', 'expiresAt', 'id', 'identity', 'link', 'logId', 'nonce', 'renewal']);
+    expect(Object.keys(s).sort()).toEqual(['backend', 'credential', 'expiresAt', 'id', 'identity', 'logId', 'nonce', 'renewal']);
   });
 
   it('does not end a session that is added again', () => {

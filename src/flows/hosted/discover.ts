@@ -16,7 +16,7 @@ export type Discovered =
   /** Not a 2026-07-28 answer (an auth challenge, an error, a legacy server): the upstream's own, read whole. */
   | { readonly kind: 'refused'; readonly response: UpstreamResponse; readonly body: Buffer };
 
-export async function discoverForHeld(
+export async function discoverForHosted(
   upstream: UpstreamClient,
   clientHeaders: IncomingHttpHeaders,
   client: LegacyClient,

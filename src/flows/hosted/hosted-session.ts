@@ -9,19 +9,18 @@ import type { LoggingLevel } from '../../mcp/era.js';
 import { askIdOf } from '../../mcp/hosted-input.js';
 import { paramHeaderValues, toolParamHeadersOf, type ParamHeader } from '../../mcp/param-headers.js';
 import type { LegacyClient } from '../../mcp/modern-upstream.js';
-import type { HeldListen } from './listen.js';
+import type { HostedListen } from './listen.js';
 import { InFlightRequests } from './in-flight.js';
 
-let held = 0;
+let hosted = 0;
 // Bounds what one session's tools/list answers can make the proxy keep (tools with Mcp-Param-* headers are few).
 const MAX_TOOLS_WITH_HEADERS = 1000;
 
-export class HeldSession {
-  /** For log lines, as links have (`held <n>`); never an id. */
-  readonly label = `held-${++held}`;
+export class HostedSession {
+  /** For log lines, as links have (`hosted-<n>`); never an id. */
+  readonly label = `hosted-${++hosted}`;
   /** Set by logging/setLevel; until then the upstream sends no log notifications (2026 default). */
   logLevel: LoggingLevel | undefined = undefined;
-  private ended = false;
   /** Questions (input_required) sent to the client and not answered yet: id → who waits. */
   private readonly waiting = new Map<string, (response: unknown) => void>();
   private asked = 0;
@@ -32,7 +31,7 @@ export class HeldSession {
   /** Requests whose answer is under way, by the client's id: what notifications/cancelled names. */
   readonly inFlight = new InFlightRequests();
   /** The client's GET stream, while open: how to end it, and its upstream listen. */
-  private stream: { readonly stop: () => void; readonly listen: HeldListen } | undefined;
+  private stream: { readonly stop: () => void; readonly listen: HostedListen } | undefined;
 
   constructor(
     readonly client: LegacyClient,
@@ -40,19 +39,14 @@ export class HeldSession {
     readonly protocolVersion: string,
   ) {}
 
-  get kind(): 'held' | 'ended' {
-    return this.ended ? 'ended' : 'held';
-  }
-
   /**
-   * DELETE, eviction or expiry: the upstream keeps nothing, so there is nothing to tell it. The
-   * requests still in flight carry on (their answers go straight to the client); a DELETE
-   * cancels them first (endpoint.ts), eviction and expiry do not: the client asked for neither.
+   * DELETE, eviction, expiry or re-authentication: the upstream keeps nothing, so there is nothing
+   * to tell it. The requests still in flight carry on (their answers go straight to the client); a
+   * DELETE cancels them first (session/client-sessions.ts), the others do not: the client asked
+   * for none of them.
    */
-  end(): Promise<void> {
-    this.ended = true;
+  end(): void {
     this.stream?.stop();
-    return Promise.resolve();
   }
 
   /** A tools/list result (one page) went by: remember which tools need Mcp-Param-* headers. */
@@ -76,7 +70,7 @@ export class HeldSession {
   }
 
   /** A GET stream opened: the one before it (if any) ends. */
-  streamOpened(stop: () => void, listen: HeldListen): void {
+  streamOpened(stop: () => void, listen: HostedListen): void {
     const previous = this.stream;
     this.stream = { stop, listen };
     previous?.stop();

@@ -1,5 +1,5 @@
 /**
- * A held session's requests in flight, by the client's JSON-RPC id: what lets a 2025 client's
+ * A hosted session's requests in flight, by the client's JSON-RPC id: what lets a 2025 client's
  * `notifications/cancelled` reach the request it names. 2026-07-28 has no such notification over
  * HTTP: a request is cancelled by closing its HTTP exchange, so cancelling here aborts the
  * request's upstream call (its signal), and the answer to the client ends without a response
@@ -12,7 +12,7 @@ import type { JsonRpcId } from '../../errors.js';
 import { Cancellation } from '../../upstream/client.js';
 
 /**
- * One held request while its answer is under way:
+ * One hosted request while its answer is under way:
  *
  *   running ─┬─ notifications/cancelled, DELETE ─▶ cancelled   (its answer ends without a response)
  *            └─ the client left ─────────────────▶ gone        (nobody to answer)
@@ -60,7 +60,7 @@ export class InFlightRequests {
    */
   begin(id: JsonRpcId, gone: Cancellation): { readonly request: InFlightRequest; readonly end: () => void } {
     const request = new InFlightRequest();
-    // The client leaving aborts it as before: the held request's signal is its own, not `gone`.
+    // The client leaving aborts it as before: the hosted request's signal is its own, not `gone`.
     if (gone.aborted) request.gone();
     else gone.once('abort', () => request.gone());
     const same = this.requests.get(id);

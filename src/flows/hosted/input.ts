@@ -1,5 +1,5 @@
 /**
- * A held session's tools/call, prompts/get or resources/read, when the 2026-07-28 upstream may
+ * A hosted session's tools/call, prompts/get or resources/read, when the 2026-07-28 upstream may
  * answer `input_required` (MRTR): the upstream's questions become real server→client requests on
  * the SSE answer to the client's request, the client's POSTed responses the next round's
  * `inputResponses`. The client sees one request and one answer.
@@ -10,9 +10,9 @@
  *                                → one request per key → wait for every response (bounded; the
  *                                client closing its stream, or cancelling its request, aborts)
  *                                → send the request again with a new id, `inputResponses` and
- *                                the byte-exact `requestState` (at most HELD_INPUT_MAX_ROUNDS rounds)
+ *                                the byte-exact `requestState` (at most HOSTED_INPUT_MAX_ROUNDS rounds)
  *
- * The client's responses must reach this process: the question waits in this HeldSession only
+ * The client's responses must reach this process: the question waits in this HostedSession only
  * (README: another replica answers such a POST 202 and drops it; route a session's POSTs to one
  * replica, or the question times out).
  */
@@ -20,21 +20,21 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { JsonRpcId } from '../../errors.js';
 import { readEventStream } from '../../http/sse-reader.js';
-import { clientResponseOf, HELD_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../../mcp/hosted-input.js';
-import { heldJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../../mcp/modern-upstream.js';
+import { clientResponseOf, HOSTED_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../../mcp/hosted-input.js';
+import { hostedJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../../mcp/modern-upstream.js';
 import { MCP_NAME_HEADER } from '../../mcp/era.js';
 import { isParamHeaderRefusal } from '../../mcp/param-headers.js';
 import { isAuthChallenge, isEventStream, isJsonRpcMessage, MAX_MESSAGE_BYTES, parseJson } from '../../mcp/protocol.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { readBody, type Cancellation, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from '../../upstream/client.js';
-import type { HeldSession } from './hosted-session.js';
+import type { HostedSession } from './hosted-session.js';
 import { toClientHeaders } from '../../http/headers.js';
 import { AnswerWriter } from '../../http/answer-writer.js';
 import { relay, sseEvent } from '../../http/reply.js';
 
 type Obj = Record<string, unknown>;
 
-export interface HeldInputDeps {
+export interface HostedInputDeps {
   readonly upstream: UpstreamClient;
   /** How long the proxy waits for the client to answer one round of questions. */
   readonly timeoutMs: number;
@@ -42,7 +42,7 @@ export interface HeldInputDeps {
   readonly log: Logger;
 }
 
-export interface HeldCall {
+export interface HostedCall {
   readonly res: ServerResponse;
   /**
    * Aborts the exchange: the client closed its stream, or cancelled the request
@@ -56,17 +56,17 @@ export interface HeldCall {
 /** The upstream's answer to one round: its JSON-RPC response, or something else to relay as is. */
 type RoundAnswer =
   | { readonly kind: 'message'; readonly message: Obj }
-  /** The common complete answer, already rewritten for the client on its text (heldJsonAnswer). */
+  /** The common complete answer, already rewritten for the client on its text (hostedJsonAnswer). */
   | { readonly kind: 'text'; readonly text: string }
   | { readonly kind: 'other'; readonly response: UpstreamResponse; readonly body: Buffer }
   | { readonly kind: 'cut' };
 
 
-/** One held request that may take rounds of input; resolves once the client has its answer. */
-export async function heldExchange(
-  deps: HeldInputDeps,
-  call: HeldCall,
-  session: HeldSession,
+/** One hosted request that may take rounds of input; resolves once the client has its answer. */
+export async function hostedExchange(
+  deps: HostedInputDeps,
+  call: HostedCall,
+  session: HostedSession,
   request: { readonly id: JsonRpcId; readonly method: string; readonly params: Obj | undefined; readonly headers: UpstreamHeaders },
 ): Promise<void> {
   const { res, gone } = call;
@@ -85,7 +85,7 @@ export async function heldExchange(
     let answer: RoundAnswer;
     try {
       const response = await deps.upstream.request({ method: 'POST', headers, body, signal: gone });
-      deps.log.trace({ link: session.label, round, status: response.statusCode }, 'held request: upstream answered');
+      deps.log.trace({ link: session.label, round, status: response.statusCode }, 'hosted request: upstream answered');
       answer = await readRound(response, upstreamId, id, (notification) => {
         const translated = toLegacyMessage(notification, method);
         if (translated.kind === 'forward') write(translated.message as Obj);
@@ -119,8 +119,8 @@ export async function heldExchange(
     }
     const planned = inputRoundOf(message.result);
     if (planned.kind === 'invalid') return finish(inputError(id, -32603, `The upstream's input_required result is invalid: ${planned.message}`, 'HELD_INPUT_INVALID'));
-    if (round + 1 >= HELD_INPUT_MAX_ROUNDS) {
-      return finish(inputError(id, -32603, `The upstream still required input after ${HELD_INPUT_MAX_ROUNDS} rounds`, 'HELD_INPUT_ROUNDS_EXCEEDED'));
+    if (round + 1 >= HOSTED_INPUT_MAX_ROUNDS) {
+      return finish(inputError(id, -32603, `The upstream still required input after ${HOSTED_INPUT_MAX_ROUNDS} rounds`, 'HELD_INPUT_ROUNDS_EXCEEDED'));
     }
     const missing = missingCapabilityOf(planned.asks, session.client.capabilities);
     if (missing !== undefined) {
@@ -133,7 +133,7 @@ export async function heldExchange(
     if (planned.asks.length > 0 && !call.acceptsEventStream) {
       return finish(inputError(id, -32603, 'The upstream asks the client for input, which needs an SSE answer: Accept must list text/event-stream', 'HELD_INPUT_NEEDS_EVENT_STREAM'));
     }
-    deps.log.debug({ link: session.label, round, asks: planned.asks.map((ask) => ask.method) }, 'held request: the upstream requires input; asking the client');
+    deps.log.debug({ link: session.label, round, asks: planned.asks.map((ask) => ask.method) }, 'hosted request: the upstream requires input; asking the client');
     const answered = await askClient(session, planned.asks, write, gone, deps.timeoutMs);
     if (answered.kind === 'aborted') return;
     if (answered.kind === 'timeout') {
@@ -168,7 +168,7 @@ const WITHDRAWN: Readonly<Record<Exclude<Asked['kind'], 'answered'>, string>> = 
  * stream can carry it), as a 2025 server cancels its own requests: the client stops asking its
  * user, and its late answer would be dropped anyway.
  */
-function askClient(session: HeldSession, asks: readonly InputAsk[], write: (message: Obj) => void, gone: Cancellation, timeoutMs: number): Promise<Asked> {
+function askClient(session: HostedSession, asks: readonly InputAsk[], write: (message: Obj) => void, gone: Cancellation, timeoutMs: number): Promise<Asked> {
   if (asks.length === 0) return Promise.resolve({ kind: 'answered', responses: {} });
   return new Promise<Asked>((resolve) => {
     const ids: string[] = [];
@@ -207,7 +207,7 @@ function askClient(session: HeldSession, asks: readonly InputAsk[], write: (mess
 const MAX_TOOLS_LIST_PAGES = 10;
 
 /** tools/list upstream, every page (bounded), for the session to learn its tools' Mcp-Param-* headers. */
-async function learnTools(deps: HeldInputDeps, session: HeldSession, requestHeaders: UpstreamHeaders, gone: Cancellation): Promise<void> {
+async function learnTools(deps: HostedInputDeps, session: HostedSession, requestHeaders: UpstreamHeaders, gone: Cancellation): Promise<void> {
   const headers: UpstreamHeaders = {};
   for (const [name, value] of Object.entries(requestHeaders)) if (name !== MCP_NAME_HEADER && !name.startsWith('mcp-param-')) headers[name] = value;
   Object.assign(headers, routingHeadersFor('tools/list', undefined));
@@ -227,8 +227,8 @@ async function learnTools(deps: HeldInputDeps, session: HeldSession, requestHead
   }
 }
 
-/** A client's POSTed JSON-RPC response, to the held exchange waiting for it; false if none is. */
-export function deliverClientResponse(session: HeldSession, message: unknown): boolean {
+/** A client's POSTed JSON-RPC response, to the hosted exchange waiting for it; false if none is. */
+export function deliverClientResponse(session: HostedSession, message: unknown): boolean {
   const response = clientResponseOf(message);
   return response !== undefined && session.answer(response.id, message);
 }
@@ -243,7 +243,7 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
     const body = await readBody(response.body, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE');
     const text = body.toString();
     // A 200 only: other statuses take the object path (a JSON-RPC error, a relay as is).
-    const fast = response.statusCode === 200 ? heldJsonAnswer(text, upstreamId, clientId) : undefined;
+    const fast = response.statusCode === 200 ? hostedJsonAnswer(text, upstreamId, clientId) : undefined;
     if (fast !== undefined) return { kind: 'text', text: fast };
     const parsed = parseJson(text);
     // An auth challenge goes back as it came, whatever its body (http/endpoint.ts: one rule for every flow).

@@ -1,5 +1,5 @@
 /**
- * A held session's GET stream, served from an upstream `subscriptions/listen` (2026-07-28): the
+ * A hosted session's GET stream, served from an upstream `subscriptions/listen` (2026-07-28): the
  * legacy client's event stream on one side, a listen POST (SSE) on the other, carrying every
  * list-changed kind (the upstream acknowledges the subset it serves) and the resource URIs the
  * session subscribed to (resources/subscribe, answered by the proxy).
@@ -27,7 +27,7 @@ const MAX_REFUSAL_BYTES = 64 * 1024;
 
 type Obj = Record<string, unknown>;
 
-export type HeldListenState = 'opening' | 'listening' | 'backoff' | 'idle' | 'ended';
+export type HostedListenState = 'opening' | 'listening' | 'backoff' | 'idle' | 'ended';
 
 /** Re-opening a broken listen: from this, doubling, up to the max (an upstream restart takes seconds). */
 export const LISTEN_RETRY_MIN_MS = 100;
@@ -41,7 +41,7 @@ const LIST_CHANGED: readonly (readonly [string, string])[] = [
   ['resourcesListChanged', 'notifications/resources/list_changed'],
 ];
 
-export interface HeldListenDeps {
+export interface HostedListenDeps {
   readonly upstream: UpstreamClient;
   readonly log: Logger;
   /** For log lines only. */
@@ -76,8 +76,8 @@ export function missedNotificationsOf(acknowledged: unknown): Obj[] {
 
 let listens = 0;
 
-export class HeldListen {
-  private state: HeldListenState = 'opening';
+export class HostedListen {
+  private state: HostedListenState = 'opening';
   /** The listen notifications come from; a filter change may open its successor beside it. */
   private current: Cancellation | undefined;
   private everOpened = false;
@@ -90,13 +90,13 @@ export class HeldListen {
   private waiters: { readonly generation: number; readonly resolve: () => void }[] = [];
 
   constructor(
-    private readonly deps: HeldListenDeps,
+    private readonly deps: HostedListenDeps,
     private readonly subscriptions: ReadonlySet<string>,
   ) {
     void this.open();
   }
 
-  get kind(): HeldListenState {
+  get kind(): HostedListenState {
     return this.state;
   }
 
@@ -216,7 +216,7 @@ export class HeldListen {
     if (this.missed) {
       this.missed = false;
       for (const message of missedNotificationsOf(honored)) this.deps.write(message);
-      this.deps.log.info({ link: this.deps.label }, 'held session: subscriptions/listen re-opened');
+      this.deps.log.info({ link: this.deps.label }, 'hosted session: subscriptions/listen re-opened');
     }
   }
 
@@ -236,7 +236,7 @@ export class HeldListen {
     this.state = 'backoff';
     const wait = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, LISTEN_RETRY_MAX_MS);
-    this.deps.log.debug({ link: this.deps.label, retryInMs: wait }, 'held session: subscriptions/listen broke; re-opening');
+    this.deps.log.debug({ link: this.deps.label, retryInMs: wait }, 'hosted session: subscriptions/listen broke; re-opening');
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.state === 'backoff') void this.open();

@@ -1,5 +1,5 @@
 /**
- * A held session's GET stream (the legacy client's event stream), fed by an upstream
+ * A hosted session's GET stream (the legacy client's event stream), fed by an upstream
  * `subscriptions/listen` (flows/hosted/listen.ts). Its headers go out once the upstream has
  * acknowledged the first listen; a refused first listen is answered as the upstream answered
  * (an upstream without subscriptions/listen: 405, which the SDK clients take as "no stream"). One
@@ -13,12 +13,12 @@ import { ProxyError } from '../../errors.js';
 import { SESSION_HEADER } from '../../mcp/protocol.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { UpstreamClient } from '../../upstream/client.js';
-import { HeldListen } from './listen.js';
-import type { HeldSession } from './hosted-session.js';
+import { HostedListen } from './listen.js';
+import type { HostedSession } from './hosted-session.js';
 import { toClientHeaders, toUpstreamHeaders } from '../../http/headers.js';
 import { relay, sseEvent, SSE_KEEPALIVE, type OpenStreams } from '../../http/reply.js';
 
-export interface HeldStreamDeps {
+export interface HostedStreamDeps {
   readonly upstream: UpstreamClient;
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -29,7 +29,7 @@ export interface HeldStreamDeps {
 
 
 /** Serve the client's GET stream until it closes; resolves once the answer has begun. */
-export function serveHeldStream(deps: HeldStreamDeps, req: IncomingMessage, res: ServerResponse, session: HeldSession, sessionId: string): Promise<void> {
+export function serveHostedStream(deps: HostedStreamDeps, req: IncomingMessage, res: ServerResponse, session: HostedSession, sessionId: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let started = false;
     let keepAlive: NodeJS.Timeout | undefined;
@@ -42,7 +42,7 @@ export function serveHeldStream(deps: HeldStreamDeps, req: IncomingMessage, res:
       session.streamClosed(stop);
       if (!res.writableEnded) res.end();
     };
-    const listen = new HeldListen(
+    const listen = new HostedListen(
       {
         upstream: deps.upstream,
         log: deps.log,

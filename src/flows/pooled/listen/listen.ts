@@ -11,6 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ProxyError, type JsonRpcId } from '../../../errors.js';
+import { acceptsEventStream } from '../../../mcp/protocol.js';
 import {
   acknowledgement,
   gapNotifications,
@@ -75,15 +76,6 @@ const SSE_HEADERS = {
 
 function frame(message: object): string {
   return sseEvent(JSON.stringify(message));
-}
-
-/** Whether an Accept header admits an event stream (an absent one admits anything). */
-export function acceptsEventStream(accept: string | undefined): boolean {
-  if (accept === undefined) return true;
-  return accept
-    .split(',')
-    .map((range) => range.split(';', 1)[0]!.trim().toLowerCase())
-    .some((type) => type === 'text/event-stream' || type === 'text/*' || type === '*/*');
 }
 
 /**
