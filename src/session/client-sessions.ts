@@ -77,7 +77,8 @@ export function createClientSessions(deps: ClientSessionsDeps): ClientSessions {
     if (id === undefined) throw new ProxyError('SESSION_NOT_FOUND');
     const session = store.get(id);
     if (session !== undefined) return admit(call, session, purpose);
-    return tracing.on ? tracing.step('sealed id reopen', {}, () => reopen(call, id, purpose)) : reopen(call, id, purpose);
+    const reopening = () => reopen(deps, call, id, purpose).then((reopened) => admit(call, reopened, purpose));
+    return tracing.on ? tracing.step('sealed id reopen', {}, reopening) : reopening();
   }
 
   /**
@@ -100,55 +101,6 @@ export function createClientSessions(deps: ClientSessionsDeps): ClientSessions {
     call.tracked.sessionLogId = session.logId;
     if (sameCredentials) return session;
     return reauthenticate({ links: deps.links, metrics, log }, session, headers, binding.of(headers)).then(() => session);
-  }
-
-  /**
-   * A sealed id this process has no session for (it restarted, or another replica made it): open
-   * it, check it, and take the session in. A relayed backend starts unopened: the first message
-   * replays initialize. Any failed check answers exactly as an unknown id does.
-   */
-  async function reopen(call: Call, id: ClientSessionId, purpose: SessionUse): Promise<Session> {
-    if (sealer === undefined || !isSealedId(id)) throw new ProxyError('SESSION_NOT_FOUND');
-    const opened = await sealer.open(id);
-    const refused = opened.ok ? refusalOf(opened.session, call.req.headers, purpose) : opened.reason;
-    if (!opened.ok || refused !== undefined) {
-      metrics.sealedIdRejected(refused!);
-      log.debug({ reason: refused }, 'sealed session id refused');
-      throw new ProxyError('SESSION_NOT_FOUND');
-    }
-    // Another request with this id may have taken it in while this one was decrypting.
-    const known = store.get(id);
-    if (known !== undefined) return admit(call, known, purpose);
-    const { session: state } = opened;
-    const era = await deps.eraProbe.era(toUpstreamHeaders(call.req.headers, undefined));
-    const session = newSession({
-      id,
-      logId: fingerprint(id),
-      // The caller's credentials matched the sealed digest; this process compares with its current key.
-      credential: binding.of(call.req.headers),
-      identity: binding.identityOf(call.req.headers),
-      nonce: state.nonce,
-      expiresAt: state.issuedAtMs + deps.sessionMaxAgeMs,
-      backend:
-        backendFor(era) === 'hosted'
-          ? { kind: 'hosted', hosted: new HostedSession(legacyClientOf(parseJson(state.initParams)), state.protocolVersion) }
-          : { kind: 'relayed', link: new UpstreamLink(deps.links, state.initParams, { kind: 'reopened', protocolVersion: state.protocolVersion }) },
-    });
-    store.add(session);
-    metrics.sessionReopened();
-    log.info({ sid: session.logId, link: labelOf(session.backend) }, 'session reopened from its sealed id');
-    return admit(call, session, purpose);
-  }
-
-  function refusalOf(opened: Opened, headers: IncomingHttpHeaders, purpose: SessionUse): SealedIdRejection | undefined {
-    if (terminated.has(opened.nonce)) return 'terminated';
-    // A sealed id carries the identity digest when the credentials were an opaque token (any token
-    // of that identity reopens it, under its own upstream session; never to end it: the token it
-    // runs under is not known here), else the credential digest.
-    const { binding: sealedWith, credential } = opened;
-    const byIdentity = purpose === 'use' && credential !== undefined && sealedWith.identityMatches(credential, headers);
-    if (!sealedWith.matches(credential, headers) && !byIdentity) return 'credentials';
-    return undefined;
   }
 
   async function create(call: Call, initialize: Initialize, backend: Backend): Promise<Session> {
@@ -192,4 +144,54 @@ export function createClientSessions(deps: ClientSessionsDeps): ClientSessions {
   }
 
   return { find, create, end };
+}
+
+/**
+ * A sealed id this process has no session for (it restarted, or another replica made it): open
+ * it, check it, and take the session in. A relayed backend starts unopened: the first message
+ * replays initialize. Any failed check answers exactly as an unknown id does.
+ */
+async function reopen(deps: ClientSessionsDeps, call: Call, id: ClientSessionId, purpose: SessionUse): Promise<Session> {
+  const { store, sealer, binding, fingerprint, metrics, log } = deps;
+  if (sealer === undefined || !isSealedId(id)) throw new ProxyError('SESSION_NOT_FOUND');
+  const opened = await sealer.open(id);
+  const refused = opened.ok ? refusalOf(deps.terminated, opened.session, call.req.headers, purpose) : opened.reason;
+  if (!opened.ok || refused !== undefined) {
+    metrics.sealedIdRejected(refused!);
+    log.debug({ reason: refused }, 'sealed session id refused');
+    throw new ProxyError('SESSION_NOT_FOUND');
+  }
+  // Another request with this id may have taken it in while this one was decrypting.
+  const known = store.get(id);
+  if (known !== undefined) return known;
+  const { session: state } = opened;
+  const era = await deps.eraProbe.era(toUpstreamHeaders(call.req.headers, undefined));
+  const session = newSession({
+    id,
+    logId: fingerprint(id),
+    // The caller's credentials matched the sealed digest; this process compares with its current key.
+    credential: binding.of(call.req.headers),
+    identity: binding.identityOf(call.req.headers),
+    nonce: state.nonce,
+    expiresAt: state.issuedAtMs + deps.sessionMaxAgeMs,
+    backend:
+      backendFor(era) === 'hosted'
+        ? { kind: 'hosted', hosted: new HostedSession(legacyClientOf(parseJson(state.initParams)), state.protocolVersion) }
+        : { kind: 'relayed', link: new UpstreamLink(deps.links, state.initParams, { kind: 'reopened', protocolVersion: state.protocolVersion }) },
+  });
+  store.add(session);
+  metrics.sessionReopened();
+  log.info({ sid: session.logId, link: labelOf(session.backend) }, 'session reopened from its sealed id');
+  return session;
+}
+
+function refusalOf(terminated: TerminatedIds, opened: Opened, headers: IncomingHttpHeaders, purpose: SessionUse): SealedIdRejection | undefined {
+  if (terminated.has(opened.nonce)) return 'terminated';
+  // A sealed id carries the identity digest when the credentials were an opaque token (any token
+  // of that identity reopens it, under its own upstream session; never to end it: the token it
+  // runs under is not known here), else the credential digest.
+  const { binding: sealedWith, credential } = opened;
+  const byIdentity = purpose === 'use' && credential !== undefined && sealedWith.identityMatches(credential, headers);
+  if (!sealedWith.matches(credential, headers) && !byIdentity) return 'credentials';
+  return undefined;
 }
