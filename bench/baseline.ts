@@ -47,7 +47,7 @@ export function buildBaseline(ref: string): Baseline {
     execFileSync(`${ROOT}node_modules/.bin/tsc`, ['-p', `${dir}/tsconfig.json`], { stdio: 'pipe' });
   } catch (error) {
     const { stdout, stderr } = error as { stdout?: Buffer; stderr?: Buffer };
-    throw new Error(`BENCH_BASELINE=${ref}: tsc failed in ${dir}\n${stdout ?? ''}${stderr ?? ''}`);
+    throw new Error(`BENCH_BASELINE=${ref}: tsc failed in ${dir}\n${stdout?.toString() ?? ''}${stderr?.toString() ?? ''}`, { cause: error });
   }
   const dependencies = (file: string) => JSON.stringify((JSON.parse(readFileSync(file, 'utf8')) as { dependencies?: unknown }).dependencies ?? {});
   return {

@@ -6,7 +6,7 @@
  * approach, not an implementation's overhead. UPSTREAM_ORIGIN names the upstream; prints
  * {"event":"listening","port":N}.
  */
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { Pool } from 'undici';
 
 const pool = new Pool(process.env.UPSTREAM_ORIGIN!, { connections: 64 });
@@ -40,7 +40,11 @@ function responseText(text: string, contentType: string): string {
 const server = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', async () => {
+  req.on('end', () => void reoriginate(chunks, res));
+});
+
+/** One request: initialize, initialized, the request, DELETE, on a fresh upstream session. */
+async function reoriginate(chunks: Buffer[], res: ServerResponse) {
     try {
       const request = JSON.parse(Buffer.concat(chunks).toString()) as { id: unknown; method: string; params: Record<string, unknown> };
       const { _meta: _envelope, ...params } = request.params;
@@ -56,8 +60,7 @@ const server = createServer((req, res) => {
     } catch {
       res.writeHead(502).end();
     }
-  });
-});
+}
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();

@@ -68,8 +68,13 @@ for (const [name, chunks] of Object.entries(shapes)) {
   const one: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     // Interleaved, each first in every other round, so that neither always runs in the other's wake.
-    if (round % 2 === 0) bare.push(run(bareParser, chunks)), one.push(run(oneReader, chunks));
-    else one.push(run(oneReader, chunks)), bare.push(run(bareParser, chunks));
+    if (round % 2 === 0) {
+      bare.push(run(bareParser, chunks));
+      one.push(run(oneReader, chunks));
+    } else {
+      one.push(run(oneReader, chunks));
+      bare.push(run(bareParser, chunks));
+    }
   }
   const b = median(bare);
   const o = median(one);

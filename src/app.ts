@@ -49,10 +49,10 @@ export interface BuildOptions {
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel, options.logDestination, config.identityHeader);
   // Every request for the MCP path, whatever its method, is handed over before Fastify routes
-  // anything (endpoint.ts says why); everything else is Fastify's. `endpoint` is set below, before
-  // the server listens.
-  let endpoint: McpEndpoint | undefined;
-  const app = createFastify(config, logger, (req, res) => endpoint?.handle(req, res) === true);
+  // anything (endpoint.ts says why); everything else is Fastify's. The endpoint is made below,
+  // before the server listens.
+  const mcp: { endpoint?: McpEndpoint } = {};
+  const app = createFastify(config, logger, (req, res) => mcp.endpoint?.handle(req, res) === true);
   const keys = await sessionKeys(config);
   // NO_TRACING unless an OTLP exporter is configured (observability/tracing.ts).
   const tracing = createTracing({ settings: config.telemetry, fingerprint: keys.fingerprint, upstreamUrl: config.upstreamUrl, serviceVersion: packageVersion() });
@@ -76,7 +76,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     if (shutdown.closing) setImmediate(() => app.server.closeIdleConnections());
   };
   const engine = createEngine({ config, logger, keys, tracing, upstream, closing: () => shutdown.closing, afterAnswer });
-  endpoint = engine.endpoint;
+  mcp.endpoint = engine.endpoint;
 
   installRequestHooks(app, gatePolicyOf(config), engine.tracking);
   await app.register(healthRoutes, { config, upstream, metrics: engine.metrics });
@@ -100,6 +100,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 /** The Fastify instance on a node:http server that offers every request to `mcp` first. */
 function createFastify(config: Config, logger: Logger, mcp: (req: IncomingMessage, res: ServerResponse) => boolean): FastifyInstance {
   return Fastify({
+    // typescript-eslint finds this assertion unnecessary; tsc needs it (pino's Logger is not Fastify's base logger type).
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
     loggerInstance: logger as FastifyBaseLogger,
     // The access line is written by tracking.ts (with the session fingerprint).
     logController: new LogController({ disableRequestLogging: true }),

@@ -214,8 +214,8 @@ export const SETTINGS = {
   poolIdleTtlMs: { flag: 'pool-idle-ttl-ms', env: 'POOL_IDLE_TTL_MS', parse: ms(1_000, 24 * 3600 * 1000), fallback: DEFAULT_POOL_IDLE_TTL_MS, help: 'a pooled upstream session unused this long is ended upstream' },
   listenKeepAliveMs: { flag: 'listen-keepalive-ms', env: 'LISTEN_KEEPALIVE_MS', parse: ms(1_000, 3_600_000), fallback: DEFAULT_LISTEN_KEEPALIVE_MS, help: 'keep-alive comment interval on subscriptions/listen streams of 2026-07-28 clients (also keeps their pooled upstream session from expiring as idle)' },
   listenMaxStreams: { flag: 'listen-max-streams', env: 'LISTEN_MAX_STREAMS', parse: ms(1, 1_000_000), fallback: DEFAULT_LISTEN_MAX_STREAMS, help: 'open subscriptions/listen streams at most; beyond, a new one is refused (-32603)' },
-  upstreamEra: { flag: 'upstream-era', env: 'UPSTREAM_ERA', parse: (t: string): UpstreamEra => parseChoice(t, UPSTREAM_ERAS), fallback: 'auto' as UpstreamEra, help: 'auto: probe the upstream with server/discover; legacy: translate 2026-07-28 requests onto pooled sessions; modern: pass them through' },
-  sessionless: { flag: 'sessionless', env: 'SESSIONLESS', parse: (t: string): SessionlessMode => parseChoice(t, SESSIONLESS_MODES), fallback: 'pool' as SessionlessMode, help: 'a 2025-style request without Mcp-Session-Id (not initialize): pool (serve it on a pooled session) or reject (400)' },
+  upstreamEra: { flag: 'upstream-era', env: 'UPSTREAM_ERA', parse: (t: string): UpstreamEra => parseChoice(t, UPSTREAM_ERAS), fallback: 'auto', help: 'auto: probe the upstream with server/discover; legacy: translate 2026-07-28 requests onto pooled sessions; modern: pass them through' },
+  sessionless: { flag: 'sessionless', env: 'SESSIONLESS', parse: (t: string): SessionlessMode => parseChoice(t, SESSIONLESS_MODES), fallback: 'pool', help: 'a 2025-style request without Mcp-Session-Id (not initialize): pool (serve it on a pooled session) or reject (400)' },
   mrtrMaxParked: { flag: 'mrtr-max-parked', env: 'MRTR_MAX_PARKED', parse: ms(0, 1_000_000), fallback: DEFAULT_MRTR_MAX_PARKED, help: 'upstream exchanges of 2026-07-28 requests parked at a question (input_required) at most; beyond it (and with 0) the retry re-runs the request' },
   mrtrParkTimeoutMs: { flag: 'mrtr-park-timeout-ms', env: 'MRTR_PARK_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_PARK_TIMEOUT_MS, help: 'a parked exchange whose retry does not come this soon is ended (the upstream gets an error answer and a cancellation)' },
   mrtrStateTtlMs: { flag: 'mrtr-state-ttl-ms', env: 'MRTR_STATE_TTL_MS', parse: ms(1_000, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_STATE_TTL_MS, help: 'an input_required requestState is refused (-32602) this long after it was issued' },
@@ -281,7 +281,7 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
           ? [envText, variable]
           : [file.values[key], `${file.name}: ${key}`];
     if (text === undefined) {
-      if ('fallback' in setting) return setting.fallback as ValueOf<K>;
+      if ('fallback' in setting) return setting.fallback;
       problems.push(`--${setting.flag} / ${setting.env} is required`);
       return undefined as ValueOf<K>;
     }
@@ -442,7 +442,10 @@ export function helpText(): string {
 function describeDefault(value: unknown): string {
   if (value === undefined) return '(none)';
   if (Array.isArray(value)) return value.length === 0 ? '(none)' : value.join(',');
-  return String(value);
+  if (value instanceof URL) return value.href;
+  // The other defaults are strings, numbers and booleans.
+  const scalar = value as string | number | boolean;
+  return String(scalar);
 }
 
 function parseUpstreamUrl(text: string): URL {

@@ -105,7 +105,7 @@ export function errorMessageOf(body: string): string {
   const text = body.length > MAX_CLASSIFIED_BODY_CHARS ? body.slice(0, MAX_CLASSIFIED_BODY_CHARS) : body;
   const parsed = parseJson(text);
   if (parsed === undefined) return text;
-  const first = Array.isArray(parsed) ? parsed[0] : parsed;
+  const first: unknown = Array.isArray(parsed) ? parsed[0] : parsed;
   if (typeof first === 'object' && first !== null) {
     const error = (first as { error?: unknown }).error;
     if (typeof error === 'object' && error !== null) {

@@ -11,7 +11,6 @@
  */
 import { isObject } from './protocol.js';
 
-type Obj = Record<string, unknown>;
 
 /** One declaration: where the argument is (a chain of `properties`), and the header's `<Name>`. */
 export interface ParamHeader {
@@ -82,7 +81,7 @@ export function encodeParamValue(value: string): string {
     value.length > 0 &&
     value === value.trim() &&
     !(value.startsWith(SENTINEL_PREFIX) && value.endsWith(SENTINEL_SUFFIX)) &&
-    // eslint-disable-next-line no-control-regex
+     
     /^[\t\x20-\x7e]*$/.test(value);
   return plain ? value : `${SENTINEL_PREFIX}${Buffer.from(value, 'utf8').toString('base64')}${SENTINEL_SUFFIX}`;
 }

@@ -71,7 +71,7 @@ export function parseListenFilter(params: unknown): SubscriptionFilter | undefin
   if (uris !== undefined) {
     if (!Array.isArray(uris) || uris.length > MAX_RESOURCE_SUBSCRIPTIONS || !uris.every((uri) => typeof uri === 'string')) return undefined;
     // One subscription per URI, however often it is named.
-    if (uris.length > 0) filter.resourceSubscriptions = [...new Set(uris as string[])];
+    if (uris.length > 0) filter.resourceSubscriptions = [...new Set(uris)];
   }
   return filter;
 }

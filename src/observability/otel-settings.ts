@@ -51,7 +51,7 @@ export function telemetrySettingsOf(env: NodeJS.ProcessEnv, problems: string[]):
 }
 
 function read(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
-  const get = (name: string) => (env[name] === undefined || env[name]!.trim() === '' ? undefined : env[name]!.trim());
+  const get = (name: string) => (env[name] === undefined || env[name].trim() === '' ? undefined : env[name].trim());
   const sdkDisabled = get('OTEL_SDK_DISABLED');
   if (sdkDisabled !== undefined && !['true', 'false'].includes(sdkDisabled.toLowerCase())) {
     problems.push(`OTEL_SDK_DISABLED: expected true or false, got ${JSON.stringify(sdkDisabled)}`);

@@ -265,7 +265,7 @@ export function createTracing(deps: TracingDeps): Tracing {
     const out = { ...headers };
     delete out[TRACEPARENT];
     delete out[TRACESTATE];
-    propagator.inject(ctx, out, { set: (carrier, key, value) => void (carrier[key] = value) });
+    propagator.inject(ctx, out, { set: (carrier: Record<string, string | string[]>, key, value) => void (carrier[key] = value) });
     return out;
   }
 
@@ -276,7 +276,7 @@ export function createTracing(deps: TracingDeps): Tracing {
   function withMetaContext(body: Buffer | string, message: unknown, ctx: Context): Buffer | string {
     if (typeof body !== 'string' || !isObject(message) || typeof message.method !== 'string') return body;
     const meta: Record<string, string> = {};
-    propagator.inject(ctx, meta, { set: (carrier, key, value) => void (carrier[key] = value) });
+    propagator.inject(ctx, meta, { set: (carrier: Record<string, string>, key, value) => void (carrier[key] = value) });
     const params = isObject(message.params) ? message.params : {};
     const previous = isObject(params._meta) ? params._meta : {};
     const { traceparent: _p, tracestate: _s, ...rest } = previous;

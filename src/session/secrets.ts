@@ -31,7 +31,7 @@ export function readSecretFile(path: string): Buffer {
   try {
     bytes = readFileSync(path);
   } catch (error) {
-    throw new Error(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new Error(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, { cause: error });
   }
   const text = bytes.toString('utf8');
   // Not text (decoding it would turn bytes into U+FFFD and lose their entropy): raw bytes.

@@ -170,7 +170,7 @@ const bytesOf = (fields: Field[], number: number): Buffer[] => fields.filter((f)
 const firstBytes = (fields: Field[], number: number): Buffer | undefined => bytesOf(fields, number)[0];
 const firstVarint = (fields: Field[], number: number): number => {
   const field = fields.find((f) => f.number === number && f.wire === 0);
-  return field === undefined ? 0 : Number(field.value as bigint);
+  return field === undefined ? 0 : Number(field.value);
 };
 
 /** AnyValue: string_value 1, bool_value 2, int_value 3, double_value 4. */

@@ -27,7 +27,7 @@ describe('npm run bench (smoke)', () => {
       're-origination (initialize + call + DELETE per request)',
       'mcp-session-proxy, 2025 client, 2026-07-28-only upstream (held session)',
     ]);
-    for (const target of Object.values(result.steady) as Array<{ reqPerSec: number; non2xx: number; errors: number }>) {
+    for (const target of Object.values<{ reqPerSec: number; non2xx: number; errors: number }>(result.steady)) {
       expect(target.reqPerSec).toBeGreaterThan(0);
       expect(target.non2xx + target.errors).toBe(0);
     }

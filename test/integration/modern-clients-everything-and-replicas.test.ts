@@ -18,7 +18,7 @@ async function echo(c: Awaited<ReturnType<typeof connectModern>>, message: strin
 
 describe('server-everything as the legacy upstream of a 2026-07-28 client', () => {
   it('lists and calls tools, streams progress, and rides out the server restarting', async () => {
-    let everything = await startEverything();
+    const everything = await startEverything();
     const proxy = await startProxy(everything.mcpUrl);
     const c = await connectModern(proxy.url, 'modern-everything');
     expect(c.transport.sessionId).toBeUndefined();
@@ -35,7 +35,8 @@ describe('server-everything as the legacy upstream of a 2026-07-28 client', () =
 
     // Killed and started again on the same port: the pooled session is gone with it.
     await everything.kill();
-    everything = await startEverything(everything.port);
+    // Started again on its port (killAll ends it).
+    await startEverything(everything.port);
     expect(await echo(c, 'after restart')).toContain('after restart');
     await c.close();
   });

@@ -16,7 +16,7 @@ function sample(text: string, series: string): number {
 
 describe('operating the proxy: probes, metrics, access log', () => {
   it('answers /healthz and /readyz itself, and /readyz follows the upstream', async () => {
-    let upstream = await startFixture('sdk');
+    const upstream = await startFixture('sdk');
     const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_RETRY_MS: '0' });
     const health = await fetch(`${proxy.origin}/healthz`);
     expect(health.status).toBe(200);
@@ -28,7 +28,8 @@ describe('operating the proxy: probes, metrics, access log', () => {
     await upstream.kill();
     await expect.poll(async () => (await fetch(`${proxy.origin}/readyz`)).status).toBe(503);
     expect((await fetch(`${proxy.origin}/healthz`)).status).toBe(200); // alive, just not ready
-    upstream = await startFixture('sdk', { port: upstream.port });
+    // Started again on its port (killAll ends it).
+    await startFixture('sdk', { port: upstream.port });
     await expect.poll(async () => (await fetch(`${proxy.origin}/readyz`)).status).toBe(200);
   });
 

@@ -57,7 +57,7 @@ describe('TypeScript-SDK-style upstream that forgets sessions (404 "Session not 
     expect(failed.isError).toBe(true);
     const unknown = await c.client.callTool({ name: 'no-such-tool', arguments: {} });
     expect(unknown.isError).toBe(true);
-    await expect(c.client.request({ method: 'no/such/method', params: {} } as never, {} as never)).rejects.toThrow();
+    await expect(c.client.request({ method: 'no/such/method', params: {} }, {} as never)).rejects.toThrow();
     expect((await env.upstream.stats()).initializes['erring']).toBe(1);
     await c.close();
   });

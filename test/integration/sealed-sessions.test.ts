@@ -97,7 +97,7 @@ async function proxy(upstream: Fixture, env: Record<string, string> = {}, port: 
     return p;
   } catch (error) {
     // With a log file, the helper's error cannot show what the proxy said: add it.
-    throw new Error(`${(error as Error).message}\n${logFile}:\n${readFileSync(logFile, 'utf8').slice(-4000)}`);
+    throw new Error(`${(error as Error).message}\n${logFile}:\n${readFileSync(logFile, 'utf8').slice(-4000)}`, { cause: error });
   }
 }
 

@@ -19,7 +19,7 @@ async function httpFailure(call: Promise<unknown>): Promise<{ status: number; bo
 
 describe('upstream faults: a clear error, then recovery', () => {
   it('upstream down → 502 JSON-RPC error; when it is back the same session recovers', async () => {
-    let upstream = await startFixture('sdk');
+    const upstream = await startFixture('sdk');
     const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_RETRY_MS: '200' });
     const c = await connect(proxy.url, 'patient');
     const id = c.sessionId();
@@ -30,7 +30,8 @@ describe('upstream faults: a clear error, then recovery', () => {
     // The error answers the request it is about (the SDK numbers its requests).
     expect(typeof failure.body.id).toBe('number');
 
-    upstream = await startFixture('sdk', { port: upstream.port });
+    // Started again on its port (killAll ends it).
+    await startFixture('sdk', { port: upstream.port });
     expect(await callText(c, 'echo', { text: 'back' })).toBe('back');
     expect(c.sessionId()).toBe(id);
     expect((await upstream.stats()).initializes['patient']).toBe(1);
@@ -38,7 +39,7 @@ describe('upstream faults: a clear error, then recovery', () => {
   });
 
   it('a restarting upstream is ridden out: refused connections are retried within the retry window', async () => {
-    let upstream = await startFixture('sdk');
+    const upstream = await startFixture('sdk');
     // Longer than the fixture can take to start again on a busy machine (12 s has been seen).
     const proxy = await startProxy(upstream.mcpUrl, { UPSTREAM_RETRY_MS: '40000', LOG_LEVEL: 'trace' });
     const c = await connect(proxy.url, 'rider');
@@ -53,7 +54,8 @@ describe('upstream faults: a clear error, then recovery', () => {
     const call = callText(c, 'echo', { text: 'waited' });
     // The call has been sent to the dead upstream: it is retrying meanwhile.
     await expect.poll(posted).toBe(before + 1);
-    upstream = await startFixture('sdk', { port: upstream.port });
+    // Started again on its port (killAll ends it).
+    await startFixture('sdk', { port: upstream.port });
     expect(await call).toBe('waited');
     await c.close();
   });
@@ -78,7 +80,7 @@ describe('upstream faults: a clear error, then recovery', () => {
   });
 
   it('upstream dies in the middle of an SSE answer → the waiting request gets an error event, the stream ends, the proxy stays up', async () => {
-    let upstream = await startFixture('sdk');
+    const upstream = await startFixture('sdk');
     const proxy = await startProxy(upstream.mcpUrl);
     const c = await connect(proxy.url, 'cut-off');
     const res = await fetch(proxy.url, {
@@ -106,7 +108,8 @@ describe('upstream faults: a clear error, then recovery', () => {
       error: { code: -32000, data: { reason: 'UPSTREAM_CUT' } },
     });
 
-    upstream = await startFixture('sdk', { port: upstream.port });
+    // Started again on its port (killAll ends it).
+    await startFixture('sdk', { port: upstream.port });
     expect(await callText(c, 'echo', { text: 'survived' })).toBe('survived');
     await c.close();
   });

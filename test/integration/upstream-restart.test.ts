@@ -24,7 +24,7 @@ describe('upstream process killed and restarted mid-session', () => {
   });
 
   it('recovers sessions on @modelcontextprotocol/server-everything across a restart', async () => {
-    let everything = await startEverything();
+    const everything = await startEverything();
     const proxy = await startProxy(everything.mcpUrl);
     const c = await connect(proxy.url, 'everything-client');
     const id = c.sessionId();
@@ -35,7 +35,8 @@ describe('upstream process killed and restarted mid-session', () => {
     expect(await echo('hello')).toBe('Echo: hello');
 
     await everything.kill();
-    everything = await startEverything(everything.port);
+    // Started again on its port (killAll ends it).
+    await startEverything(everything.port);
     // server-everything answers 400 "No valid session ID provided" for the lost session.
     expect(await echo('again')).toBe('Echo: again');
     const sum = await c.client.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } });

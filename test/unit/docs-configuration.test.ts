@@ -55,7 +55,7 @@ function defaultText(setting: object): string {
   if (!('fallback' in setting)) return '(required)';
   const value = setting.fallback;
   if (value === undefined || (Array.isArray(value) && value.length === 0)) return '(none)';
-  return `\`${Array.isArray(value) ? value.join(',') : String(value)}\``;
+  return `\`${Array.isArray(value) ? value.join(',') : (value as string | number | boolean).toString()}\``;
 }
 
 const settings = Object.entries(SETTINGS) as [string, { flag: string; env: string }][];

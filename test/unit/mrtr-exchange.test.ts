@@ -42,7 +42,7 @@ beforeEach(async () => {
   };
   parked = createParkedExchanges<Exchange>({ max: 10, timeoutMs: 1000, schedule });
   mrtr = createMrtr({
-    codec: createRequestStateCodec({ key: await randomStateKey(), ttlMs: 60_000 }),
+    codec: createRequestStateCodec({ key: randomStateKey(), ttlMs: 60_000 }),
     parked,
     binding: createCredentialBinding(undefined),
     log: createLogger('silent'),
@@ -83,7 +83,7 @@ function firstRound(payload: PassThrough) {
   relayed = new Promise((resolve) => (started = resolve));
   onRound = async (req, res, params) => {
     const call = { req, res, tracked: tracked() };
-    const begun = await mrtr.begin(call, 'tools/call', params);
+    const begun = mrtr.begin(call, 'tools/call', params);
     if (begun.kind !== 'run') throw new Error('expected a run');
     mrtr.relay(call, begun, ctx(1), link, {}, payload);
     started();
@@ -95,7 +95,7 @@ function firstRound(payload: PassThrough) {
 function retryRound(id: number, extra: Record<string, unknown>) {
   onRound = async (req, res, params) => {
     const call = { req, res, tracked: tracked() };
-    const begun = await mrtr.begin(call, 'tools/call', params);
+    const begun = mrtr.begin(call, 'tools/call', params);
     // Not a parked exchange of this process: say so instead of running anything.
     if (begun.kind !== 'resume') return void res.end(JSON.stringify({ kind: begun.kind }));
     mrtr.resume(call, begun, { ...ctx(id), upstreamId: undefined } as never, {});
@@ -160,7 +160,7 @@ describe('an MRTR exchange', () => {
     const payload = new PassThrough();
     onRound = async (req, res, params) => {
       const call = { req, res, tracked: tracked() };
-      const begun = await mrtr.begin(call, 'tools/call', params);
+      const begun = mrtr.begin(call, 'tools/call', params);
       if (begun.kind !== 'run') throw new Error('expected a run');
       mrtr.relay(call, begun, { ...ctx(1), clientProgressToken: 7, upstreamProgressToken: 'up-1' }, link, {}, payload);
     };
@@ -178,7 +178,7 @@ describe('an MRTR exchange', () => {
     const payload = new PassThrough();
     onRound = async (req, res, params) => {
       const call = { req, res, tracked: tracked() };
-      const begun = await mrtr.begin(call, 'tools/call', params);
+      const begun = mrtr.begin(call, 'tools/call', params);
       if (begun.kind !== 'run') throw new Error('expected a run');
       mrtr.relay(call, begun, { ...ctx(1), clientProgressToken: 7, upstreamProgressToken: 'up-1' }, link, {}, payload);
     };
@@ -210,7 +210,7 @@ describe('an MRTR exchange', () => {
     const payload = new PassThrough();
     onRound = async (req, res, params) => {
       const call = { req, res, tracked: tracked() };
-      const begun = await mrtr.begin(call, 'tools/call', params);
+      const begun = mrtr.begin(call, 'tools/call', params);
       if (begun.kind !== 'run') throw new Error('expected a run');
       mrtr.relay(call, begun, { ...ctx(1), clientCapabilities: { elicitation: {} } }, link, {}, payload);
     };

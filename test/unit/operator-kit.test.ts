@@ -33,7 +33,7 @@ describe('operator kit (examples/observability)', () => {
     expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://otel-collector:4318');
     expect(['http/protobuf', 'http/json']).toContain(env.OTEL_EXPORTER_OTLP_PROTOCOL);
     // Every file mounted into a container is part of the kit.
-    for (const service of Object.values(compose.services) as { volumes?: string[] }[]) {
+    for (const service of Object.values<{ volumes?: string[] }>(compose.services)) {
       for (const volume of service.volumes ?? []) {
         const source = volume.split(':')[0]!;
         expect(existsSync(join(KIT, source)), source).toBe(true);
@@ -45,7 +45,7 @@ describe('operator kit (examples/observability)', () => {
   it('the collector takes OTLP/HTTP and sends traces to Jaeger; every pipeline names defined components', () => {
     const config = yaml('otel-collector.yaml');
     expect(config.receivers.otlp.protocols.http.endpoint).toMatch(/:4318$/);
-    for (const pipeline of Object.values(config.service.pipelines) as Record<string, string[]>[]) {
+    for (const pipeline of Object.values<Record<string, string[]>>(config.service.pipelines)) {
       for (const receiver of pipeline.receivers!) expect(config.receivers).toHaveProperty([receiver]);
       for (const processor of pipeline.processors ?? []) expect(config.processors).toHaveProperty([processor]);
       for (const exporter of pipeline.exporters!) expect(config.exporters).toHaveProperty([exporter]);

@@ -88,7 +88,7 @@ export async function hostedExchange(
       deps.log.trace({ link: session.label, round, status: response.statusCode }, 'hosted request: upstream answered');
       answer = await readRound(response, upstreamId, id, (notification) => {
         const translated = toLegacyMessage(notification, method);
-        if (translated.kind === 'forward') write(translated.message as Obj);
+        if (translated.kind === 'forward') write(translated.message);
       });
     } catch (error) {
       // Before anything was streamed the error table answers (502, 504…); after, only an event can.
@@ -115,7 +115,7 @@ export async function hostedExchange(
     }
     if (!('result' in message) || !isInputRequired(message.result)) {
       const translated = toLegacyMessage(message, method);
-      return finish(translated.kind === 'forward' ? (translated.message as Obj) : message);
+      return finish(translated.kind === 'forward' ? (translated.message) : message);
     }
     const planned = inputRoundOf(message.result);
     if (planned.kind === 'invalid') return finish(inputError(id, -32603, `The upstream's input_required result is invalid: ${planned.message}`, 'HELD_INPUT_INVALID'));
@@ -248,7 +248,7 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
     const parsed = parseJson(text);
     // An auth challenge goes back as it came, whatever its body (http/endpoint.ts: one rule for every flow).
     const answered = !isAuthChallenge(response.statusCode) && isJsonRpcMessage(parsed) && !('method' in parsed) && parsed.id === upstreamId;
-    if (answered) return { kind: 'message', message: parsed as Obj };
+    if (answered) return { kind: 'message', message: parsed };
     return { kind: 'other', response, body };
   }
   return new Promise<RoundAnswer>((resolve) => {
@@ -270,10 +270,10 @@ async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clie
           if (!isJsonRpcMessage(message)) return;
           if (typeof message.method === 'string') {
             // 2026-07-28 servers send no requests; notifications (progress, log) go to the client.
-            if (!('id' in message)) onNotification(message as Obj);
+            if (!('id' in message)) onNotification(message);
             return;
           }
-          if (message.id === upstreamId) settle({ kind: 'message', message: message as Obj });
+          if (message.id === upstreamId) settle({ kind: 'message', message: message });
         },
       },
       () => settle({ kind: 'cut' }),

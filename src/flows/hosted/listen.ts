@@ -188,7 +188,7 @@ export class HostedListen {
           // Only the current listen's notifications go out (a replaced one may still be draining).
           if (typeof message.method !== 'string' || 'id' in message || cancel !== this.current) return;
           const translated = toLegacyMessage(message, 'subscriptions/listen');
-          if (translated.kind === 'forward') this.deps.write(translated.message as Obj);
+          if (translated.kind === 'forward') this.deps.write(translated.message);
         },
       },
       () => {
