@@ -32,7 +32,9 @@ function git(args: string[]): Buffer {
 export function buildBaseline(ref: string): Baseline {
   let sha: string;
   try {
-    sha = git(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]).toString().trim();
+    sha = git(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`])
+      .toString()
+      .trim();
   } catch {
     throw new Error(`BENCH_BASELINE=${ref}: not a commit in ${ROOT}`);
   }
@@ -47,9 +49,12 @@ export function buildBaseline(ref: string): Baseline {
     execFileSync(`${ROOT}node_modules/.bin/tsc`, ['-p', `${dir}/tsconfig.json`], { stdio: 'pipe' });
   } catch (error) {
     const { stdout, stderr } = error as { stdout?: Buffer; stderr?: Buffer };
-    throw new Error(`BENCH_BASELINE=${ref}: tsc failed in ${dir}\n${stdout?.toString() ?? ''}${stderr?.toString() ?? ''}`, { cause: error });
+    throw new Error(`BENCH_BASELINE=${ref}: tsc failed in ${dir}\n${stdout?.toString() ?? ''}${stderr?.toString() ?? ''}`, {
+      cause: error,
+    });
   }
-  const dependencies = (file: string) => JSON.stringify((JSON.parse(readFileSync(file, 'utf8')) as { dependencies?: unknown }).dependencies ?? {});
+  const dependencies = (file: string) =>
+    JSON.stringify((JSON.parse(readFileSync(file, 'utf8')) as { dependencies?: unknown }).dependencies ?? {});
   return {
     ref,
     sha,
@@ -71,7 +76,12 @@ export interface BaselineProxy {
  * (startProxy: same arguments, same working directory, output to a log file), and wait until it
  * logs that it listens. Spawned here because startProxy always runs this checkout's dist/main.js.
  */
-export async function startBaselineProxy(mainJs: string, upstreamUrl: string, env: Record<string, string>, logFile: string): Promise<BaselineProxy> {
+export async function startBaselineProxy(
+  mainJs: string,
+  upstreamUrl: string,
+  env: Record<string, string>,
+  logFile: string,
+): Promise<BaselineProxy> {
   const out = openSync(logFile, 'w');
   const child = spawn(process.execPath, [mainJs, '--upstream', upstreamUrl, '--port', '0', '--host', '127.0.0.1'], {
     cwd: ROOT,

@@ -26,8 +26,7 @@ let questions = 0;
 const QUESTION = (id: string) =>
   `event: message\ndata: {"jsonrpc":"2.0","id":"${id}","method":"elicitation/create","params":{"message":"Your name?","requestedSchema":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}}}\n\n`;
 
-const RESULT = (id: unknown) =>
-  `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[{"type":"text","text":"ok"}]}}`;
+const RESULT = (id: unknown) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[{"type":"text","text":"ok"}]}}`;
 
 function json(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
@@ -70,7 +69,11 @@ const server = createServer((req, res) => {
       }
       // As the v2 SDK server frames it (result first, serverInfo in _meta).
       if (message.method === 'tools/call') {
-        return json(res, 200, `{"result":{"content":[{"type":"text","text":"ok"}],"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"cheap","version":"1"}}},"jsonrpc":"2.0","id":${id}}`);
+        return json(
+          res,
+          200,
+          `{"result":{"content":[{"type":"text","text":"ok"}],"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"cheap","version":"1"}}},"jsonrpc":"2.0","id":${id}}`,
+        );
       }
       return json(res, 404, `{"jsonrpc":"2.0","id":${id},"error":{"code":-32601,"message":"Method not found"}}`);
     }

@@ -92,7 +92,16 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   writeFileSync(
     new URL('./results/flood.json', import.meta.url),
-    JSON.stringify({ bench: 'flood', date: new Date().toISOString(), machine: `${process.platform} ${process.arch}, node ${process.version}`, ...result }, null, 2) + '\n',
+    JSON.stringify(
+      {
+        bench: 'flood',
+        date: new Date().toISOString(),
+        machine: `${process.platform} ${process.arch}, node ${process.version}`,
+        ...result,
+      },
+      null,
+      2,
+    ) + '\n',
   );
   console.log(`flood: ${result.sessionsCreated} sessions (${multiple} x MAX_SESSIONS=${bound}) in ${result.seconds} s`);
   console.log('| sessions created | x bound | proxy RSS (MiB) |\n| ---: | ---: | ---: |');

@@ -34,7 +34,12 @@ const META = {
 
 /** The last JSON-RPC message of an answer, JSON or SSE. */
 function lastMessage(text: string): Record<string, any> {
-  const data = text.startsWith('{') ? [text] : text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+  const data = text.startsWith('{')
+    ? [text]
+    : text
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => l.slice(6));
   return JSON.parse(data.at(-1)!) as Record<string, any>;
 }
 
@@ -46,7 +51,11 @@ async function call(pool: Pool, name: string, params: Record<string, unknown>, i
   return message.result;
 }
 
-const LEGACY_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+const LEGACY_HEADERS = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2025-11-25',
+};
 
 /**
  * The same two calls made directly on the upstream by a 2025 client on its own session, answering
@@ -59,7 +68,12 @@ async function directLegacy(mcpUrl: string, tools: AskingUpstream['tools']) {
     method: 'POST',
     path,
     headers: LEGACY_HEADERS,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: { elicitation: {} }, clientInfo: { name: 'bench-direct', version: '1' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: { elicitation: {} }, clientInfo: { name: 'bench-direct', version: '1' } },
+    }),
   });
   await init.body.text();
   const headers = { ...LEGACY_HEADERS, 'mcp-session-id': String(init.headers['mcp-session-id']) };
@@ -67,13 +81,23 @@ async function directLegacy(mcpUrl: string, tools: AskingUpstream['tools']) {
   let id = 0;
   const plainCall = async () => {
     const started = performance.now();
-    const res = await pool.request({ method: 'POST', path, headers, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: tools.plain, arguments: { text: 'hi' } } }) });
+    const res = await pool.request({
+      method: 'POST',
+      path,
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: tools.plain, arguments: { text: 'hi' } } }),
+    });
     await res.body.text();
     return performance.now() - started;
   };
   const askedCall = async () => {
     const started = performance.now();
-    const res = await pool.request({ method: 'POST', path, headers, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: tools.ask, arguments: {} } }) });
+    const res = await pool.request({
+      method: 'POST',
+      path,
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: tools.ask, arguments: {} } }),
+    });
     let text = '';
     let answered = false;
     for await (const chunk of res.body) {
@@ -119,7 +143,12 @@ async function measure(upstream: AskingUpstream, samples: number, cpuCalls: numb
     const first = await call(pool, askTool, {}, ++id);
     if (first.resultType !== 'input_required') throw new Error(`bench-mrtr: ${askTool} did not ask`);
     const key = Object.keys(first.inputRequests)[0]!;
-    const done = await call(pool, askTool, { inputResponses: { [key]: { action: 'accept', content: { name: 'Bench' } } }, requestState: first.requestState }, ++id);
+    const done = await call(
+      pool,
+      askTool,
+      { inputResponses: { [key]: { action: 'accept', content: { name: 'Bench' } } }, requestState: first.requestState },
+      ++id,
+    );
     if (done.resultType !== 'complete') throw new Error(`bench-mrtr: ${askTool} did not complete`);
     return performance.now() - started;
   };
@@ -151,7 +180,10 @@ async function measure(upstream: AskingUpstream, samples: number, cpuCalls: numb
   }
   const cpu = { plain: 0, asked: 0 };
   for (let run = 0; run < 2; run++) {
-    for (const [kind, one] of [['plain', plainCall], ['asked', askedCall]] as const) {
+    for (const [kind, one] of [
+      ['plain', plainCall],
+      ['asked', askedCall],
+    ] as const) {
       const before = cpuMicros(proxy.child.pid!);
       for (let i = 0; i < cpuCalls; i++) await one();
       cpu[kind] += (cpuMicros(proxy.child.pid!) - before) / (2 * cpuCalls);
@@ -202,7 +234,10 @@ export async function runMrtrBench(samples: number, cpuCalls = samples * 10) {
   await cheap.stop();
   return {
     versusSdkUpstream: { upstream: 'test/fixtures/legacy-upstream.ts --mode sdk --mrtr (v1 SDK, SSE answers)', ...versusSdkUpstream },
-    versusCheapUpstream: { upstream: 'bench/cheap-upstream.ts (JSON answers; its question: one SSE event and a 202)', ...versusCheapUpstream },
+    versusCheapUpstream: {
+      upstream: 'bench/cheap-upstream.ts (JSON answers; its question: one SSE event and a 202)',
+      ...versusCheapUpstream,
+    },
   };
 }
 

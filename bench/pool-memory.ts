@@ -20,7 +20,11 @@ if (gc === undefined) throw new Error('run with node --expose-gc');
 const counts = (process.env.POOL_COUNTS ?? '2000,20000').split(',').map(Number);
 
 // What a small real server answers initialize with (server-everything's is larger: instructions).
-const RESULT = JSON.stringify({ protocolVersion: '2025-11-25', capabilities: { tools: { listChanged: true }, logging: {} }, serverInfo: { name: 'cheap', version: '1.0.0' } });
+const RESULT = JSON.stringify({
+  protocolVersion: '2025-11-25',
+  capabilities: { tools: { listChanged: true }, logging: {} },
+  serverInfo: { name: 'cheap', version: '1.0.0' },
+});
 let issued = 0;
 const upstream: UpstreamClient = {
   async request(request: UpstreamRequest) {
@@ -44,7 +48,11 @@ const deps: LinkDeps = {
   timeoutMs: 60_000,
   now: () => 0,
 };
-const initParams = JSON.stringify({ protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'claude-code', version: '2.0.14' } });
+const initParams = JSON.stringify({
+  protocolVersion: '2025-11-25',
+  capabilities: {},
+  clientInfo: { name: 'claude-code', version: '2.0.14' },
+});
 
 const results = [];
 for (const count of counts) {
@@ -55,7 +63,14 @@ for (const count of counts) {
     // A credential digest per caller, as binding.of() makes them (32 bytes).
     const credential = createHmac('sha256', 'k').update(String(i)).digest();
     const link = pool.link({ credential, initParams, protocolVersion: '2025-11-25', logLevel: undefined });
-    await link.describe({ headers: {}, body: undefined, initialized: false, versionFromLink: true, cancel: new Cancellation(), replayed: undefined });
+    await link.describe({
+      headers: {},
+      body: undefined,
+      initialized: false,
+      versionFromLink: true,
+      cancel: new Cancellation(),
+      replayed: undefined,
+    });
   }
   gc();
   const after = process.memoryUsage().heapUsed;

@@ -45,21 +45,21 @@ const server = createServer((req, res) => {
 
 /** One request: initialize, initialized, the request, DELETE, on a fresh upstream session. */
 async function reoriginate(chunks: Buffer[], res: ServerResponse) {
-    try {
-      const request = JSON.parse(Buffer.concat(chunks).toString()) as { id: unknown; method: string; params: Record<string, unknown> };
-      const { _meta: _envelope, ...params } = request.params;
-      const opened = await post(INIT);
-      await post(INITIALIZED, opened.sessionId);
-      const answer = await post(JSON.stringify({ jsonrpc: '2.0', id: request.id, method: request.method, params }), opened.sessionId);
-      const ended = await pool.request({ path: '/mcp', method: 'DELETE', headers: { ...BASE, 'mcp-session-id': opened.sessionId! } });
-      await ended.body.dump();
-      const message = JSON.parse(responseText(answer.text, answer.contentType)) as { result?: Record<string, unknown> };
-      if (message.result) message.result.resultType = 'complete';
-      const out = JSON.stringify(message);
-      res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) }).end(out);
-    } catch {
-      res.writeHead(502).end();
-    }
+  try {
+    const request = JSON.parse(Buffer.concat(chunks).toString()) as { id: unknown; method: string; params: Record<string, unknown> };
+    const { _meta: _envelope, ...params } = request.params;
+    const opened = await post(INIT);
+    await post(INITIALIZED, opened.sessionId);
+    const answer = await post(JSON.stringify({ jsonrpc: '2.0', id: request.id, method: request.method, params }), opened.sessionId);
+    const ended = await pool.request({ path: '/mcp', method: 'DELETE', headers: { ...BASE, 'mcp-session-id': opened.sessionId! } });
+    await ended.body.dump();
+    const message = JSON.parse(responseText(answer.text, answer.contentType)) as { result?: Record<string, unknown> };
+    if (message.result) message.result.resultType = 'complete';
+    const out = JSON.stringify(message);
+    res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) }).end(out);
+  } catch {
+    res.writeHead(502).end();
+  }
 }
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => {

@@ -99,7 +99,13 @@ const MODERN_CALL = JSON.stringify({
     },
   },
 });
-const MODERN_HEADERS = { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' };
+const MODERN_HEADERS = {
+  'content-type': 'application/json',
+  accept: ACCEPT,
+  'mcp-protocol-version': '2026-07-28',
+  'mcp-method': 'tools/call',
+  'mcp-name': 'echo',
+};
 const MODERN = 'mcp-session-proxy, 2026-07-28 client (pooled session)';
 const REORIGINATING = 're-origination (initialize + call + DELETE per request)';
 const HELD = 'mcp-session-proxy, 2025 client, 2026-07-28-only upstream (held session)';
@@ -194,7 +200,12 @@ async function createSessions(origin: string, count: number, concurrency = 32): 
     Array.from({ length: concurrency }, async () => {
       while (next < count) {
         next++;
-        const res = await pool.request({ path: '/mcp', method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT }, body: INIT });
+        const res = await pool.request({
+          path: '/mcp',
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: ACCEPT },
+          body: INIT,
+        });
         await res.body.dump();
         ids.push(res.headers['mcp-session-id'] as string);
       }
@@ -286,7 +297,17 @@ const baselineProxy =
 pin(process.pid, LOAD_CPUS);
 pin(upstream.child.pid!, LOAD_CPUS);
 pin(modernUpstream.child.pid!, LOAD_CPUS);
-for (const p of [plain, reoriginating, proxy, quietProxy, sealedProxy, sealedReplica, heldProxy, tracedProxy, ...(baselineProxy ? [baselineProxy] : [])]) {
+for (const p of [
+  plain,
+  reoriginating,
+  proxy,
+  quietProxy,
+  sealedProxy,
+  sealedReplica,
+  heldProxy,
+  tracedProxy,
+  ...(baselineProxy ? [baselineProxy] : []),
+]) {
   pin(p.child.pid!, PROXY_CPU);
 }
 const upstreamStats = async () => (await (await fetch(`${upstream.origin}/admin/stats`)).json()) as { initializes: number };
@@ -482,7 +503,11 @@ let created = 0;
 for (const count of SMALL ? [1000, 5000] : [10_000, 100_000]) {
   await createSessions(proxy.origin, count - created);
   created = count;
-  rssSamples.push({ sessions: count, rssMiB: Math.round(rssMiB(proxy.child.pid!)), rssBytesPerSessionSinceStart: Math.round(((rssMiB(proxy.child.pid!) - rssBefore) * 1024 * 1024) / count) });
+  rssSamples.push({
+    sessions: count,
+    rssMiB: Math.round(rssMiB(proxy.child.pid!)),
+    rssBytesPerSessionSinceStart: Math.round(((rssMiB(proxy.child.pid!) - rssBefore) * 1024 * 1024) / count),
+  });
 }
 
 // 6. Sealed ids on a miss. Each session is made on the first replica; its first call on the second
@@ -528,14 +553,23 @@ pin(sdkProxy.child.pid!, PROXY_CPU);
 pin(sdkReoriginating.child.pid!, PROXY_CPU);
 const sdkTargets: Target[] = [
   { name: MODERN, origin: sdkProxy.origin, sessionId: '', pid: sdkProxy.child.pid!, upstreamPid: sdkUpstream.child.pid!, modern: true },
-  { name: REORIGINATING, origin: sdkReoriginating.origin, sessionId: '', pid: sdkReoriginating.child.pid!, upstreamPid: sdkUpstream.child.pid!, modern: true },
+  {
+    name: REORIGINATING,
+    origin: sdkReoriginating.origin,
+    sessionId: '',
+    pid: sdkReoriginating.child.pid!,
+    upstreamPid: sdkUpstream.child.pid!,
+    modern: true,
+  },
 ];
 const sdkRuns: Record<string, Awaited<ReturnType<typeof load>>[]> = Object.fromEntries(sdkTargets.map((t) => [t.name, []]));
 for (let round = 1; round <= ROUNDS; round++) {
   for (const target of round % 2 === 1 ? sdkTargets : [...sdkTargets].reverse()) {
     const r = await load(target, CALL);
     sdkRuns[target.name]!.push(r);
-    console.error(`round ${round} ${target.name}, SDK upstream: ${Math.round(r.reqPerSec)} req/s, ${r.cpuMicrosPerRequest} µs proxy CPU/call, ${r.upstreamCpuMicrosPerRequest} µs upstream CPU/call`);
+    console.error(
+      `round ${round} ${target.name}, SDK upstream: ${Math.round(r.reqPerSec)} req/s, ${r.cpuMicrosPerRequest} µs proxy CPU/call, ${r.upstreamCpuMicrosPerRequest} µs upstream CPU/call`,
+    );
   }
 }
 const sdkSummary = (name: string) => {
@@ -621,7 +655,9 @@ const agreement = (perRound: number[]) =>
         : 'the rounds disagree: within the noise';
 const comparisonLine = (label: string, c: ReturnType<typeof compareToBaseline>, unit = '') =>
   `  ${label}: ${c.current}${unit} vs ${c.baseline}${unit} = ${c.ratio} (per round ${c.perRoundRatios.join(', ')}: ${agreement(c.perRoundRatios)})` +
-  (c.spreadPercent.current === null ? '' : `; spread over the rounds ${c.spreadPercent.current}% current, ${c.spreadPercent.baseline}% baseline`);
+  (c.spreadPercent.current === null
+    ? ''
+    : `; spread over the rounds ${c.spreadPercent.current}% current, ${c.spreadPercent.baseline}% baseline`);
 const baselineLines = versusBaseline
   ? [
       `current / baseline (${versusBaseline.target}, BENCH_BASELINE=${versusBaseline.ref}), same run, same CPU:`,

@@ -55,7 +55,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = createFastify(config, logger, (req, res) => mcp.endpoint?.handle(req, res) === true);
   const keys = await sessionKeys(config);
   // NO_TRACING unless an OTLP exporter is configured (observability/tracing.ts).
-  const tracing = createTracing({ settings: config.telemetry, fingerprint: keys.fingerprint, upstreamUrl: config.upstreamUrl, serviceVersion: packageVersion() });
+  const tracing = createTracing({
+    settings: config.telemetry,
+    fingerprint: keys.fingerprint,
+    upstreamUrl: config.upstreamUrl,
+    serviceVersion: packageVersion(),
+  });
   // --public-url: auth challenges name the proxy's own metadata URL (http/resource-metadata.ts).
   const rewriteChallenge = config.publicUrl === undefined ? undefined : challengeRewriter(config.publicUrl);
   // On, every upstream exchange gets a client span and carries its context (the same client otherwise).
@@ -81,7 +86,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   installRequestHooks(app, gatePolicyOf(config), engine.tracking);
   await app.register(healthRoutes, { config, upstream, metrics: engine.metrics });
   if (config.publicUrl !== undefined) {
-    await app.register(resourceMetadataRoutes, { publicUrl: config.publicUrl, upstreamUrl: config.upstreamUrl, upstream, timeoutMs: config.upstreamTimeoutMs });
+    await app.register(resourceMetadataRoutes, {
+      publicUrl: config.publicUrl,
+      upstreamUrl: config.upstreamUrl,
+      upstream,
+      timeoutMs: config.upstreamTimeoutMs,
+    });
   }
   await registerPassThrough(app, config, rewriteChallenge);
 
@@ -267,7 +277,11 @@ function createEngine(parts: EngineParts) {
  * proxy's own MCP path never gets here (the gate takes it); the upstream's is recognised by the
  * gate's normaliser.
  */
-async function registerPassThrough(app: FastifyInstance, config: Config, rewriteChallenge: ((headers: IncomingHttpHeaders) => void) | undefined) {
+async function registerPassThrough(
+  app: FastifyInstance,
+  config: Config,
+  rewriteChallenge: ((headers: IncomingHttpHeaders) => void) | undefined,
+) {
   const mcpPaths = new Set([normalizePath(config.upstreamUrl.pathname), normalizePath(config.mcpPath)]);
   await app.register(httpProxy, {
     upstream: config.upstreamUrl.origin,

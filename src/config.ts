@@ -6,13 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import {
-  DEFAULT_LOSS_PATTERNS,
-  DEFAULT_LOSS_STATUSES,
-  DEFAULT_PATTERN_STATUSES,
-  type LossPattern,
-  type LossRules,
-} from './mcp/loss.js';
+import { DEFAULT_LOSS_PATTERNS, DEFAULT_LOSS_STATUSES, DEFAULT_PATTERN_STATUSES, type LossPattern, type LossRules } from './mcp/loss.js';
 import { telemetrySettingsOf, type TelemetrySettings } from './observability/otel-settings.js';
 import { normalizePath } from './http/paths.js';
 import { parseSecret, readSecretFile } from './session/secrets.js';
@@ -182,46 +176,250 @@ interface Setting<T> {
 const ms = (min: number, max: number) => (t: string) => parseInteger(t, min, max);
 
 export const SETTINGS = {
-  upstreamUrl: { flag: 'upstream', env: 'UPSTREAM_URL', parse: parseUpstreamUrl, help: 'the legacy MCP endpoint, e.g. http://127.0.0.1:8000/mcp (required)' },
+  upstreamUrl: {
+    flag: 'upstream',
+    env: 'UPSTREAM_URL',
+    parse: parseUpstreamUrl,
+    help: 'the legacy MCP endpoint, e.g. http://127.0.0.1:8000/mcp (required)',
+  },
   host: { flag: 'host', env: 'HOST', parse: parseHost, fallback: DEFAULT_HOST, help: 'listen address' },
   port: { flag: 'port', env: 'PORT', parse: ms(0, 65_535), fallback: DEFAULT_PORT, help: 'listen port (0 = any free port)' },
   mcpPath: { flag: 'mcp-path', env: 'MCP_PATH', parse: parsePath, fallback: DEFAULT_MCP_PATH, help: 'client-facing MCP endpoint' },
   logLevel: { flag: 'log-level', env: 'LOG_LEVEL', parse: parseLogLevel, fallback: DEFAULT_LOG_LEVEL, help: LOG_LEVELS.join(', ') },
-  maxSessions: { flag: 'max-sessions', env: 'MAX_SESSIONS', parse: ms(1, 10_000_000), fallback: DEFAULT_MAX_SESSIONS, help: 'sessions kept; the least recently used is evicted beyond it' },
-  sessionIdleTtlMs: { flag: 'session-idle-ttl-ms', env: 'SESSION_IDLE_TTL_MS', parse: ms(1_000, 365 * 24 * 3600 * 1000), fallback: DEFAULT_SESSION_IDLE_TTL_MS, help: 'a session unused this long is forgotten' },
-  bodyLimitBytes: { flag: 'body-limit-bytes', env: 'BODY_LIMIT_BYTES', parse: ms(1024, 1024 * 1024 * 1024), fallback: DEFAULT_BODY_LIMIT_BYTES, help: 'largest POST body (413 beyond)' },
-  bodyTimeoutMs: { flag: 'body-timeout-ms', env: 'BODY_TIMEOUT_MS', parse: ms(100, 600_000), fallback: DEFAULT_BODY_TIMEOUT_MS, help: 'longest pause while reading a POST body, before its first byte too (408 and the connection closed beyond); answers, SSE included, are exempt' },
-  upstreamTimeoutMs: { flag: 'upstream-timeout-ms', env: 'UPSTREAM_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_UPSTREAM_TIMEOUT_MS, help: 'wait for upstream response headers (504 beyond); SSE bodies are exempt' },
-  connectTimeoutMs: { flag: 'connect-timeout-ms', env: 'CONNECT_TIMEOUT_MS', parse: ms(100, 600_000), fallback: DEFAULT_CONNECT_TIMEOUT_MS, help: 'TCP connect timeout to the upstream' },
-  upstreamRetryMs: { flag: 'upstream-retry-ms', env: 'UPSTREAM_RETRY_MS', parse: ms(0, 600_000), fallback: DEFAULT_UPSTREAM_RETRY_MS, help: 'keep retrying refused connections this long (0 = never)' },
-  resetRetryWindowMs: { flag: 'reset-retry-window-ms', env: 'RESET_RETRY_WINDOW_MS', parse: ms(0, 60_000), fallback: DEFAULT_RESET_RETRY_WINDOW_MS, help: 'resend a POST whose connection reset this soon after sending (0 = never)' },
-  shutdownGraceMs: { flag: 'shutdown-grace-ms', env: 'SHUTDOWN_GRACE_MS', parse: ms(0, 600_000), fallback: DEFAULT_SHUTDOWN_GRACE_MS, help: 'on SIGTERM, time for in-flight requests before exit' },
-  identityHeader: { flag: 'identity-header', env: 'IDENTITY_HEADER', parse: (t: string): string | undefined => parseHeaderName(t), fallback: undefined, help: 'also bind sessions to this header (e.g. x-user-id)' },
-  allowedOrigins: { flag: 'allowed-origins', env: 'ALLOWED_ORIGINS', parse: (t: string): ReadonlySet<string> | undefined => parseOrigins(t), fallback: undefined, help: 'comma-separated origins allowed besides the proxy\'s own; others get 403 (default: none, and any Origin passes when the Host is not checked)' },
-  allowedHosts: { flag: 'allowed-hosts', env: 'ALLOWED_HOSTS', parse: (t: string): ReadonlySet<string> | undefined => parseHostnames(t), fallback: undefined, help: 'comma-separated hostnames (any port) a request\'s Host may name; others get 403 (default: localhost,127.0.0.1,[::1] when --host is a loopback address, else any)' },
-  healthPath: { flag: 'health-path', env: 'HEALTH_PATH', parse: parsePath, fallback: DEFAULT_HEALTH_PATH, help: 'liveness: 200 while the process runs' },
-  readyPath: { flag: 'ready-path', env: 'READY_PATH', parse: parsePath, fallback: DEFAULT_READY_PATH, help: 'readiness: 200 when the upstream answers, else 503' },
+  maxSessions: {
+    flag: 'max-sessions',
+    env: 'MAX_SESSIONS',
+    parse: ms(1, 10_000_000),
+    fallback: DEFAULT_MAX_SESSIONS,
+    help: 'sessions kept; the least recently used is evicted beyond it',
+  },
+  sessionIdleTtlMs: {
+    flag: 'session-idle-ttl-ms',
+    env: 'SESSION_IDLE_TTL_MS',
+    parse: ms(1_000, 365 * 24 * 3600 * 1000),
+    fallback: DEFAULT_SESSION_IDLE_TTL_MS,
+    help: 'a session unused this long is forgotten',
+  },
+  bodyLimitBytes: {
+    flag: 'body-limit-bytes',
+    env: 'BODY_LIMIT_BYTES',
+    parse: ms(1024, 1024 * 1024 * 1024),
+    fallback: DEFAULT_BODY_LIMIT_BYTES,
+    help: 'largest POST body (413 beyond)',
+  },
+  bodyTimeoutMs: {
+    flag: 'body-timeout-ms',
+    env: 'BODY_TIMEOUT_MS',
+    parse: ms(100, 600_000),
+    fallback: DEFAULT_BODY_TIMEOUT_MS,
+    help: 'longest pause while reading a POST body, before its first byte too (408 and the connection closed beyond); answers, SSE included, are exempt',
+  },
+  upstreamTimeoutMs: {
+    flag: 'upstream-timeout-ms',
+    env: 'UPSTREAM_TIMEOUT_MS',
+    parse: ms(100, 24 * 3600 * 1000),
+    fallback: DEFAULT_UPSTREAM_TIMEOUT_MS,
+    help: 'wait for upstream response headers (504 beyond); SSE bodies are exempt',
+  },
+  connectTimeoutMs: {
+    flag: 'connect-timeout-ms',
+    env: 'CONNECT_TIMEOUT_MS',
+    parse: ms(100, 600_000),
+    fallback: DEFAULT_CONNECT_TIMEOUT_MS,
+    help: 'TCP connect timeout to the upstream',
+  },
+  upstreamRetryMs: {
+    flag: 'upstream-retry-ms',
+    env: 'UPSTREAM_RETRY_MS',
+    parse: ms(0, 600_000),
+    fallback: DEFAULT_UPSTREAM_RETRY_MS,
+    help: 'keep retrying refused connections this long (0 = never)',
+  },
+  resetRetryWindowMs: {
+    flag: 'reset-retry-window-ms',
+    env: 'RESET_RETRY_WINDOW_MS',
+    parse: ms(0, 60_000),
+    fallback: DEFAULT_RESET_RETRY_WINDOW_MS,
+    help: 'resend a POST whose connection reset this soon after sending (0 = never)',
+  },
+  shutdownGraceMs: {
+    flag: 'shutdown-grace-ms',
+    env: 'SHUTDOWN_GRACE_MS',
+    parse: ms(0, 600_000),
+    fallback: DEFAULT_SHUTDOWN_GRACE_MS,
+    help: 'on SIGTERM, time for in-flight requests before exit',
+  },
+  identityHeader: {
+    flag: 'identity-header',
+    env: 'IDENTITY_HEADER',
+    parse: (t: string): string | undefined => parseHeaderName(t),
+    fallback: undefined,
+    help: 'also bind sessions to this header (e.g. x-user-id)',
+  },
+  allowedOrigins: {
+    flag: 'allowed-origins',
+    env: 'ALLOWED_ORIGINS',
+    parse: (t: string): ReadonlySet<string> | undefined => parseOrigins(t),
+    fallback: undefined,
+    help: "comma-separated origins allowed besides the proxy's own; others get 403 (default: none, and any Origin passes when the Host is not checked)",
+  },
+  allowedHosts: {
+    flag: 'allowed-hosts',
+    env: 'ALLOWED_HOSTS',
+    parse: (t: string): ReadonlySet<string> | undefined => parseHostnames(t),
+    fallback: undefined,
+    help: "comma-separated hostnames (any port) a request's Host may name; others get 403 (default: localhost,127.0.0.1,[::1] when --host is a loopback address, else any)",
+  },
+  healthPath: {
+    flag: 'health-path',
+    env: 'HEALTH_PATH',
+    parse: parsePath,
+    fallback: DEFAULT_HEALTH_PATH,
+    help: 'liveness: 200 while the process runs',
+  },
+  readyPath: {
+    flag: 'ready-path',
+    env: 'READY_PATH',
+    parse: parsePath,
+    fallback: DEFAULT_READY_PATH,
+    help: 'readiness: 200 when the upstream answers, else 503',
+  },
   metricsPath: { flag: 'metrics-path', env: 'METRICS_PATH', parse: parsePath, fallback: DEFAULT_METRICS_PATH, help: 'Prometheus metrics' },
   metricsEnabled: { flag: 'metrics', env: 'METRICS', parse: parseBoolean, fallback: true, help: 'serve and collect metrics (true/false)' },
-  lossStatuses: { flag: 'loss-statuses', env: 'LOSS_STATUSES', parse: parseStatusList, fallback: DEFAULT_LOSS_STATUSES, help: 'statuses that always mean a lost session' },
-  lossPatternStatuses: { flag: 'loss-pattern-statuses', env: 'LOSS_PATTERN_STATUSES', parse: parseStatusList, fallback: DEFAULT_PATTERN_STATUSES, help: 'statuses that mean a lost session with a loss message' },
-  sessionSecret: { flag: 'session-secret', env: 'SESSION_SECRET', parse: (t: string): Buffer | undefined => parseSecret(t), fallback: undefined, help: 'seal session ids with this secret (32+ random bytes), so sessions survive restarts and work on every replica' },
-  sessionSecretFile: { flag: 'session-secret-file', env: 'SESSION_SECRET_FILE', parse: (t: string): Buffer | undefined => readSecretFile(t), fallback: undefined, help: 'read the session secret from this file instead (preferred: flags and variables leak more easily)' },
-  sessionSecretPrevious: { flag: 'session-secret-previous', env: 'SESSION_SECRET_PREVIOUS', parse: (t: string): Buffer | undefined => parseSecret(t), fallback: undefined, help: 'another secret whose ids are accepted (never used to seal): the old one after a rotation, or the next one while a rotation rolls out' },
-  sessionSecretPreviousFile: { flag: 'session-secret-previous-file', env: 'SESSION_SECRET_PREVIOUS_FILE', parse: (t: string): Buffer | undefined => readSecretFile(t), fallback: undefined, help: 'read the previous secret from this file instead' },
-  sessionMaxAgeMs: { flag: 'session-max-age-ms', env: 'SESSION_MAX_AGE_MS', parse: ms(1_000, 365 * 24 * 3600 * 1000), fallback: DEFAULT_SESSION_MAX_AGE_MS, help: 'a sealed id is refused (404) this long after its initialize' },
-  poolMaxSessions: { flag: 'pool-max-sessions', env: 'POOL_MAX_SESSIONS', parse: ms(1, 1_000_000), fallback: DEFAULT_POOL_MAX_SESSIONS, help: 'pooled upstream sessions (2026-07-28 clients, sessionless callers); the least recently used is ended beyond it' },
-  poolIdleTtlMs: { flag: 'pool-idle-ttl-ms', env: 'POOL_IDLE_TTL_MS', parse: ms(1_000, 24 * 3600 * 1000), fallback: DEFAULT_POOL_IDLE_TTL_MS, help: 'a pooled upstream session unused this long is ended upstream' },
-  listenKeepAliveMs: { flag: 'listen-keepalive-ms', env: 'LISTEN_KEEPALIVE_MS', parse: ms(1_000, 3_600_000), fallback: DEFAULT_LISTEN_KEEPALIVE_MS, help: 'keep-alive comment interval on subscriptions/listen streams of 2026-07-28 clients (also keeps their pooled upstream session from expiring as idle)' },
-  listenMaxStreams: { flag: 'listen-max-streams', env: 'LISTEN_MAX_STREAMS', parse: ms(1, 1_000_000), fallback: DEFAULT_LISTEN_MAX_STREAMS, help: 'open subscriptions/listen streams at most; beyond, a new one is refused (-32603)' },
-  upstreamEra: { flag: 'upstream-era', env: 'UPSTREAM_ERA', parse: (t: string): UpstreamEra => parseChoice(t, UPSTREAM_ERAS), fallback: 'auto', help: 'auto: probe the upstream with server/discover; legacy: translate 2026-07-28 requests onto pooled sessions; modern: pass them through' },
-  sessionless: { flag: 'sessionless', env: 'SESSIONLESS', parse: (t: string): SessionlessMode => parseChoice(t, SESSIONLESS_MODES), fallback: 'pool', help: 'a 2025-style request without Mcp-Session-Id (not initialize): pool (serve it on a pooled session) or reject (400)' },
-  mrtrMaxParked: { flag: 'mrtr-max-parked', env: 'MRTR_MAX_PARKED', parse: ms(0, 1_000_000), fallback: DEFAULT_MRTR_MAX_PARKED, help: 'upstream exchanges of 2026-07-28 requests parked at a question (input_required) at most; beyond it (and with 0) the retry re-runs the request' },
-  mrtrParkTimeoutMs: { flag: 'mrtr-park-timeout-ms', env: 'MRTR_PARK_TIMEOUT_MS', parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_PARK_TIMEOUT_MS, help: 'a parked exchange whose retry does not come this soon is ended (the upstream gets an error answer and a cancellation)' },
-  mrtrStateTtlMs: { flag: 'mrtr-state-ttl-ms', env: 'MRTR_STATE_TTL_MS', parse: ms(1_000, 24 * 3600 * 1000), fallback: DEFAULT_MRTR_STATE_TTL_MS, help: 'an input_required requestState is refused (-32602) this long after it was issued' },
-  publicUrl: { flag: 'public-url', env: 'PUBLIC_URL', parse: (t: string): URL | undefined => parsePublicUrl(t), fallback: undefined, help: 'the proxy\'s MCP URL as clients reach it, e.g. https://mcp.example.com/mcp (OAuth-protected upstreams that name their own address: the protected-resource metadata and WWW-Authenticate name this URL instead, and the proxy serves the metadata at the paths clients derive from it; default: off, passed through as the upstream sent them)' },
-  hostedInputTimeoutMs: { flag: 'hosted-input-timeout-ms', env: 'HOSTED_INPUT_TIMEOUT_MS', deprecated: { flag: 'held-input-timeout-ms', env: 'HELD_INPUT_TIMEOUT_MS', key: 'heldInputTimeoutMs' }, parse: ms(100, 24 * 3600 * 1000), fallback: DEFAULT_HOSTED_INPUT_TIMEOUT_MS, help: 'in front of a 2026-07-28-only upstream: how long a question of an input_required answer (sent to the 2025 client as an elicitation/sampling/roots request) waits for its response before the request fails' },
-  lossPatterns: { flag: 'loss-patterns', env: 'LOSS_PATTERNS', parse: parseExtraPatterns, fallback: [] as readonly LossPattern[], help: 'extra loss messages: regular expressions separated by ||' },
+  lossStatuses: {
+    flag: 'loss-statuses',
+    env: 'LOSS_STATUSES',
+    parse: parseStatusList,
+    fallback: DEFAULT_LOSS_STATUSES,
+    help: 'statuses that always mean a lost session',
+  },
+  lossPatternStatuses: {
+    flag: 'loss-pattern-statuses',
+    env: 'LOSS_PATTERN_STATUSES',
+    parse: parseStatusList,
+    fallback: DEFAULT_PATTERN_STATUSES,
+    help: 'statuses that mean a lost session with a loss message',
+  },
+  sessionSecret: {
+    flag: 'session-secret',
+    env: 'SESSION_SECRET',
+    parse: (t: string): Buffer | undefined => parseSecret(t),
+    fallback: undefined,
+    help: 'seal session ids with this secret (32+ random bytes), so sessions survive restarts and work on every replica',
+  },
+  sessionSecretFile: {
+    flag: 'session-secret-file',
+    env: 'SESSION_SECRET_FILE',
+    parse: (t: string): Buffer | undefined => readSecretFile(t),
+    fallback: undefined,
+    help: 'read the session secret from this file instead (preferred: flags and variables leak more easily)',
+  },
+  sessionSecretPrevious: {
+    flag: 'session-secret-previous',
+    env: 'SESSION_SECRET_PREVIOUS',
+    parse: (t: string): Buffer | undefined => parseSecret(t),
+    fallback: undefined,
+    help: 'another secret whose ids are accepted (never used to seal): the old one after a rotation, or the next one while a rotation rolls out',
+  },
+  sessionSecretPreviousFile: {
+    flag: 'session-secret-previous-file',
+    env: 'SESSION_SECRET_PREVIOUS_FILE',
+    parse: (t: string): Buffer | undefined => readSecretFile(t),
+    fallback: undefined,
+    help: 'read the previous secret from this file instead',
+  },
+  sessionMaxAgeMs: {
+    flag: 'session-max-age-ms',
+    env: 'SESSION_MAX_AGE_MS',
+    parse: ms(1_000, 365 * 24 * 3600 * 1000),
+    fallback: DEFAULT_SESSION_MAX_AGE_MS,
+    help: 'a sealed id is refused (404) this long after its initialize',
+  },
+  poolMaxSessions: {
+    flag: 'pool-max-sessions',
+    env: 'POOL_MAX_SESSIONS',
+    parse: ms(1, 1_000_000),
+    fallback: DEFAULT_POOL_MAX_SESSIONS,
+    help: 'pooled upstream sessions (2026-07-28 clients, sessionless callers); the least recently used is ended beyond it',
+  },
+  poolIdleTtlMs: {
+    flag: 'pool-idle-ttl-ms',
+    env: 'POOL_IDLE_TTL_MS',
+    parse: ms(1_000, 24 * 3600 * 1000),
+    fallback: DEFAULT_POOL_IDLE_TTL_MS,
+    help: 'a pooled upstream session unused this long is ended upstream',
+  },
+  listenKeepAliveMs: {
+    flag: 'listen-keepalive-ms',
+    env: 'LISTEN_KEEPALIVE_MS',
+    parse: ms(1_000, 3_600_000),
+    fallback: DEFAULT_LISTEN_KEEPALIVE_MS,
+    help: 'keep-alive comment interval on subscriptions/listen streams of 2026-07-28 clients (also keeps their pooled upstream session from expiring as idle)',
+  },
+  listenMaxStreams: {
+    flag: 'listen-max-streams',
+    env: 'LISTEN_MAX_STREAMS',
+    parse: ms(1, 1_000_000),
+    fallback: DEFAULT_LISTEN_MAX_STREAMS,
+    help: 'open subscriptions/listen streams at most; beyond, a new one is refused (-32603)',
+  },
+  upstreamEra: {
+    flag: 'upstream-era',
+    env: 'UPSTREAM_ERA',
+    parse: (t: string): UpstreamEra => parseChoice(t, UPSTREAM_ERAS),
+    fallback: 'auto',
+    help: 'auto: probe the upstream with server/discover; legacy: translate 2026-07-28 requests onto pooled sessions; modern: pass them through',
+  },
+  sessionless: {
+    flag: 'sessionless',
+    env: 'SESSIONLESS',
+    parse: (t: string): SessionlessMode => parseChoice(t, SESSIONLESS_MODES),
+    fallback: 'pool',
+    help: 'a 2025-style request without Mcp-Session-Id (not initialize): pool (serve it on a pooled session) or reject (400)',
+  },
+  mrtrMaxParked: {
+    flag: 'mrtr-max-parked',
+    env: 'MRTR_MAX_PARKED',
+    parse: ms(0, 1_000_000),
+    fallback: DEFAULT_MRTR_MAX_PARKED,
+    help: 'upstream exchanges of 2026-07-28 requests parked at a question (input_required) at most; beyond it (and with 0) the retry re-runs the request',
+  },
+  mrtrParkTimeoutMs: {
+    flag: 'mrtr-park-timeout-ms',
+    env: 'MRTR_PARK_TIMEOUT_MS',
+    parse: ms(100, 24 * 3600 * 1000),
+    fallback: DEFAULT_MRTR_PARK_TIMEOUT_MS,
+    help: 'a parked exchange whose retry does not come this soon is ended (the upstream gets an error answer and a cancellation)',
+  },
+  mrtrStateTtlMs: {
+    flag: 'mrtr-state-ttl-ms',
+    env: 'MRTR_STATE_TTL_MS',
+    parse: ms(1_000, 24 * 3600 * 1000),
+    fallback: DEFAULT_MRTR_STATE_TTL_MS,
+    help: 'an input_required requestState is refused (-32602) this long after it was issued',
+  },
+  publicUrl: {
+    flag: 'public-url',
+    env: 'PUBLIC_URL',
+    parse: (t: string): URL | undefined => parsePublicUrl(t),
+    fallback: undefined,
+    help: "the proxy's MCP URL as clients reach it, e.g. https://mcp.example.com/mcp (OAuth-protected upstreams that name their own address: the protected-resource metadata and WWW-Authenticate name this URL instead, and the proxy serves the metadata at the paths clients derive from it; default: off, passed through as the upstream sent them)",
+  },
+  hostedInputTimeoutMs: {
+    flag: 'hosted-input-timeout-ms',
+    env: 'HOSTED_INPUT_TIMEOUT_MS',
+    deprecated: { flag: 'held-input-timeout-ms', env: 'HELD_INPUT_TIMEOUT_MS', key: 'heldInputTimeoutMs' },
+    parse: ms(100, 24 * 3600 * 1000),
+    fallback: DEFAULT_HOSTED_INPUT_TIMEOUT_MS,
+    help: 'in front of a 2026-07-28-only upstream: how long a question of an input_required answer (sent to the 2025 client as an elicitation/sampling/roots request) waits for its response before the request fails',
+  },
+  lossPatterns: {
+    flag: 'loss-patterns',
+    env: 'LOSS_PATTERNS',
+    parse: parseExtraPatterns,
+    fallback: [] as readonly LossPattern[],
+    help: 'extra loss messages: regular expressions separated by ||',
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
@@ -234,7 +432,9 @@ export type Invocation = { readonly kind: 'run'; readonly config: Config } | { r
 export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv): Invocation {
   let flags: Record<string, string | boolean | undefined>;
   try {
-    const flagNames = Object.values(SETTINGS as Record<string, Setting<unknown>>).flatMap((s) => (s.deprecated === undefined ? [s.flag] : [s.flag, s.deprecated.flag]));
+    const flagNames = Object.values(SETTINGS as Record<string, Setting<unknown>>).flatMap((s) =>
+      s.deprecated === undefined ? [s.flag] : [s.flag, s.deprecated.flag],
+    );
     const options = Object.fromEntries(flagNames.map((flag) => [flag, { type: 'string' as const }]));
     flags = parseArgs({
       args: [...argv],
@@ -359,7 +559,9 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
   ];
   for (const [i, [name, path]] of paths.entries()) {
     // Compared as the gate resolves paths: `/MCP` as the MCP path would shadow a `/mcp` probe.
-    const clash = paths.slice(0, i).find(([, other]) => other !== undefined && path !== undefined && normalizePath(other) === normalizePath(path));
+    const clash = paths
+      .slice(0, i)
+      .find(([, other]) => other !== undefined && path !== undefined && normalizePath(other) === normalizePath(path));
     if (path !== undefined && clash) problems.push(`--${name}: ${path} is already the --${clash[0]}`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -368,7 +570,9 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
 
 /** Deprecated config-file keys → the setting each names now. */
 const DEPRECATED_KEYS: ReadonlyMap<string, string> = new Map(
-  Object.entries(SETTINGS as Record<string, Setting<unknown>>).flatMap(([key, s]) => (s.deprecated === undefined ? [] : [[s.deprecated.key, key] as const])),
+  Object.entries(SETTINGS as Record<string, Setting<unknown>>).flatMap(([key, s]) =>
+    s.deprecated === undefined ? [] : [[s.deprecated.key, key] as const],
+  ),
 );
 
 /** Settings from the config file as text (the same parsers then apply), keyed by setting name. */
@@ -424,7 +628,8 @@ export function helpText(): string {
   for (const [key, s] of Object.entries(SETTINGS) as [Key, Setting<unknown>][]) {
     const fallback = 'fallback' in s ? describeDefault(s.fallback) : 'required';
     lines.push(`  --${s.flag.padEnd(24)} ${s.env.padEnd(22)} ${fallback}`, `      ${s.help} [config file key: ${key}]`);
-    if (s.deprecated !== undefined) lines.push(`      (deprecated spelling, still read: --${s.deprecated.flag}, ${s.deprecated.env}, ${s.deprecated.key})`);
+    if (s.deprecated !== undefined)
+      lines.push(`      (deprecated spelling, still read: --${s.deprecated.flag}, ${s.deprecated.env}, ${s.deprecated.key})`);
   }
   lines.push(
     '',
@@ -496,7 +701,10 @@ function parseHeaderName(text: string): string {
 
 /** Comma-separated origins (scheme://host[:port]); `*` is refused: leave the setting out instead. */
 function parseOrigins(text: string): ReadonlySet<string> {
-  const origins = text.split(',').map((t) => t.trim()).filter(Boolean);
+  const origins = text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   if (origins.length === 0) throw new Error('must list at least one origin');
   for (const origin of origins) {
     let parsed: URL | undefined;
@@ -515,7 +723,10 @@ function parseOrigins(text: string): ReadonlySet<string> {
  * `10.0.0.7`, `[::1]` (lower-cased). `*` is refused: leave the setting out instead.
  */
 function parseHostnames(text: string): ReadonlySet<string> {
-  const names = text.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
+  const names = text
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
   if (names.length === 0) throw new Error('must list at least one hostname');
   for (const name of names) {
     let parsed: string | undefined;
@@ -552,7 +763,10 @@ function parseInteger(text: string, min: number, max: number): number {
 
 /** Error statuses only: a 2xx is an answer the upstream produced, never a lost session. */
 function parseStatusList(text: string): number[] {
-  const items = text.split(',').map((t) => t.trim()).filter(Boolean);
+  const items = text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   return items.map((item) => {
     if (!/^[45]\d\d$/.test(item)) throw new Error(`"${item}" is not a 4xx or 5xx HTTP status (comma-separated list)`);
     return Number(item);

@@ -5,7 +5,6 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 
-
 export interface ProxyErrorSpec {
   readonly status: number;
   /** JSON-RPC error code: the standard ones where they fit, the MCP SDK's where clients know them. */
@@ -57,7 +56,7 @@ export const PROXY_ERRORS = {
   NOT_MCP_ENDPOINT: {
     status: 404,
     code: -32000,
-    message: 'Not Found: the upstream MCP endpoint is only reachable through the proxy\'s MCP path',
+    message: "Not Found: the upstream MCP endpoint is only reachable through the proxy's MCP path",
   },
   UPSTREAM_TIMEOUT: { status: 504, code: -32000, message: 'Gateway Timeout: the upstream MCP server did not answer in time' },
   UPSTREAM_BAD_SESSION_ID: {
@@ -152,10 +151,7 @@ export interface ErrorDetail {
 export class ProxyError extends Error {
   readonly reason: ProxyErrorReason;
   readonly detail: ErrorDetail | undefined;
-  constructor(
-    reason: ProxyErrorReason,
-    options: { detail?: ErrorDetail; cause?: unknown } = {},
-  ) {
+  constructor(reason: ProxyErrorReason, options: { detail?: ErrorDetail; cause?: unknown } = {}) {
     super(PROXY_ERRORS[reason].message, { cause: options.cause });
     this.name = 'ProxyError';
     this.reason = reason;
@@ -177,7 +173,8 @@ export function errorBody(reason: ProxyErrorReason, id: JsonRpcId | null = null,
   const spec = PROXY_ERRORS[reason];
   const text = detail?.message ?? spec.message;
   const message = detail?.upstreamStatus === undefined ? text : `${text} (upstream status ${detail.upstreamStatus})`;
-  const data = detail?.upstreamStatus === undefined ? { reason, ...detail?.data } : { reason, upstreamStatus: detail.upstreamStatus, ...detail.data };
+  const data =
+    detail?.upstreamStatus === undefined ? { reason, ...detail?.data } : { reason, upstreamStatus: detail.upstreamStatus, ...detail.data };
   return JSON.stringify({
     jsonrpc: '2.0',
     id,

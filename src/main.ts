@@ -55,8 +55,14 @@ async function main(): Promise<void> {
         ? { sessions: 'in-process', hint: 'sessions do not survive a restart or reach other replicas; set SESSION_SECRET to seal them' }
         : { sessions: 'sealed', previousSecret: config.sessionSecretPrevious !== undefined }),
       // Whether spans and OTLP metrics go out, and where (origin and path only).
-      tracing: config.telemetry.traces === undefined ? 'off' : `on (${config.telemetry.traces.protocol} to ${config.telemetry.traces.endpoint}, sampler ${config.telemetry.sampler})`,
-      otlpMetrics: config.telemetry.metrics === undefined ? 'off' : `on (${config.telemetry.metrics.protocol} to ${config.telemetry.metrics.endpoint})`,
+      tracing:
+        config.telemetry.traces === undefined
+          ? 'off'
+          : `on (${config.telemetry.traces.protocol} to ${config.telemetry.traces.endpoint}, sampler ${config.telemetry.sampler})`,
+      otlpMetrics:
+        config.telemetry.metrics === undefined
+          ? 'off'
+          : `on (${config.telemetry.metrics.protocol} to ${config.telemetry.metrics.endpoint})`,
     },
     'mcp-session-proxy listening',
   );

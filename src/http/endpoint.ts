@@ -37,7 +37,10 @@ import { readJsonBody } from './request-body.js';
 import { track, type TrackingDeps } from './tracking.js';
 
 export interface McpEndpointDeps extends TrackingDeps {
-  readonly config: Pick<Config, 'mcpPath' | 'host' | 'allowedHosts' | 'allowedOrigins' | 'bodyLimitBytes' | 'bodyTimeoutMs' | 'sessionless'>;
+  readonly config: Pick<
+    Config,
+    'mcpPath' | 'host' | 'allowedHosts' | 'allowedOrigins' | 'bodyLimitBytes' | 'bodyTimeoutMs' | 'sessionless'
+  >;
   readonly flows: {
     readonly relayed: RelayedFlow;
     readonly pooled: PooledFlow;
@@ -83,7 +86,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       }
       const method = methods[decision.flow];
       // A POST's server span starts once its body is read: its _meta may carry the caller's context.
-      const flow = tracing.on && decision.flow !== 'POST' ? tracing.serve(req, res, call.tracked, undefined, () => method(call)) : method(call);
+      const flow =
+        tracing.on && decision.flow !== 'POST' ? tracing.serve(req, res, call.tracked, undefined, () => method(call)) : method(call);
       flow.catch((error: unknown) => answerError(req, res, call.tracked, error, log));
       return true;
     },

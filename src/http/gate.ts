@@ -25,10 +25,7 @@ import { normalizePath, pathOf } from './paths.js';
 /** The flows the MCP endpoint runs. */
 export type McpFlow = 'POST' | 'GET' | 'DELETE' | 'OPTIONS';
 
-export type GateRefusal = Extract<
-  ProxyErrorReason,
-  'SHUTTING_DOWN' | 'HOST_NOT_ALLOWED' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED'
->;
+export type GateRefusal = Extract<ProxyErrorReason, 'SHUTTING_DOWN' | 'HOST_NOT_ALLOWED' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED'>;
 
 export type GateDecision =
   | { readonly kind: 'pass' }

@@ -24,14 +24,7 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 // Never forwarded upstream: host and length belong to the new request, the upstream must answer
 // uncompressed because the proxy reads initialize answers and loss errors itself, and the body
 // has already been received (so `Expect: 100-continue` was answered by the proxy's own server).
-const NOT_FORWARDED_UPSTREAM = new Set([
-  ...HOP_BY_HOP,
-  'host',
-  'content-length',
-  'accept-encoding',
-  'expect',
-  SESSION_HEADER,
-]);
+const NOT_FORWARDED_UPSTREAM = new Set([...HOP_BY_HOP, 'host', 'content-length', 'accept-encoding', 'expect', SESSION_HEADER]);
 const NOT_FORWARDED_DOWNSTREAM = new Set([...HOP_BY_HOP, SESSION_HEADER]);
 // A 2026-07-28 request translated for a legacy upstream: its routing headers describe a request
 // the upstream never sees (and would make a dual-era server take it for a 2026 one).
@@ -59,10 +52,7 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 }
 
 /** The client's headers, as the upstream must see them (with its own session id, if it has one). */
-export function toUpstreamHeaders(
-  clientHeaders: IncomingHttpHeaders,
-  upstreamId: UpstreamSessionId | undefined,
-): OutgoingHeaders {
+export function toUpstreamHeaders(clientHeaders: IncomingHttpHeaders, upstreamId: UpstreamSessionId | undefined): OutgoingHeaders {
   const headers = copyHeaders(clientHeaders, NOT_FORWARDED_UPSTREAM);
   if (upstreamId !== undefined) headers[SESSION_HEADER] = upstreamId;
   return headers;
@@ -78,10 +68,7 @@ export function toTranslatedHeaders(clientHeaders: IncomingHttpHeaders): Outgoin
 }
 
 /** The upstream's response headers, as the client must see them (with its proxy-minted id). */
-export function toClientHeaders(
-  upstreamHeaders: IncomingHttpHeaders,
-  clientId: ClientSessionId | undefined,
-): OutgoingHeaders {
+export function toClientHeaders(upstreamHeaders: IncomingHttpHeaders, clientId: ClientSessionId | undefined): OutgoingHeaders {
   const headers = copyHeaders(upstreamHeaders, NOT_FORWARDED_DOWNSTREAM);
   if (clientId !== undefined) headers[SESSION_HEADER] = clientId;
   return headers;

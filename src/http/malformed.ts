@@ -15,9 +15,7 @@ export function answerMalformedRequest(error: Error & { code?: string }, socket:
     socket.destroy();
     return;
   }
-  const [status, text] = HEADERS_TOO_LARGE.has(error.code ?? '')
-    ? [431, 'Request Header Fields Too Large']
-    : [400, 'Bad Request'];
+  const [status, text] = HEADERS_TOO_LARGE.has(error.code ?? '') ? [431, 'Request Header Fields Too Large'] : [400, 'Bad Request'];
   const body = errorBody('INVALID_REQUEST');
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +

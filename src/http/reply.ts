@@ -118,13 +118,7 @@ function asProxyError(error: unknown): ProxyError {
 
 /** Answer any error: a JSON-RPC error body with the right status, always (or the upstream's own
  *  auth challenge, as it sent it). */
-export function answerError(
-  req: IncomingMessage,
-  res: ServerResponse,
-  tracked: Tracked,
-  error: unknown,
-  log: Logger,
-): void {
+export function answerError(req: IncomingMessage, res: ServerResponse, tracked: Tracked, error: unknown, log: Logger): void {
   if (res.headersSent) {
     // The answer was already on its way: cutting it is the only honest signal left.
     res.destroy();
@@ -145,7 +139,10 @@ export function answerError(
     log.error({ err: error, sid: tracked.sessionLogId }, 'unexpected error');
   } else if (proxyError.status >= 500) {
     const cause = proxyError.cause as { code?: unknown } | undefined;
-    log.warn({ sid: tracked.sessionLogId, reason: proxyError.reason, cause: cause?.code, upstreamStatus: proxyError.detail?.upstreamStatus }, "upstream failure");
+    log.warn(
+      { sid: tracked.sessionLogId, reason: proxyError.reason, cause: cause?.code, upstreamStatus: proxyError.detail?.upstreamStatus },
+      'upstream failure',
+    );
   }
   const body = errorBody(proxyError.reason, tracked.requestId, proxyError.detail);
   const headers: OutgoingHeaders = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };

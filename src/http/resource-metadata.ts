@@ -14,7 +14,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ProxyError } from '../errors.js';
-import { metadataPathOf, metadataUrlOf, PROTECTED_RESOURCE_WELL_KNOWN, withResource, withResourceMetadata } from '../mcp/protected-resource.js';
+import {
+  metadataPathOf,
+  metadataUrlOf,
+  PROTECTED_RESOURCE_WELL_KNOWN,
+  withResource,
+  withResourceMetadata,
+} from '../mcp/protected-resource.js';
 import { readBody, type UpstreamClient } from '../upstream/client.js';
 
 // A metadata document is a few hundred bytes; anything this big is not one.

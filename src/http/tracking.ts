@@ -52,7 +52,11 @@ export function track(req: IncomingMessage, res: ServerResponse, deps: TrackingD
     if (!complete && !answered) tracked.failure ??= 'CLIENT_CLOSED';
     const status = answered ? res.statusCode : null;
     const { failure } = tracked;
-    deps.metrics.request(req.method ?? '', complete && status !== null ? (OUTCOMES[Math.floor(status / 100)] ?? '5xx') : 'aborted', ms / 1000);
+    deps.metrics.request(
+      req.method ?? '',
+      complete && status !== null ? (OUTCOMES[Math.floor(status / 100)] ?? '5xx') : 'aborted',
+      ms / 1000,
+    );
     if (failure !== null && status !== null && status >= 500) deps.metrics.upstreamError(failure.toLowerCase());
     const line = {
       reqId,

@@ -43,8 +43,7 @@ export interface RoutingHeaders {
 
 /** The routing headers out of Node's header object (names already lower-cased by Node). */
 export function routingHeadersOf(headers: Readonly<Record<string, string | string[] | undefined>>): RoutingHeaders {
-  const one = (value: string | string[] | undefined): string | undefined =>
-    Array.isArray(value) ? value.join(', ') : value;
+  const one = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value.join(', ') : value);
   return {
     protocolVersion: one(headers[PROTOCOL_VERSION_HEADER]),
     method: one(headers[MCP_METHOD_HEADER]),
@@ -54,16 +53,7 @@ export function routingHeadersOf(headers: Readonly<Record<string, string | strin
 
 export type LoggingLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error' | 'critical' | 'alert' | 'emergency';
 // RFC 5424 severities, least severe first.
-const LOGGING_LEVELS: readonly LoggingLevel[] = [
-  'debug',
-  'info',
-  'notice',
-  'warning',
-  'error',
-  'critical',
-  'alert',
-  'emergency',
-];
+const LOGGING_LEVELS: readonly LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
 
 export function isLoggingLevel(value: unknown): value is LoggingLevel {
   return typeof value === 'string' && (LOGGING_LEVELS as readonly string[]).includes(value);
@@ -303,7 +293,8 @@ function recordOf(check: Check): Check {
 
 function oneOf(values: readonly string[]): Check {
   const expected = values.map((v) => JSON.stringify(v)).join('|');
-  return (value) => (typeof value === 'string' && values.includes(value) ? undefined : found(`Invalid option: expected one of ${expected}`));
+  return (value) =>
+    typeof value === 'string' && values.includes(value) ? undefined : found(`Invalid option: expected one of ${expected}`);
 }
 
 /** A zod object: its keys checked in shape order, unknown keys allowed. */
@@ -623,11 +614,7 @@ function classifyRequest(body: Obj, h: Routing): EraDecision {
     const bodyValue = typeof raw === 'string' ? raw : undefined;
     if (h.name === undefined) {
       if (bodyValue !== undefined) {
-        return mismatch(
-          '(missing)',
-          `the body carries params.${field}="${bodyValue}" but the required Mcp-Name header is absent`,
-          id,
-        );
+        return mismatch('(missing)', `the body carries params.${field}="${bodyValue}" but the required Mcp-Name header is absent`, id);
       }
     } else {
       const header = stripOws(h.name);
@@ -636,11 +623,7 @@ function classifyRequest(body: Obj, h: Routing): EraDecision {
         return mismatch(header, 'the Mcp-Name header carries an invalid Base64 sentinel value', id);
       }
       if (bodyValue !== undefined && decoded !== bodyValue) {
-        return mismatch(
-          header,
-          `the body carries params.${field}="${bodyValue}" but the Mcp-Name header names "${decoded}"`,
-          id,
-        );
+        return mismatch(header, `the body carries params.${field}="${bodyValue}" but the Mcp-Name header names "${decoded}"`, id);
       }
     }
   }

@@ -45,9 +45,12 @@ export function inputRoundOf(result: Obj): InputRound {
   if (inputRequests !== undefined && !isObject(inputRequests)) return { kind: 'invalid', message: 'inputRequests is not an object' };
   const asks: InputAsk[] = [];
   for (const [key, entry] of Object.entries(inputRequests ?? {})) {
-    if (!isObject(entry) || typeof entry.method !== 'string') return { kind: 'invalid', message: 'an inputRequests entry is not a request' };
-    if (!isInputRequestMethod(entry.method)) return { kind: 'invalid', message: `inputRequests asks for ${entry.method.slice(0, 64)}, which clients cannot be asked` };
-    if (entry.params !== undefined && !isObject(entry.params)) return { kind: 'invalid', message: 'an inputRequests entry has params that are not an object' };
+    if (!isObject(entry) || typeof entry.method !== 'string')
+      return { kind: 'invalid', message: 'an inputRequests entry is not a request' };
+    if (!isInputRequestMethod(entry.method))
+      return { kind: 'invalid', message: `inputRequests asks for ${entry.method.slice(0, 64)}, which clients cannot be asked` };
+    if (entry.params !== undefined && !isObject(entry.params))
+      return { kind: 'invalid', message: 'an inputRequests entry has params that are not an object' };
     asks.push({ key, method: entry.method, params: entry.params });
   }
   if (asks.length === 0 && requestState === undefined) return { kind: 'invalid', message: 'neither inputRequests nor requestState' };
@@ -66,7 +69,8 @@ export function missingCapabilityOf(asks: readonly InputAsk[], capabilities: Obj
 /** The original params with this round's answers and the upstream's requestState, as it gave it. */
 export function retryParams(original: unknown, responses: Obj, requestState: string | undefined): Obj {
   const params: Obj = {};
-  if (isObject(original)) for (const [key, value] of Object.entries(original)) if (key !== 'inputResponses' && key !== 'requestState') params[key] = value;
+  if (isObject(original))
+    for (const [key, value] of Object.entries(original)) if (key !== 'inputResponses' && key !== 'requestState') params[key] = value;
   params.inputResponses = responses;
   if (requestState !== undefined) params.requestState = requestState;
   return params;
@@ -91,12 +95,20 @@ export function inputError(id: string | number, code: number, message: string, r
  * A client's JSON-RPC response to one of the proxy's questions: its id, and the result or the
  * error. Undefined for anything else.
  */
-export function clientResponseOf(message: unknown): { id: string; result: Obj } | { id: string; error: { code: number; message: string } } | undefined {
+export function clientResponseOf(
+  message: unknown,
+): { id: string; result: Obj } | { id: string; error: { code: number; message: string } } | undefined {
   if (!isObject(message) || 'method' in message || typeof message.id !== 'string') return undefined;
   if (isObject(message.result)) return { id: message.id, result: message.result };
   if (isObject(message.error)) {
     const { code, message: text } = message.error;
-    return { id: message.id, error: { code: typeof code === 'number' && Number.isInteger(code) ? code : -32603, message: typeof text === 'string' ? text : 'error' } };
+    return {
+      id: message.id,
+      error: {
+        code: typeof code === 'number' && Number.isInteger(code) ? code : -32603,
+        message: typeof text === 'string' ? text : 'error',
+      },
+    };
   }
   return undefined;
 }

@@ -26,11 +26,7 @@ export function messagesOf(body: string, contentType: string | undefined): unkno
 }
 
 /** The InitializeResult answering request `id`, or undefined when the upstream refused or garbled it. */
-export function initializeOutcomeOf(
-  body: string,
-  contentType: string | undefined,
-  id: JsonRpcId,
-): InitializeOutcome | undefined {
+export function initializeOutcomeOf(body: string, contentType: string | undefined, id: JsonRpcId): InitializeOutcome | undefined {
   for (const message of messagesOf(body, contentType)) {
     if (typeof message !== 'object' || message === null) continue;
     const { id: messageId, result } = message as { id?: unknown; result?: unknown };

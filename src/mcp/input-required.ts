@@ -131,7 +131,11 @@ export function nextKnowledge(knowledge: Knowledge, pending: readonly Question[]
   for (const q of pending) asked[q.key] = q.digest;
   const answers: Record<string, Obj> = {};
   for (const key of Object.keys(asked)) {
-    const given = Object.hasOwn(knowledge.responses, key) ? knowledge.responses[key] : Object.hasOwn(knowledge.answers, key) ? knowledge.answers[key] : undefined;
+    const given = Object.hasOwn(knowledge.responses, key)
+      ? knowledge.responses[key]
+      : Object.hasOwn(knowledge.answers, key)
+        ? knowledge.answers[key]
+        : undefined;
     if (given !== undefined) answers[key] = given;
   }
   return { asked, answers };

@@ -54,7 +54,10 @@ export const DEFAULT_LOSS_PATTERNS: readonly (LossPattern & { readonly name: Def
   // python-sdk: a request reached a session whose handshake did not complete.
   { name: 'initialization_incomplete', pattern: /before initiali[sz]ation was complete/i },
   // Gateways and hand-written servers.
-  { name: 'session_invalid', pattern: /\b(invalid|unknown|expired|terminated) session\b|\bsession (id )?(is )?(invalid|unknown|expired|terminated)\b/i },
+  {
+    name: 'session_invalid',
+    pattern: /\b(invalid|unknown|expired|terminated) session\b|\bsession (id )?(is )?(invalid|unknown|expired|terminated)\b/i,
+  },
 ];
 
 export const DEFAULT_LOSS_STATUSES: readonly number[] = [404];
@@ -85,12 +88,7 @@ export const MAX_CLASSIFIED_BODY_CHARS = 4096;
  * `bareStatusIsLoss`: false for GET, because servers without a GET stream often answer a plain
  * 404 where the spec says 405; there a loss status counts only with a loss message.
  */
-export function classifyLoss(
-  status: number,
-  body: string,
-  rules: LossRules,
-  bareStatusIsLoss = true,
-): LossSignal | undefined {
+export function classifyLoss(status: number, body: string, rules: LossRules, bareStatusIsLoss = true): LossSignal | undefined {
   if (bareStatusIsLoss && rules.lossStatuses.has(status)) return `status_${status}`;
   if (!rules.patternStatuses.has(status) && !rules.lossStatuses.has(status)) return undefined;
   const message = errorMessageOf(body);

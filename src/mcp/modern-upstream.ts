@@ -47,7 +47,9 @@ export function legacyClientOf(initializeParams: unknown): LegacyClient {
  */
 export function initializeResultOf(discover: Obj, protocolVersion: string): Obj {
   const meta = isObject(discover._meta) ? discover._meta : {};
-  const serverInfo = isObject(meta[ENVELOPE.serverInfo]) ? meta[ENVELOPE.serverInfo] : { name: 'mcp-session-proxy', version: 'modern-upstream' };
+  const serverInfo = isObject(meta[ENVELOPE.serverInfo])
+    ? meta[ENVELOPE.serverInfo]
+    : { name: 'mcp-session-proxy', version: 'modern-upstream' };
   const result: Obj = {
     protocolVersion,
     capabilities: isObject(discover.capabilities) ? discover.capabilities : {},
@@ -58,7 +60,13 @@ export function initializeResultOf(discover: Obj, protocolVersion: string): Obj 
 }
 
 /** The 2026-07-28 request for a legacy one: the client's `_meta` kept, the envelope added. */
-export function toModernRequest(id: JsonRpcId, method: string, params: unknown, client: LegacyClient, logLevel: LoggingLevel | undefined): string {
+export function toModernRequest(
+  id: JsonRpcId,
+  method: string,
+  params: unknown,
+  client: LegacyClient,
+  logLevel: LoggingLevel | undefined,
+): string {
   const own = isObject(params) ? params : {};
   const meta: Obj = isObject(own._meta) ? { ...own._meta } : {};
   meta[ENVELOPE.protocolVersion] = MODERN_PROTOCOL_VERSION;
@@ -102,7 +110,10 @@ export function toLegacyMessage(message: unknown, method: string): Translated {
   }
   if ('error' in message) {
     const error = message.error as Obj;
-    return { kind: 'forward', message: isResourceNotFound(error, method) ? { ...message, error: { ...error, code: LEGACY_RESOURCE_NOT_FOUND } } : message };
+    return {
+      kind: 'forward',
+      message: isResourceNotFound(error, method) ? { ...message, error: { ...error, code: LEGACY_RESOURCE_NOT_FOUND } } : message,
+    };
   }
   const result = message.result;
   if (!isObject(result)) return { kind: 'forward', message };

@@ -11,7 +11,6 @@
  */
 import { isObject } from './protocol.js';
 
-
 /** One declaration: where the argument is (a chain of `properties`), and the header's `<Name>`. */
 export interface ParamHeader {
   readonly path: readonly string[];
@@ -68,7 +67,8 @@ export function paramHeaderValues(declarations: readonly ParamHeader[], args: un
 function primitiveText(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number' && Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value))) return String(value);
+  if (typeof value === 'number' && Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value)))
+    return String(value);
   return undefined;
 }
 
@@ -81,7 +81,6 @@ export function encodeParamValue(value: string): string {
     value.length > 0 &&
     value === value.trim() &&
     !(value.startsWith(SENTINEL_PREFIX) && value.endsWith(SENTINEL_SUFFIX)) &&
-     
     /^[\t\x20-\x7e]*$/.test(value);
   return plain ? value : `${SENTINEL_PREFIX}${Buffer.from(value, 'utf8').toString('base64')}${SENTINEL_SUFFIX}`;
 }

@@ -44,7 +44,6 @@ const RESOURCE_UPDATED = 'notifications/resources/updated';
 /** The v2 server's words for a listen request without a valid `params.notifications`. */
 export const INVALID_FILTER_MESSAGE = "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter";
 
-
 /**
  * The most resources one listen (or one hosted session) may subscribe to: each URI is a request to
  * the upstream, so a body naming a hundred thousand would be a hundred thousand requests. More is
@@ -178,7 +177,10 @@ export function feedRequestRefusal(id: JsonRpcId, method: string): string {
   return JSON.stringify({
     jsonrpc: '2.0',
     id,
-    error: { code: -32601, message: `${method} is not available: the proxy's clients listen through subscriptions/listen and cannot answer requests` },
+    error: {
+      code: -32601,
+      message: `${method} is not available: the proxy's clients listen through subscriptions/listen and cannot answer requests`,
+    },
   });
 }
 

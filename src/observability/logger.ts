@@ -9,9 +9,7 @@ import type { LogLevel } from '../config.js';
 const SECRET_HEADERS = ['authorization', 'cookie', 'set-cookie', 'mcp-session-id', 'proxy-authorization', 'x-api-key'];
 const HEADER_HOLDERS = ['headers', 'req.headers', 'res.headers', 'request.headers', 'response.headers'];
 
-const REDACTED_PATHS = HEADER_HOLDERS.flatMap((holder) =>
-  SECRET_HEADERS.map((name) => `${holder}["${name}"]`),
-);
+const REDACTED_PATHS = HEADER_HOLDERS.flatMap((holder) => SECRET_HEADERS.map((name) => `${holder}["${name}"]`));
 
 /** `identityHeader`: the configured identity header is a credential too. */
 export function createLogger(level: LogLevel, destination?: DestinationStream, identityHeader?: string): Logger {

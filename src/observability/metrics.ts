@@ -112,10 +112,25 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, si
     });
   sizeGauge('mcp_session_proxy_active_sessions', 'Client sessions the proxy holds now', activeSessions);
   const created = counter('mcp_session_proxy_sessions_created_total', 'Client sessions created');
-  const ended = counter('mcp_session_proxy_sessions_ended_total', 'Client sessions ended, by reason: deleted by the client, evicted (LRU bound), expired (idle TTL), max_age (sealed id age limit)', ['reason']);
-  const reopened = counter('mcp_session_proxy_sessions_reopened_total', 'Sealed session ids this process had no session for, opened and accepted (after a restart, or from another replica)');
-  const rejected = counter('mcp_session_proxy_sealed_ids_rejected_total', 'Sealed session ids refused with 404, by reason: invalid (tampered, other secret), expired, terminated (DELETEd), credentials', ['reason']);
-  const replays = counter('mcp_session_proxy_replays_total', 'Initialize replays after the upstream lost a session, by the loss signal that triggered them (or reopened: a sealed id; reauthenticated: a new token)', ['signal']);
+  const ended = counter(
+    'mcp_session_proxy_sessions_ended_total',
+    'Client sessions ended, by reason: deleted by the client, evicted (LRU bound), expired (idle TTL), max_age (sealed id age limit)',
+    ['reason'],
+  );
+  const reopened = counter(
+    'mcp_session_proxy_sessions_reopened_total',
+    'Sealed session ids this process had no session for, opened and accepted (after a restart, or from another replica)',
+  );
+  const rejected = counter(
+    'mcp_session_proxy_sealed_ids_rejected_total',
+    'Sealed session ids refused with 404, by reason: invalid (tampered, other secret), expired, terminated (DELETEd), credentials',
+    ['reason'],
+  );
+  const replays = counter(
+    'mcp_session_proxy_replays_total',
+    'Initialize replays after the upstream lost a session, by the loss signal that triggered them (or reopened: a sealed id; reauthenticated: a new token)',
+    ['signal'],
+  );
   const replayFailures = counter('mcp_session_proxy_replay_failures_total', 'Replays the upstream refused');
   const reauthentications = counter(
     'mcp_session_proxy_reauthentications_total',
@@ -135,16 +150,36 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, si
     'Upstream sessions the proxy holds in its pool for callers without a session (2026-07-28 clients)',
     pooledSessions,
   );
-  sizeGauge('mcp_session_proxy_listen_streams', 'subscriptions/listen streams open now (2026-07-28 clients on a legacy upstream)', listenStreams);
+  sizeGauge(
+    'mcp_session_proxy_listen_streams',
+    'subscriptions/listen streams open now (2026-07-28 clients on a legacy upstream)',
+    listenStreams,
+  );
   sizeGauge(
     'mcp_session_proxy_upstream_notification_streams',
     'Upstream GET streams the listen streams share now (one per pooled upstream session with listeners)',
     notificationFeeds,
   );
-  const poolLookups = counter('mcp_session_proxy_pool_lookups_total', 'Pooled upstream session lookups, by result: hit (an upstream session to share) or miss (a new one opened)', ['result']);
-  const poolEnded = counter('mcp_session_proxy_pooled_sessions_ended_total', 'Pooled upstream sessions that left the pool and were ended upstream, by reason: evicted (count bound), expired (idle TTL), cleared (shutdown)', ['reason']);
-  sizeGauge('mcp_session_proxy_parked_exchanges', 'Upstream exchanges parked at a question, waiting for the 2026-07-28 client to retry (MRTR)', parkedExchanges);
-  const inputRequired = counter('mcp_session_proxy_input_required_total', 'MRTR over legacy upstreams, by event: input_required, continued (parked exchange taken up), rerun, refused (bad requestState), ended_<reason> (parked exchange ended without its retry)', ['event']);
+  const poolLookups = counter(
+    'mcp_session_proxy_pool_lookups_total',
+    'Pooled upstream session lookups, by result: hit (an upstream session to share) or miss (a new one opened)',
+    ['result'],
+  );
+  const poolEnded = counter(
+    'mcp_session_proxy_pooled_sessions_ended_total',
+    'Pooled upstream sessions that left the pool and were ended upstream, by reason: evicted (count bound), expired (idle TTL), cleared (shutdown)',
+    ['reason'],
+  );
+  sizeGauge(
+    'mcp_session_proxy_parked_exchanges',
+    'Upstream exchanges parked at a question, waiting for the 2026-07-28 client to retry (MRTR)',
+    parkedExchanges,
+  );
+  const inputRequired = counter(
+    'mcp_session_proxy_input_required_total',
+    'MRTR over legacy upstreams, by event: input_required, continued (parked exchange taken up), rerun, refused (bad requestState), ended_<reason> (parked exchange ended without its retry)',
+    ['event'],
+  );
   const streams = new Gauge({ name: 'mcp_session_proxy_open_sse_streams', help: 'SSE answers being relayed now', registers });
   const endReasons: Record<EndReason, string> = {
     delete: 'deleted',
@@ -163,8 +198,7 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, si
     replayFailed: () => replayFailures.inc(),
     reauthentication: (outcome) => reauthentications.inc({ outcome }),
     upstreamError: (kind) => upstreamErrors.inc({ kind }),
-    request: (method, outcome, seconds) =>
-      duration.observe({ method: METHODS.has(method) ? method : 'other', outcome }, seconds),
+    request: (method, outcome, seconds) => duration.observe({ method: METHODS.has(method) ? method : 'other', outcome }, seconds),
     streamOpened: () => streams.inc(),
     streamClosed: () => streams.dec(),
     poolHit: () => poolLookups.inc({ result: 'hit' }),

@@ -25,12 +25,18 @@ export interface TelemetrySettings {
   readonly metricExportIntervalMs: number;
 }
 
-
 // The OTel spec's default protocol for OTLP exporters.
 const DEFAULT_PROTOCOL: OtlpProtocol = 'http/protobuf';
 const PROTOCOLS: ReadonlySet<string> = new Set<OtlpProtocol>(['http/protobuf', 'http/json']);
 // The samplers the SDK builds from OTEL_TRACES_SAMPLER (jaeger_remote and xray need packages we do not ship).
-const SAMPLERS = new Set(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio']);
+const SAMPLERS = new Set([
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+]);
 const RATIO_SAMPLERS = new Set(['traceidratio', 'parentbased_traceidratio']);
 
 // The SDK's default: follow the caller's decision, sample every trace the proxy starts.
@@ -39,7 +45,12 @@ const DEFAULT_SAMPLER = 'parentbased_always_on';
 // The OTel spec's default for OTEL_METRIC_EXPORT_INTERVAL.
 const DEFAULT_METRIC_EXPORT_INTERVAL_MS = 60_000;
 
-export const TELEMETRY_OFF: TelemetrySettings = { traces: undefined, metrics: undefined, sampler: DEFAULT_SAMPLER, metricExportIntervalMs: DEFAULT_METRIC_EXPORT_INTERVAL_MS };
+export const TELEMETRY_OFF: TelemetrySettings = {
+  traces: undefined,
+  metrics: undefined,
+  sampler: DEFAULT_SAMPLER,
+  metricExportIntervalMs: DEFAULT_METRIC_EXPORT_INTERVAL_MS,
+};
 
 /** Read the OTEL_* variables; problems are pushed as one line each, naming the variable. */
 export function telemetrySettingsOf(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
@@ -66,7 +77,8 @@ function read(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
       problems.push(`${exporterVar}: only otlp or none is supported, got ${JSON.stringify(exporter)}`);
       return undefined;
     }
-    const protocolVar = get(`OTEL_EXPORTER_OTLP_${upper}_PROTOCOL`) !== undefined ? `OTEL_EXPORTER_OTLP_${upper}_PROTOCOL` : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+    const protocolVar =
+      get(`OTEL_EXPORTER_OTLP_${upper}_PROTOCOL`) !== undefined ? `OTEL_EXPORTER_OTLP_${upper}_PROTOCOL` : 'OTEL_EXPORTER_OTLP_PROTOCOL';
     const protocol = get(protocolVar) ?? DEFAULT_PROTOCOL;
     if (!PROTOCOLS.has(protocol)) {
       problems.push(`${protocolVar}: expected http/protobuf or http/json, got ${JSON.stringify(protocol)}`);
@@ -93,11 +105,13 @@ function read(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
   };
 
   const sampler = get('OTEL_TRACES_SAMPLER') ?? DEFAULT_SAMPLER;
-  if (!SAMPLERS.has(sampler)) problems.push(`OTEL_TRACES_SAMPLER: expected one of ${[...SAMPLERS].join(', ')}, got ${JSON.stringify(sampler)}`);
+  if (!SAMPLERS.has(sampler))
+    problems.push(`OTEL_TRACES_SAMPLER: expected one of ${[...SAMPLERS].join(', ')}, got ${JSON.stringify(sampler)}`);
   const ratio = get('OTEL_TRACES_SAMPLER_ARG');
   if (ratio !== undefined && RATIO_SAMPLERS.has(sampler)) {
     const value = Number(ratio);
-    if (!Number.isFinite(value) || value < 0 || value > 1) problems.push(`OTEL_TRACES_SAMPLER_ARG: expected a ratio between 0 and 1, got ${JSON.stringify(ratio)}`);
+    if (!Number.isFinite(value) || value < 0 || value > 1)
+      problems.push(`OTEL_TRACES_SAMPLER_ARG: expected a ratio between 0 and 1, got ${JSON.stringify(ratio)}`);
   }
   const interval = get('OTEL_METRIC_EXPORT_INTERVAL');
   const metricExportIntervalMs = interval === undefined ? DEFAULT_METRIC_EXPORT_INTERVAL_MS : Number(interval);

@@ -18,7 +18,20 @@
  * Privacy: `mcp.session.id` is the session's log fingerprint (session/ids.ts), never an id; no
  * header value, token or cookie is put on a span; resource URIs and arguments are not recorded.
  */
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Histogram, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Histogram,
+  type Span,
+  type TextMapGetter,
+  type Tracer,
+} from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -108,7 +121,15 @@ const TRACESTATE = 'tracestate';
  * a new series until the SDK's cardinality limit folds everyone's data into its overflow series.
  * They stay on the spans.
  */
-const METRIC_ATTRIBUTES = [A.method, A.protocolVersion, A.errorType, A.networkProtocol, A.networkTransport, A.serverAddress, A.serverPort] as const;
+const METRIC_ATTRIBUTES = [
+  A.method,
+  A.protocolVersion,
+  A.errorType,
+  A.networkProtocol,
+  A.networkTransport,
+  A.serverAddress,
+  A.serverPort,
+] as const;
 
 /** NO_TRACING, unless an exporter is configured. */
 export function createTracing(deps: TracingDeps): Tracing {
@@ -124,7 +145,10 @@ export function createTracing(deps: TracingDeps): Tracing {
     resource,
     // Metrics only: spans are never recorded, but contexts still propagate.
     ...(traces === undefined ? { sampler: new AlwaysOffSampler() } : {}),
-    spanProcessors: traces === undefined ? [] : [new BatchSpanProcessor(traces.protocol === 'http/json' ? new JsonTraceExporter() : new ProtoTraceExporter())],
+    spanProcessors:
+      traces === undefined
+        ? []
+        : [new BatchSpanProcessor(traces.protocol === 'http/json' ? new JsonTraceExporter() : new ProtoTraceExporter())],
   });
   const meterProvider =
     settings.metrics === undefined
@@ -147,8 +171,14 @@ export function createTracing(deps: TracingDeps): Tracing {
   const meter = meterProvider?.getMeter('mcp-session-proxy', deps.serviceVersion);
   const histogram = (name: string, description: string): Histogram | undefined =>
     meter?.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: DURATION_BUCKETS } });
-  const serverDuration = histogram('mcp.server.operation.duration', 'MCP request duration as observed on the receiver (the proxy, for its callers)');
-  const clientDuration = histogram('mcp.client.operation.duration', 'MCP request duration as observed on the sender (the proxy, towards its upstream)');
+  const serverDuration = histogram(
+    'mcp.server.operation.duration',
+    'MCP request duration as observed on the receiver (the proxy, for its callers)',
+  );
+  const clientDuration = histogram(
+    'mcp.client.operation.duration',
+    'MCP request duration as observed on the sender (the proxy, towards its upstream)',
+  );
   // An HMAC per exchange costs as much as the rest of the client span: fingerprints of the upstream
   // ids in use are kept (bounded; in memory only, as the links hold the ids themselves).
   const upstreamLogIds = new LRUCache<string, string>({ max: UPSTREAM_LOG_ID_CACHE });
@@ -157,7 +187,10 @@ export function createTracing(deps: TracingDeps): Tracing {
     if (logId === undefined) upstreamLogIds.set(id, (logId = deps.fingerprint(id)));
     return logId;
   };
-  const upstream = { address: deps.upstreamUrl.hostname, port: Number(deps.upstreamUrl.port || (deps.upstreamUrl.protocol === 'https:' ? 443 : 80)) };
+  const upstream = {
+    address: deps.upstreamUrl.hostname,
+    port: Number(deps.upstreamUrl.port || (deps.upstreamUrl.protocol === 'https:' ? 443 : 80)),
+  };
 
   return {
     on: true,
@@ -165,7 +198,11 @@ export function createTracing(deps: TracingDeps): Tracing {
     serve(req, res, tracked, message, flow) {
       const parent = propagator.extract(ROOT_CONTEXT, carrierOf(message, req), CARRIER_GETTER);
       // Literal keys, one object: spreads and computed keys cost measurably per request.
-      const attributes: Attributes = { 'network.protocol.name': 'http', 'network.protocol.version': req.httpVersion, 'network.transport': 'tcp' };
+      const attributes: Attributes = {
+        'network.protocol.name': 'http',
+        'network.protocol.version': req.httpVersion,
+        'network.transport': 'tcp',
+      };
       const name = describe(message, req.method ?? 'POST', attributes);
       const version = req.headers['mcp-protocol-version'];
       if (typeof version === 'string' && version.length <= 32) attributes[A.protocolVersion] = version;
@@ -294,7 +331,10 @@ function describe(message: unknown, httpMethod: string, attributes: Attributes):
   const { method, id } = message;
   attributes[A.method] = method;
   if (typeof id === 'string' || typeof id === 'number') attributes[A.requestId] = String(id);
-  const name = isObject(message.params) && typeof message.params.name === 'string' && message.params.name.length <= 256 ? message.params.name : undefined;
+  const name =
+    isObject(message.params) && typeof message.params.name === 'string' && message.params.name.length <= 256
+      ? message.params.name
+      : undefined;
   if (method === 'tools/call' && name !== undefined) {
     attributes[A.toolName] = name;
     attributes[A.operationName] = 'execute_tool';
@@ -319,7 +359,12 @@ function parsedBody(body: UpstreamRequest['body']): unknown {
 
 /** Where the caller's context is: params._meta (the MCP carrier) if it has one, else the HTTP headers. */
 function carrierOf(message: unknown, req: IncomingMessage): Record<string, unknown> {
-  if (isObject(message) && isObject(message.params) && isObject(message.params._meta) && typeof message.params._meta[TRACEPARENT] === 'string') {
+  if (
+    isObject(message) &&
+    isObject(message.params) &&
+    isObject(message.params._meta) &&
+    typeof message.params._meta[TRACEPARENT] === 'string'
+  ) {
     return message.params._meta;
   }
   return req.headers;

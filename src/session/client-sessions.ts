@@ -91,7 +91,8 @@ export function createClientSessions(deps: ClientSessionsDeps): ClientSessions {
     const sameCredentials = binding.matches(session.credential, headers);
     // Other credentials than at initialize, unless another opaque token of the same identity (a
     // refresh, which re-authenticates the session below): answer exactly as for an unknown id.
-    const refreshed = !sameCredentials && purpose === 'use' && session.identity !== undefined && binding.identityMatches(session.identity, headers);
+    const refreshed =
+      !sameCredentials && purpose === 'use' && session.identity !== undefined && binding.identityMatches(session.identity, headers);
     if (!sameCredentials && !refreshed) throw new ProxyError('SESSION_NOT_FOUND');
     if (session.expiresAt <= Date.now()) {
       // A sealed id past its age limit would be refused by every other replica: refuse it here too.
@@ -120,7 +121,10 @@ export function createClientSessions(deps: ClientSessionsDeps): ClientSessions {
       backend,
     });
     if (sealer !== undefined && sealed === undefined) {
-      log.warn({ sid: session.logId, paramsBytes: initParams.length }, 'initialize params too large to seal; this session lives in this process only');
+      log.warn(
+        { sid: session.logId, paramsBytes: initParams.length },
+        'initialize params too large to seal; this session lives in this process only',
+      );
     }
     store.add(session);
     metrics.sessionCreated();
@@ -177,7 +181,10 @@ async function reopen(deps: ClientSessionsDeps, call: Call, id: ClientSessionId,
     backend:
       backendFor(era) === 'hosted'
         ? { kind: 'hosted', hosted: new HostedSession(legacyClientOf(parseJson(state.initParams)), state.protocolVersion) }
-        : { kind: 'relayed', link: new UpstreamLink(deps.links, state.initParams, { kind: 'reopened', protocolVersion: state.protocolVersion }) },
+        : {
+            kind: 'relayed',
+            link: new UpstreamLink(deps.links, state.initParams, { kind: 'reopened', protocolVersion: state.protocolVersion }),
+          },
   });
   store.add(session);
   metrics.sessionReopened();
@@ -185,7 +192,12 @@ async function reopen(deps: ClientSessionsDeps, call: Call, id: ClientSessionId,
   return session;
 }
 
-function refusalOf(terminated: TerminatedIds, opened: Opened, headers: IncomingHttpHeaders, purpose: SessionUse): SealedIdRejection | undefined {
+function refusalOf(
+  terminated: TerminatedIds,
+  opened: Opened,
+  headers: IncomingHttpHeaders,
+  purpose: SessionUse,
+): SealedIdRejection | undefined {
   if (terminated.has(opened.nonce)) return 'terminated';
   // A sealed id carries the identity digest when the credentials were an opaque token (any token
   // of that identity reopens it, under its own upstream session; never to end it: the token it

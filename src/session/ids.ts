@@ -42,9 +42,7 @@ export const MAX_UPSTREAM_ID_LENGTH = 1024;
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 
 export type UpstreamIdHeader =
-  | { readonly kind: 'absent' }
-  | { readonly kind: 'valid'; readonly id: UpstreamSessionId }
-  | { readonly kind: 'invalid' };
+  { readonly kind: 'absent' } | { readonly kind: 'valid'; readonly id: UpstreamSessionId } | { readonly kind: 'invalid' };
 
 /** Validate the `Mcp-Session-Id` an upstream sent (undici gives string | string[] | undefined). */
 export function readUpstreamId(value: string | string[] | undefined): UpstreamIdHeader {

@@ -48,13 +48,21 @@ export function reauthenticate(
   return done;
 }
 
-async function renew(deps: ReauthenticationDeps, session: Session, clientHeaders: IncomingHttpHeaders, credential: Buffer | undefined): Promise<void> {
+async function renew(
+  deps: ReauthenticationDeps,
+  session: Session,
+  clientHeaders: IncomingHttpHeaders,
+  credential: Buffer | undefined,
+): Promise<void> {
   let next: Backend;
   try {
     next = await openLike(deps, session.backend, clientHeaders);
   } catch (error) {
     if (error instanceof UpstreamAnswer) deps.metrics.reauthentication('refused');
-    deps.log.info({ sid: session.logId, refused: error instanceof UpstreamAnswer }, 'session not re-authenticated: the upstream did not accept the new credentials');
+    deps.log.info(
+      { sid: session.logId, refused: error instanceof UpstreamAnswer },
+      'session not re-authenticated: the upstream did not accept the new credentials',
+    );
     throw error;
   }
   // Whatever the session ran on by now (another renewal may have finished first) is replaced.
@@ -62,7 +70,10 @@ async function renew(deps: ReauthenticationDeps, session: Session, clientHeaders
   session.backend = next;
   session.credential = credential;
   deps.metrics.reauthentication('renewed');
-  deps.log.info({ sid: session.logId, link: labelOf(next), replaced: labelOf(replaced) }, 'session re-authenticated: a new backend under the new credentials');
+  deps.log.info(
+    { sid: session.logId, link: labelOf(next), replaced: labelOf(replaced) },
+    'session re-authenticated: a new backend under the new credentials',
+  );
   // Ended as an eviction ends it: its requests still in flight finish, the upstream session is
   // ended (with the new credentials: the proxy never keeps the old ones).
   await endBackend(replaced, toUpstreamHeaders(clientHeaders, undefined));
@@ -76,8 +87,15 @@ async function openLike(deps: ReauthenticationDeps, current: Backend, clientHead
     case 'hosted': {
       // The upstream keeps no session: its server/discover is what accepts or refuses the credentials.
       const { client, protocolVersion } = current.hosted;
-      const discovered = await discoverForHosted(deps.links.upstream, clientHeaders, client, `mcp-session-proxy-reauth-${++renewals}`, signal);
-      if (discovered.kind === 'refused') throw new UpstreamAnswer(discovered.response.statusCode, discovered.response.headers, discovered.body);
+      const discovered = await discoverForHosted(
+        deps.links.upstream,
+        clientHeaders,
+        client,
+        `mcp-session-proxy-reauth-${++renewals}`,
+        signal,
+      );
+      if (discovered.kind === 'refused')
+        throw new UpstreamAnswer(discovered.response.statusCode, discovered.response.headers, discovered.body);
       return { kind: 'hosted', hosted: new HostedSession(client, protocolVersion) };
     }
     case 'relayed': {

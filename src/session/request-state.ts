@@ -32,7 +32,8 @@ export interface RequestState {
   readonly answers: Readonly<Record<string, Record<string, unknown>>>;
 }
 
-export type OpenedState = { readonly ok: true; readonly state: RequestState } | { readonly ok: false; readonly reason: 'invalid' | 'expired' };
+export type OpenedState =
+  { readonly ok: true; readonly state: RequestState } | { readonly ok: false; readonly reason: 'invalid' | 'expired' };
 
 export interface RequestStateCodec {
   seal(state: RequestState): string;

@@ -27,11 +27,13 @@ const HKDF_SALT = 'mcp-session-proxy';
 export async function deriveKeys(secret: Buffer): Promise<SessionKeys> {
   const derive = (purpose: string) => Buffer.from(hkdfSync('sha256', secret, HKDF_SALT, purpose, 32));
   // Imported once: jose would import a raw key again on every open, which triples its cost.
-  const sealing = await webcrypto.subtle.importKey('raw', derive('sealed session id v1'), 'AES-GCM', false, [
-    'encrypt',
-    'decrypt',
-  ]);
-  return { sealing, requestState: derive('mrtr request state v2'), binding: derive('credential binding v1'), fingerprint: derive('log fingerprint v1') };
+  const sealing = await webcrypto.subtle.importKey('raw', derive('sealed session id v1'), 'AES-GCM', false, ['encrypt', 'decrypt']);
+  return {
+    sealing,
+    requestState: derive('mrtr request state v2'),
+    binding: derive('credential binding v1'),
+    fingerprint: derive('log fingerprint v1'),
+  };
 }
 
 /** What a sealed id carries besides its issue time and nonce. */

@@ -14,7 +14,8 @@ import type { ClientSessionId, LogId } from './ids.js';
  * What a client session runs on: an upstream session relayed over a link (a legacy upstream), or
  * the session the proxy hosts itself (in front of a 2026-07-28-only upstream, which keeps none).
  */
-export type Backend = { readonly kind: 'relayed'; readonly link: UpstreamLink } | { readonly kind: 'hosted'; readonly hosted: HostedSession };
+export type Backend =
+  { readonly kind: 'relayed'; readonly link: UpstreamLink } | { readonly kind: 'hosted'; readonly hosted: HostedSession };
 
 /**
  * End a backend (DELETE, eviction, expiry, re-authentication): a link ends its upstream session,
@@ -79,7 +80,6 @@ export function newSession(fields: Omit<Session, 'renewal'>): Session {
     renewal: undefined,
   };
 }
-
 
 export interface SessionStoreOptions {
   readonly maxSessions: number;

@@ -92,7 +92,10 @@ export function verdictOf(status: number, body: string, contentType: string | st
   if (status === 401 || status === 403 || status >= 500) return undefined;
   for (const message of messagesOf(body, typeof contentType === 'string' ? contentType : undefined)) {
     if (typeof message !== 'object' || message === null) continue;
-    const { result, error } = message as { result?: { supportedVersions?: unknown }; error?: { code?: unknown; data?: { supported?: unknown } } };
+    const { result, error } = message as {
+      result?: { supportedVersions?: unknown };
+      error?: { code?: unknown; data?: { supported?: unknown } };
+    };
     if (Array.isArray(result?.supportedVersions)) return result.supportedVersions.includes(MODERN) ? 'modern' : 'legacy';
     // A modern server that wants another envelope still names 2026-07-28 among what it supports.
     if (error?.code === -32022 && Array.isArray(error.data?.supported) && error.data.supported.includes(MODERN)) return 'modern';

@@ -119,20 +119,21 @@ let links = 0;
 let replays = 0;
 
 /** How a link starts. */
-export type LinkStart = { readonly protocolVersion: string } & (
+export type LinkStart = { readonly protocolVersion: string } &
   /** The client's own initialize was answered (openLink); its notifications/initialized is next. */
-  | { readonly kind: 'initialized-by-client'; readonly upstreamId: UpstreamSessionId | undefined }
-  /**
-   * A sealed id reopened in this process, or a client session re-authenticated: replay the
-   * client's initialize before its first message.
-   */
-  | { readonly kind: 'reopened' | 'reauthenticated' }
-  /**
-   * A pooled link for callers without a session: initialize (with `protocolVersion` requested) on
-   * first use; `logLevel`, when set, is asked of the upstream session with logging/setLevel.
-   */
-  | { readonly kind: 'pooled'; readonly logLevel: string | undefined }
-);
+  (
+    | { readonly kind: 'initialized-by-client'; readonly upstreamId: UpstreamSessionId | undefined }
+    /**
+     * A sealed id reopened in this process, or a client session re-authenticated: replay the
+     * client's initialize before its first message.
+     */
+    | { readonly kind: 'reopened' | 'reauthenticated' }
+    /**
+     * A pooled link for callers without a session: initialize (with `protocolVersion` requested) on
+     * first use; `logLevel`, when set, is asked of the upstream session with logging/setLevel.
+     */
+    | { readonly kind: 'pooled'; readonly logLevel: string | undefined }
+  );
 
 export class UpstreamLink {
   /** Process-unique and log-safe: log lines of the link name it, never its upstream id. */
@@ -337,7 +338,9 @@ export class UpstreamLink {
     // Traced: the handshake's exchanges are the children of a span under the request that needed it.
     const opening =
       tracing?.on === true
-        ? tracing.step(reason === 'pooled' ? 'pool miss' : 'replay initialize', { 'mcp_session_proxy.replay.reason': reason }, () => this.reestablish(reason, clientHeaders))
+        ? tracing.step(reason === 'pooled' ? 'pool miss' : 'replay initialize', { 'mcp_session_proxy.replay.reason': reason }, () =>
+            this.reestablish(reason, clientHeaders),
+          )
         : this.reestablish(reason, clientHeaders);
     const flight = opening.catch((error: unknown) => {
       if (this.state.kind !== 'ended') {
@@ -374,7 +377,12 @@ export class UpstreamLink {
       throw new ProxyError('REPLAY_FAILED', { detail: { upstreamStatus: acknowledged } });
     }
     // A pooled link's log level, asked once per upstream session (legacy servers keep it per session).
-    if (this.logLevel !== undefined && typeof result.result.capabilities === 'object' && result.result.capabilities !== null && 'logging' in result.result.capabilities) {
+    if (
+      this.logLevel !== undefined &&
+      typeof result.result.capabilities === 'object' &&
+      result.result.capabilities !== null &&
+      'logging' in result.result.capabilities
+    ) {
       await this.setLevel(headers, signal);
     }
     if (this.state.kind === 'ended') {
@@ -482,7 +490,10 @@ export class UpstreamLink {
       await drain(answer.body);
       deps.log.debug({ link: this.label, upstream: deps.fingerprint(upstreamId), status: answer.statusCode }, 'upstream session ended');
     } catch (error) {
-      deps.log.debug({ link: this.label, upstream: deps.fingerprint(upstreamId), reason: toProxyError(error).reason }, 'upstream DELETE failed');
+      deps.log.debug(
+        { link: this.label, upstream: deps.fingerprint(upstreamId), reason: toProxyError(error).reason },
+        'upstream DELETE failed',
+      );
     }
   }
 

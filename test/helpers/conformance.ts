@@ -18,7 +18,11 @@ export interface Check {
 }
 
 /** One CLI run of every scenario a protocol revision requires; the checks of each, by scenario name. */
-export function runRequirements(url: string, outDir: string, revision: '2025-11-25' | '2026-07-28'): Promise<{ output: string; checks: Map<string, Check[]> }> {
+export function runRequirements(
+  url: string,
+  outDir: string,
+  revision: '2025-11-25' | '2026-07-28',
+): Promise<{ output: string; checks: Map<string, Check[]> }> {
   return new Promise((resolve) => {
     execFile(
       NODE_24,

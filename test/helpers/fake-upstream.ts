@@ -127,7 +127,8 @@ export class FakeUpstream implements UpstreamClient {
       return { status: 200 };
     }
     if (body?.method === 'initialize') {
-      if (this.refuseInitialize !== undefined) return { status: this.refuseInitialize, body: '{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"no"}}' };
+      if (this.refuseInitialize !== undefined)
+        return { status: this.refuseInitialize, body: '{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"no"}}' };
       const id = this.issue();
       const result = { protocolVersion: '2025-06-18', capabilities: this.capabilities, serverInfo: { name: 'fake', version: '1' } };
       return { status: 200, headers: { 'mcp-session-id': id }, body: JSON.stringify({ jsonrpc: '2.0', id: body.id, result }) };
@@ -135,9 +136,18 @@ export class FakeUpstream implements UpstreamClient {
     if (sid === undefined || !this.sessions.has(sid)) return notFound();
     if (request.method === 'GET') {
       if (!this.getStreams) return { status: 405 };
-      if (this.getRefusal !== undefined) return { status: this.getRefusal, headers: { 'www-authenticate': 'Bearer' }, body: '{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"refused"}}' };
+      if (this.getRefusal !== undefined)
+        return {
+          status: this.getRefusal,
+          headers: { 'www-authenticate': 'Bearer' },
+          body: '{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"refused"}}',
+        };
       const stream = new PassThrough();
-      this.streams.push({ sessionId: sid, body: stream, send: (message) => void stream.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`) });
+      this.streams.push({
+        sessionId: sid,
+        body: stream,
+        send: (message) => void stream.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`),
+      });
       return { status: 200, headers: { 'content-type': 'text/event-stream' }, stream };
     }
     if (body?.method === 'notifications/initialized') {

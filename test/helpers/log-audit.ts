@@ -32,7 +32,10 @@ export function expectNoSecretsInLogs(outputs: readonly string[], secrets: Itera
     expect(parsed.length, `output ${i} holds no log line`).not.toBe(0);
     lines.push(...parsed);
   });
-  expect(lines.some((l) => l.level === 10), 'no trace line: the audit would miss the most verbose level').toBe(true);
+  expect(
+    lines.some((l) => l.level === 10),
+    'no trace line: the audit would miss the most verbose level',
+  ).toBe(true);
   expect(
     lines.some((l) => typeof l.sid === 'string' && /^fp:[0-9a-f]{12}$/.test(l.sid)),
     'no session fingerprint: the processes logged no session activity',

@@ -19,7 +19,10 @@ export async function connectModern(
 ): Promise<ModernConnected> {
   const versionNegotiation = { mode: options.mode === 'auto' ? ('auto' as const) : { pin: MODERN } };
   const client = new Client({ name, version: '2.4.0' }, { capabilities: {}, versionNegotiation });
-  const transport = new StreamableHTTPClientTransport(new URL(url), options.headers ? { requestInit: { headers: options.headers } } : undefined);
+  const transport = new StreamableHTTPClientTransport(
+    new URL(url),
+    options.headers ? { requestInit: { headers: options.headers } } : undefined,
+  );
   await client.connect(transport);
   return { client, transport, close: () => client.close() };
 }

@@ -7,7 +7,11 @@
  * the redirect, and takes the code from the Location.
  */
 import { randomUUID } from 'node:crypto';
-import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport, type OAuthClientProvider as ModernProvider } from '@modelcontextprotocol/client';
+import {
+  Client as ModernClient,
+  StreamableHTTPClientTransport as ModernTransport,
+  type OAuthClientProvider as ModernProvider,
+} from '@modelcontextprotocol/client';
 import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';

@@ -166,7 +166,8 @@ function fieldsOf(buffer: Buffer): Field[] {
   return fields;
 }
 
-const bytesOf = (fields: Field[], number: number): Buffer[] => fields.filter((f) => f.number === number && f.wire === 2).map((f) => f.value as Buffer);
+const bytesOf = (fields: Field[], number: number): Buffer[] =>
+  fields.filter((f) => f.number === number && f.wire === 2).map((f) => f.value as Buffer);
 const firstBytes = (fields: Field[], number: number): Buffer | undefined => bytesOf(fields, number)[0];
 const firstVarint = (fields: Field[], number: number): number => {
   const field = fields.find((f) => f.number === number && f.wire === 0);

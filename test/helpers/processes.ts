@@ -38,12 +38,7 @@ export async function killAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.kill()));
 }
 
-function start(
-  args: string[],
-  env: Record<string, string>,
-  ready: (line: string) => number | undefined,
-  logFile?: string,
-) {
+function start(args: string[], env: Record<string, string>, ready: (line: string) => number | undefined, logFile?: string) {
   // With a log file, output goes straight there (as in production) instead of through this
   // process; readiness is then read back from the file.
   const out = logFile === undefined ? 'pipe' : openSync(logFile, 'w');
@@ -214,7 +209,8 @@ export async function startFixture(
     release: async () => void (await admin('release')),
     advance: async (ms) => void (await admin(`advance?ms=${ms}`)),
     fault: async (settings) => void (await admin(`fault?${new URLSearchParams(settings)}`)),
-    notify: async (kind, uri) => ((await admin(`notify?${new URLSearchParams({ kind, ...(uri === undefined ? {} : { uri }) })}`)) as { sent: number }).sent,
+    notify: async (kind, uri) =>
+      ((await admin(`notify?${new URLSearchParams({ kind, ...(uri === undefined ? {} : { uri }) })}`)) as { sent: number }).sent,
   };
 }
 
@@ -250,9 +246,20 @@ export interface ModernFixtureStats {
 }
 
 /** The 2026-07-28 upstream (TypeScript SDK v2 createMcpHandler), test/fixtures/modern-upstream.ts. */
-export async function startModernFixture(options: { legacy?: ModernLegacyMode; port?: number; conformance?: boolean } = {}): Promise<ModernFixture> {
+export async function startModernFixture(
+  options: { legacy?: ModernLegacyMode; port?: number; conformance?: boolean } = {},
+): Promise<ModernFixture> {
   const { proc, port } = start(
-    ['--import', 'tsx', MODERN_FIXTURE, '--legacy', options.legacy ?? 'stateless', '--port', String(options.port ?? 0), ...(options.conformance ? ['--conformance'] : [])],
+    [
+      '--import',
+      'tsx',
+      MODERN_FIXTURE,
+      '--legacy',
+      options.legacy ?? 'stateless',
+      '--port',
+      String(options.port ?? 0),
+      ...(options.conformance ? ['--conformance'] : []),
+    ],
     {},
     (line) => {
       const json = jsonLine(line);

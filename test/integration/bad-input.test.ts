@@ -137,11 +137,16 @@ describe('bad input from clients gets a clear JSON-RPC error, and the proxy keep
     const other = await connect(proxy.url, 'short-lived');
     const id = other.sessionId()!;
     await other.transport.terminateSession();
-    await expectError(await post('{"jsonrpc":"2.0","id":3,"method":"tools/list"}', { 'mcp-session-id': id }), 404, -32001, 'SESSION_NOT_FOUND');
+    await expectError(
+      await post('{"jsonrpc":"2.0","id":3,"method":"tools/list"}', { 'mcp-session-id': id }),
+      404,
+      -32001,
+      'SESSION_NOT_FOUND',
+    );
     await other.close();
   });
 
-  it('a client that goes away in the middle of its body is no error of the proxy\'s', async () => {
+  it("a client that goes away in the middle of its body is no error of the proxy's", async () => {
     await new Promise<void>((resolve) => {
       const socket = connectSocket(proxy.port, '127.0.0.1');
       socket.on('error', () => resolve());

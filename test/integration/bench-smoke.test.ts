@@ -37,7 +37,9 @@ describe('npm run bench (smoke)', () => {
     expect(result.recovery.storm.upstreamInitializes).toBe(result.recovery.storm.sessions);
     expect(result.memory.heapPerSession).toHaveLength(2);
     // BENCH_SMALL floods 10 × a bound of 200 sessions, sampled every tenth of the way.
-    expect(result.flood.samples.map((s: { sessions: number }) => s.sessions)).toEqual([0, 200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000]);
+    expect(result.flood.samples.map((s: { sessions: number }) => s.sessions)).toEqual([
+      0, 200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000,
+    ]);
     expect(result.memory.heapPerSealedSession).toHaveLength(2);
     expect(result.memory.heapPerPooledSession).toHaveLength(2);
     // The 2026-07-28 comparisons are computed (their targets are judged on full runs, not here).

@@ -10,9 +10,7 @@ describe('many clients calling at once while the upstream drops every session, s
   const env = useFixtureAndProxy('sdk');
 
   it('has zero client-visible failures and exactly one replayed initialize per session per loss', async () => {
-    const clients: Connected[] = await Promise.all(
-      Array.from({ length: CLIENTS }, (_, i) => connect(env.proxy.url, `crowd-${i}`)),
-    );
+    const clients: Connected[] = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => connect(env.proxy.url, `crowd-${i}`)));
     const ids = clients.map((c) => c.sessionId());
     const failures: unknown[] = [];
     let epoch = 0; // bumped at each drop

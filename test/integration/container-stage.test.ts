@@ -30,8 +30,15 @@ interface Stage {
 
 /** The instructions of the Dockerfile's last stage (continuation lines joined). */
 function finalStage(dockerfile: string): Stage {
-  const lines = dockerfile.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  const last = lines.map((l, i) => (/^FROM\s/i.test(l) ? i : -1)).filter((i) => i >= 0).at(-1)!;
+  const lines = dockerfile
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const last = lines
+    .map((l, i) => (/^FROM\s/i.test(l) ? i : -1))
+    .filter((i) => i >= 0)
+    .at(-1)!;
   const stage: Stage = { env: {}, copies: [], runs: [], cmd: [], healthcheck: [], expose: [], user: undefined };
   for (const line of lines.slice(last + 1)) {
     const [instruction, ...rest] = line.split(/\s+/);
@@ -138,7 +145,9 @@ describe('examples', () => {
     expect(proxy.environment!.UPSTREAM_URL).toMatch(/^http:\/\/mcp-server:\d+\/mcp$/);
     expect(proxy.healthcheck!.test.join(' ')).toContain('/readyz');
 
-    const docs = readFileSync(join(ROOT, 'examples/kubernetes/pod.yaml'), 'utf8').split(/^---$/m).map((d) => parseYaml(d));
+    const docs = readFileSync(join(ROOT, 'examples/kubernetes/pod.yaml'), 'utf8')
+      .split(/^---$/m)
+      .map((d) => parseYaml(d));
     const pod = docs.find((d) => d.kind === 'Pod');
     const sidecar = pod.spec.containers.find((c: { name: string }) => c.name === 'mcp-session-proxy');
     expect(sidecar.livenessProbe.httpGet.path).toBe('/healthz');
@@ -147,7 +156,9 @@ describe('examples', () => {
   });
 
   it('the Kubernetes Deployment gives every replica the session secret as a file where SESSION_SECRET_FILE looks', () => {
-    const docs = readFileSync(join(ROOT, 'examples/kubernetes/deployment.yaml'), 'utf8').split(/^---$/m).map((d) => parseYaml(d));
+    const docs = readFileSync(join(ROOT, 'examples/kubernetes/deployment.yaml'), 'utf8')
+      .split(/^---$/m)
+      .map((d) => parseYaml(d));
     const deployment = docs.find((d) => d.kind === 'Deployment');
     expect(deployment.spec.replicas).toBeGreaterThan(1);
     const spec = deployment.spec.template.spec;

@@ -8,7 +8,8 @@ import { CONFORMANCE, NODE_24 } from '../helpers/conformance.js';
 import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 import { startProxy } from '../helpers/processes.js';
 
-const INIT = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"rebind","version":"1"}}}';
+const INIT =
+  '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"rebind","version":"1"}}}';
 
 interface Answer {
   readonly status: number;
@@ -18,11 +19,21 @@ interface Answer {
 /** node:http, since fetch will not send a Host header of our choosing. */
 function send(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, headers: body === undefined ? headers : { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers } }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers:
+          body === undefined ? headers : { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -31,11 +42,16 @@ function send(port: number, method: string, path: string, headers: Record<string
 function runScenario(url: string): Promise<{ code: number; output: string; checks: { id: string; status: string }[] }> {
   const outDir = mkdtempSync(join(tmpdir(), 'conformance-'));
   return new Promise((resolve) => {
-    execFile(NODE_24, [CONFORMANCE, 'server', '--url', url, '--scenario', 'dns-rebinding-protection', '-o', outDir], (error, stdout, stderr) => {
-      const [run] = readdirSync(outDir);
-      const checks = run === undefined ? [] : (JSON.parse(readFileSync(join(outDir, run, 'checks.json'), 'utf8')) as { id: string; status: string }[]);
-      resolve({ code: error === null ? 0 : Number(error.code), output: stdout + stderr, checks });
-    });
+    execFile(
+      NODE_24,
+      [CONFORMANCE, 'server', '--url', url, '--scenario', 'dns-rebinding-protection', '-o', outDir],
+      (error, stdout, stderr) => {
+        const [run] = readdirSync(outDir);
+        const checks =
+          run === undefined ? [] : (JSON.parse(readFileSync(join(outDir, run, 'checks.json'), 'utf8')) as { id: string; status: string }[]);
+        resolve({ code: error === null ? 0 : Number(error.code), output: stdout + stderr, checks });
+      },
+    );
   });
 }
 
@@ -56,23 +72,39 @@ describe('DNS rebinding protection on a proxy listening on loopback', () => {
 
   it('a foreign Host (the rebound name) gets 403 with a JSON-RPC error, before any flow or method check', async () => {
     const evil = `evil.example.com:${env.proxy.port}`;
-    for (const [method, body] of [['POST', INIT], ['GET', undefined], ['DELETE', undefined], ['OPTIONS', undefined], ['PUT', undefined]] as const) {
+    for (const [method, body] of [
+      ['POST', INIT],
+      ['GET', undefined],
+      ['DELETE', undefined],
+      ['OPTIONS', undefined],
+      ['PUT', undefined],
+    ] as const) {
       const res = await send(env.proxy.port, method, '/mcp', { host: evil, origin: `http://${evil}` }, body);
       expect(res.status, method).toBe(403);
-      expect(JSON.parse(res.body)).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32000, data: { reason: 'HOST_NOT_ALLOWED' } } });
+      expect(JSON.parse(res.body)).toMatchObject({
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32000, data: { reason: 'HOST_NOT_ALLOWED' } },
+      });
     }
     // Nothing reached the upstream.
     expect((await env.upstream.stats()).initializes['rebind']).toBeUndefined();
   });
 
   it('a loopback Host with a foreign Origin gets 403 ORIGIN_NOT_ALLOWED', async () => {
-    const res = await send(env.proxy.port, 'POST', '/mcp', { host: `127.0.0.1:${env.proxy.port}`, origin: 'http://evil.example.com' }, INIT);
+    const res = await send(
+      env.proxy.port,
+      'POST',
+      '/mcp',
+      { host: `127.0.0.1:${env.proxy.port}`, origin: 'http://evil.example.com' },
+      INIT,
+    );
     expect(res.status).toBe(403);
     expect(JSON.parse(res.body)).toMatchObject({ jsonrpc: '2.0', error: { code: -32000, data: { reason: 'ORIGIN_NOT_ALLOWED' } } });
   });
 
   it.each([
-    ['localhost, with a page from the proxy\'s own origin', (p: number) => ({ host: `localhost:${p}`, origin: `http://localhost:${p}` })],
+    ["localhost, with a page from the proxy's own origin", (p: number) => ({ host: `localhost:${p}`, origin: `http://localhost:${p}` })],
     ['127.0.0.1, no Origin (not a browser)', (p: number) => ({ host: `127.0.0.1:${p}` })],
     ['[::1], any port', () => ({ host: '[::1]:1' })],
   ])('a loopback Host is served: %s', async (_name, headers) => {
@@ -81,7 +113,7 @@ describe('DNS rebinding protection on a proxy listening on loopback', () => {
     expect(res.body).toContain('"protocolVersion"');
   });
 
-  it('pass-through paths check Host too (the upstream only ever sees the proxy\'s); probes do not', async () => {
+  it("pass-through paths check Host too (the upstream only ever sees the proxy's); probes do not", async () => {
     const evil = { host: `evil.example.com:${env.proxy.port}` };
     const discovery = await send(env.proxy.port, 'GET', '/.well-known/oauth-protected-resource', evil);
     expect(discovery.status).toBe(403);

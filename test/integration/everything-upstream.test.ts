@@ -27,18 +27,16 @@ describe('@modelcontextprotocol/server-everything as a real upstream', () => {
   it('streams every progress notification of a long-running tool, then its result', async () => {
     const c = await connect(proxy.url, 'progress-watcher');
     const events: string[] = [];
-    const result = await c.client.callTool(
-      { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 } },
-      undefined,
-      { onprogress: (p) => events.push(`progress ${p.progress}/${p.total}`) },
-    );
+    const result = await c.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 } }, undefined, {
+      onprogress: (p) => events.push(`progress ${p.progress}/${p.total}`),
+    });
     events.push('result');
     expect(events).toEqual(['progress 1/4', 'progress 2/4', 'progress 3/4', 'progress 4/4', 'result']);
     expect(result.content).toEqual([{ type: 'text', text: 'Long running operation completed. Duration: 1 seconds, Steps: 4.' }]);
     await c.close();
   });
 
-  it('carries a server-to-client sampling request and the client\'s answer through the session', async () => {
+  it("carries a server-to-client sampling request and the client's answer through the session", async () => {
     const c = await connect(proxy.url, 'sampler');
     c.client.setRequestHandler(CreateMessageRequestSchema, async () => ({
       model: 'test-model',
@@ -88,7 +86,9 @@ describe('@modelcontextprotocol/server-everything behind two proxy replicas with
       // Both replicas served the session: the one that did not make it reopened it from its id.
       expect(balancer.counts.every((n) => n >= 3)).toBe(true);
       const reopened = await Promise.all(
-        replicas.map(async (r) => /mcp_session_proxy_sessions_reopened_total (\d+)/.exec(await (await fetch(`${r.origin}/metrics`)).text())?.[1]),
+        replicas.map(
+          async (r) => /mcp_session_proxy_sessions_reopened_total (\d+)/.exec(await (await fetch(`${r.origin}/metrics`)).text())?.[1],
+        ),
       );
       expect(reopened.sort()).toEqual(['0', '1']);
       await c.close();

@@ -41,7 +41,13 @@ async function connectWatched(url: string, onElicit: (withdrawn: AbortSignal) =>
     const response = await fetch(input, init);
     if (init?.method !== 'POST' || typeof init.body !== 'string') return response;
     const message = JSON.parse(init.body) as { method?: string; id?: unknown; params?: Record<string, unknown> };
-    posted.push({ method: message.method, id: message.id, params: message.params, status: response.status, contentType: response.headers.get('content-type') });
+    posted.push({
+      method: message.method,
+      id: message.id,
+      params: message.params,
+      status: response.status,
+      contentType: response.headers.get('content-type'),
+    });
     if (response.body === null) return response;
     // The answer's body, as the transport reads it, noting when it reaches its end.
     const body = response.body.pipeThrough(new TransformStream({ flush: () => void ended.push(message.id) }));
@@ -87,7 +93,9 @@ describe('notifications/cancelled on a held session', () => {
     const c = await connectWatched(proxy.url);
     sessionIds.push(c.transport.sessionId!);
     const aborting = new AbortController();
-    const call = c.client.callTool({ name: 'hang', arguments: { tag: 'quiet' } }, undefined, { signal: aborting.signal }).catch((error: unknown) => error);
+    const call = c.client
+      .callTool({ name: 'hang', arguments: { tag: 'quiet' } }, undefined, { signal: aborting.signal })
+      .catch((error: unknown) => error);
     // The request is running upstream before it is cancelled.
     await expect.poll(async () => (await upstream.stats()).hangsStarted).toContain('quiet');
     aborting.abort('changed my mind');
@@ -163,7 +171,9 @@ describe('notifications/cancelled on a held session', () => {
     sessionIds.push(c.transport.sessionId!);
     const before = (await upstream.stats()).toolCallIds.length;
     const aborting = new AbortController();
-    const call = c.client.callTool({ name: 'confirm', arguments: {} }, undefined, { signal: aborting.signal }).catch((error: unknown) => error);
+    const call = c.client
+      .callTool({ name: 'confirm', arguments: {} }, undefined, { signal: aborting.signal })
+      .catch((error: unknown) => error);
     // The upstream answered input_required; the proxy's question waits for the client.
     await question;
     aborting.abort('never mind');
@@ -196,8 +206,13 @@ describe('notifications/cancelled on a held session', () => {
       'mcp-protocol-version': c.transport.protocolVersion!,
     };
     const cancel = (requestId: unknown) =>
-      fetch(proxy.url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'test' } }) });
-    for (const requestId of [finished, 'no-such-request', String(finished), null, undefined]) expect((await cancel(requestId)).status).toBe(202);
+      fetch(proxy.url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'test' } }),
+      });
+    for (const requestId of [finished, 'no-such-request', String(finished), null, undefined])
+      expect((await cancel(requestId)).status).toBe(202);
     expect(text(await c.client.callTool({ name: 'echo', arguments: { text: 'still fine' } }))).toBe('still fine');
     expect(c.errors).toEqual([]);
     await c.client.close();

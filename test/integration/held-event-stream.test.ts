@@ -59,9 +59,14 @@ describe('the GET stream of a held session', () => {
     await client.connect(transport);
     const sessionId = transport.sessionId!;
     // Advertised from discover, and now served.
-    expect(client.getServerCapabilities()).toMatchObject({ tools: { listChanged: true }, resources: { subscribe: true, listChanged: true } });
+    expect(client.getServerCapabilities()).toMatchObject({
+      tools: { listChanged: true },
+      resources: { subscribe: true, listChanged: true },
+    });
     // The client's own GET stream became a listen upstream (every list-changed kind, no URIs yet).
-    await expect.poll(async () => (await upstream.stats()).listens).toEqual([{ toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true }]);
+    await expect
+      .poll(async () => (await upstream.stats()).listens)
+      .toEqual([{ toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true }]);
     // The client's stream opens (its headers go out) only once the upstream acknowledged the listen.
     const openStreams = async () => {
       const text = await (await fetch(`${proxy.origin}/metrics`)).text();
@@ -78,10 +83,17 @@ describe('the GET stream of a held session', () => {
     // resources/subscribe: answered by the proxy once the new listen (with the URI) is in force.
     await client.subscribeResource({ uri: 'test://watched' });
     expect((await upstream.stats()).methods).not.toContain('resources/subscribe');
-    expect((await upstream.stats()).listens.at(-1)).toEqual({ toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true, resourceSubscriptions: ['test://watched'] });
+    expect((await upstream.stats()).listens.at(-1)).toEqual({
+      toolsListChanged: true,
+      promptsListChanged: true,
+      resourcesListChanged: true,
+      resourceSubscriptions: ['test://watched'],
+    });
     await client.callTool({ name: 'touch', arguments: { uri: 'test://watched' } });
     await notes.until('notifications/resources/updated', 1);
-    expect(notes.received.filter((n) => n.method === 'notifications/resources/updated')).toEqual([{ method: 'notifications/resources/updated', params: { uri: 'test://watched' } }]);
+    expect(notes.received.filter((n) => n.method === 'notifications/resources/updated')).toEqual([
+      { method: 'notifications/resources/updated', params: { uri: 'test://watched' } },
+    ]);
     // Not subscribed: not heard (the update would come before the list change after it).
     await client.callTool({ name: 'touch', arguments: { uri: 'test://other' } });
     await client.callTool({ name: 'change_resources', arguments: {} });
@@ -104,7 +116,11 @@ describe('the GET stream of a held session', () => {
 
     // unsubscribe: the listen goes on without the URI.
     await client.unsubscribeResource({ uri: 'test://watched' });
-    expect((await upstream.stats()).listens.at(-1)).toEqual({ toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true });
+    expect((await upstream.stats()).listens.at(-1)).toEqual({
+      toolsListChanged: true,
+      promptsListChanged: true,
+      resourcesListChanged: true,
+    });
 
     await client.close();
     await proxy.stop();

@@ -26,7 +26,11 @@ interface Asked {
  * question. `onElicit` gets the handler's signal, which the SDK aborts when the server withdraws
  * its question (notifications/cancelled).
  */
-async function connectAnswering(url: string, capabilities: Record<string, object>, onElicit?: (withdrawn: AbortSignal) => Promise<unknown>) {
+async function connectAnswering(
+  url: string,
+  capabilities: Record<string, object>,
+  onElicit?: (withdrawn: AbortSignal) => Promise<unknown>,
+) {
   const client = new Client({ name: 'answering-client', version: '1.0.0' }, { capabilities });
   const asked: Asked = { elicit: [], sample: [], roots: 0 };
   if ('elicitation' in capabilities) {
@@ -34,7 +38,10 @@ async function connectAnswering(url: string, capabilities: Record<string, object
       asked.elicit.push(request.params);
       if (onElicit !== undefined) return (await onElicit(extra.signal)) as { action: 'accept' };
       const properties = Object.keys((request.params as { requestedSchema?: { properties?: object } }).requestedSchema?.properties ?? {});
-      return { action: 'accept', content: properties.includes('ok') ? { ok: true } : properties.includes('name') ? { name: 'alice' } : { v: 'x' } };
+      return {
+        action: 'accept',
+        content: properties.includes('ok') ? { ok: true } : properties.includes('name') ? { name: 'alice' } : { v: 'x' },
+      };
     });
   }
   if ('sampling' in capabilities) {
@@ -154,7 +161,11 @@ describe('input_required from a modern-only upstream, for a 2025-era client', ()
       'mcp-protocol-version': c.transport.protocolVersion!,
     };
     const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'confirm', arguments: {} } };
-    const jsonOnly = await fetch(proxy.url, { method: 'POST', headers: { ...headers, accept: 'application/json' }, body: JSON.stringify(call) });
+    const jsonOnly = await fetch(proxy.url, {
+      method: 'POST',
+      headers: { ...headers, accept: 'application/json' },
+      body: JSON.stringify(call),
+    });
     expect(jsonOnly.status).toBe(200);
     expect(await jsonOnly.json()).toMatchObject({ id: 7, error: { data: { reason: 'HELD_INPUT_NEEDS_EVENT_STREAM' } } });
 
@@ -174,7 +185,9 @@ describe('input_required from a modern-only upstream, for a 2025-era client', ()
     expect(question.id).toMatch(/^mcp-session-proxy-ask-\d+$/);
     // SSE answers open in the proxy (this one among them), from its metrics.
     const openStreams = async () => {
-      const line = (await (await fetch(`${proxy.origin}/metrics`)).text()).split('\n').find((l) => l.startsWith('mcp_session_proxy_open_sse_streams '));
+      const line = (await (await fetch(`${proxy.origin}/metrics`)).text())
+        .split('\n')
+        .find((l) => l.startsWith('mcp_session_proxy_open_sse_streams '));
       return line === undefined ? 0 : Number(line.split(' ')[1]);
     };
     const open = await openStreams();

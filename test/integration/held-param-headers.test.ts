@@ -30,7 +30,11 @@ describe('Mcp-Param-* headers for a held session', () => {
     const direct = await connect(proxy.url, 'direct-client');
     const before = (await upstream.stats()).methods.length;
     expect(await callText(direct, 'regional', { region: 'ap' })).toBe('ap:-');
-    expect((await upstream.stats()).methods.slice(before).filter((m) => m !== 'subscriptions/listen')).toEqual(['tools/call', 'tools/list', 'tools/call']);
+    expect((await upstream.stats()).methods.slice(before).filter((m) => m !== 'subscriptions/listen')).toEqual([
+      'tools/call',
+      'tools/list',
+      'tools/call',
+    ]);
     // Learnt for the session: no refusal the second time.
     expect(await callText(direct, 'regional', { region: 'us' })).toBe('us:-');
     await c.close();

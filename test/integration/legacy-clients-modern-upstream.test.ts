@@ -55,14 +55,31 @@ describe('a v1 SDK client in front of a modern-only upstream', () => {
     const requests = stats.methods.filter((m) => m !== 'subscriptions/listen');
     // The first initialize went upstream (and was refused: that is how the proxy found out), then
     // the era probe; after that only 2026-07-28 requests, never a session id.
-    expect(requests).toEqual(['initialize', 'server/discover', 'server/discover', 'tools/list', 'tools/call', 'tools/call', 'tools/call', 'tools/call']);
+    expect(requests).toEqual([
+      'initialize',
+      'server/discover',
+      'server/discover',
+      'tools/list',
+      'tools/call',
+      'tools/call',
+      'tools/call',
+      'tools/call',
+    ]);
     expect(stats.withoutEnvelope).toBe(1);
     expect(stats.sessionIds).toEqual([]);
     expect(stats.mcpMethodHeaders.slice(1)).toEqual(stats.methods.slice(1));
     expect(stats.mcpNameHeaders).toEqual(['echo', 'whoami', 'echo', 'nope']);
     expect(stats.protocolVersionHeaders.slice(1).every((v) => v === '2026-07-28')).toBe(true);
     // logging/setLevel is kept on the session and sent as each later request's logLevel.
-    expect(stats.logLevels.filter((_, i) => stats.methods[i + 1] !== 'subscriptions/listen')).toEqual([null, null, null, null, null, 'warning', 'warning']);
+    expect(stats.logLevels.filter((_, i) => stats.methods[i + 1] !== 'subscriptions/listen')).toEqual([
+      null,
+      null,
+      null,
+      null,
+      null,
+      'warning',
+      'warning',
+    ]);
 
     // The upstream restarts: it kept nothing, and the client notices nothing.
     await upstream.stop();

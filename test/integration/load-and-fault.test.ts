@@ -73,45 +73,53 @@ async function underLoad(restart: (upstream: Fixture) => Promise<Fixture>, env: 
 }
 
 describe('load and fault: dozens of SDK clients calling continuously while the upstream restarts', () => {
-  it('graceful restarts (SIGTERM, drain, start again): zero client-visible failures, one replay per session per restart', async () => {
-    const result = await underLoad(
-      async (upstream) => {
-        await upstream.stop();
-        return startFixture('sdk', { port: upstream.port });
-      },
-      // This upstream drains: it answers every request it has read (with Connection: close) before
-      // it exits, so a connection reset from it always means the request was never read. A reset
-      // arrives when the stopping upstream gets round to closing the idle connection, which on a
-      // starved machine has been 1.08 s after sending, past the default 1 s RESET_RETRY_WINDOW_MS
-      // (a 502, cause ECONNRESET). Knowing their upstream drains, an operator can safely resend
-      // for as long as a restart takes.
-      { RESET_RETRY_WINDOW_MS: String(RESTART_BOUND_MS) },
-    );
-    expect(result.hangs).toBe(0);
-    expect(result.failures).toEqual([]);
-    expect(result.calls).toBeGreaterThan(CLIENTS * (RESTARTS + 1));
-    // Each new upstream process saw exactly one initialize per client: the replay.
-    for (const counts of result.replaysPerRestart) expect(counts).toEqual(clients1());
-  }, TEST_TIMEOUT_MS);
+  it(
+    'graceful restarts (SIGTERM, drain, start again): zero client-visible failures, one replay per session per restart',
+    async () => {
+      const result = await underLoad(
+        async (upstream) => {
+          await upstream.stop();
+          return startFixture('sdk', { port: upstream.port });
+        },
+        // This upstream drains: it answers every request it has read (with Connection: close) before
+        // it exits, so a connection reset from it always means the request was never read. A reset
+        // arrives when the stopping upstream gets round to closing the idle connection, which on a
+        // starved machine has been 1.08 s after sending, past the default 1 s RESET_RETRY_WINDOW_MS
+        // (a 502, cause ECONNRESET). Knowing their upstream drains, an operator can safely resend
+        // for as long as a restart takes.
+        { RESET_RETRY_WINDOW_MS: String(RESTART_BOUND_MS) },
+      );
+      expect(result.hangs).toBe(0);
+      expect(result.failures).toEqual([]);
+      expect(result.calls).toBeGreaterThan(CLIENTS * (RESTARTS + 1));
+      // Each new upstream process saw exactly one initialize per client: the replay.
+      for (const counts of result.replaysPerRestart) expect(counts).toEqual(clients1());
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('kills (SIGKILL mid-call): no call hangs, the calls cut off get clear JSON-RPC errors, everyone recovers', async () => {
-    const result = await underLoad(async (upstream) => {
-      await upstream.kill();
-      return startFixture('sdk', { port: upstream.port });
-    });
-    expect(result.hangs).toBe(0);
-    // Only calls in flight at a kill can fail: at most one per worker per kill.
-    expect(result.failures.length).toBeLessThanOrEqual(RESTARTS * CLIENTS * WORKERS_PER_CLIENT);
-    for (const failure of result.failures) {
-      // An SSE answer cut off carries a JSON-RPC error event; a POST whose connection broke before
-      // any answer gets a 502 (it is not sent twice: it may have run).
-      const clear =
-        (failure instanceof McpError && /upstream connection broke/.test(failure.message)) ||
-        (failure instanceof StreamableHTTPError && failure.code === 502);
-      expect(clear, String(failure)).toBe(true);
-    }
-    for (const counts of result.replaysPerRestart) expect(counts).toEqual(clients1());
-  }, TEST_TIMEOUT_MS);
+  it(
+    'kills (SIGKILL mid-call): no call hangs, the calls cut off get clear JSON-RPC errors, everyone recovers',
+    async () => {
+      const result = await underLoad(async (upstream) => {
+        await upstream.kill();
+        return startFixture('sdk', { port: upstream.port });
+      });
+      expect(result.hangs).toBe(0);
+      // Only calls in flight at a kill can fail: at most one per worker per kill.
+      expect(result.failures.length).toBeLessThanOrEqual(RESTARTS * CLIENTS * WORKERS_PER_CLIENT);
+      for (const failure of result.failures) {
+        // An SSE answer cut off carries a JSON-RPC error event; a POST whose connection broke before
+        // any answer gets a 502 (it is not sent twice: it may have run).
+        const clear =
+          (failure instanceof McpError && /upstream connection broke/.test(failure.message)) ||
+          (failure instanceof StreamableHTTPError && failure.code === 502);
+        expect(clear, String(failure)).toBe(true);
+      }
+      for (const counts of result.replaysPerRestart) expect(counts).toEqual(clients1());
+    },
+    TEST_TIMEOUT_MS,
+  );
 });
 
 function clients1(): number[] {

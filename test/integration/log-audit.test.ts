@@ -31,7 +31,9 @@ describe('logs never carry a raw session id, credential or cookie, at any level'
       const modern = await connectModern(proxy.url, `audited-modern-${mode}`, { headers: { authorization: TOKEN, cookie: COOKIE } });
       expect(await modernCallText(modern, 'echo', { text: 'm1' })).toBe('m1');
       // Listening on the pooled session's GET stream, through the loss (the replay renews the stream).
-      const regained = new Promise<void>((resolve) => modern.client.setNotificationHandler('notifications/tools/list_changed', () => resolve()));
+      const regained = new Promise<void>((resolve) =>
+        modern.client.setNotificationHandler('notifications/tools/list_changed', () => resolve()),
+      );
       const subscription = await modern.client.listen({ toolsListChanged: true, resourceSubscriptions: ['test://readme'] });
       await upstream.drop();
       expect(await modernCallText(modern, 'echo', { text: 'm2' })).toBe('m2');
@@ -40,20 +42,38 @@ describe('logs never carry a raw session id, credential or cookie, at any level'
       await modern.close();
       // MRTR: an input_required round, a tampered retry, and the retry that completes it.
       const ask = (id: number, extra: Record<string, unknown>) =>
-        modernPost(proxy.url, { ...modernHeaders('tools/call', 'ask-name'), authorization: TOKEN, cookie: COOKIE }, {
-          jsonrpc: '2.0',
-          id,
-          method: 'tools/call',
-          params: { name: 'ask-name', arguments: {}, ...extra, _meta: envelope({ 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } }) },
-        });
+        modernPost(
+          proxy.url,
+          { ...modernHeaders('tools/call', 'ask-name'), authorization: TOKEN, cookie: COOKIE },
+          {
+            jsonrpc: '2.0',
+            id,
+            method: 'tools/call',
+            params: {
+              name: 'ask-name',
+              arguments: {},
+              ...extra,
+              _meta: envelope({ 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } }),
+            },
+          },
+        );
       const asked = (await ask(1, {})).messages.at(-1)!.result as { requestState: string; inputRequests: Record<string, unknown> };
       secrets.push(asked.requestState);
       const inputResponses = { [Object.keys(asked.inputRequests)[0]!]: { action: 'accept', content: { name: 'Audited' } } };
-      expect((await ask(2, { inputResponses, requestState: `${asked.requestState}x` })).messages[0]).toMatchObject({ error: { code: -32602 } });
-      expect((await ask(3, { inputResponses, requestState: asked.requestState })).messages.at(-1)).toMatchObject({ result: { content: [{ text: 'Hello, Audited!' }] } });
+      expect((await ask(2, { inputResponses, requestState: `${asked.requestState}x` })).messages[0]).toMatchObject({
+        error: { code: -32602 },
+      });
+      expect((await ask(3, { inputResponses, requestState: asked.requestState })).messages.at(-1)).toMatchObject({
+        result: { content: [{ text: 'Hello, Audited!' }] },
+      });
       const sessionless = await fetch(proxy.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: TOKEN, cookie: COOKIE },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: TOKEN,
+          cookie: COOKIE,
+        },
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
       });
       expect(sessionless.status).toBe(200);

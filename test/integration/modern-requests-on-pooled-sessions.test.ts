@@ -20,17 +20,71 @@ const call = (id: number | string, name: string, args: Record<string, unknown> =
 describe('modern requests refused as a 2026-07-28 server refuses them', () => {
   const env = useFixtureAndProxy('strict');
   const cases: [string, Record<string, string>, unknown, number, number][] = [
-    ['the protocol version header and the body disagree', { ...modernHeaders('tools/list'), 'mcp-protocol-version': '2025-11-25' }, { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: envelope() } }, 400, -32020],
-    ['the protocol version header is missing', { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-method': 'tools/list' }, { jsonrpc: '2.0', id: 2, method: 'tools/list', params: { _meta: envelope() } }, 400, -32020],
-    ['the Mcp-Method header is missing', { ...modernHeaders('x'), 'mcp-method': '' }, { jsonrpc: '2.0', id: 3, method: 'tools/list', params: { _meta: envelope() } }, 400, -32020],
+    [
+      'the protocol version header and the body disagree',
+      { ...modernHeaders('tools/list'), 'mcp-protocol-version': '2025-11-25' },
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: envelope() } },
+      400,
+      -32020,
+    ],
+    [
+      'the protocol version header is missing',
+      { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-method': 'tools/list' },
+      { jsonrpc: '2.0', id: 2, method: 'tools/list', params: { _meta: envelope() } },
+      400,
+      -32020,
+    ],
+    [
+      'the Mcp-Method header is missing',
+      { ...modernHeaders('x'), 'mcp-method': '' },
+      { jsonrpc: '2.0', id: 3, method: 'tools/list', params: { _meta: envelope() } },
+      400,
+      -32020,
+    ],
     ['the Mcp-Name header names another tool', modernHeaders('tools/call', 'whoami'), call(4, 'echo', { text: 'x' }), 400, -32020],
-    ['the envelope lacks clientCapabilities', modernHeaders('tools/list'), { jsonrpc: '2.0', id: 5, method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } }, 400, -32602],
-    ['a modern header comes without the envelope', modernHeaders('tools/list'), { jsonrpc: '2.0', id: 6, method: 'tools/list', params: {} }, 400, -32602],
+    [
+      'the envelope lacks clientCapabilities',
+      modernHeaders('tools/list'),
+      { jsonrpc: '2.0', id: 5, method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } },
+      400,
+      -32602,
+    ],
+    [
+      'a modern header comes without the envelope',
+      modernHeaders('tools/list'),
+      { jsonrpc: '2.0', id: 6, method: 'tools/list', params: {} },
+      400,
+      -32602,
+    ],
     ['ping was removed', modernHeaders('ping'), { jsonrpc: '2.0', id: 7, method: 'ping', params: { _meta: envelope() } }, 404, -32601],
-    ['logging/setLevel was removed', modernHeaders('logging/setLevel'), { jsonrpc: '2.0', id: 8, method: 'logging/setLevel', params: { level: 'info', _meta: envelope() } }, 404, -32601],
-    ['initialize was removed', modernHeaders('initialize'), { jsonrpc: '2.0', id: 9, method: 'initialize', params: { _meta: envelope() } }, 404, -32601],
-    ['an unknown method', modernHeaders('unknown/method'), { jsonrpc: '2.0', id: 10, method: 'unknown/method', params: { _meta: envelope() } }, 404, -32601],
-    ['a batch', modernHeaders('tools/list'), [{ jsonrpc: '2.0', id: 11, method: 'tools/list', params: { _meta: envelope() } }], 400, -32600],
+    [
+      'logging/setLevel was removed',
+      modernHeaders('logging/setLevel'),
+      { jsonrpc: '2.0', id: 8, method: 'logging/setLevel', params: { level: 'info', _meta: envelope() } },
+      404,
+      -32601,
+    ],
+    [
+      'initialize was removed',
+      modernHeaders('initialize'),
+      { jsonrpc: '2.0', id: 9, method: 'initialize', params: { _meta: envelope() } },
+      404,
+      -32601,
+    ],
+    [
+      'an unknown method',
+      modernHeaders('unknown/method'),
+      { jsonrpc: '2.0', id: 10, method: 'unknown/method', params: { _meta: envelope() } },
+      404,
+      -32601,
+    ],
+    [
+      'a batch',
+      modernHeaders('tools/list'),
+      [{ jsonrpc: '2.0', id: 11, method: 'tools/list', params: { _meta: envelope() } }],
+      400,
+      -32600,
+    ],
   ];
   it.each(cases)('%s', async (_name, headers, body, status, code) => {
     const answer = await post(env.proxy.url, headers, body);
@@ -43,10 +97,18 @@ describe('modern requests refused as a 2026-07-28 server refuses them', () => {
   });
 
   it('an unsupported version: -32022 naming what is supported and what was asked', async () => {
-    const body = { jsonrpc: '2.0', id: 12, method: 'tools/list', params: { _meta: envelope({ 'io.modelcontextprotocol/protocolVersion': 'v999.0.0' }) } };
+    const body = {
+      jsonrpc: '2.0',
+      id: 12,
+      method: 'tools/list',
+      params: { _meta: envelope({ 'io.modelcontextprotocol/protocolVersion': 'v999.0.0' }) },
+    };
     const answer = await post(env.proxy.url, { ...modernHeaders('tools/list'), 'mcp-protocol-version': 'v999.0.0' }, body);
     expect(answer.status).toBe(400);
-    expect(answer.messages[0]).toMatchObject({ id: 12, error: { code: -32022, data: { supported: ['2026-07-28'], requested: 'v999.0.0' } } });
+    expect(answer.messages[0]).toMatchObject({
+      id: 12,
+      error: { code: -32022, data: { supported: ['2026-07-28'], requested: 'v999.0.0' } },
+    });
   });
 
   it('a notification is accepted with 202 and nothing reaches the upstream', async () => {
@@ -68,18 +130,34 @@ describe('modern requests refused as a 2026-07-28 server refuses them', () => {
       method: 'resources/read',
       params: { uri: 'test://gone', _meta: envelope() },
     });
-    expect(answer.messages.at(-1)).toMatchObject({ id: 13, error: { code: -32602, message: 'MCP error -32002: Resource not found: test://gone' } });
+    expect(answer.messages.at(-1)).toMatchObject({
+      id: 13,
+      error: { code: -32602, message: 'MCP error -32002: Resource not found: test://gone' },
+    });
     const read = await post(env.proxy.url, modernHeaders('resources/read', 'test://readme'), {
       jsonrpc: '2.0',
       id: 15,
       method: 'resources/read',
       params: { uri: 'test://readme', _meta: envelope() },
     });
-    expect(read.messages.at(-1)).toMatchObject({ id: 15, result: { contents: [{ text: 'read me' }], resultType: 'complete', ttlMs: 0, cacheScope: 'private' } });
-    const listed = await post(env.proxy.url, modernHeaders('tools/list'), { jsonrpc: '2.0', id: 14, method: 'tools/list', params: { _meta: envelope() } });
+    expect(read.messages.at(-1)).toMatchObject({
+      id: 15,
+      result: { contents: [{ text: 'read me' }], resultType: 'complete', ttlMs: 0, cacheScope: 'private' },
+    });
+    const listed = await post(env.proxy.url, modernHeaders('tools/list'), {
+      jsonrpc: '2.0',
+      id: 14,
+      method: 'tools/list',
+      params: { _meta: envelope() },
+    });
     expect(listed.messages.at(-1)).toMatchObject({
       id: 14,
-      result: { resultType: 'complete', ttlMs: 0, cacheScope: 'private', _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'legacy-strict', version: '1.0.0' } } },
+      result: {
+        resultType: 'complete',
+        ttlMs: 0,
+        cacheScope: 'private',
+        _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'legacy-strict', version: '1.0.0' } },
+      },
     });
   });
 });
@@ -88,7 +166,9 @@ describe('who shares a pooled upstream session', () => {
   const env = useFixtureAndProxy('sdk');
 
   it('callers with different credentials never share one; callers with the same share it without id collisions', async () => {
-    const alice = await Promise.all([0, 1].map(() => connectModern(env.proxy.url, 'shared-app', { headers: { authorization: 'Bearer alice' } })));
+    const alice = await Promise.all(
+      [0, 1].map(() => connectModern(env.proxy.url, 'shared-app', { headers: { authorization: 'Bearer alice' } })),
+    );
     const bob = await connectModern(env.proxy.url, 'shared-app', { headers: { authorization: 'Bearer bob' } });
     // Both of alice's clients number their requests alike (from 0): on one shared upstream
     // session, the proxy's rewriting keeps them apart.
@@ -97,7 +177,9 @@ describe('who shares a pooled upstream session', () => {
     );
     expect(texts).toEqual([0, 1, 2].flatMap((i) => Array.from({ length: 10 }, (_, j) => `${i}-${j}`)));
     const stats = await env.upstream.stats();
-    const sessions = Object.entries(stats.clientBySession).filter(([, client]) => client === 'shared-app').map(([id]) => id);
+    const sessions = Object.entries(stats.clientBySession)
+      .filter(([, client]) => client === 'shared-app')
+      .map(([id]) => id);
     // One upstream session for alice (both clients), one for bob.
     expect(sessions).toHaveLength(2);
     expect(sessions.map((id) => stats.authorizationBySession[id]).sort()).toEqual([['Bearer alice'], ['Bearer bob']]);
@@ -155,8 +237,17 @@ describe('the pool is bounded, and what leaves it is ended upstream', () => {
 });
 
 describe('2025-style callers without a session (raw HTTP)', () => {
-  const legacyHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
-  const echo = (id: number | string) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text: `raw ${id}` } } });
+  const legacyHeaders = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': '2025-06-18',
+  };
+  const echo = (id: number | string) => ({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'echo', arguments: { text: `raw ${id}` } },
+  });
 
   it('are served on a pooled session by default, with their own ids', async () => {
     const upstream = await startFixture('strict');

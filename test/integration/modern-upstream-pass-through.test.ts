@@ -26,7 +26,10 @@ describe('UPSTREAM_ERA=auto in front of a modern upstream', () => {
     expect((await c.client.listTools()).tools.map((t) => t.name)).toEqual(expect.arrayContaining(['echo', 'whoami']));
     expect(await modernCallText(c, 'echo', { text: 'through' })).toBe('through');
     // The upstream read the client's own envelope (a translating proxy would have sent its own initialize).
-    expect(JSON.parse(await modernCallText(c, 'whoami'))).toEqual({ clientInfo: { name: 'pass-through', version: '2.4.0' }, capabilities: {} });
+    expect(JSON.parse(await modernCallText(c, 'whoami'))).toEqual({
+      clientInfo: { name: 'pass-through', version: '2.4.0' },
+      capabilities: {},
+    });
 
     const stats = await upstream.stats();
     // One server/discover from the proxy's probe, one from the client's connect; nothing else.
@@ -89,7 +92,10 @@ describe('a legacy upstream replaced by a modern one on the same port (UPSTREAM_
     await legacy.stop();
     const modern = await startModernFixture({ legacy: 'reject', port: legacy.port });
     expect(await modernCallText(c, 'echo', { text: 'modern' })).toBe('modern');
-    expect(JSON.parse(await modernCallText(c, 'whoami'))).toEqual({ clientInfo: { name: 'upgraded-reject', version: '2.4.0' }, capabilities: {} });
+    expect(JSON.parse(await modernCallText(c, 'whoami'))).toEqual({
+      clientInfo: { name: 'upgraded-reject', version: '2.4.0' },
+      capabilities: {},
+    });
     const stats = await modern.stats();
     // The translated request it refused, the proxy's new probe, then the client's requests untouched.
     expect(stats.methods).toEqual(['tools/call', 'server/discover', 'tools/call', 'tools/call']);

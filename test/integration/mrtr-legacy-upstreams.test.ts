@@ -26,7 +26,12 @@ interface Asking {
 }
 
 /** A pinned v2 client that answers every question: name Alice, colour blue, a model reply, one root. */
-async function connectAsking(url: string, name: string, capabilities: Record<string, object> = ALL_CAPABILITIES, headers?: Record<string, string>): Promise<Asking> {
+async function connectAsking(
+  url: string,
+  name: string,
+  capabilities: Record<string, object> = ALL_CAPABILITIES,
+  headers?: Record<string, string>,
+): Promise<Asking> {
   const client = new Client({ name, version: '2.4.0' }, { capabilities, versionNegotiation: { mode: { pin: MODERN } } });
   const asked: string[] = [];
   if ('elicitation' in capabilities) {
@@ -61,31 +66,45 @@ async function callText(c: Asking, name: string): Promise<string> {
 
 /** A raw first round of `tools/call name`, with these capabilities and headers. */
 function firstRound(url: string, name: string, extra: { capabilities?: object; headers?: Record<string, string>; args?: object } = {}) {
-  return post(url, { ...modernHeaders('tools/call', name), ...extra.headers }, {
-    jsonrpc: '2.0',
-    id: 1,
-    method: 'tools/call',
-    params: {
-      name,
-      arguments: extra.args ?? {},
-      _meta: envelope({ 'io.modelcontextprotocol/clientCapabilities': extra.capabilities ?? ALL_CAPABILITIES }),
+  return post(
+    url,
+    { ...modernHeaders('tools/call', name), ...extra.headers },
+    {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: {
+        name,
+        arguments: extra.args ?? {},
+        _meta: envelope({ 'io.modelcontextprotocol/clientCapabilities': extra.capabilities ?? ALL_CAPABILITIES }),
+      },
     },
-  });
+  );
 }
 
-function retry(url: string, name: string, requestState: unknown, inputResponses: object, extra: { headers?: Record<string, string>; args?: object } = {}) {
-  return post(url, { ...modernHeaders('tools/call', name), ...extra.headers }, {
-    jsonrpc: '2.0',
-    id: 2,
-    method: 'tools/call',
-    params: {
-      name,
-      arguments: extra.args ?? {},
-      inputResponses,
-      requestState,
-      _meta: envelope({ 'io.modelcontextprotocol/clientCapabilities': ALL_CAPABILITIES }),
+function retry(
+  url: string,
+  name: string,
+  requestState: unknown,
+  inputResponses: object,
+  extra: { headers?: Record<string, string>; args?: object } = {},
+) {
+  return post(
+    url,
+    { ...modernHeaders('tools/call', name), ...extra.headers },
+    {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: {
+        name,
+        arguments: extra.args ?? {},
+        inputResponses,
+        requestState,
+        _meta: envelope({ 'io.modelcontextprotocol/clientCapabilities': ALL_CAPABILITIES }),
+      },
     },
-  });
+  );
 }
 
 /** Wait until the fixture's stats satisfy `done` (each check is one admin request; bounded). */
@@ -127,9 +146,17 @@ describe('one proxy: the retry continues the parked upstream exchange', () => {
   it('asks three questions at once as one input_required with three keys', async () => {
     const first = await firstRound(proxy.url, 'ask-all');
     expect(first.status).toBe(200);
-    const result = first.messages.at(-1)!.result as { resultType: string; inputRequests: Record<string, { method: string }>; requestState: string };
+    const result = first.messages.at(-1)!.result as {
+      resultType: string;
+      inputRequests: Record<string, { method: string }>;
+      requestState: string;
+    };
     expect(result.resultType).toBe('input_required');
-    expect(Object.values(result.inputRequests).map((r) => r.method).sort()).toEqual(['elicitation/create', 'roots/list', 'sampling/createMessage']);
+    expect(
+      Object.values(result.inputRequests)
+        .map((r) => r.method)
+        .sort(),
+    ).toEqual(['elicitation/create', 'roots/list', 'sampling/createMessage']);
     expect(typeof result.requestState).toBe('string');
     // One retry answers all three.
     const answers: Record<string, object> = {};
@@ -142,7 +169,10 @@ describe('one proxy: the retry continues the parked upstream exchange', () => {
             : { model: 'm', role: 'assistant', content: { type: 'text', text: 'Yo' } };
     }
     const done = await retry(proxy.url, 'ask-all', result.requestState, answers);
-    expect(done.messages.at(-1)).toMatchObject({ id: 2, result: { resultType: 'complete', content: [{ text: 'Raw | Yo | file:///raw' }] } });
+    expect(done.messages.at(-1)).toMatchObject({
+      id: 2,
+      result: { resultType: 'complete', content: [{ text: 'Raw | Yo | file:///raw' }] },
+    });
 
     const c = await connectAsking(proxy.url, 'three-at-once');
     expect(await callText(c, 'ask-all')).toBe('Alice | Hi there | file:///work');
@@ -174,7 +204,12 @@ describe('one proxy: the retry continues the parked upstream exchange', () => {
     const alice = { authorization: 'Bearer alice-token-0123456789' };
     const first = await firstRound(proxy.url, 'ask-name', { headers: alice });
     const state = (first.messages.at(-1)!.result as { requestState: string }).requestState;
-    const answers = { [Object.keys((first.messages.at(-1)!.result as { inputRequests: object }).inputRequests)[0]!]: { action: 'accept', content: { name: 'Mallory' } } };
+    const answers = {
+      [Object.keys((first.messages.at(-1)!.result as { inputRequests: object }).inputRequests)[0]!]: {
+        action: 'accept',
+        content: { name: 'Mallory' },
+      },
+    };
     for (const [label, attempt] of [
       ['tampered', retry(proxy.url, 'ask-name', `${state}-TAMPERED`, answers, { headers: alice })],
       ['foreign credentials', retry(proxy.url, 'ask-name', state, answers, { headers: { authorization: 'Bearer mallory-token-012345' } })],

@@ -134,7 +134,11 @@ describe.each<TokenKind>(['jwt', 'opaque'])('%s access tokens, upstream naming t
       const c = await connectAs(stack, 'alice', client);
       const after = await stack.as.stats();
       // One registration, one authorization (the 401 started it), one code exchanged.
-      expect([after.registrations, after.authorizations, after.codeGrants]).toEqual([before.registrations + 1, before.authorizations + 1, before.codeGrants + 1]);
+      expect([after.registrations, after.authorizations, after.codeGrants]).toEqual([
+        before.registrations + 1,
+        before.authorizations + 1,
+        before.codeGrants + 1,
+      ]);
       expect((await whoami(c)).user).toBe('alice');
       expect(await c.callText('echo', { text: 'hello' })).toBe('hello');
       if (client === 'v1') expect(c.sessionId()).toBeDefined();
@@ -221,7 +225,7 @@ describe.each<TokenKind>(['jwt', 'opaque'])('%s access tokens, upstream naming t
 describe('jwt access tokens, upstream naming its internal URL, proxy with the public-URL setting', () => {
   const stack = useStack('jwt', { internal: true });
 
-  it("the proxy serves the protected-resource metadata naming its public URL, and its 401 challenge points there", async () => {
+  it('the proxy serves the protected-resource metadata naming its public URL, and its 401 challenge points there', async () => {
     const publicUrl = stack.proxy.url;
     for (const path of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource']) {
       const res = await fetch(`${stack.proxy.origin}${path}`);

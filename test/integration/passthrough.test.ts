@@ -13,7 +13,7 @@ describe('paths other than the MCP endpoint', () => {
     expect(await res.json()).toEqual({ resource: 'fixture', sawAuthorization: 'Bearer discovery-token-123' });
   });
 
-  it('pass the upstream\'s own 404 through', async () => {
+  it("pass the upstream's own 404 through", async () => {
     const res = await fetch(`${env.proxy.origin}/nowhere`);
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: 'not found' });
@@ -39,7 +39,7 @@ describe('paths other than the MCP endpoint', () => {
     await res.text();
   });
 
-  it('treat /mcp/ as the MCP endpoint, never as a way around the proxy to the upstream\'s', async () => {
+  it("treat /mcp/ as the MCP endpoint, never as a way around the proxy to the upstream's", async () => {
     const init = JSON.stringify({
       jsonrpc: '2.0',
       id: 1,
@@ -57,7 +57,7 @@ describe('paths other than the MCP endpoint', () => {
     await res.text();
   });
 
-  it('refuse the upstream\'s MCP path when the proxy serves MCP elsewhere', async () => {
+  it("refuse the upstream's MCP path when the proxy serves MCP elsewhere", async () => {
     const other = await startProxy(env.upstream.mcpUrl, { MCP_PATH: '/v2/mcp' });
     for (const path of ['/mcp', '/MCP', '/mcp/', '//mcp', '/%6Dcp', '/./mcp', '/%2e/mcp', '/x/../mcp']) {
       const res = await fetch(`${other.origin}${path}`, {

@@ -44,9 +44,7 @@ describe('the proxy process', () => {
     const c2 = await connect(other.url, 'stuck');
     // Cut by the forced exit below; the timeout spares the SDK's default 60 s wait, and is long
     // enough that it does not end the call itself before that on a busy machine.
-    const call = c2.client
-      .callTool({ name: 'gated-progress', arguments: { steps: 1 } }, undefined, { timeout: 15_000 })
-      .catch(() => 'cut');
+    const call = c2.client.callTool({ name: 'gated-progress', arguments: { steps: 1 } }, undefined, { timeout: 15_000 }).catch(() => 'cut');
     await expect.poll(async () => (await upstream.stats()).gateWaiters).toBe(1); // the call is at the gate
     const exited = once(other.child, 'exit');
     other.child.kill('SIGTERM');
@@ -84,7 +82,12 @@ describe('the proxy process', () => {
     });
     expect(status).toBe(200);
     // JSON, or one SSE event carrying it: the answer to request 9, listing the fixture's tools.
-    const json = text.startsWith('{') ? text : text.split('\n').find((l) => l.startsWith('data: '))!.slice('data: '.length);
+    const json = text.startsWith('{')
+      ? text
+      : text
+          .split('\n')
+          .find((l) => l.startsWith('data: '))!
+          .slice('data: '.length);
     const answer = JSON.parse(json) as { id: number; result: { tools: { name: string }[] } };
     expect(answer.id).toBe(9);
     expect(answer.result.tools.map((t) => t.name)).toEqual(FIXTURE_TOOLS);

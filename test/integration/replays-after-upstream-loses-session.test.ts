@@ -16,7 +16,7 @@ describe('TypeScript-SDK-style upstream that forgets sessions (404 "Session not 
   // tests when the machine was busy: one replay too many.)
   const env = useFixtureAndProxy('sdk', { idleMs: IDLE_MS });
 
-  it('replays the client\'s own initialize after the upstream drops every session; the client never notices', async () => {
+  it("replays the client's own initialize after the upstream drops every session; the client never notices", async () => {
     const c = await connect(env.proxy.url, 'dropper');
     const id = c.sessionId();
     const before = JSON.parse(await callText(c, 'whoami')) as WhoAmI;

@@ -88,7 +88,11 @@ function newSecret(): string {
 }
 
 /** The built proxy, at trace level, logging to a file of its own (read by the log audit). */
-async function proxy(upstream: Fixture, env: Record<string, string> = {}, port: number | string = '0'): Promise<Proxy & { logFile: string }> {
+async function proxy(
+  upstream: Fixture,
+  env: Record<string, string> = {},
+  port: number | string = '0',
+): Promise<Proxy & { logFile: string }> {
   const logFile = join(logDir, `proxy-${logFileCount++}.log`);
   audit.upstreams.add(upstream);
   try {
@@ -153,7 +157,11 @@ async function unknownIdAnswer(url: string, protocolVersion: string): Promise<un
 /** A DELETE answered as for an unknown id (a DELETE carries no JSON-RPC id to answer). */
 function expectDeleteRefused(answer: Raw) {
   expect(answer.status).toBe(404);
-  expect(JSON.parse(answer.body)).toEqual({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found', data: { reason: 'SESSION_NOT_FOUND' } } });
+  expect(JSON.parse(answer.body)).toEqual({
+    jsonrpc: '2.0',
+    id: null,
+    error: { code: -32001, message: 'Session not found', data: { reason: 'SESSION_NOT_FOUND' } },
+  });
 }
 
 function expectNotFound(answer: Raw, unknown: unknown) {
@@ -166,7 +174,12 @@ function expectNotFound(answer: Raw, unknown: unknown) {
 /** A tools/list answer that went through (JSON, or one SSE event) and listed the fixture's tools. */
 function expectListed(answer: Raw) {
   expect(answer.status).toBe(200);
-  const json = answer.body.startsWith('{') ? answer.body : answer.body.split('\n').find((l) => l.startsWith('data: '))!.slice('data: '.length);
+  const json = answer.body.startsWith('{')
+    ? answer.body
+    : answer.body
+        .split('\n')
+        .find((l) => l.startsWith('data: '))!
+        .slice('data: '.length);
   const listed = JSON.parse(json) as { id: number; result: { tools: { name: string }[] } };
   expect(listed.id).toBe(7); // LIST's id
   expect(listed.result.tools.map((t) => t.name)).toEqual(FIXTURE_TOOLS);
@@ -206,11 +219,15 @@ function flipPart(token: string, part: number): string {
 /** Run the proxy until it exits (it should, at once): exit code, stdout, stderr. */
 function runToExit(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SESSION_')));
-  const child = spawn(process.execPath, [`${ROOT}dist/main.js`, '--upstream', 'http://127.0.0.1:9/mcp', '--port', '0', '--host', '127.0.0.1'], {
-    cwd: ROOT,
-    env: { ...base, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [`${ROOT}dist/main.js`, '--upstream', 'http://127.0.0.1:9/mcp', '--port', '0', '--host', '127.0.0.1'],
+    {
+      cwd: ROOT,
+      env: { ...base, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -330,7 +347,7 @@ describe('sealed session ids (SESSION_SECRET)', () => {
     });
   });
 
-  it('a proxy killed (SIGKILL) and restarted on its port: the client\'s next call works with the same id, one replay', async () => {
+  it("a proxy killed (SIGKILL) and restarted on its port: the client's next call works with the same id, one replay", async () => {
     const secret = newSecret();
     const port = await freePort();
     const p1 = await proxy(upstream, { SESSION_SECRET: secret }, port);

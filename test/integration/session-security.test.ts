@@ -109,7 +109,10 @@ describe('session security', () => {
     const refreshed = await post(proxy.url, { ...base, authorization: jwt({ iss: 'https://idp', sub: 'alice', exp: 2 }) });
     expect(refreshed.status).toBe(200);
     await refreshed.text();
-    for (const claims of [{ iss: 'https://idp', sub: 'mallory' }, { iss: 'https://other-idp', sub: 'alice' }]) {
+    for (const claims of [
+      { iss: 'https://idp', sub: 'mallory' },
+      { iss: 'https://other-idp', sub: 'alice' },
+    ]) {
       const res = await post(proxy.url, { ...base, authorization: jwt(claims) });
       expect(res.status).toBe(404);
       await res.text();

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { useFixtureAndProxy } from '../helpers/fixture-and-proxy.js';
 
 const BODY_TIMEOUT_MS = 300;
-const INIT = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"slow","version":"1"}}}';
+const INIT =
+  '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"slow","version":"1"}}}';
 
 /** Send `head` and `partial` of a body, then nothing more; resolve with all the proxy sent once it closes the connection. */
 function stall(port: number, partial: string, declared = INIT.length): Promise<string> {
@@ -70,7 +71,11 @@ describe('a request body that stops arriving', () => {
   it('an SSE answer idle for longer than the body timeout stays open: only bodies are timed', async () => {
     // A session of its own, without the SDK client (which holds its own GET stream).
     const post = (body: string, headers: Record<string, string> = {}) =>
-      fetch(env.proxy.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body });
+      fetch(env.proxy.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+        body,
+      });
     const init = await post(INIT);
     await init.text();
     const session = { 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-06-18' };

@@ -89,7 +89,10 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     const proxy = await startProxy(upstream.mcpUrl);
     const c = await connectModern(proxy.url, 'listener');
     // server/discover now declares what listen delivers, as the upstream declares it.
-    expect(c.client.getServerCapabilities()).toMatchObject({ tools: { listChanged: true }, resources: { subscribe: true, listChanged: true } });
+    expect(c.client.getServerCapabilities()).toMatchObject({
+      tools: { listChanged: true },
+      resources: { subscribe: true, listChanged: true },
+    });
     const notes = recordNotifications(c);
 
     const subscription = await c.client.listen({
@@ -191,7 +194,10 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     const gap = notes.next(isTools);
     await upstream.kill();
     // The proxy has tried and failed at least twice before the upstream comes back.
-    await vi.waitFor(() => expect(proxy.output().match(/upstream notification stream not back yet; retrying/g)?.length ?? 0).toBeGreaterThanOrEqual(2), WAIT);
+    await vi.waitFor(
+      () => expect(proxy.output().match(/upstream notification stream not back yet; retrying/g)?.length ?? 0).toBeGreaterThanOrEqual(2),
+      WAIT,
+    );
     upstream = await startFixture('sdk', { port: upstream.port });
     const heard = await gap;
     expect(heard.params?._meta?.[SUBSCRIPTION_ID]).toEqual(expect.any(String));
@@ -271,17 +277,33 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     });
     expect(bad.status).toBe(200);
     expect(bad.messages).toEqual([
-      { jsonrpc: '2.0', id: 7, error: expect.objectContaining({ code: -32602, message: "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter" }) },
+      {
+        jsonrpc: '2.0',
+        id: 7,
+        error: expect.objectContaining({
+          code: -32602,
+          message: "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter",
+        }),
+      },
     ]);
-    const missing = await post(proxy.url, modernHeaders('subscriptions/listen'), { jsonrpc: '2.0', id: 8, method: 'subscriptions/listen', params: { _meta: envelope() } });
+    const missing = await post(proxy.url, modernHeaders('subscriptions/listen'), {
+      jsonrpc: '2.0',
+      id: 8,
+      method: 'subscriptions/listen',
+      params: { _meta: envelope() },
+    });
     expect(missing.messages[0]).toMatchObject({ id: 8, error: { code: -32602 } });
 
-    const json = await post(proxy.url, { ...modernHeaders('subscriptions/listen'), accept: 'application/json' }, {
-      jsonrpc: '2.0',
-      id: 9,
-      method: 'subscriptions/listen',
-      params: { _meta: envelope(), notifications: { toolsListChanged: true } },
-    });
+    const json = await post(
+      proxy.url,
+      { ...modernHeaders('subscriptions/listen'), accept: 'application/json' },
+      {
+        jsonrpc: '2.0',
+        id: 9,
+        method: 'subscriptions/listen',
+        params: { _meta: envelope(), notifications: { toolsListChanged: true } },
+      },
+    );
     expect(json.status).toBe(406);
     expect(json.messages[0]).toMatchObject({ id: 9, error: { code: -32000 } });
 
@@ -297,7 +319,10 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     expect(await empty.next()).toEqual({
       jsonrpc: '2.0',
       id: 10,
-      result: { resultType: 'complete', _meta: { [SUBSCRIPTION_ID]: 10, 'io.modelcontextprotocol/serverInfo': { name: 'legacy-sdk', version: '1.0.0' } } },
+      result: {
+        resultType: 'complete',
+        _meta: { [SUBSCRIPTION_ID]: 10, 'io.modelcontextprotocol/serverInfo': { name: 'legacy-sdk', version: '1.0.0' } },
+      },
     });
     expect(await empty.next()).toBeUndefined();
 
@@ -317,7 +342,10 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
 
     // Shutdown: the stream ends with the graceful result.
     await proxy.stop();
-    expect(await listening.next()).toMatchObject({ id: 'raw-1', result: { resultType: 'complete', _meta: { [SUBSCRIPTION_ID]: 'raw-1' } } });
+    expect(await listening.next()).toMatchObject({
+      id: 'raw-1',
+      result: { resultType: 'complete', _meta: { [SUBSCRIPTION_ID]: 'raw-1' } },
+    });
     expect(await listening.next()).toBeUndefined();
     expect(MODERN).toBe('2026-07-28');
   }, 120_000);
@@ -333,7 +361,9 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
       method: 'subscriptions/listen',
       params: { _meta: envelope(), notifications: { toolsListChanged: true } },
     });
-    expect(refused.messages).toEqual([{ jsonrpc: '2.0', id: 2, error: expect.objectContaining({ code: -32603, message: 'Subscription limit reached' }) }]);
+    expect(refused.messages).toEqual([
+      { jsonrpc: '2.0', id: 2, error: expect.objectContaining({ code: -32603, message: 'Subscription limit reached' }) },
+    ]);
     await first.cancel();
     // Closed streams free their place.
     await vi.waitFor(async () => expect((await upstream.stats()).getsOpen).toBe(0), WAIT);
@@ -349,13 +379,20 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
         fetch(proxy.url, {
           method: 'POST',
           headers: modernHeaders('subscriptions/listen'),
-          body: JSON.stringify({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { _meta: envelope(), notifications: { toolsListChanged: true } } }),
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id,
+            method: 'subscriptions/listen',
+            params: { _meta: envelope(), notifications: { toolsListChanged: true } },
+          }),
           signal: controller.signal,
         }),
       ),
     );
     const streams = burst.filter((res) => res.headers.get('content-type')?.startsWith('text/event-stream'));
-    const refusals = await Promise.all(burst.filter((res) => !streams.includes(res)).map(async (res) => (await res.json()) as { error?: { code?: number } }));
+    const refusals = await Promise.all(
+      burst.filter((res) => !streams.includes(res)).map(async (res) => (await res.json()) as { error?: { code?: number } }),
+    );
     expect(streams).toHaveLength(1);
     expect(refusals.map((r) => r.error?.code)).toEqual([-32603, -32603, -32603, -32603]);
     controller.abort();
@@ -367,7 +404,12 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     const res = await fetch(proxy.url, {
       method: 'POST',
       headers: modernHeaders('subscriptions/listen'),
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscriptions/listen', params: { _meta: envelope(), notifications: { toolsListChanged: true } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'subscriptions/listen',
+        params: { _meta: envelope(), notifications: { toolsListChanged: true } },
+      }),
     });
     const reader = res.body!.getReader();
     const decoder = new TextDecoder();
@@ -381,7 +423,12 @@ describe('a pinned 2026-07-28 client listening through the proxy (legacy sdk ups
     expect(text).toMatch(/^event: message\ndata: \{"jsonrpc":"2.0","method":"notifications\/subscriptions\/acknowledged"/);
     // A request of the same caller finds the same pooled session (an expired one would be ended
     // here, and its listeners with it).
-    const listed = await post(proxy.url, modernHeaders('tools/list'), { jsonrpc: '2.0', id: 2, method: 'tools/list', params: { _meta: envelope() } });
+    const listed = await post(proxy.url, modernHeaders('tools/list'), {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/list',
+      params: { _meta: envelope() },
+    });
     expect(listed.messages[0]).toMatchObject({ id: 2, result: { resultType: 'complete' } });
     const stats = await upstream.stats();
     expect(stats.deletes).toBe(0);

@@ -94,12 +94,16 @@ describe('tracing over OTLP http/json in front of a legacy upstream', () => {
     expect(answer.messages[0]).toMatchObject({ result: { content: [{ text: 'after drop' }] } });
 
     // A 2026-07-28 call on a pooled upstream session, its context in params._meta only.
-    const modernAnswer = await post(proxy.url, { ...modernHeaders('tools/call', 'echo'), authorization: TOKEN }, {
-      jsonrpc: '2.0',
-      id: 'modern-1',
-      method: 'tools/call',
-      params: { name: 'echo', arguments: { text: 'modern' }, _meta: { ...envelope(), traceparent: modern.traceparent } },
-    });
+    const modernAnswer = await post(
+      proxy.url,
+      { ...modernHeaders('tools/call', 'echo'), authorization: TOKEN },
+      {
+        jsonrpc: '2.0',
+        id: 'modern-1',
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { text: 'modern' }, _meta: { ...envelope(), traceparent: modern.traceparent } },
+      },
+    );
     expect(modernAnswer.messages[0]).toMatchObject({ result: { content: [{ text: 'modern' }] } });
 
     // A sealed id this process no longer knows (a restart): reopened, then replayed.
@@ -132,7 +136,7 @@ describe('tracing over OTLP http/json in front of a legacy upstream', () => {
   let seen: { before: Awaited<ReturnType<Fixture['stats']>>['traceparents']; after: Awaited<ReturnType<Fixture['stats']>>['traceparents'] };
   afterAll(() => receiver?.close());
 
-  it('a plain call: a server span under the caller\'s context, a client span under it, its context seen upstream', () => {
+  it("a plain call: a server span under the caller's context, a client span under it, its context seen upstream", () => {
     const trace = inTrace(spans, plain.traceId);
     const server = one(trace, (s) => s.kind === SERVER && s.name === 'tools/call echo');
     expect(server.parentSpanId).toBe(plain.spanId);
@@ -149,7 +153,11 @@ describe('tracing over OTLP http/json in front of a legacy upstream', () => {
     expect(server.status).not.toBe(ERROR);
     const client = one(childrenOf(trace, server), (s) => s.kind === CLIENT);
     expect(client.name).toBe('tools/call echo');
-    expect(client.attributes).toMatchObject({ 'server.address': '127.0.0.1', 'server.port': upstream.port, 'http.response.status_code': 200 });
+    expect(client.attributes).toMatchObject({
+      'server.address': '127.0.0.1',
+      'server.port': upstream.port,
+      'http.response.status_code': 200,
+    });
     expect(client.attributes['mcp.session.id']).toMatch(/^fp:[0-9a-f]{12}$/);
     // The upstream saw the client span's context in the header; the client's own body went untouched.
     const call = seen.before.find((t) => t.method === 'tools/call' && t.header?.includes(plain.traceId));
@@ -167,14 +175,18 @@ describe('tracing over OTLP http/json in front of a legacy upstream', () => {
     expect(exchanges.map((s) => s.attributes['http.response.status_code'])).toEqual([404, 200]);
     expect(exchanges[0]!.status).toBe(ERROR);
     const replay = one(children, (s) => s.kind === INTERNAL && s.name === 'replay initialize');
-    expect(childrenOf(trace, replay).map((s) => s.name).sort()).toEqual(['initialize', 'notifications/initialized']);
+    expect(
+      childrenOf(trace, replay)
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(['initialize', 'notifications/initialized']);
     // The replay's own messages carry its context upstream, in the header and in params._meta.
     const initialize = one(childrenOf(trace, replay), (s) => s.name === 'initialize');
     const seenInit = seen.before.find((t) => t.method === 'initialize' && spanIdOf(t.header) === initialize.spanId);
     expect(spanIdOf(seenInit!.meta)).toBe(initialize.spanId);
   });
 
-  it('a modern call on a pooled session: the caller\'s context from params._meta, a pool miss opening the session, _meta rewritten upstream', () => {
+  it("a modern call on a pooled session: the caller's context from params._meta, a pool miss opening the session, _meta rewritten upstream", () => {
     const trace = inTrace(spans, modern.traceId);
     const server = one(trace, (s) => s.kind === SERVER);
     expect(server.name).toBe('tools/call echo');
@@ -187,7 +199,7 @@ describe('tracing over OTLP http/json in front of a legacy upstream', () => {
     expect(spanIdOf(call!.meta)).toBe(client.spanId);
   });
 
-  it('a sealed id reopened after a restart: the reopen and the replay in the call\'s trace', () => {
+  it("a sealed id reopened after a restart: the reopen and the replay in the call's trace", () => {
     const trace = inTrace(spans, sealed.traceId);
     const server = one(trace, (s) => s.kind === SERVER);
     one(childrenOf(trace, server), (s) => s.name === 'sealed id reopen');
@@ -227,17 +239,28 @@ describe('tracing over OTLP http/protobuf, an upstream that is down', () => {
     const dead = `http://127.0.0.1:${await freePort()}/mcp`;
     // Nothing is exported on its own schedule within the test (spans: 10 min; metrics: 60 s by
     // default): whatever arrives was flushed by the shutdown.
-    const proxy = await startProxy(dead, { ...otelEnv(receiver, 'http/protobuf'), OTEL_BSP_SCHEDULE_DELAY: '600000', UPSTREAM_RETRY_MS: '0' });
-    const context = callerContext();
-    const answer = await post(proxy.url, { 'content-type': 'application/json', accept: 'application/json, text/event-stream', traceparent: context.traceparent }, {
-      jsonrpc: '2.0',
-      id: 'down-1',
-      method: 'tools/list',
+    const proxy = await startProxy(dead, {
+      ...otelEnv(receiver, 'http/protobuf'),
+      OTEL_BSP_SCHEDULE_DELAY: '600000',
+      UPSTREAM_RETRY_MS: '0',
     });
+    const context = callerContext();
+    const answer = await post(
+      proxy.url,
+      { 'content-type': 'application/json', accept: 'application/json, text/event-stream', traceparent: context.traceparent },
+      {
+        jsonrpc: '2.0',
+        id: 'down-1',
+        method: 'tools/list',
+      },
+    );
     expect(answer.status).toBeGreaterThanOrEqual(500);
     expect(receiver.spans()).toEqual([]);
     await proxy.stop();
-    const startup = proxy.output().split('\n').find((line) => line.includes('mcp-session-proxy listening'));
+    const startup = proxy
+      .output()
+      .split('\n')
+      .find((line) => line.includes('mcp-session-proxy listening'));
     expect(startup).toMatch(/"tracing":"on \(http\/protobuf to http:\/\/127\.0\.0\.1:\d+\/v1\/traces/);
     expect(receiver.contentTypes()).toContain('application/x-protobuf');
     const trace = inTrace(receiver.spans(), context.traceId);
@@ -270,7 +293,10 @@ describe('tracing an MRTR exchange (a 2026-07-28 call whose legacy tool asks the
     const proxy = await startProxy(upstream.mcpUrl, otelEnv(receiver, 'http/json'));
     const first = callerContext();
     const second = callerContext();
-    const meta = (traceparent: string) => ({ ...envelope({ 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } }), traceparent });
+    const meta = (traceparent: string) => ({
+      ...envelope({ 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } }),
+      traceparent,
+    });
     const asked = await post(proxy.url, modernHeaders('tools/call', 'ask-name'), {
       jsonrpc: '2.0',
       id: 1,
@@ -284,7 +310,13 @@ describe('tracing an MRTR exchange (a 2026-07-28 call whose legacy tool asks the
       jsonrpc: '2.0',
       id: 2,
       method: 'tools/call',
-      params: { name: 'ask-name', arguments: {}, inputResponses: { [key!]: { action: 'accept', content: { name: 'Traced' } } }, requestState: result.requestState, _meta: meta(second.traceparent) },
+      params: {
+        name: 'ask-name',
+        arguments: {},
+        inputResponses: { [key!]: { action: 'accept', content: { name: 'Traced' } } },
+        requestState: result.requestState,
+        _meta: meta(second.traceparent),
+      },
     });
     expect(done.messages.at(-1)).toMatchObject({ id: 2, result: { resultType: 'complete' } });
     await proxy.stop();
@@ -301,7 +333,7 @@ describe('tracing an MRTR exchange (a 2026-07-28 call whose legacy tool asks the
 });
 
 describe('tracing in front of a 2026-07-28-only upstream', () => {
-  it('a 2025 client on a held session and a 2026-07-28 client passed through: server and client spans in the callers\' traces', async () => {
+  it("a 2025 client on a held session and a 2026-07-28 client passed through: server and client spans in the callers' traces", async () => {
     const receiver = await startOtlpReceiver();
     const upstream = await startModernFixture({ legacy: 'reject' });
     const proxy = await startProxy(upstream.mcpUrl, otelEnv(receiver, 'http/json'));

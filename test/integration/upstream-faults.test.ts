@@ -49,7 +49,9 @@ describe('upstream faults: a clear error, then recovery', () => {
     const posted = () => lines().filter((l) => l.includes('"msg":"to upstream"') && l.includes('"content-type":"application/json"')).length;
     // Count from once the connection's own POSTs (initialize, initialized) are logged: the access
     // line of each comes after its trace line, and the logger writes in batches.
-    await expect.poll(() => lines().filter((l) => l.includes('"method":"POST","path":"/mcp"') && l.includes('"msg":"request"')).length).toBe(2);
+    await expect
+      .poll(() => lines().filter((l) => l.includes('"method":"POST","path":"/mcp"') && l.includes('"msg":"request"')).length)
+      .toBe(2);
     const before = posted();
     const call = callText(c, 'echo', { text: 'waited' });
     // The call has been sent to the dead upstream: it is retrying meanwhile.
@@ -188,12 +190,16 @@ describe('an upstream event the proxy cannot translate (JSON nested 20,000 deep:
         params: { name: 'echo', arguments: { text: 'fine' }, _meta: envelope({ 'io.modelcontextprotocol/logLevel': 'debug' }) },
       });
     const sessionlessCall = (id: number) =>
-      post(proxy.url, { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, {
-        jsonrpc: '2.0',
-        id,
-        method: 'tools/call',
-        params: { name: 'echo', arguments: { text: 'fine' } },
-      });
+      post(
+        proxy.url,
+        { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        {
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name: 'echo', arguments: { text: 'fine' } },
+        },
+      );
     expect((await modernCall(1)).messages.at(-1)).toMatchObject({ id: 1, result: { content: [{ text: 'fine' }] } });
 
     await upstream.fault({ deepEvent: '1' });

@@ -63,7 +63,11 @@ describe('an answer that is JSON until its first event, then SSE', () => {
       whileStreaming = openStreams;
       writer.end(ANSWER);
     });
-    expect(seen).toEqual({ status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: `${event('{"n":1}')}: keepalive\n\n${event(ANSWER)}` });
+    expect(seen).toEqual({
+      status: 200,
+      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+      body: `${event('{"n":1}')}: keepalive\n\n${event(ANSWER)}`,
+    });
     expect(whileStreaming).toBe(1);
     await expect.poll(() => openStreams).toBe(0);
   });

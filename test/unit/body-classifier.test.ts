@@ -70,7 +70,7 @@ describe('classifyBody', () => {
     });
   });
 
-  it('tells the client\'s lone notifications/initialized apart (it completes the handshake), but not in a batch or with an id', () => {
+  it("tells the client's lone notifications/initialized apart (it completes the handshake), but not in a batch or with an id", () => {
     expect(classifyBody({ jsonrpc: '2.0', method: 'notifications/initialized' })).toEqual({ kind: 'initialized', id: null });
     expect(classifyBody([{ jsonrpc: '2.0', method: 'notifications/initialized' }])).toEqual({ kind: 'messages', id: null });
     expect(classifyBody({ jsonrpc: '2.0', id: 4, method: 'notifications/initialized' })).toEqual({ kind: 'messages', id: 4 });
@@ -117,7 +117,12 @@ describe('classifyBody', () => {
       reason: 'INVALID_REQUEST',
       id: null,
     });
-    expect(classifyBody([{ jsonrpc: '2.0', id: 1, method: 'ping' }, { id: 2, method: 'ping' }])).toEqual({
+    expect(
+      classifyBody([
+        { jsonrpc: '2.0', id: 1, method: 'ping' },
+        { id: 2, method: 'ping' },
+      ]),
+    ).toEqual({
       kind: 'invalid',
       reason: 'INVALID_REQUEST',
       id: null,
@@ -161,12 +166,9 @@ describe('classifyBody', () => {
     expect(classifyBody(undefined)).toEqual({ kind: 'invalid', reason: 'PARSE_ERROR', id: null });
   });
 
-  it.each([null, 0, 42, -1.5, true, false, '', 'tools/list', '{"jsonrpc":"2.0"}'])(
-    'rejects the scalar %j as INVALID_REQUEST',
-    (body) => {
-      expect(classifyBody(body)).toEqual({ kind: 'invalid', reason: 'INVALID_REQUEST', id: null });
-    },
-  );
+  it.each([null, 0, 42, -1.5, true, false, '', 'tools/list', '{"jsonrpc":"2.0"}'])('rejects the scalar %j as INVALID_REQUEST', (body) => {
+    expect(classifyBody(body)).toEqual({ kind: 'invalid', reason: 'INVALID_REQUEST', id: null });
+  });
 
   it('carries the id of an invalid single object back for the error reply', () => {
     // Wrong jsonrpc version: still worth answering with the id the client used.
@@ -204,18 +206,22 @@ describe('classifyBody properties', () => {
       expect(['PARSE_ERROR', 'INVALID_REQUEST', 'EMPTY_BATCH', 'INITIALIZE_IN_BATCH']).toContain(classified.reason);
     }
     if (classified.id !== null) {
-      expect(
-        typeof classified.id === 'string' || (typeof classified.id === 'number' && Number.isFinite(classified.id)),
-      ).toBe(true);
+      expect(typeof classified.id === 'string' || (typeof classified.id === 'number' && Number.isFinite(classified.id))).toBe(true);
     }
   }
 
   it('never throws on arbitrary JSON values and always returns one of the three kinds', () => {
-    fc.assert(fc.property(fc.jsonValue(), (body) => checkShape(body)), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.jsonValue(), (body) => checkShape(body)),
+      { numRuns: 1000 },
+    );
   });
 
   it('never throws on arbitrary JavaScript values', () => {
-    fc.assert(fc.property(fc.anything(), (body) => checkShape(body)), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.anything(), (body) => checkShape(body)),
+      { numRuns: 1000 },
+    );
   });
 
   it('never throws on arbitrary message-shaped objects', () => {

@@ -58,7 +58,10 @@ describe('config file layer: defaults < file < environment < flags', () => {
   });
 
   it('names the file and the key for every problem in it, all at once', () => {
-    const path = file('bad.json', JSON.stringify({ upstreamUrl: 'http://127.0.0.1:1/mcp', port: 'eighty', maxSesions: 5, lossStatuses: { a: 1 } }));
+    const path = file(
+      'bad.json',
+      JSON.stringify({ upstreamUrl: 'http://127.0.0.1:1/mcp', port: 'eighty', maxSesions: 5, lossStatuses: { a: 1 } }),
+    );
     expect(problems(['--config', path], {})).toEqual([
       `${path}: maxSesions: not a setting (settings: ${Object.keys(SETTINGS).join(', ')})`,
       `${path}: lossStatuses: must be a string, number, boolean or list`,
@@ -82,7 +85,14 @@ describe('config file layer: defaults < file < environment < flags', () => {
   });
 
   it('reads booleans in the usual spellings', () => {
-    for (const [text, value] of [['true', true], ['1', true], ['on', true], ['false', false], ['0', false], ['no', false]] as const) {
+    for (const [text, value] of [
+      ['true', true],
+      ['1', true],
+      ['on', true],
+      ['false', false],
+      ['0', false],
+      ['no', false],
+    ] as const) {
       expect(loadConfig(['--upstream', 'http://x/mcp', '--metrics', text], {}).metricsEnabled).toBe(value);
     }
     expect(problems(['--upstream', 'http://x/mcp', '--metrics', 'maybe'], {})).toEqual(['--metrics: must be true or false']);

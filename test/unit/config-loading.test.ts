@@ -330,7 +330,11 @@ describe('session secret settings', () => {
     writeFileSync(join(dir, 'current'), `${secretA}\n`);
     writeFileSync(join(dir, 'previous'), secretB);
     const fromEnv = loadConfig([], { ...baseEnv, SESSION_SECRET: secretA, SESSION_SECRET_PREVIOUS: secretB, SESSION_MAX_AGE_MS: '60000' });
-    const fromFiles = loadConfig([], { ...baseEnv, SESSION_SECRET_FILE: join(dir, 'current'), SESSION_SECRET_PREVIOUS_FILE: join(dir, 'previous') });
+    const fromFiles = loadConfig([], {
+      ...baseEnv,
+      SESSION_SECRET_FILE: join(dir, 'current'),
+      SESSION_SECRET_PREVIOUS_FILE: join(dir, 'previous'),
+    });
     for (const config of [fromEnv, fromFiles]) {
       expect(config.sessionSecret?.toString()).toBe(secretA);
       expect(config.sessionSecretPrevious?.toString()).toBe(secretB);
@@ -400,7 +404,9 @@ describe('allowed hosts and the body timeout', () => {
   });
 
   it.each(['99', '600001', 'soon', '-1'])('refuse BODY_TIMEOUT_MS=%s', (value) => {
-    expect(configError([], { ...baseEnv, BODY_TIMEOUT_MS: value }).problems[0]).toMatch(/^BODY_TIMEOUT_MS: must be a whole number from 100 to 600000/);
+    expect(configError([], { ...baseEnv, BODY_TIMEOUT_MS: value }).problems[0]).toMatch(
+      /^BODY_TIMEOUT_MS: must be a whole number from 100 to 600000/,
+    );
   });
 
   it('refuse a probe path that the gate would take for the MCP path (another spelling of it)', () => {
@@ -423,7 +429,9 @@ describe('renamed settings: the old spelling still works, the new one wins', () 
     // The new spelling wins over the old one from the same source; a flag over any variable.
     expect(loadConfig(['--held-input-timeout-ms', '1700', '--hosted-input-timeout-ms', '1500'], baseEnv).hostedInputTimeoutMs).toBe(1500);
     expect(loadConfig([], { ...baseEnv, HELD_INPUT_TIMEOUT_MS: '1800', HOSTED_INPUT_TIMEOUT_MS: '1600' }).hostedInputTimeoutMs).toBe(1600);
-    expect(loadConfig(['--held-input-timeout-ms', '1700'], { ...baseEnv, HOSTED_INPUT_TIMEOUT_MS: '1600' }).hostedInputTimeoutMs).toBe(1700);
+    expect(loadConfig(['--held-input-timeout-ms', '1700'], { ...baseEnv, HOSTED_INPUT_TIMEOUT_MS: '1600' }).hostedInputTimeoutMs).toBe(
+      1700,
+    );
   });
 
   it('a bad value under the old spelling is reported under the name it was given by', () => {

@@ -45,7 +45,13 @@ function settingsTable(): Row[] {
   for (const line of lines.slice(start + 2)) {
     if (!line.startsWith('|')) break;
     const cells = cellsOf(line);
-    rows.push({ flag: cells[flag] ?? '', env: cells[env] ?? '', key: (cells[key] ?? '').replace(/`/g, ''), fallback: cells[fallback] ?? '', line });
+    rows.push({
+      flag: cells[flag] ?? '',
+      env: cells[env] ?? '',
+      key: (cells[key] ?? '').replace(/`/g, ''),
+      fallback: cells[fallback] ?? '',
+      line,
+    });
   }
   return rows;
 }
@@ -80,6 +86,9 @@ describe(`${DOC} lists every setting of src/config.ts`, () => {
     // `--session-secret` must not be satisfied by `--session-secret-file`: the flag ends the token.
     expect(row.flag, `${DOC}, row ${key}: Flag`).toMatch(new RegExp(`^\`--${setting.flag}[\` ]`));
     expect(row.env, `${DOC}, row ${key}: Environment`).toBe(`\`${setting.env}\``);
-    expect(row.fallback.startsWith(defaultText(setting)), `${DOC}, row ${key}: Default should start with ${defaultText(setting)}, is "${row.fallback}"`).toBe(true);
+    expect(
+      row.fallback.startsWith(defaultText(setting)),
+      `${DOC}, row ${key}: Default should start with ${defaultText(setting)}, is "${row.fallback}"`,
+    ).toBe(true);
   });
 });

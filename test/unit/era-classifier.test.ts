@@ -167,9 +167,7 @@ describe('a valid modern request passes with its envelope', () => {
       });
     }
     expect(classifyEra(modern('prompts/get', { name: 'p' }), conformant('prompts/get', 'p')).era).toBe('modern');
-    expect(classifyEra(modern('resources/read', { uri: 'test://r' }), conformant('resources/read', 'test://r')).era).toBe(
-      'modern',
-    );
+    expect(classifyEra(modern('resources/read', { uri: 'test://r' }), conformant('resources/read', 'test://r')).era).toBe('modern');
   });
 
   it('header values are compared after OWS trimming', () => {
@@ -259,17 +257,12 @@ describe('R2: a claim with an invalid envelope', () => {
 
   it('logLevel outside the RFC 5424 names', () => {
     expect(check({ ...validMeta, [LOG]: 'loud' })).toEqual(
-      invalid(
-        LOG,
-        'Invalid option: expected one of "debug"|"info"|"notice"|"warning"|"error"|"critical"|"alert"|"emergency"',
-      ),
+      invalid(LOG, 'Invalid option: expected one of "debug"|"info"|"notice"|"warning"|"error"|"critical"|"alert"|"emergency"'),
     );
   });
 
   it('envelope errors come before header mismatches', () => {
-    expect(classifyEra(modern('tools/list', {}, { [PV]: '2026-07-28' }), headers('2025-06-18', 'x'))).toEqual(
-      invalid(CAPS, 'missing'),
-    );
+    expect(classifyEra(modern('tools/list', {}, { [PV]: '2026-07-28' }), headers('2025-06-18', 'x'))).toEqual(invalid(CAPS, 'missing'));
   });
 });
 
@@ -333,9 +326,7 @@ describe('R5: a modern header on a request without the envelope claim', () => {
 
   it('_meta without the claim names the missing required keys', () => {
     expect(classifyEra(request('tools/list', { _meta: {} }), headers('2026-07-28'))).toEqual(missing('2026-07-28', [PV, CAPS]));
-    expect(classifyEra(request('tools/list', { _meta: { [CAPS]: {} } }), headers('2026-07-28'))).toEqual(
-      missing('2026-07-28', [PV]),
-    );
+    expect(classifyEra(request('tools/list', { _meta: { [CAPS]: {} } }), headers('2026-07-28'))).toEqual(missing('2026-07-28', [PV]));
   });
 
   it('string-compare quirk: `foo` and `v999.0.0` count as modern headers', () => {
@@ -347,12 +338,7 @@ describe('R5: a modern header on a request without the envelope claim', () => {
 
 describe('M1: a claim naming a revision the proxy does not serve', () => {
   function unsupported(requested: string): EraDecision {
-    return refused(
-      'MODERN_UNSUPPORTED_VERSION',
-      `Unsupported protocol version: ${requested}`,
-      { supported: ['2026-07-28'], requested },
-      7,
-    );
+    return refused('MODERN_UNSUPPORTED_VERSION', `Unsupported protocol version: ${requested}`, { supported: ['2026-07-28'], requested }, 7);
   }
 
   it('a future revision in body and header', () => {
@@ -441,9 +427,7 @@ describe('M5: Mcp-Name with an invalid base64 sentinel', () => {
   });
 
   it('even when the body has no name to compare', () => {
-    expect(classifyEra(modern('tools/call'), conformant('tools/call', ' =?base64?/w==?= '))).toEqual(
-      invalid('=?base64?/w==?='),
-    );
+    expect(classifyEra(modern('tools/call'), conformant('tools/call', ' =?base64?/w==?= '))).toEqual(invalid('=?base64?/w==?='));
   });
 });
 
@@ -458,12 +442,10 @@ describe('M6: Mcp-Name that names something else', () => {
   });
 
   it('a base64 sentinel that decodes to the body name passes', () => {
-    expect(classifyEra(modern('tools/call', { name: 'héllo' }), conformant('tools/call', '=?base64?aMOpbGxv?=')).era).toBe(
+    expect(classifyEra(modern('tools/call', { name: 'héllo' }), conformant('tools/call', '=?base64?aMOpbGxv?=')).era).toBe('modern');
+    expect(classifyEra(modern('resources/read', { uri: ' padded ' }), conformant('resources/read', '=?base64?IHBhZGRlZCA=?=')).era).toBe(
       'modern',
     );
-    expect(
-      classifyEra(modern('resources/read', { uri: ' padded ' }), conformant('resources/read', '=?base64?IHBhZGRlZCA=?=')).era,
-    ).toBe('modern');
   });
 });
 
@@ -589,12 +571,7 @@ describe('modern notifications', () => {
       ),
     );
     expect(classifyEra(notification('n'), headers('foo'))).toEqual(
-      refused(
-        'MODERN_UNSUPPORTED_VERSION',
-        'Unsupported protocol version: foo',
-        { supported: ['2026-07-28'], requested: 'foo' },
-        null,
-      ),
+      refused('MODERN_UNSUPPORTED_VERSION', 'Unsupported protocol version: foo', { supported: ['2026-07-28'], requested: 'foo' }, null),
     );
   });
 });
@@ -637,9 +614,11 @@ describe('severityAtLeast', () => {
 
 describe('routingHeadersOf', () => {
   it('reads the lower-cased names and joins repeated lines like Fetch does', () => {
-    expect(
-      routingHeadersOf({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': ['a', 'b'], 'content-type': 'x' }),
-    ).toEqual({ protocolVersion: '2026-07-28', method: 'a, b', name: undefined });
+    expect(routingHeadersOf({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': ['a', 'b'], 'content-type': 'x' })).toEqual({
+      protocolVersion: '2026-07-28',
+      method: 'a, b',
+      name: undefined,
+    });
     const fromNode: IncomingHttpHeaders = { 'mcp-name': '=?base64?aMOpbGxv?=' };
     expect(routingHeadersOf(fromNode).name).toBe('=?base64?aMOpbGxv?=');
   });

@@ -208,7 +208,11 @@ describe('toModernMessage: the response to the request', () => {
     expect(toModernMessage(answer({ contents: [], ttlMs: 60_000, cacheScope: 'public' }), read)).toStrictEqual(
       forwarded({ jsonrpc: '2.0', id: 7, result: { contents: [], ttlMs: 60_000, cacheScope: 'public', resultType: 'complete' } }),
     );
-    for (const [ttlMs, cacheScope] of [[-1, 'shared'], [1.5, null], ['10', 'PUBLIC']] as const) {
+    for (const [ttlMs, cacheScope] of [
+      [-1, 'shared'],
+      [1.5, null],
+      ['10', 'PUBLIC'],
+    ] as const) {
       expect(toModernMessage(answer({ contents: [], ttlMs, cacheScope }), read)).toStrictEqual(
         forwarded({ jsonrpc: '2.0', id: 7, result: { contents: [], ttlMs: 0, cacheScope: 'private', resultType: 'complete' } }),
       );
@@ -282,7 +286,11 @@ describe('toModernMessage: notifications and server requests on the stream', () 
       }),
     );
     expect(toModernMessage(progress('p-u-1'), { ...ctx, clientProgressToken: 3 })).toStrictEqual(
-      forwarded({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 3, progress: 50, total: 100, message: 'half' } }),
+      forwarded({
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken: 3, progress: 50, total: 100, message: 'half' },
+      }),
     );
   });
 
@@ -290,7 +298,9 @@ describe('toModernMessage: notifications and server requests on the stream', () 
     expect(toModernMessage(progress('p-u-2'), ctx)).toStrictEqual(DROP);
     expect(toModernMessage(progress('progress-test-1'), ctx)).toStrictEqual(DROP);
     expect(toModernMessage(progress('p-u-1'), { ...ctx, clientProgressToken: undefined })).toStrictEqual(DROP);
-    expect(toModernMessage(progress(undefined), { ...ctx, clientProgressToken: undefined, upstreamProgressToken: undefined })).toStrictEqual(DROP);
+    expect(
+      toModernMessage(progress(undefined), { ...ctx, clientProgressToken: undefined, upstreamProgressToken: undefined }),
+    ).toStrictEqual(DROP);
     expect(toModernMessage({ jsonrpc: '2.0', method: 'notifications/progress' }, ctx)).toStrictEqual(DROP);
   });
 
@@ -353,14 +363,30 @@ describe('toModernMessage: notifications and server requests on the stream', () 
       expect(toModernMessage({ jsonrpc: '2.0', id: 3, method }, declared)).toStrictEqual({ kind: 'refuse-upstream', id: 3, method });
     }
     // No capability governs ping; a capability that is not an object is not declared.
-    expect(toModernMessage({ jsonrpc: '2.0', id: 4, method: 'ping' }, declaredNone)).toStrictEqual({ kind: 'refuse-upstream', id: 4, method: 'ping' });
-    expect(toModernMessage({ jsonrpc: '2.0', id: 5, method: 'roots/list' }, { ...ctx, clientCapabilities: { roots: true } })).toMatchObject({
-      missingCapability: 'roots',
+    expect(toModernMessage({ jsonrpc: '2.0', id: 4, method: 'ping' }, declaredNone)).toStrictEqual({
+      kind: 'refuse-upstream',
+      id: 4,
+      method: 'ping',
     });
+    expect(toModernMessage({ jsonrpc: '2.0', id: 5, method: 'roots/list' }, { ...ctx, clientCapabilities: { roots: true } })).toMatchObject(
+      {
+        missingCapability: 'roots',
+      },
+    );
   });
 
   it('drops whatever is not a JSON-RPC message', () => {
-    for (const message of [undefined, null, 'text', 42, [], [answer({})], {}, { jsonrpc: '1.0', id: 'u-1', result: {} }, { jsonrpc: '2.0', id: 'u-1' }]) {
+    for (const message of [
+      undefined,
+      null,
+      'text',
+      42,
+      [],
+      [answer({})],
+      {},
+      { jsonrpc: '1.0', id: 'u-1', result: {} },
+      { jsonrpc: '2.0', id: 'u-1' },
+    ]) {
       expect(toModernMessage(message, ctx)).toStrictEqual(DROP);
     }
     expect(toModernMessage({ jsonrpc: '2.0', id: 'u-1', result: {}, error: { code: 1, message: 'x' } }, ctx)).toStrictEqual(DROP);
@@ -430,17 +456,29 @@ const spliceContexts = fc.record({
 
 describe('the common answer rewritten as text (the fast path) says what the object path says', () => {
   // Every order of the three members, compact as SDKs write them, or indented (the object path).
-  const orders = fc.constantFrom(['jsonrpc', 'id', 'result'], ['result', 'jsonrpc', 'id'], ['id', 'result', 'jsonrpc'], ['result', 'id', 'jsonrpc']);
+  const orders = fc.constantFrom(
+    ['jsonrpc', 'id', 'result'],
+    ['result', 'jsonrpc', 'id'],
+    ['id', 'result', 'jsonrpc'],
+    ['result', 'id', 'jsonrpc'],
+  );
   const spelled = (message: Record<string, unknown>, order: readonly string[], indent: number) =>
     JSON.stringify(Object.fromEntries(order.map((key) => [key, message[key]])), null, indent);
   const results = fc.oneof(
     fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 6 }),
     fc.record(
-      { content: fc.array(fc.record({ type: fc.constant('text'), text: fc.string() })), isError: fc.boolean(), structuredContent: fc.jsonValue() },
+      {
+        content: fc.array(fc.record({ type: fc.constant('text'), text: fc.string() })),
+        isError: fc.boolean(),
+        structuredContent: fc.jsonValue(),
+      },
       { requiredKeys: [] },
     ),
     // Keys that must leave the fast path: the object path rewrites them.
-    fc.record({ resultType: fc.jsonValue(), _meta: fc.jsonValue(), capabilities: fc.jsonValue(), tools: fc.jsonValue() }, { requiredKeys: [] }),
+    fc.record(
+      { resultType: fc.jsonValue(), _meta: fc.jsonValue(), capabilities: fc.jsonValue(), tools: fc.jsonValue() },
+      { requiredKeys: [] },
+    ),
   );
   const contexts = spliceContexts;
   const textOf = (translated: Translated) =>
@@ -504,13 +542,21 @@ describe('the common answer rewritten as text (the fast path) says what the obje
 describe('the common JSON answer rewritten before any parse (splicedJsonAnswer) says what the object path says', () => {
   const results = fc.oneof(
     fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 6 }),
-    fc.record({ content: fc.array(fc.record({ type: fc.constant('text'), text: fc.string() })), isError: fc.boolean() }, { requiredKeys: [] }),
-    fc.record({ resultType: fc.jsonValue(), _meta: fc.jsonValue(), capabilities: fc.jsonValue(), error: fc.jsonValue(), result: fc.jsonValue() }, { requiredKeys: [] }),
+    fc.record(
+      { content: fc.array(fc.record({ type: fc.constant('text'), text: fc.string() })), isError: fc.boolean() },
+      { requiredKeys: [] },
+    ),
+    fc.record(
+      { resultType: fc.jsonValue(), _meta: fc.jsonValue(), capabilities: fc.jsonValue(), error: fc.jsonValue(), result: fc.jsonValue() },
+      { requiredKeys: [] },
+    ),
   );
   // Extra members beside the three (kept by both paths), and every order, compact.
   const messages = fc.record({
     result: results,
-    extra: fc.option(fc.dictionary(fc.constantFrom('x', 'error', 'method', 'result', 'jsonrpc', 'id'), fc.jsonValue(), { maxKeys: 2 }), { nil: undefined }),
+    extra: fc.option(fc.dictionary(fc.constantFrom('x', 'error', 'method', 'result', 'jsonrpc', 'id'), fc.jsonValue(), { maxKeys: 2 }), {
+      nil: undefined,
+    }),
     order: fc.constantFrom('id-first', 'result-first'),
   });
   const contexts = spliceContexts;
@@ -534,7 +580,8 @@ describe('the common JSON answer rewritten before any parse (splicedJsonAnswer) 
           expect(JSON.parse(modern)).toStrictEqual(objectPath(text, (message) => toModernMessage(message, context)));
         }
         const sessionless = splicedJsonAnswer(text, context, undefined);
-        if (sessionless !== undefined) expect(JSON.parse(sessionless)).toStrictEqual(objectPath(text, (message) => toSessionlessMessage(message, context)));
+        if (sessionless !== undefined)
+          expect(JSON.parse(sessionless)).toStrictEqual(objectPath(text, (message) => toSessionlessMessage(message, context)));
       }),
       { numRuns: 3000 },
     );
@@ -579,7 +626,16 @@ describe('answerBodyOf: a whole JSON answer', () => {
 
   it('returns the response for the client as JSON text', () => {
     const body = JSON.stringify(answer({ tools: [] }));
-    expect(JSON.parse(answerBodyOf(body, 'application/json', (m) => toModernMessage(m, listCtx), () => undefined) ?? 'null')).toStrictEqual(expected);
+    expect(
+      JSON.parse(
+        answerBodyOf(
+          body,
+          'application/json',
+          (m) => toModernMessage(m, listCtx),
+          () => undefined,
+        ) ?? 'null',
+      ),
+    ).toStrictEqual(expected);
   });
 
   it('finds the response in an array among other traffic', () => {
@@ -588,25 +644,71 @@ describe('answerBodyOf: a whole JSON answer', () => {
       { jsonrpc: '2.0', id: 'u-9', result: {} },
       answer({ tools: [] }),
     ]);
-    expect(JSON.parse(answerBodyOf(body, 'application/json; charset=utf-8', (m) => toModernMessage(m, { ...listCtx, logLevel: 'debug' }), () => undefined) ?? 'null')).toStrictEqual(
-      expected,
-    );
+    expect(
+      JSON.parse(
+        answerBodyOf(
+          body,
+          'application/json; charset=utf-8',
+          (m) => toModernMessage(m, { ...listCtx, logLevel: 'debug' }),
+          () => undefined,
+        ) ?? 'null',
+      ),
+    ).toStrictEqual(expected);
   });
 
   it('reads a buffered SSE body as well', () => {
     const body = `event: message\ndata: ${JSON.stringify(answer({ tools: [] }))}\n\n`;
-    expect(JSON.parse(answerBodyOf(body, 'text/event-stream', (m) => toModernMessage(m, listCtx), () => undefined) ?? 'null')).toStrictEqual(expected);
+    expect(
+      JSON.parse(
+        answerBodyOf(
+          body,
+          'text/event-stream',
+          (m) => toModernMessage(m, listCtx),
+          () => undefined,
+        ) ?? 'null',
+      ),
+    ).toStrictEqual(expected);
   });
 
   it('reads a buffered SSE body that starts with a byte order mark', () => {
     const body = `\uFEFFdata: ${JSON.stringify(answer({ tools: [] }))}\n\n`;
-    expect(JSON.parse(answerBodyOf(body, 'text/event-stream', (m) => toModernMessage(m, listCtx), () => undefined) ?? 'null')).toStrictEqual(expected);
+    expect(
+      JSON.parse(
+        answerBodyOf(
+          body,
+          'text/event-stream',
+          (m) => toModernMessage(m, listCtx),
+          () => undefined,
+        ) ?? 'null',
+      ),
+    ).toStrictEqual(expected);
   });
 
   it('returns undefined when nothing in it is for the client', () => {
-    expect(answerBodyOf('', 'application/json', (m) => toModernMessage(m, listCtx), () => undefined)).toBeUndefined();
-    expect(answerBodyOf('not json', 'application/json', (m) => toModernMessage(m, listCtx), () => undefined)).toBeUndefined();
-    expect(answerBodyOf(JSON.stringify({ jsonrpc: '2.0', id: 'u-9', result: {} }), 'application/json', (m) => toModernMessage(m, listCtx), () => undefined)).toBeUndefined();
+    expect(
+      answerBodyOf(
+        '',
+        'application/json',
+        (m) => toModernMessage(m, listCtx),
+        () => undefined,
+      ),
+    ).toBeUndefined();
+    expect(
+      answerBodyOf(
+        'not json',
+        'application/json',
+        (m) => toModernMessage(m, listCtx),
+        () => undefined,
+      ),
+    ).toBeUndefined();
+    expect(
+      answerBodyOf(
+        JSON.stringify({ jsonrpc: '2.0', id: 'u-9', result: {} }),
+        'application/json',
+        (m) => toModernMessage(m, listCtx),
+        () => undefined,
+      ),
+    ).toBeUndefined();
   });
 
   it('hands server requests in it to onRefuse, and still finds the answer', () => {
@@ -615,7 +717,12 @@ describe('answerBodyOf: a whole JSON answer', () => {
       `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'roots/list' })}\n\n`,
       `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: listCtx.upstreamId, result: { tools: [] } })}\n\n`,
     ].join('');
-    const text = answerBodyOf(body, 'text/event-stream', (m) => toModernMessage(m, listCtx), (id, method) => void refused.push([id, method]));
+    const text = answerBodyOf(
+      body,
+      'text/event-stream',
+      (m) => toModernMessage(m, listCtx),
+      (id, method) => void refused.push([id, method]),
+    );
     expect(refused).toEqual([[3, 'roots/list']]);
     expect(JSON.parse(text ?? 'null')).toMatchObject({ id: listCtx.clientId, result: { tools: [], resultType: 'complete' } });
   });

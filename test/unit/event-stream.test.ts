@@ -186,7 +186,10 @@ describe('modernEventStream under arbitrary chunking', () => {
     message,
     // Pretty-printed JSON spreads one message over several data lines.
     pretty: fc.boolean(),
-    id: fc.option(fc.string({ unit: 'grapheme-ascii' }).filter((s) => !/[\r\n]/.test(s)), { nil: undefined }),
+    id: fc.option(
+      fc.string({ unit: 'grapheme-ascii' }).filter((s) => !/[\r\n]/.test(s)),
+      { nil: undefined },
+    ),
     comment: fc.boolean(),
   });
   const streams = fc.record({ events: fc.array(event, { maxLength: 8 }), eol: lineEnding, cutLast: fc.boolean() });

@@ -1,13 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  admission,
-  decide,
-  gatePolicyOf,
-  hostnameOf,
-  isLoopbackAddress,
-  type GatePolicy,
-} from '../../src/http/gate.js';
+import { admission, decide, gatePolicyOf, hostnameOf, isLoopbackAddress, type GatePolicy } from '../../src/http/gate.js';
 import { normalizePath } from '../../src/http/paths.js';
 
 const ON_LOOPBACK = gatePolicyOf({ mcpPath: '/mcp', host: '127.0.0.1', allowedHosts: undefined, allowedOrigins: undefined });
@@ -18,16 +11,33 @@ const post = (policy: GatePolicy, url: string, host: string | undefined = HOST, 
   decide(policy, 'POST', url, host, origin, closing);
 
 describe('the gate recognises the MCP path however it is spelled', () => {
-  it.each(['/mcp', '/mcp/', '//mcp', '///mcp//', '/mcp?x=1', '/MCP', '/Mcp/', '/%6Dcp', '/%6dcp', '/./mcp', '/x/../mcp', '/%2e/mcp', '/a/b/../../mcp', 'http://127.0.0.1:8080/mcp', '/mcp%00', '/mcp%20'])(
-    '%s → the MCP endpoint',
+  it.each([
+    '/mcp',
+    '/mcp/',
+    '//mcp',
+    '///mcp//',
+    '/mcp?x=1',
+    '/MCP',
+    '/Mcp/',
+    '/%6Dcp',
+    '/%6dcp',
+    '/./mcp',
+    '/x/../mcp',
+    '/%2e/mcp',
+    '/a/b/../../mcp',
+    'http://127.0.0.1:8080/mcp',
+    '/mcp%00',
+    '/mcp%20',
+  ])('%s → the MCP endpoint', (url) => {
+    expect(post(ON_LOOPBACK, url)).toEqual({ kind: 'accept', flow: 'POST' });
+  });
+
+  it.each(['/', '/mcpx', '/mc', '/mcp/x', '/.well-known/oauth-protected-resource', '/healthz', '/%zz', '*', '/mcp%01x', ''])(
+    '%s → not the MCP path (Fastify)',
     (url) => {
-      expect(post(ON_LOOPBACK, url)).toEqual({ kind: 'accept', flow: 'POST' });
+      expect(post(ON_LOOPBACK, url)).toEqual({ kind: 'pass' });
     },
   );
-
-  it.each(['/', '/mcpx', '/mc', '/mcp/x', '/.well-known/oauth-protected-resource', '/healthz', '/%zz', '*', '/mcp%01x', ''])('%s → not the MCP path (Fastify)', (url) => {
-    expect(post(ON_LOOPBACK, url)).toEqual({ kind: 'pass' });
-  });
 
   it('a configured path other than /mcp', () => {
     const policy = gatePolicyOf({ mcpPath: '/v2/mcp', host: '0.0.0.0', allowedHosts: undefined, allowedOrigins: undefined });
@@ -49,15 +59,26 @@ describe('the gate recognises the MCP path however it is spelled', () => {
   });
 
   it('never throws, and always returns a decision, on any method, target, Host or Origin', () => {
-    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom(...'/.%2eEmcpMCP?#:[]@\\'.split('')) }));
+    const text = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'binary' }),
+      fc.string({ unit: fc.constantFrom(...'/.%2eEmcpMCP?#:[]@\\'.split('')) }),
+    );
     fc.assert(
-      fc.property(text, text, fc.option(text, { nil: undefined }), fc.option(text, { nil: undefined }), fc.boolean(), (method, url, host, origin, closing) => {
-        for (const policy of [ON_LOOPBACK, ON_ALL]) {
-          const decision = decide(policy, method, url, host, origin, closing);
-          expect(['pass', 'refuse', 'accept']).toContain(decision.kind);
-        }
-        expect(typeof normalizePath(url)).toBe('string');
-      }),
+      fc.property(
+        text,
+        text,
+        fc.option(text, { nil: undefined }),
+        fc.option(text, { nil: undefined }),
+        fc.boolean(),
+        (method, url, host, origin, closing) => {
+          for (const policy of [ON_LOOPBACK, ON_ALL]) {
+            const decision = decide(policy, method, url, host, origin, closing);
+            expect(['pass', 'refuse', 'accept']).toContain(decision.kind);
+          }
+          expect(typeof normalizePath(url)).toBe('string');
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -83,7 +104,10 @@ describe('the gate refuses before any flow runs', () => {
   });
 
   it('a foreign Host is refused before the method is looked at', () => {
-    expect(decide(ON_LOOPBACK, 'PUT', '/mcp', 'evil.example.com', undefined, false)).toEqual({ kind: 'refuse', reason: 'HOST_NOT_ALLOWED' });
+    expect(decide(ON_LOOPBACK, 'PUT', '/mcp', 'evil.example.com', undefined, false)).toEqual({
+      kind: 'refuse',
+      reason: 'HOST_NOT_ALLOWED',
+    });
   });
 });
 
@@ -116,7 +140,12 @@ describe('DNS rebinding: Host on a loopback listener', () => {
   it('on all interfaces any Host passes, unless --allowed-hosts is set', () => {
     expect(admission(ON_ALL, 'mcp-sidecar', undefined)).toBeUndefined();
     expect(admission(ON_ALL, undefined, undefined)).toBeUndefined();
-    const listed = gatePolicyOf({ mcpPath: '/mcp', host: '0.0.0.0', allowedHosts: new Set(['mcp.example.com']), allowedOrigins: undefined });
+    const listed = gatePolicyOf({
+      mcpPath: '/mcp',
+      host: '0.0.0.0',
+      allowedHosts: new Set(['mcp.example.com']),
+      allowedOrigins: undefined,
+    });
     expect(admission(listed, 'mcp.example.com:443', undefined)).toBeUndefined();
     expect(admission(listed, 'MCP.example.com', undefined)).toBeUndefined();
     expect(admission(listed, 'localhost', undefined)).toBe('HOST_NOT_ALLOWED');
@@ -151,7 +180,7 @@ describe('Origin', () => {
     expect(admission(ON_LOOPBACK, HOST, undefined)).toBeUndefined();
   });
 
-  it('on a loopback listener: the proxy\'s own origin passes, any other is 403', () => {
+  it("on a loopback listener: the proxy's own origin passes, any other is 403", () => {
     expect(admission(ON_LOOPBACK, '127.0.0.1:8080', 'http://127.0.0.1:8080')).toBeUndefined();
     expect(admission(ON_LOOPBACK, 'localhost:8080', 'http://localhost:8080')).toBeUndefined();
     expect(admission(ON_LOOPBACK, 'localhost:80', 'http://localhost')).toBeUndefined(); // default port

@@ -188,9 +188,7 @@ describe('header properties', () => {
     ),
   );
   const value = fc.oneof(fc.string(), fc.array(fc.string()), fc.constantFrom(CLIENT_ID, UPSTREAM_ID, 'keep-alive', 'close'));
-  const headers = fc
-    .dictionary(name, value, { noNullPrototype: true })
-    .map((record) => record as unknown as IncomingHttpHeaders);
+  const headers = fc.dictionary(name, value, { noNullPrototype: true }).map((record) => record as unknown as IncomingHttpHeaders);
   const maybeUpstream = fc.option(fc.constant(UPSTREAM_ID), { nil: undefined });
   const maybeClient = fc.option(fc.constant(CLIENT_ID), { nil: undefined });
 

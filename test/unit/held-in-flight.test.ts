@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Cancellation } from '../../src/upstream/client.js';
 import { cancelledRequestIdOf, InFlightRequests } from '../../src/flows/hosted/in-flight.js';
 
-describe('a held session\'s requests in flight', () => {
+describe("a held session's requests in flight", () => {
   it('cancels-the-request-named: its signal aborts and it counts as cancelled; others run on', () => {
     const inFlight = new InFlightRequests();
     const a = inFlight.begin(1, new Cancellation());
@@ -114,7 +114,18 @@ describe('the request a notifications/cancelled names', () => {
     expect(cancelledRequestIdOf({ requestId: 1, reason: 'x' })).toBe(1);
     expect(cancelledRequestIdOf({ requestId: '1' })).toBe('1');
     expect(cancelledRequestIdOf({ requestId: '' })).toBe('');
-    for (const params of [undefined, null, 'x', [], {}, { requestId: null }, { requestId: true }, { requestId: { id: 1 } }, { requestId: [1] }, { requestId: Number.NaN }]) {
+    for (const params of [
+      undefined,
+      null,
+      'x',
+      [],
+      {},
+      { requestId: null },
+      { requestId: true },
+      { requestId: { id: 1 } },
+      { requestId: [1] },
+      { requestId: Number.NaN },
+    ]) {
       expect(cancelledRequestIdOf(params)).toBeUndefined();
     }
   });

@@ -23,21 +23,37 @@ afterEach(() => {
 /** The client's answer to a tools/call whose upstream answers with `sse`, in the given chunks. */
 async function callWith(chunks: readonly string[]): Promise<{ contentType: string | null; messages: unknown[] }> {
   const upstream: UpstreamClient = {
-    request: () => Promise.resolve({ statusCode: 200, headers: { 'content-type': 'text/event-stream' }, body: Readable.from(chunks.map((c) => Buffer.from(c))) }),
+    request: () =>
+      Promise.resolve({
+        statusCode: 200,
+        headers: { 'content-type': 'text/event-stream' },
+        body: Readable.from(chunks.map((c) => Buffer.from(c))),
+      }),
     probe: () => Promise.resolve(true),
     close: () => Promise.resolve(),
   };
   const session = new HostedSession({ clientInfo: { name: 'c', version: '1' }, capabilities: {} }, '2025-11-25');
   const deps = { upstream, timeoutMs: 1000, metrics: createMetrics(false, () => 0), log: createLogger('silent') };
   server = createServer((_req, res) => {
-    void hostedExchange(deps, { res, gone: new Cancellation(), acceptsEventStream: true }, session, { id: 1, method: 'tools/call', params: { name: 't', arguments: {} }, headers: {} });
+    void hostedExchange(deps, { res, gone: new Cancellation(), acceptsEventStream: true }, session, {
+      id: 1,
+      method: 'tools/call',
+      params: { name: 't', arguments: {} },
+      headers: {},
+    });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const response = await fetch(`http://127.0.0.1:${(server.address() as { port: number }).port}/`, { method: 'POST', body: '{}' });
   const text = await response.text();
   const contentType = response.headers.get('content-type');
-  const messages = contentType === 'text/event-stream' ? text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as unknown) : [JSON.parse(text) as unknown];
+  const messages =
+    contentType === 'text/event-stream'
+      ? text
+          .split('\n')
+          .filter((l) => l.startsWith('data: '))
+          .map((l) => JSON.parse(l.slice(6)) as unknown)
+      : [JSON.parse(text) as unknown];
   return { contentType, messages };
 }
 

@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { askIdOf, clientResponseOf, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams } from '../../src/mcp/hosted-input.js';
+import {
+  askIdOf,
+  clientResponseOf,
+  inputRoundOf,
+  isInputRequired,
+  missingCapabilityOf,
+  retryIdOf,
+  retryParams,
+} from '../../src/mcp/hosted-input.js';
 import { HostedSession } from '../../src/flows/hosted/hosted-session.js';
 
 describe('input_required for a held 2025 client: the plan', () => {
@@ -52,7 +60,13 @@ describe('input_required for a held 2025 client: the plan', () => {
   });
 
   it('retries with the original params, the answers and the state as received', () => {
-    expect(retryParams({ name: 't', arguments: { x: 1 }, inputResponses: { old: {} }, requestState: 'old', _meta: { progressToken: 3 } }, { a: { action: 'accept' } }, 'new')).toEqual({
+    expect(
+      retryParams(
+        { name: 't', arguments: { x: 1 }, inputResponses: { old: {} }, requestState: 'old', _meta: { progressToken: 3 } },
+        { a: { action: 'accept' } },
+        'new',
+      ),
+    ).toEqual({
       name: 't',
       arguments: { x: 1 },
       _meta: { progressToken: 3 },
@@ -80,7 +94,10 @@ describe('input_required for a held 2025 client: the plan', () => {
       }),
     );
     expect(clientResponseOf({ jsonrpc: '2.0', id: 'q', result: { roots: [] } })).toEqual({ id: 'q', result: { roots: [] } });
-    expect(clientResponseOf({ jsonrpc: '2.0', id: 'q', error: { code: 'x' } })).toEqual({ id: 'q', error: { code: -32603, message: 'error' } });
+    expect(clientResponseOf({ jsonrpc: '2.0', id: 'q', error: { code: 'x' } })).toEqual({
+      id: 'q',
+      error: { code: -32603, message: 'error' },
+    });
     expect(clientResponseOf({ jsonrpc: '2.0', id: 1, result: {} })).toBeUndefined();
     expect(clientResponseOf({ jsonrpc: '2.0', id: 'q', method: 'ping' })).toBeUndefined();
     expect(retryIdOf(7, 2)).not.toBe(retryIdOf(7, 3));

@@ -38,7 +38,11 @@ function event(stream: PassThrough, message: object) {
   stream.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
 }
 
-const ACK = (notifications: object) => ({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { notifications, _meta: { 'io.modelcontextprotocol/subscriptionId': 'x' } } });
+const ACK = (notifications: object) => ({
+  jsonrpc: '2.0',
+  method: 'notifications/subscriptions/acknowledged',
+  params: { notifications, _meta: { 'io.modelcontextprotocol/subscriptionId': 'x' } },
+});
 
 function listenWith(fake: ReturnType<typeof fakeUpstream>, subscriptions: Set<string>) {
   const written: unknown[] = [];
@@ -83,7 +87,11 @@ describe('a held session GET stream fed by subscriptions/listen', () => {
     event(first.stream, ACK({ toolsListChanged: true }));
     await vi.waitFor(() => expect(l.opened()).toBe(1));
     expect(l.listen.kind).toBe('listening');
-    event(first.stream, { jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: { _meta: { 'io.modelcontextprotocol/subscriptionId': 'x' } } });
+    event(first.stream, {
+      jsonrpc: '2.0',
+      method: 'notifications/tools/list_changed',
+      params: { _meta: { 'io.modelcontextprotocol/subscriptionId': 'x' } },
+    });
     event(first.stream, { jsonrpc: '2.0', id: first.body.id as string, result: { resultType: 'complete' } });
     await vi.waitFor(() => expect(l.written).toEqual([{ jsonrpc: '2.0', method: 'notifications/tools/list_changed' }]));
     l.listen.end();

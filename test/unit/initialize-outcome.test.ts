@@ -75,7 +75,10 @@ describe('initializeOutcomeOf', () => {
   });
 
   it('reads an SSE body', () => {
-    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}\n\n`, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
+    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}\n\n`, 'text/event-stream', 1)).toEqual({
+      protocolVersion: '2025-03-26',
+      result,
+    });
   });
 
   it('reads an SSE body whose response follows a notification event', () => {
@@ -95,10 +98,22 @@ describe('initializeOutcomeOf', () => {
   });
 
   it('reads an SSE stream cut without the final blank line', () => {
-    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}\n`, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
-    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}`, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
-    expect(initializeOutcomeOf(`event: message\r\ndata: ${responseJson}\r\n`, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
-    expect(initializeOutcomeOf(`event: message\r\ndata: ${responseJson}\r`, 'text/event-stream', 1)).toEqual({ protocolVersion: '2025-03-26', result });
+    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}\n`, 'text/event-stream', 1)).toEqual({
+      protocolVersion: '2025-03-26',
+      result,
+    });
+    expect(initializeOutcomeOf(`event: message\ndata: ${responseJson}`, 'text/event-stream', 1)).toEqual({
+      protocolVersion: '2025-03-26',
+      result,
+    });
+    expect(initializeOutcomeOf(`event: message\r\ndata: ${responseJson}\r\n`, 'text/event-stream', 1)).toEqual({
+      protocolVersion: '2025-03-26',
+      result,
+    });
+    expect(initializeOutcomeOf(`event: message\r\ndata: ${responseJson}\r`, 'text/event-stream', 1)).toEqual({
+      protocolVersion: '2025-03-26',
+      result,
+    });
   });
 
   it('is undefined for a stream cut inside the JSON', () => {

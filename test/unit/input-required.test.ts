@@ -58,7 +58,9 @@ describe('input-required-matching: answering a question from what the client sai
 
   it('takes an earlier answer only for the same question', () => {
     expect(answerFor(q, { asked: { [q.key]: q.digest }, answers: { [q.key]: answer }, responses: {} })).toEqual(answer);
-    expect(answerFor(q, { asked: { [q.key]: 'another-question' }, answers: { [q.key]: answer }, responses: { [q.key]: answer } })).toBeUndefined();
+    expect(
+      answerFor(q, { asked: { [q.key]: 'another-question' }, answers: { [q.key]: answer }, responses: { [q.key]: answer } }),
+    ).toBeUndefined();
     // An answer to a key never asked is not trusted from the state.
     expect(answerFor(q, { asked: {}, answers: { [q.key]: answer }, responses: {} })).toBeUndefined();
   });
@@ -121,7 +123,11 @@ describe('input-required-never-throws: any input', () => {
         const q = questionOf(method, params, new Set(['x']));
         expect(typeof q.key).toBe('string');
         withoutKeyHint(params);
-        const read = readRetryParams(typeof retry === 'object' && retry !== null && !Array.isArray(retry) ? (retry as Record<string, unknown>) : { inputResponses: retry });
+        const read = readRetryParams(
+          typeof retry === 'object' && retry !== null && !Array.isArray(retry)
+            ? (retry as Record<string, unknown>)
+            : { inputResponses: retry },
+        );
         expect(['ok', 'invalid']).toContain(read.kind);
         answerFor(q, NO_KNOWLEDGE);
       }),

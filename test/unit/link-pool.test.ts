@@ -85,7 +85,11 @@ describe('who shares a pooled upstream session', () => {
     const { pool, upstream } = harness();
     upstream.capabilities = { tools: { listChanged: true } };
     const result = await pool.link(entry()).describe(call(0));
-    expect(result).toEqual({ protocolVersion: '2025-06-18', capabilities: { tools: { listChanged: true } }, serverInfo: { name: 'fake', version: '1' } });
+    expect(result).toEqual({
+      protocolVersion: '2025-06-18',
+      capabilities: { tools: { listChanged: true } },
+      serverInfo: { name: 'fake', version: '1' },
+    });
   });
 });
 

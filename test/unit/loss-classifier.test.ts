@@ -41,24 +41,18 @@ describe('classifyLoss with the default rules: upstream lost the session', () =>
   });
 
   it('400 -32000 "Bad Request: Server not initialized" (TypeScript SDK, fresh process)', () => {
-    expect(classifyLoss(400, jsonRpcError(-32000, 'Bad Request: Server not initialized'), rules)).toBe(
-      'server_not_initialized',
-    );
+    expect(classifyLoss(400, jsonRpcError(-32000, 'Bad Request: Server not initialized'), rules)).toBe('server_not_initialized');
   });
 
   it('400 -32000 "Bad Request: Mcp-Session-Id header is required" (TypeScript SDK)', () => {
-    expect(classifyLoss(400, jsonRpcError(-32000, 'Bad Request: Mcp-Session-Id header is required'), rules)).toBe(
-      'session_id_required',
-    );
+    expect(classifyLoss(400, jsonRpcError(-32000, 'Bad Request: Mcp-Session-Id header is required'), rules)).toBe('session_id_required');
   });
 
   it('400 "Received request before initialization was complete" (python-sdk)', () => {
     expect(classifyLoss(400, jsonRpcError(-32602, 'Received request before initialization was complete', 3), rules)).toBe(
       'initialization_incomplete',
     );
-    expect(classifyLoss(400, 'Received request before initialization was complete', rules)).toBe(
-      'initialization_incomplete',
-    );
+    expect(classifyLoss(400, 'Received request before initialization was complete', rules)).toBe('initialization_incomplete');
   });
 
   it.each([503, 401])('%i with a "Session not found" message', (status) => {
@@ -67,15 +61,12 @@ describe('classifyLoss with the default rules: upstream lost the session', () =>
     expect(classifyLoss(status, 'session NOT FOUND', rules)).toBe('session_not_found');
   });
 
-  it.each([
-    'Invalid session ID',
-    'Unknown session',
-    'session expired',
-    'Session is terminated',
-    'Session id is invalid',
-  ])('gateway-style message "%s" on 400 is a loss', (message) => {
-    expect(classifyLoss(400, jsonRpcError(-32000, message), rules)).toBe('session_invalid');
-  });
+  it.each(['Invalid session ID', 'Unknown session', 'session expired', 'Session is terminated', 'Session id is invalid'])(
+    'gateway-style message "%s" on 400 is a loss',
+    (message) => {
+      expect(classifyLoss(400, jsonRpcError(-32000, message), rules)).toBe('session_invalid');
+    },
+  );
 
   it('finds the message in the first element of a batch of errors', () => {
     const body = JSON.stringify([{ jsonrpc: '2.0', id: 1, error: { code: -32001, message: 'Session not found' } }]);
@@ -118,9 +109,7 @@ describe('classifyLoss with the default rules: answers that must reach the clien
     expect(
       classifyLoss(406, jsonRpcError(-32000, 'Not Acceptable: Client must accept both application/json and text/event-stream'), rules),
     ).toBeUndefined();
-    expect(
-      classifyLoss(415, jsonRpcError(-32000, 'Unsupported Media Type: Content-Type must be application/json'), rules),
-    ).toBeUndefined();
+    expect(classifyLoss(415, jsonRpcError(-32000, 'Unsupported Media Type: Content-Type must be application/json'), rules)).toBeUndefined();
     // Even with a session message, those statuses are not checked.
     expect(classifyLoss(406, 'Session not found', rules)).toBeUndefined();
     expect(classifyLoss(415, 'Session not found', rules)).toBeUndefined();
@@ -175,10 +164,7 @@ describe('configurable rules', () => {
   it('returns the first matching pattern in order', () => {
     const rules: LossRules = {
       ...DEFAULT_LOSS_RULES,
-      patterns: [
-        { name: 'custom_9', pattern: /session/i },
-        ...DEFAULT_LOSS_PATTERNS,
-      ],
+      patterns: [{ name: 'custom_9', pattern: /session/i }, ...DEFAULT_LOSS_PATTERNS],
     };
     expect(classifyLoss(400, 'Session not found', rules)).toBe('custom_9');
   });
@@ -204,9 +190,7 @@ describe('mayBeLoss', () => {
 
 describe('errorMessageOf', () => {
   it('returns the JSON-RPC error message', () => {
-    expect(errorMessageOf(jsonRpcError(-32000, 'Bad Request: Server not initialized'))).toBe(
-      'Bad Request: Server not initialized',
-    );
+    expect(errorMessageOf(jsonRpcError(-32000, 'Bad Request: Server not initialized'))).toBe('Bad Request: Server not initialized');
   });
 
   it('returns the first message of a batch of errors', () => {

@@ -45,8 +45,10 @@ describe('a legacy client session toward a 2026-07-28 upstream', () => {
     });
   });
 
-  it('puts the session into each request: envelope in _meta, the client\'s own _meta kept, routing headers', () => {
-    const body = JSON.parse(toModernRequest(5, 'tools/call', { name: 'echo', arguments: {}, _meta: { progressToken: 5, traceparent: 't' } }, client, 'info'));
+  it("puts the session into each request: envelope in _meta, the client's own _meta kept, routing headers", () => {
+    const body = JSON.parse(
+      toModernRequest(5, 'tools/call', { name: 'echo', arguments: {}, _meta: { progressToken: 5, traceparent: 't' } }, client, 'info'),
+    );
     expect(body).toStrictEqual({
       jsonrpc: '2.0',
       id: 5,
@@ -64,25 +66,53 @@ describe('a legacy client session toward a 2026-07-28 upstream', () => {
         },
       },
     });
-    expect(JSON.parse(toModernRequest('x', 'tools/list', undefined, client, undefined)).params._meta).not.toHaveProperty('io.modelcontextprotocol/logLevel');
-    expect(routingHeadersFor('tools/call', { name: 'echo' })).toStrictEqual({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' });
-    expect(routingHeadersFor('resources/read', { uri: 'file:///a b' })).toStrictEqual({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'resources/read', 'mcp-name': 'file:///a b' });
-    expect(routingHeadersFor('tools/call', { name: 'héllo' })).toStrictEqual({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': `=?base64?${Buffer.from('héllo').toString('base64')}?=` });
-    expect(routingHeadersFor('tools/list', { name: 'x' })).toStrictEqual({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' });
+    expect(JSON.parse(toModernRequest('x', 'tools/list', undefined, client, undefined)).params._meta).not.toHaveProperty(
+      'io.modelcontextprotocol/logLevel',
+    );
+    expect(routingHeadersFor('tools/call', { name: 'echo' })).toStrictEqual({
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': 'echo',
+    });
+    expect(routingHeadersFor('resources/read', { uri: 'file:///a b' })).toStrictEqual({
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'resources/read',
+      'mcp-name': 'file:///a b',
+    });
+    expect(routingHeadersFor('tools/call', { name: 'héllo' })).toStrictEqual({
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': `=?base64?${Buffer.from('héllo').toString('base64')}?=`,
+    });
+    expect(routingHeadersFor('tools/list', { name: 'x' })).toStrictEqual({
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/list',
+    });
   });
 
   it('translates answers back: 2026-only members gone, resource-not-found to -32002, input_required a clear error', () => {
-    const result = { content: [], resultType: 'complete', ttlMs: 0, cacheScope: 'private', _meta: { [SERVER_INFO]: { name: 'up' }, 'x/y': 1 } };
+    const result = {
+      content: [],
+      resultType: 'complete',
+      ttlMs: 0,
+      cacheScope: 'private',
+      _meta: { [SERVER_INFO]: { name: 'up' }, 'x/y': 1 },
+    };
     expect(toLegacyMessage({ jsonrpc: '2.0', id: 1, result }, 'tools/call')).toStrictEqual({
       kind: 'forward',
       message: { jsonrpc: '2.0', id: 1, result: { content: [], _meta: { 'x/y': 1 } } },
     });
     const notFound = { jsonrpc: '2.0', id: 2, error: { code: -32602, message: 'Resource not found: a://b', data: { uri: 'a://b' } } };
-    expect(toLegacyMessage(notFound, 'resources/read')).toStrictEqual({ kind: 'forward', message: { ...notFound, error: { ...notFound.error, code: -32002 } } });
+    expect(toLegacyMessage(notFound, 'resources/read')).toStrictEqual({
+      kind: 'forward',
+      message: { ...notFound, error: { ...notFound.error, code: -32002 } },
+    });
     expect(toLegacyMessage(notFound, 'tools/call')).toStrictEqual({ kind: 'forward', message: notFound });
     const invalid = { jsonrpc: '2.0', id: 2, error: { code: -32602, message: 'bad', data: { uri: 'a://b', why: 'x' } } };
     expect(toLegacyMessage(invalid, 'resources/read')).toStrictEqual({ kind: 'forward', message: invalid });
-    expect(toLegacyMessage({ jsonrpc: '2.0', id: 3, result: { resultType: 'input_required', inputRequests: {} } }, 'tools/call')).toMatchObject({
+    expect(
+      toLegacyMessage({ jsonrpc: '2.0', id: 3, result: { resultType: 'input_required', inputRequests: {} } }, 'tools/call'),
+    ).toMatchObject({
       kind: 'forward',
       message: { id: 3, error: { code: -32603, data: { reason: 'INPUT_REQUIRED_NOT_RELAYED' } } },
     });
@@ -115,9 +145,15 @@ describe('the common v2 answer rewritten on its text', () => {
   };
 
   it('gives exactly what the object path gives, with the client id', () => {
-    const text = JSON.stringify({ result: { content: [{ type: 'text', text: 'hi' }], resultType: 'complete', _meta: serverInfo }, jsonrpc: '2.0', id: 7 });
+    const text = JSON.stringify({
+      result: { content: [{ type: 'text', text: 'hi' }], resultType: 'complete', _meta: serverInfo },
+      jsonrpc: '2.0',
+      id: 7,
+    });
     expect(hostedJsonAnswer(text, 7, 7)).toBe('{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":7}');
-    expect(hostedJsonAnswer(text, 7, 'client-1')).toBe('{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":"client-1"}');
+    expect(hostedJsonAnswer(text, 7, 'client-1')).toBe(
+      '{"result":{"content":[{"type":"text","text":"hi"}]},"jsonrpc":"2.0","id":"client-1"}',
+    );
     expect(hostedJsonAnswer(text, 8, 8)).toBeUndefined();
     // What it does not handle goes to the object path.
     for (const other of [

@@ -20,7 +20,8 @@ import { createParkedExchanges, type ParkedExchanges, type Schedule } from '../.
 const CAPABILITIES = { elicitation: {}, sampling: {}, roots: {} };
 const PARAMS = { name: 'tool', arguments: {} };
 const event = (message: object) => `event: message\ndata: ${JSON.stringify(message)}\n\n`;
-const elicit = (id: string, message: string) => event({ jsonrpc: '2.0', id, method: 'elicitation/create', params: { message, requestedSchema: { type: 'object', properties: {} } } });
+const elicit = (id: string, message: string) =>
+  event({ jsonrpc: '2.0', id, method: 'elicitation/create', params: { message, requestedSchema: { type: 'object', properties: {} } } });
 
 let server: Server;
 let url: string;
@@ -31,7 +32,10 @@ let sent: Record<string, unknown>[];
 /** What each client round does with its request, set by the test before it sends the round. */
 let onRound: (req: IncomingMessage, res: ServerResponse, params: Record<string, unknown>) => Promise<void>;
 
-const link = { label: 1, notify: async (body: string) => void sent.push(JSON.parse(body) as Record<string, unknown>) } as unknown as UpstreamLink;
+const link = {
+  label: 1,
+  notify: async (body: string) => void sent.push(JSON.parse(body) as Record<string, unknown>),
+} as unknown as UpstreamLink;
 
 beforeEach(async () => {
   sent = [];
@@ -62,7 +66,14 @@ afterEach(async () => {
   server.close();
 });
 
-const tracked = () => ({ gone: new Cancellation(), startedAt: performance.now(), sessionLogId: null, replayedFor: null, failure: null, requestId: 1 });
+const tracked = () => ({
+  gone: new Cancellation(),
+  startedAt: performance.now(),
+  sessionLogId: null,
+  replayedFor: null,
+  failure: null,
+  requestId: 1,
+});
 const ctx = (clientId: number) => ({
   method: 'tools/call',
   clientId,
@@ -107,7 +118,10 @@ async function send(params: Record<string, unknown>) {
   const res = await fetch(url, { method: 'POST', body: JSON.stringify(params) });
   const text = await res.text();
   const data = res.headers.get('content-type')?.startsWith('text/event-stream')
-    ? text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as Record<string, any>)
+    ? text
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => JSON.parse(l.slice(6)) as Record<string, any>)
     : [JSON.parse(text) as Record<string, any>];
   return { status: res.status, messages: data, last: data.at(-1)! };
 }
@@ -131,7 +145,10 @@ describe('an MRTR exchange', () => {
     const first = (await round).last.result;
     const [k1, k2] = Object.keys(first.inputRequests);
 
-    const partial = await retryRound(2, { inputResponses: { [k1!]: { action: 'accept', content: { a: 1 } } }, requestState: first.requestState });
+    const partial = await retryRound(2, {
+      inputResponses: { [k1!]: { action: 'accept', content: { a: 1 } } },
+      requestState: first.requestState,
+    });
     expect(partial.last).toMatchObject({ id: 2, result: { resultType: 'input_required' } });
     expect(Object.keys(partial.last.result.inputRequests)).toEqual([k2]);
     expect(sent).toEqual([{ jsonrpc: '2.0', id: 's1', result: { action: 'accept', content: { a: 1 } } }]);
@@ -140,7 +157,10 @@ describe('an MRTR exchange', () => {
     payload.write(event({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'dropped: no logLevel' } }));
     payload.end(event({ jsonrpc: '2.0', id: 'up-1', result: { content: [{ type: 'text', text: 'ok' }] } }));
     const final = await done;
-    expect(final.last).toMatchObject({ id: 3, result: { resultType: 'complete', content: [{ text: 'ok' }], _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'up' } } } });
+    expect(final.last).toMatchObject({
+      id: 3,
+      result: { resultType: 'complete', content: [{ text: 'ok' }], _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'up' } } },
+    });
     expect(sent[1]).toEqual({ jsonrpc: '2.0', id: 's2', result: { action: 'decline' } });
     expect(parked.size).toBe(0);
   });
@@ -183,7 +203,9 @@ describe('an MRTR exchange', () => {
       mrtr.relay(call, begun, { ...ctx(1), clientProgressToken: 7, upstreamProgressToken: 'up-1' }, link, {}, payload);
     };
     const round = send(PARAMS);
-    payload.write(`\uFEFFdata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'up-1', progress: 1 } })}\n\n`);
+    payload.write(
+      `\uFEFFdata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'up-1', progress: 1 } })}\n\n`,
+    );
     payload.write(elicit('s1', 'Now?'));
     const { messages } = await round;
     expect(messages).toHaveLength(2);
@@ -250,9 +272,20 @@ describe('an MRTR exchange', () => {
     const upstreamMessage = fc.oneof(
       fc.string(),
       fc.jsonValue().map((v) => `data: ${JSON.stringify(v)}\n\n`),
-      fc.record({ id: fc.oneof(fc.string(), fc.integer()), method: fc.constantFrom('elicitation/create', 'sampling/createMessage', 'roots/list', 'ping', 'x/y'), params: fc.anything() })
+      fc
+        .record({
+          id: fc.oneof(fc.string(), fc.integer()),
+          method: fc.constantFrom('elicitation/create', 'sampling/createMessage', 'roots/list', 'ping', 'x/y'),
+          params: fc.anything(),
+        })
         .map((m) => event({ jsonrpc: '2.0', ...m })),
-      fc.constantFrom(event({ jsonrpc: '2.0', id: 'up-1', result: {} }), event({ jsonrpc: '2.0', id: 'up-1', error: { code: 1, message: 'x' } }), ': c\n\n', '\r\n', 'data: {'),
+      fc.constantFrom(
+        event({ jsonrpc: '2.0', id: 'up-1', result: {} }),
+        event({ jsonrpc: '2.0', id: 'up-1', error: { code: 1, message: 'x' } }),
+        ': c\n\n',
+        '\r\n',
+        'data: {',
+      ),
     );
     await fc.assert(
       fc.asyncProperty(fc.array(upstreamMessage, { maxLength: 8 }), fc.boolean(), async (chunks, cut) => {

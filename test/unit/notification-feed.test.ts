@@ -17,11 +17,15 @@ function harness() {
   const upstream = new FakeUpstream();
   upstream.capabilities = { tools: { listChanged: true }, resources: { subscribe: true } };
   const { deps } = fakeLinkDeps(upstream);
-  const link = new UpstreamLink(deps, JSON.stringify({ protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } }), {
-    kind: 'pooled',
-    protocolVersion: '2025-11-25',
-    logLevel: undefined,
-  });
+  const link = new UpstreamLink(
+    deps,
+    JSON.stringify({ protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } }),
+    {
+      kind: 'pooled',
+      protocolVersion: '2025-11-25',
+      logLevel: undefined,
+    },
+  );
   let time = 0;
   const delays: number[] = [];
   const feeds = createNotificationFeeds({
@@ -156,7 +160,10 @@ describe('an upstream refusing the stream', () => {
     await expect(feeds.of(link).join(listener(), HEADERS)).rejects.toMatchObject({ name: 'UpstreamAnswer', status: 401 });
     expect(feeds.size).toBe(0);
     upstream.getRefusal = 500;
-    await expect(feeds.of(link).join(listener(), HEADERS)).rejects.toMatchObject({ reason: 'UPSTREAM_UNAVAILABLE', detail: { upstreamStatus: 500 } });
+    await expect(feeds.of(link).join(listener(), HEADERS)).rejects.toMatchObject({
+      reason: 'UPSTREAM_UNAVAILABLE',
+      detail: { upstreamStatus: 500 },
+    });
     upstream.getRefusal = undefined;
     expect(await feeds.of(link).join(listener(), HEADERS)).toBe('listening');
   });
@@ -191,7 +198,10 @@ describe('recovery', () => {
     expect(gets(upstream)).toHaveLength(3); // the lost one, the one that met the loss, the new one
     expect(upstream.streams).toHaveLength(2);
     expect(upstream.streams[1]!.sessionId).not.toBe(upstream.streams[0]!.sessionId);
-    expect(rpc(upstream, 'resources/subscribe').map((s) => s.sessionId)).toEqual([upstream.streams[0]!.sessionId, upstream.streams[1]!.sessionId]);
+    expect(rpc(upstream, 'resources/subscribe').map((s) => s.sessionId)).toEqual([
+      upstream.streams[0]!.sessionId,
+      upstream.streams[1]!.sessionId,
+    ]);
     // The new stream is the one listened to.
     const heard = a.changed();
     upstream.streams[1]!.send(toolsChanged);

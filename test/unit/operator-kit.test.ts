@@ -28,7 +28,9 @@ function namesIn(expr: string): string[] {
 describe('operator kit (examples/observability)', () => {
   it('the compose file runs the proxy with an OTLP endpoint on the collector, beside Jaeger, Prometheus and Grafana', () => {
     const compose = yaml('docker-compose.yml');
-    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['mcp-session-proxy', 'otel-collector', 'jaeger', 'prometheus', 'grafana']));
+    expect(Object.keys(compose.services)).toEqual(
+      expect.arrayContaining(['mcp-session-proxy', 'otel-collector', 'jaeger', 'prometheus', 'grafana']),
+    );
     const env = compose.services['mcp-session-proxy'].environment;
     expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://otel-collector:4318');
     expect(['http/protobuf', 'http/json']).toContain(env.OTEL_EXPORTER_OTLP_PROTOCOL);
@@ -62,8 +64,12 @@ describe('operator kit (examples/observability)', () => {
 
   it('alert rules (replay failures, upstream errors, pool saturation) use only exported metrics', async () => {
     const names = await exportedNames();
-    const rules = (yaml('alerts.yml').groups as { rules: { alert: string; expr: string; annotations: Record<string, string> }[] }[]).flatMap((g) => g.rules);
-    expect(rules.map((r) => r.alert)).toEqual(expect.arrayContaining(['McpProxyReplayFailures', 'McpProxyUpstreamErrors', 'McpProxyPoolSaturated']));
+    const rules = (
+      yaml('alerts.yml').groups as { rules: { alert: string; expr: string; annotations: Record<string, string> }[] }[]
+    ).flatMap((g) => g.rules);
+    expect(rules.map((r) => r.alert)).toEqual(
+      expect.arrayContaining(['McpProxyReplayFailures', 'McpProxyUpstreamErrors', 'McpProxyPoolSaturated']),
+    );
     for (const rule of rules) {
       const used = [...namesIn(rule.expr), ...Object.values(rule.annotations).flatMap(namesIn)];
       expect(used.length, rule.alert).toBeGreaterThan(0);
@@ -73,7 +79,10 @@ describe('operator kit (examples/observability)', () => {
 
   it('the Grafana dashboard parses, is provisioned, and every panel queries exported metrics', async () => {
     const names = await exportedNames();
-    const dashboard = JSON.parse(read('grafana/mcp-session-proxy.json')) as { uid: string; panels: { title: string; targets: { expr: string }[] }[] };
+    const dashboard = JSON.parse(read('grafana/mcp-session-proxy.json')) as {
+      uid: string;
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
     expect(dashboard.uid).toBe('mcp-session-proxy');
     expect(dashboard.panels.length).toBeGreaterThan(5);
     const covered = new Set<string>();

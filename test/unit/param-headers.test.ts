@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeParamValue, isParamHeaderRefusal, paramHeadersOf, paramHeaderValues, toolParamHeadersOf } from '../../src/mcp/param-headers.js';
+import {
+  encodeParamValue,
+  isParamHeaderRefusal,
+  paramHeadersOf,
+  paramHeaderValues,
+  toolParamHeadersOf,
+} from '../../src/mcp/param-headers.js';
 
 function decode(value: string): string {
   const m = /^=\?base64\?(.*)\?=$/.exec(value);
@@ -23,9 +29,14 @@ describe('Mcp-Param-* headers from x-mcp-header declarations', () => {
       { path: ['region'], name: 'Region' },
       { path: ['nested', 'id'], name: 'Id' },
     ]);
-    expect(toolParamHeadersOf({ tools: [{ name: 't', inputSchema: schema }, { name: 'plain', inputSchema: { type: 'object' } }] })).toEqual(
-      new Map([['t', paramHeadersOf(schema)]]),
-    );
+    expect(
+      toolParamHeadersOf({
+        tools: [
+          { name: 't', inputSchema: schema },
+          { name: 'plain', inputSchema: { type: 'object' } },
+        ],
+      }),
+    ).toEqual(new Map([['t', paramHeadersOf(schema)]]));
     expect(toolParamHeadersOf({ content: [] })).toBeUndefined();
   });
 
@@ -36,7 +47,11 @@ describe('Mcp-Param-* headers from x-mcp-header declarations', () => {
       { path: ['c'], name: 'C' },
       { path: ['d', 'e'], name: 'E' },
     ];
-    expect(paramHeaderValues(declarations, { a: 'x', b: false, c: { no: 1 }, d: { e: 2.5 } })).toEqual({ 'mcp-param-a': 'x', 'mcp-param-b': 'false', 'mcp-param-e': '2.5' });
+    expect(paramHeaderValues(declarations, { a: 'x', b: false, c: { no: 1 }, d: { e: 2.5 } })).toEqual({
+      'mcp-param-a': 'x',
+      'mcp-param-b': 'false',
+      'mcp-param-e': '2.5',
+    });
     expect(paramHeaderValues(declarations, undefined)).toEqual({});
     expect(paramHeaderValues([{ path: ['__proto__'], name: 'P' }], JSON.parse('{"__proto__":"v"}'))).toEqual({ 'mcp-param-p': 'v' });
   });

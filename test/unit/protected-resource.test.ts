@@ -13,9 +13,14 @@ describe('protected-resource metadata under the public URL', () => {
   it('rewrites resource_metadata in a challenge, quoted or not, and nothing else', () => {
     const url = 'https://proxy/.well-known/oauth-protected-resource/mcp';
     expect(
-      withResourceMetadata('Bearer error="invalid_token", error_description="Token has expired", resource_metadata="http://10.0.0.5:3000/.well-known/oauth-protected-resource/mcp"', url),
+      withResourceMetadata(
+        'Bearer error="invalid_token", error_description="Token has expired", resource_metadata="http://10.0.0.5:3000/.well-known/oauth-protected-resource/mcp"',
+        url,
+      ),
     ).toBe(`Bearer error="invalid_token", error_description="Token has expired", resource_metadata="${url}"`);
-    expect(withResourceMetadata('Bearer resource_metadata=http://internal/x, scope="a b"', url)).toBe(`Bearer resource_metadata="${url}", scope="a b"`);
+    expect(withResourceMetadata('Bearer resource_metadata=http://internal/x, scope="a b"', url)).toBe(
+      `Bearer resource_metadata="${url}", scope="a b"`,
+    );
     expect(withResourceMetadata('Bearer realm="x", error="invalid_token"', url)).toBe('Bearer realm="x", error="invalid_token"');
     expect(withResourceMetadata('Bearer resource_metadata="a\\"b"', url)).toBe(`Bearer resource_metadata="${url}"`);
   });
@@ -30,8 +35,15 @@ describe('protected-resource metadata under the public URL', () => {
   });
 
   it('sets resource in the metadata document and keeps every other member', () => {
-    const upstream = { resource: 'http://10.0.0.5:3000/mcp', authorization_servers: ['https://idp.example.com'], scopes_supported: ['mcp'] };
-    expect(JSON.parse(withResource(JSON.stringify(upstream), 'https://proxy/mcp')!)).toEqual({ ...upstream, resource: 'https://proxy/mcp' });
+    const upstream = {
+      resource: 'http://10.0.0.5:3000/mcp',
+      authorization_servers: ['https://idp.example.com'],
+      scopes_supported: ['mcp'],
+    };
+    expect(JSON.parse(withResource(JSON.stringify(upstream), 'https://proxy/mcp')!)).toEqual({
+      ...upstream,
+      resource: 'https://proxy/mcp',
+    });
     expect(withResource('not json', 'https://proxy/mcp')).toBeUndefined();
     expect(withResource('[1]', 'https://proxy/mcp')).toBeUndefined();
   });

@@ -41,7 +41,9 @@ describe('requestState sealing', () => {
       withByte(token, 5, (b) => b ^ 1), // the IV
       withByte(token, 20, (b) => b ^ 1), // the ciphertext
       withByte(token, length - 1, (b) => b ^ 1), // the tag
-      Buffer.from(token, 'base64url').subarray(0, length - 4).toString('base64url'), // a shortened tag
+      Buffer.from(token, 'base64url')
+        .subarray(0, length - 4)
+        .toString('base64url'), // a shortened tag
     ];
     for (const bad of [...tampered, `${token}-TAMPERED`, `${token}=`, ` ${token}`, '', 'x', 'a.b.c.d.e', 'A'.repeat(200_000)]) {
       expect(codec.open(bad)).toEqual({ ok: false, reason: 'invalid' });

@@ -136,7 +136,10 @@ describe('sealed session ids', () => {
 
   it('refuse a sealed credential digest of another length (an older or foreign proxy) instead of failing later', async () => {
     const keys = await deriveKeys(secret());
-    const sealer = createSealer({ keys: [{ sealing: keys.sealing, binding: createCredentialBinding(undefined, keys.binding) }], maxAgeMs: HOUR });
+    const sealer = createSealer({
+      keys: [{ sealing: keys.sealing, binding: createCredentialBinding(undefined, keys.binding) }],
+      maxAgeMs: HOUR,
+    });
     const id = await new EncryptJWT({ jti: 'n', p: SDK_PARAMS, v: '2025-06-18', c: randomBytes(16).toString('base64url') })
       .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
       .setIssuedAt()
@@ -151,7 +154,7 @@ describe('sealed session ids', () => {
     expectRefused(await mine.sealer.open(id), 'invalid');
   });
 
-  it('rotation: ids sealed with the previous secret open (with that secret\'s binding); new ones use the current', async () => {
+  it("rotation: ids sealed with the previous secret open (with that secret's binding); new ones use the current", async () => {
     const [a, b] = [secret(), secret()];
     const before = await sealerFor([a]);
     const old = await sealOne(before.sealer, state(before.binding));
@@ -204,10 +207,16 @@ describe('sealed session ids', () => {
     const [header, , iv, , tag] = id.split('.');
     const b64 = fc.stringMatching(/^[A-Za-z0-9_-]{0,200}$/);
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.string(), b64.map((c) => `${header}..${iv}.${c}.${tag}`)), async (text) => {
-        const result = await sealer.open(text);
-        expect(result.ok).toBe(false);
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string(),
+          b64.map((c) => `${header}..${iv}.${c}.${tag}`),
+        ),
+        async (text) => {
+          const result = await sealer.open(text);
+          expect(result.ok).toBe(false);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -246,7 +255,11 @@ describe('session secrets', () => {
   it('read a secret file with or without a final newline, and name the problem without the contents', () => {
     const dir = mkdtempSync(join(tmpdir(), 'secret-'));
     const value = randomBytes(32).toString('base64');
-    for (const [name, text] of [['plain', value], ['lf', `${value}\n`], ['crlf', `${value}\r\n`]] as const) {
+    for (const [name, text] of [
+      ['plain', value],
+      ['lf', `${value}\n`],
+      ['crlf', `${value}\r\n`],
+    ] as const) {
       writeFileSync(join(dir, name), text);
       expect(readSecretFile(join(dir, name)).toString()).toBe(value);
     }

@@ -84,7 +84,27 @@ const cuts = fc.array(fc.nat(), { maxLength: 16 });
 
 describe('the SSE reader against the event-stream rules', () => {
   // Streams of the characters that matter to the rules (and a few that must not), in any order.
-  const token = fc.constantFrom('data', 'data:', 'data: ', ':', ' ', '  ', 'event: message', 'id: 1', 'retry: 10', 'x', '{"a":1}', 'é', '🦀', '\uFEFF', 'ï»¿', '\n', '\r', '\r\n', '\n\n');
+  const token = fc.constantFrom(
+    'data',
+    'data:',
+    'data: ',
+    ':',
+    ' ',
+    '  ',
+    'event: message',
+    'id: 1',
+    'retry: 10',
+    'x',
+    '{"a":1}',
+    'é',
+    '🦀',
+    '\uFEFF',
+    'ï»¿',
+    '\n',
+    '\r',
+    '\r\n',
+    '\n\n',
+  );
   const stream = fc.array(token, { maxLength: 40 }).map((tokens) => tokens.join(''));
 
   it('reads any stream as the rules do, cut anywhere, as text or as UTF-8 bytes', () => {
@@ -116,7 +136,17 @@ describe('the SSE reader reads back what a server writes', () => {
   const dataText = fc
     .array(fc.constantFrom('a', 'Z', ' ', ':', '\n', '{', '"', 'é', '☃', '🦀', '\uFEFF', 'data: '), { minLength: 1, maxLength: 12 })
     .map((units) => units.join(''));
-  const extraLine = fc.constantFrom(': keep-alive', ':', 'event: message', 'event:', 'id: 42', 'id', 'retry: 1000', 'unknown: field', 'ignored');
+  const extraLine = fc.constantFrom(
+    ': keep-alive',
+    ':',
+    'event: message',
+    'event:',
+    'id: 42',
+    'id',
+    'retry: 1000',
+    'unknown: field',
+    'ignored',
+  );
   const eol = fc.constantFrom('\n', '\r', '\r\n');
   const event = fc.record({
     data: dataText,

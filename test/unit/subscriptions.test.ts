@@ -26,7 +26,12 @@ const paramsish = fc.oneof(
       notifications: fc.oneof(
         fc.jsonValue(),
         fc.record(
-          { toolsListChanged: flag, promptsListChanged: flag, resourcesListChanged: flag, resourceSubscriptions: fc.oneof(fc.array(fc.string()), fc.jsonValue()) },
+          {
+            toolsListChanged: flag,
+            promptsListChanged: flag,
+            resourcesListChanged: flag,
+            resourceSubscriptions: fc.oneof(fc.array(fc.string()), fc.jsonValue()),
+          },
           { requiredKeys: [] },
         ),
       ),
@@ -36,19 +41,30 @@ const paramsish = fc.oneof(
 );
 const capabilitiesish = fc.oneof(
   fc.jsonValue(),
-  fc.record({ tools: fc.record({ listChanged: flag }), prompts: fc.jsonValue(), resources: fc.record({ listChanged: flag, subscribe: flag }, { requiredKeys: [] }) }, { requiredKeys: [] }),
+  fc.record(
+    {
+      tools: fc.record({ listChanged: flag }),
+      prompts: fc.jsonValue(),
+      resources: fc.record({ listChanged: flag, subscribe: flag }, { requiredKeys: [] }),
+    },
+    { requiredKeys: [] },
+  ),
 );
 const ALL_CAPS = { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { listChanged: true, subscribe: true } };
 
 describe('parseListenFilter: the SubscriptionFilter of params.notifications', () => {
   it('refuses more resource subscriptions than one listen may make (each is an upstream request)', () => {
     const uris = (n: number) => Array.from({ length: n }, (_, i) => `test://r/${i}`);
-    expect(parseListenFilter({ notifications: { resourceSubscriptions: uris(MAX_RESOURCE_SUBSCRIPTIONS) } })?.resourceSubscriptions).toHaveLength(MAX_RESOURCE_SUBSCRIPTIONS);
+    expect(
+      parseListenFilter({ notifications: { resourceSubscriptions: uris(MAX_RESOURCE_SUBSCRIPTIONS) } })?.resourceSubscriptions,
+    ).toHaveLength(MAX_RESOURCE_SUBSCRIPTIONS);
     expect(parseListenFilter({ notifications: { resourceSubscriptions: uris(MAX_RESOURCE_SUBSCRIPTIONS + 1) } })).toBeUndefined();
   });
 
   it('keeps the flags asked for (true) and the URIs, once each', () => {
-    expect(parseListenFilter({ notifications: { toolsListChanged: true, promptsListChanged: false, resourceSubscriptions: ['a', 'b', 'a'] } })).toEqual({
+    expect(
+      parseListenFilter({ notifications: { toolsListChanged: true, promptsListChanged: false, resourceSubscriptions: ['a', 'b', 'a'] } }),
+    ).toEqual({
       toolsListChanged: true,
       resourceSubscriptions: ['a', 'b'],
     });
@@ -76,7 +92,9 @@ describe('honouredSubset: only what the upstream declares', () => {
       toolsListChanged: true,
       resourcesListChanged: true,
     });
-    expect(honouredSubset(asked, { tools: {}, prompts: { listChanged: 'true' }, resources: { subscribe: true } })).toEqual({ resourceSubscriptions: ['u'] });
+    expect(honouredSubset(asked, { tools: {}, prompts: { listChanged: 'true' }, resources: { subscribe: true } })).toEqual({
+      resourceSubscriptions: ['u'],
+    });
     expect(honouredSubset(asked, undefined)).toEqual({});
   });
 });
@@ -91,7 +109,11 @@ describe('which upstream message reaches which listener', () => {
     });
     expect(notificationFor(tools, { promptsListChanged: true }, 'listen:1')).toBeUndefined();
 
-    const updated = feedEventOf({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: 'u', title: 't', _meta: { k: 1 } } });
+    const updated = feedEventOf({
+      jsonrpc: '2.0',
+      method: 'notifications/resources/updated',
+      params: { uri: 'u', title: 't', _meta: { k: 1 } },
+    });
     expect(notificationFor(updated, { resourceSubscriptions: ['u'] }, 7)).toEqual({
       jsonrpc: '2.0',
       method: 'notifications/resources/updated',
@@ -116,7 +138,12 @@ describe('which upstream message reaches which listener', () => {
   });
 
   it('a gap is signalled as a change of every list listened to and an update of every resource subscribed', () => {
-    expect(gapNotifications({ toolsListChanged: true, resourcesListChanged: true, resourceSubscriptions: ['a', 'b'] }, 's').map((n) => [n.method, (n.params as { uri?: string }).uri])).toEqual([
+    expect(
+      gapNotifications({ toolsListChanged: true, resourcesListChanged: true, resourceSubscriptions: ['a', 'b'] }, 's').map((n) => [
+        n.method,
+        (n.params as { uri?: string }).uri,
+      ]),
+    ).toEqual([
       ['notifications/tools/list_changed', undefined],
       ['notifications/resources/list_changed', undefined],
       ['notifications/resources/updated', 'a'],

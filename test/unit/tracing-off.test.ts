@@ -5,7 +5,12 @@ import { createFingerprint } from '../../src/session/ids.js';
 import type { UpstreamClient } from '../../src/upstream/client.js';
 
 describe('tracing off (no exporter configured)', () => {
-  const tracing = createTracing({ settings: TELEMETRY_OFF, fingerprint: createFingerprint(), upstreamUrl: new URL('http://127.0.0.1:1/mcp'), serviceVersion: 'test' });
+  const tracing = createTracing({
+    settings: TELEMETRY_OFF,
+    fingerprint: createFingerprint(),
+    upstreamUrl: new URL('http://127.0.0.1:1/mcp'),
+    serviceVersion: 'test',
+  });
 
   it('is the no-op implementation, chosen once at startup', () => {
     expect(tracing).toBe(NO_TRACING);

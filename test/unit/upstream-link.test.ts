@@ -68,8 +68,8 @@ async function reason(promise: Promise<unknown>): Promise<string> {
   throw new Error('expected a ProxyError');
 }
 
-describe('opening: the client\'s initialize and notifications/initialized', () => {
-  it('awaits the client\'s notifications/initialized, forwards it once, then is live', async () => {
+describe("opening: the client's initialize and notifications/initialized", () => {
+  it("awaits the client's notifications/initialized, forwards it once, then is live", async () => {
     const { link, upstream } = await opened();
     expect(link.kind).toBe('awaiting-initialized');
     expect(link.protocolVersion).toBe('2025-06-18');
@@ -80,7 +80,7 @@ describe('opening: the client\'s initialize and notifications/initialized', () =
     expect(link.kind).toBe('live');
   });
 
-  it('a refused initialize yields no link and the upstream\'s answer', async () => {
+  it("a refused initialize yields no link and the upstream's answer", async () => {
     const upstream = new FakeUpstream();
     upstream.refuseInitialize = 400;
     const { deps } = fakeLinkDeps(upstream);
@@ -208,7 +208,7 @@ describe('rotated ids', () => {
 });
 
 describe('notifications/initialized: exactly one reaches each upstream session', () => {
-  it('a reopened link: the client\'s notifications/initialized while the replay sends its own', async () => {
+  it("a reopened link: the client's notifications/initialized while the replay sends its own", async () => {
     const upstream = new FakeUpstream();
     upstream.strict = true;
     const { deps, metrics } = fakeLinkDeps(upstream);
@@ -228,7 +228,7 @@ describe('notifications/initialized: exactly one reaches each upstream session',
     expect(first.replayed).toBe('reopened');
   });
 
-  it('the client\'s went to another replica: the proxy sends one; the client\'s arriving meanwhile is absorbed', async () => {
+  it("the client's went to another replica: the proxy sends one; the client's arriving meanwhile is absorbed", async () => {
     const upstream = new FakeUpstream();
     upstream.strict = true;
     const { link } = await opened(upstream);
@@ -244,7 +244,7 @@ describe('notifications/initialized: exactly one reaches each upstream session',
     expect(upstream.count('initialize')).toBe(1);
   });
 
-  it('a client\'s notifications/initialized that meets a loss is absorbed: the replay sent one', async () => {
+  it("a client's notifications/initialized that meets a loss is absorbed: the replay sent one", async () => {
     const { link, upstream, metrics } = await opened();
     upstream.forgetAll();
     expect(await statusOf(link.send(clientInitialized()))).toBe('absorbed');

@@ -32,7 +32,9 @@ export async function discoverForHosted(
   const answer = await readBody(response.body, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
   const contentType = response.headers['content-type'];
   const result =
-    response.statusCode === 200 ? resultFor(messagesOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined), requestId) : undefined;
+    response.statusCode === 200
+      ? resultFor(messagesOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined), requestId)
+      : undefined;
   return result === undefined ? { kind: 'refused', response, body: answer } : { kind: 'result', result };
 }
 
@@ -40,7 +42,8 @@ export async function discoverForHosted(
 function resultFor(messages: unknown[], id: JsonRpcId): Record<string, unknown> | undefined {
   for (const message of messages) {
     const { id: answered, result } = (message ?? {}) as { id?: unknown; result?: unknown };
-    if (answered === id && typeof result === 'object' && result !== null && !Array.isArray(result)) return result as Record<string, unknown>;
+    if (answered === id && typeof result === 'object' && result !== null && !Array.isArray(result))
+      return result as Record<string, unknown>;
   }
   return undefined;
 }

@@ -34,7 +34,13 @@ export interface HostedRequest {
 }
 
 /** Send `message` on upstream; `request.signal` aborts it (the client left or cancelled it). */
-export async function forwardHosted(deps: ForwardDeps, call: Call, hosted: HostedSession, request: InFlightRequest, message: HostedRequest) {
+export async function forwardHosted(
+  deps: ForwardDeps,
+  call: Call,
+  hosted: HostedSession,
+  request: InFlightRequest,
+  message: HostedRequest,
+) {
   const { signal } = request;
   const { id, method, params } = message;
   const headers = toUpstreamHeaders(call.req.headers, undefined);

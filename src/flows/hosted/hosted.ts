@@ -67,10 +67,18 @@ export function createHostedFlow(deps: HostedDeps): HostedFlow {
     }
     const protocolVersion = negotiatedVersion((params as { protocolVersion?: unknown }).protocolVersion);
     const hosted = new HostedSession(client, protocolVersion);
-    const session = await deps.sessions.create(call, { params, initParams: JSON.stringify(params), protocolVersion }, { kind: 'hosted', hosted });
+    const session = await deps.sessions.create(
+      call,
+      { params, initParams: JSON.stringify(params), protocolVersion },
+      { kind: 'hosted', hosted },
+    );
     log.info({ sid: session.logId, link: hosted.label }, 'session created (hosted: the upstream speaks 2026-07-28 only)');
     const text = JSON.stringify({ jsonrpc: '2.0', id: requestId, result: initializeResultOf(discovered.result, protocolVersion) });
-    call.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), [SESSION_HEADER]: session.id });
+    call.res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(text)),
+      [SESSION_HEADER]: session.id,
+    });
     call.res.end(text);
   }
 
@@ -129,12 +137,19 @@ export function createHostedFlow(deps: HostedDeps): HostedFlow {
   /** A 2025 client's notifications/cancelled: the request it names is aborted upstream. */
   function cancel(hosted: HostedSession, params: Params) {
     const requestId = cancelledRequestIdOf(params);
-    if (requestId !== undefined && hosted.inFlight.cancel(requestId)) log.debug({ link: hosted.label }, 'hosted request cancelled by the client: its upstream request is aborted');
+    if (requestId !== undefined && hosted.inFlight.cancel(requestId))
+      log.debug({ link: hosted.label }, 'hosted request cancelled by the client: its upstream request is aborted');
   }
 
   function stream(call: Call, session: Session, hosted: HostedSession) {
     if (deps.closing()) throw new ProxyError('SHUTTING_DOWN');
-    const streamDeps = { upstream: deps.upstream, log, metrics: deps.metrics, openStreams: deps.openStreams, keepAliveMs: deps.listenKeepAliveMs };
+    const streamDeps = {
+      upstream: deps.upstream,
+      log,
+      metrics: deps.metrics,
+      openStreams: deps.openStreams,
+      keepAliveMs: deps.listenKeepAliveMs,
+    };
     return serveHostedStream(streamDeps, call.req, call.res, hosted, session.id);
   }
 

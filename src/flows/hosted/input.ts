@@ -20,7 +20,17 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { JsonRpcId } from '../../errors.js';
 import { readEventStream } from '../../http/sse-reader.js';
-import { clientResponseOf, HOSTED_INPUT_MAX_ROUNDS, inputError, inputRoundOf, isInputRequired, missingCapabilityOf, retryIdOf, retryParams, type InputAsk } from '../../mcp/hosted-input.js';
+import {
+  clientResponseOf,
+  HOSTED_INPUT_MAX_ROUNDS,
+  inputError,
+  inputRoundOf,
+  isInputRequired,
+  missingCapabilityOf,
+  retryIdOf,
+  retryParams,
+  type InputAsk,
+} from '../../mcp/hosted-input.js';
 import { hostedJsonAnswer, routingHeadersFor, toLegacyMessage, toModernRequest } from '../../mcp/modern-upstream.js';
 import { MCP_NAME_HEADER } from '../../mcp/era.js';
 import { isParamHeaderRefusal } from '../../mcp/param-headers.js';
@@ -61,7 +71,6 @@ type RoundAnswer =
   | { readonly kind: 'other'; readonly response: UpstreamResponse; readonly body: Buffer }
   | { readonly kind: 'cut' };
 
-
 /** One hosted request that may take rounds of input; resolves once the client has its answer. */
 export async function hostedExchange(
   deps: HostedInputDeps,
@@ -93,15 +102,20 @@ export async function hostedExchange(
     } catch (error) {
       // Before anything was streamed the error table answers (502, 504…); after, only an event can.
       if (!writer.streaming || gone.aborted) throw error;
-      return finish(inputError(id, -32000, 'The upstream could not be reached for a retry with the client\'s input', 'UPSTREAM_UNAVAILABLE'));
+      return finish(
+        inputError(id, -32000, "The upstream could not be reached for a retry with the client's input", 'UPSTREAM_UNAVAILABLE'),
+      );
     }
     if (gone.aborted) return;
     if (answer.kind === 'cut') return finish(inputError(id, -32603, 'The upstream cut its answer short', 'UPSTREAM_CUT'));
     if (answer.kind === 'text') return writer.end(answer.text);
     if (answer.kind === 'other') {
       // Auth challenges, gateway errors: as they came, unless the client's answer is already a stream.
-      if (!writer.streaming) return relay(res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.body);
-      return finish(inputError(id, -32603, `The upstream answered a retry with HTTP ${answer.response.statusCode}`, 'UPSTREAM_UNAVAILABLE'));
+      if (!writer.streaming)
+        return relay(res, answer.response.statusCode, toClientHeaders(answer.response.headers, undefined), answer.body);
+      return finish(
+        inputError(id, -32603, `The upstream answered a retry with HTTP ${answer.response.statusCode}`, 'UPSTREAM_UNAVAILABLE'),
+      );
     }
     const message = { ...answer.message, id };
     if (method === 'tools/call' && !relearnt && !writer.streaming && isParamHeaderRefusal((message as Obj).error)) {
@@ -115,29 +129,50 @@ export async function hostedExchange(
     }
     if (!('result' in message) || !isInputRequired(message.result)) {
       const translated = toLegacyMessage(message, method);
-      return finish(translated.kind === 'forward' ? (translated.message) : message);
+      return finish(translated.kind === 'forward' ? translated.message : message);
     }
     const planned = inputRoundOf(message.result);
-    if (planned.kind === 'invalid') return finish(inputError(id, -32603, `The upstream's input_required result is invalid: ${planned.message}`, 'HELD_INPUT_INVALID'));
+    if (planned.kind === 'invalid')
+      return finish(inputError(id, -32603, `The upstream's input_required result is invalid: ${planned.message}`, 'HELD_INPUT_INVALID'));
     if (round + 1 >= HOSTED_INPUT_MAX_ROUNDS) {
-      return finish(inputError(id, -32603, `The upstream still required input after ${HOSTED_INPUT_MAX_ROUNDS} rounds`, 'HELD_INPUT_ROUNDS_EXCEEDED'));
+      return finish(
+        inputError(id, -32603, `The upstream still required input after ${HOSTED_INPUT_MAX_ROUNDS} rounds`, 'HELD_INPUT_ROUNDS_EXCEEDED'),
+      );
     }
     const missing = missingCapabilityOf(planned.asks, session.client.capabilities);
     if (missing !== undefined) {
       return finish(
-        inputError(id, -32021, `The upstream asks the client for ${missing}, which it did not declare at initialize`, 'HELD_INPUT_MISSING_CAPABILITY', {
-          requiredCapabilities: { [missing]: {} },
-        }),
+        inputError(
+          id,
+          -32021,
+          `The upstream asks the client for ${missing}, which it did not declare at initialize`,
+          'HELD_INPUT_MISSING_CAPABILITY',
+          {
+            requiredCapabilities: { [missing]: {} },
+          },
+        ),
       );
     }
     if (planned.asks.length > 0 && !call.acceptsEventStream) {
-      return finish(inputError(id, -32603, 'The upstream asks the client for input, which needs an SSE answer: Accept must list text/event-stream', 'HELD_INPUT_NEEDS_EVENT_STREAM'));
+      return finish(
+        inputError(
+          id,
+          -32603,
+          'The upstream asks the client for input, which needs an SSE answer: Accept must list text/event-stream',
+          'HELD_INPUT_NEEDS_EVENT_STREAM',
+        ),
+      );
     }
-    deps.log.debug({ link: session.label, round, asks: planned.asks.map((ask) => ask.method) }, 'hosted request: the upstream requires input; asking the client');
+    deps.log.debug(
+      { link: session.label, round, asks: planned.asks.map((ask) => ask.method) },
+      'hosted request: the upstream requires input; asking the client',
+    );
     const answered = await askClient(session, planned.asks, write, gone, deps.timeoutMs);
     if (answered.kind === 'aborted') return;
     if (answered.kind === 'timeout') {
-      return finish(inputError(id, -32603, `The client did not answer the upstream's questions within ${deps.timeoutMs} ms`, 'HELD_INPUT_TIMEOUT'));
+      return finish(
+        inputError(id, -32603, `The client did not answer the upstream's questions within ${deps.timeoutMs} ms`, 'HELD_INPUT_TIMEOUT'),
+      );
     }
     if (answered.kind === 'error') {
       // As the v2 client does: a question that fails fails the whole request.
@@ -168,7 +203,13 @@ const WITHDRAWN: Readonly<Record<Exclude<Asked['kind'], 'answered'>, string>> = 
  * stream can carry it), as a 2025 server cancels its own requests: the client stops asking its
  * user, and its late answer would be dropped anyway.
  */
-function askClient(session: HostedSession, asks: readonly InputAsk[], write: (message: Obj) => void, gone: Cancellation, timeoutMs: number): Promise<Asked> {
+function askClient(
+  session: HostedSession,
+  asks: readonly InputAsk[],
+  write: (message: Obj) => void,
+  gone: Cancellation,
+  timeoutMs: number,
+): Promise<Asked> {
   if (asks.length === 0) return Promise.resolve({ kind: 'answered', responses: {} });
   return new Promise<Asked>((resolve) => {
     const ids: string[] = [];
@@ -180,7 +221,8 @@ function askClient(session: HostedSession, asks: readonly InputAsk[], write: (me
       gone.off('abort', onAbort);
       for (const askId of ids) session.forget(askId);
       if (outcome.kind !== 'answered') {
-        for (const askId of unanswered) write({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: askId, reason: WITHDRAWN[outcome.kind] } });
+        for (const askId of unanswered)
+          write({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: askId, reason: WITHDRAWN[outcome.kind] } });
       }
       resolve(outcome);
     };
@@ -198,7 +240,11 @@ function askClient(session: HostedSession, asks: readonly InputAsk[], write: (me
       });
       ids.push(askId);
       unanswered.add(askId);
-      write(ask.params === undefined ? { jsonrpc: '2.0', id: askId, method: ask.method } : { jsonrpc: '2.0', id: askId, method: ask.method, params: ask.params });
+      write(
+        ask.params === undefined
+          ? { jsonrpc: '2.0', id: askId, method: ask.method }
+          : { jsonrpc: '2.0', id: askId, method: ask.method, params: ask.params },
+      );
     }
   });
 }
@@ -207,9 +253,15 @@ function askClient(session: HostedSession, asks: readonly InputAsk[], write: (me
 const MAX_TOOLS_LIST_PAGES = 10;
 
 /** tools/list upstream, every page (bounded), for the session to learn its tools' Mcp-Param-* headers. */
-async function learnTools(deps: HostedInputDeps, session: HostedSession, requestHeaders: UpstreamHeaders, gone: Cancellation): Promise<void> {
+async function learnTools(
+  deps: HostedInputDeps,
+  session: HostedSession,
+  requestHeaders: UpstreamHeaders,
+  gone: Cancellation,
+): Promise<void> {
   const headers: UpstreamHeaders = {};
-  for (const [name, value] of Object.entries(requestHeaders)) if (name !== MCP_NAME_HEADER && !name.startsWith('mcp-param-')) headers[name] = value;
+  for (const [name, value] of Object.entries(requestHeaders))
+    if (name !== MCP_NAME_HEADER && !name.startsWith('mcp-param-')) headers[name] = value;
   Object.assign(headers, routingHeadersFor('tools/list', undefined));
   let cursor: unknown;
   for (let page = 0; page < MAX_TOOLS_LIST_PAGES; page++) {
@@ -217,7 +269,12 @@ async function learnTools(deps: HostedInputDeps, session: HostedSession, request
     const body = toModernRequest(id, 'tools/list', cursor === undefined ? {} : { cursor }, session.client, undefined);
     try {
       const answer = await readRound(await deps.upstream.request({ method: 'POST', headers, body, signal: gone }), id, id, () => undefined);
-      const result = answer.kind === 'message' ? answer.message.result : answer.kind === 'text' ? (parseJson(answer.text) as Obj | undefined)?.result : undefined;
+      const result =
+        answer.kind === 'message'
+          ? answer.message.result
+          : answer.kind === 'text'
+            ? (parseJson(answer.text) as Obj | undefined)?.result
+            : undefined;
       session.learnTools(result);
       cursor = (result as { nextCursor?: unknown } | undefined)?.nextCursor;
       if (typeof cursor !== 'string') return;
@@ -237,7 +294,12 @@ export function deliverClientResponse(session: HostedSession, message: unknown):
  * The upstream's answer to one round: notifications passed to `onNotification` as they come, the
  * response to `upstreamId` returned (the rest of the stream is then let go: the request is over).
  */
-async function readRound(response: UpstreamResponse, upstreamId: JsonRpcId, clientId: JsonRpcId, onNotification: (message: Obj) => void): Promise<RoundAnswer> {
+async function readRound(
+  response: UpstreamResponse,
+  upstreamId: JsonRpcId,
+  clientId: JsonRpcId,
+  onNotification: (message: Obj) => void,
+): Promise<RoundAnswer> {
   const contentType = response.headers['content-type'];
   if (!isEventStream(contentType)) {
     const body = await readBody(response.body, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE');

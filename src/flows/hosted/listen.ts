@@ -70,7 +70,8 @@ export function missedNotificationsOf(acknowledged: unknown): Obj[] {
   const out: Obj[] = [];
   for (const [flag, method] of LIST_CHANGED) if (honored[flag] === true) out.push({ jsonrpc: '2.0', method });
   const uris = Array.isArray(honored.resourceSubscriptions) ? honored.resourceSubscriptions : [];
-  for (const uri of uris) if (typeof uri === 'string') out.push({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri } });
+  for (const uri of uris)
+    if (typeof uri === 'string') out.push({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri } });
   return out;
 }
 
@@ -118,7 +119,7 @@ export class HostedListen {
   /** Resolve refilter() callers whose listen (or a newer one) is in force, or all of them. */
   private settleWaiters(upTo: number): void {
     const still: typeof this.waiters = [];
-    for (const waiter of this.waiters) (waiter.generation <= upTo ? waiter.resolve() : still.push(waiter));
+    for (const waiter of this.waiters) waiter.generation <= upTo ? waiter.resolve() : still.push(waiter);
     this.waiters = still;
   }
 
@@ -137,8 +138,19 @@ export class HostedListen {
     const cancel = new Cancellation();
     const generation = ++this.opens;
     const id = `mcp-session-proxy-listen-${++listens}`;
-    const headers: UpstreamHeaders = { ...this.deps.headers, 'content-type': 'application/json', accept: POST_ACCEPT, ...routingHeadersFor('subscriptions/listen', undefined) };
-    const body = toModernRequest(id, 'subscriptions/listen', { notifications: listenFilterOf(this.subscriptions) }, this.deps.client, undefined);
+    const headers: UpstreamHeaders = {
+      ...this.deps.headers,
+      'content-type': 'application/json',
+      accept: POST_ACCEPT,
+      ...routingHeadersFor('subscriptions/listen', undefined),
+    };
+    const body = toModernRequest(
+      id,
+      'subscriptions/listen',
+      { notifications: listenFilterOf(this.subscriptions) },
+      this.deps.client,
+      undefined,
+    );
     let response: UpstreamResponse;
     try {
       response = await this.deps.upstream.request({ method: 'POST', headers, body, signal: cancel });

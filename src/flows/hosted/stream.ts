@@ -27,9 +27,14 @@ export interface HostedStreamDeps {
   readonly keepAliveMs: number;
 }
 
-
 /** Serve the client's GET stream until it closes; resolves once the answer has begun. */
-export function serveHostedStream(deps: HostedStreamDeps, req: IncomingMessage, res: ServerResponse, session: HostedSession, sessionId: string): Promise<void> {
+export function serveHostedStream(
+  deps: HostedStreamDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  session: HostedSession,
+  sessionId: string,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let started = false;
     let keepAlive: NodeJS.Timeout | undefined;

@@ -14,7 +14,14 @@ import { toTranslatedHeaders, toUpstreamHeaders } from '../../http/headers.js';
 import type { ModernMessage } from '../../mcp/era.js';
 import { INPUT_REQUIRED_METHODS } from '../../mcp/input-required.js';
 import { isEventStream, PROTOCOL_VERSION_HEADER } from '../../mcp/protocol.js';
-import { discoverResult, splicedJsonAnswer, toLegacyRequest, toModernMessage, toSessionlessMessage, type AnswerContext } from '../../mcp/translate.js';
+import {
+  discoverResult,
+  splicedJsonAnswer,
+  toLegacyRequest,
+  toModernMessage,
+  toSessionlessMessage,
+  type AnswerContext,
+} from '../../mcp/translate.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Tracing } from '../../observability/tracing.js';
 import type { CredentialBinding } from '../../session/binding.js';
@@ -74,7 +81,14 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     // A long-lived stream on the upstream session's shared GET stream (listen/listen.ts).
     if (method === 'subscriptions/listen') {
       const describe = () => link.describe(outgoing(call, headers, undefined));
-      return deps.listens.serve(call.req, call.res, call.tracked, { id: message.id, params, link, headers, describe, touch: () => pool.touch(entry) });
+      return deps.listens.serve(call.req, call.res, call.tracked, {
+        id: message.id,
+        params,
+        link,
+        headers,
+        describe,
+        touch: () => pool.touch(entry),
+      });
     }
     return request(call, message, link, headers);
   }
@@ -88,11 +102,19 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     const round = INPUT_REQUIRED_METHODS.has(method) ? mrtr.begin(call, method, params) : undefined;
     // A retry carrying answers (an MRTR round after the first): continued, or re-run.
     if (tracing.on && round !== undefined && (params?.requestState !== undefined || params?.inputResponses !== undefined)) {
-      tracing.mark('mrtr round', { 'mcp.method.name': method, 'mcp_session_proxy.mrtr.round': round.kind === 'resume' ? 'resume' : 'rerun' });
+      tracing.mark('mrtr round', {
+        'mcp.method.name': method,
+        'mcp_session_proxy.mrtr.round': round.kind === 'resume' ? 'resume' : 'rerun',
+      });
     }
     const { logLevel, clientCapabilities } = envelope;
     if (round?.kind === 'resume') {
-      return mrtr.resume(call, round, { method, clientId: message.id, clientProgressToken, logLevel, serverInfo: link.serverInfo, clientCapabilities }, headers);
+      return mrtr.resume(
+        call,
+        round,
+        { method, clientId: message.id, clientProgressToken, logLevel, serverInfo: link.serverInfo, clientCapabilities },
+        headers,
+      );
     }
     const upstreamId = link.nextRequestId();
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
@@ -107,13 +129,26 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
       // The access line says why the request waited, if it did (a replay).
       call.tracked.replayedFor = out.replayed ?? null;
     }
-    const context: AnswerContext = { method, clientId: message.id, upstreamId, clientProgressToken, upstreamProgressToken, logLevel, serverInfo: link.serverInfo, clientCapabilities };
+    const context: AnswerContext = {
+      method,
+      clientId: message.id,
+      upstreamId,
+      clientProgressToken,
+      upstreamProgressToken,
+      logLevel,
+      serverInfo: link.serverInfo,
+      clientCapabilities,
+    };
     const relayed = () => {
       if (round !== undefined && !Buffer.isBuffer(answer.payload) && isEventStream(answer.response.headers['content-type'])) {
         return mrtr.relay(call, round, context, link, headers, answer.payload);
       }
       const translate = (m: unknown, text?: string) => toModernMessage(m, context, text);
-      return relayTranslated(deps, call, link, headers, answer, { ...context, translate, splice: (text) => splicedJsonAnswer(text, context, context) });
+      return relayTranslated(deps, call, link, headers, answer, {
+        ...context,
+        translate,
+        splice: (text) => splicedJsonAnswer(text, context, context),
+      });
     };
     // The upstream was replaced by a 2026-07-28-only server (same address): it refused the
     // translation unprocessed. The dispatcher finds out again, and may send the request as it came.
@@ -147,7 +182,11 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     const answer = (await sendOn(call, link, out))!;
     const context = { clientId: id as JsonRpcId, upstreamId, clientProgressToken, upstreamProgressToken };
     const translate = (m: unknown, text?: string) => toSessionlessMessage(m, context, text);
-    return relayTranslated(deps, call, link, headers, answer, { ...context, translate, splice: (text) => splicedJsonAnswer(text, context, undefined) });
+    return relayTranslated(deps, call, link, headers, answer, {
+      ...context,
+      translate,
+      splice: (text) => splicedJsonAnswer(text, context, undefined),
+    });
   }
 
   return { modern, sessionless };

@@ -31,7 +31,14 @@ export interface Translation {
   readonly splice: (text: string) => string | undefined;
 }
 
-export async function relayTranslated(deps: TranslatedRelayDeps, call: Call, link: UpstreamLink, headers: UpstreamHeaders, answer: Answer, translation: Translation) {
+export async function relayTranslated(
+  deps: TranslatedRelayDeps,
+  call: Call,
+  link: UpstreamLink,
+  headers: UpstreamHeaders,
+  answer: Answer,
+  translation: Translation,
+) {
   const { response } = answer;
   // The upstream refused the request unprocessed (expired token, missing scope): its answer goes
   // back as it came, the pooled upstream session stays as it was.
@@ -40,7 +47,8 @@ export async function relayTranslated(deps: TranslatedRelayDeps, call: Call, lin
   const map: MessageMap = (message, text) => {
     const translated = translation.translate(message, text);
     if (translated.kind === 'answer') answered = true;
-    else if (translated.kind === 'forward' && translated.message.id === translation.clientId && !('method' in translated.message)) answered = true;
+    else if (translated.kind === 'forward' && translated.message.id === translation.clientId && !('method' in translated.message))
+      answered = true;
     return translated;
   };
   const upstream = {
@@ -142,7 +150,11 @@ function relayEvents(
 }
 
 function cancellation(upstreamId: string): string {
-  return JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: upstreamId, reason: 'The client closed the request' } });
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    method: 'notifications/cancelled',
+    params: { requestId: upstreamId, reason: 'The client closed the request' },
+  });
 }
 
 /** The answer to a server request that no caller can take (no session to answer on, or a 2026 client). */
@@ -150,6 +162,9 @@ function serverRequestRefusal(id: JsonRpcId, method: string): string {
   return JSON.stringify({
     jsonrpc: '2.0',
     id,
-    error: { code: -32601, message: `${method} is not available: the client reaches this server through mcp-session-proxy without a session` },
+    error: {
+      code: -32601,
+      message: `${method} is not available: the client reaches this server through mcp-session-proxy without a session`,
+    },
   });
 }

@@ -59,14 +59,19 @@ export function createRelayedFlow(deps: RelayedDeps): RelayedFlow {
     });
     if (link === undefined) {
       // The upstream refused (unsupported version, auth, ...): its answer goes back as is, no session.
-      const refusal = () => relay(res, initialized.response.statusCode, toClientHeaders(initialized.response.headers, undefined), initialized.body);
+      const refusal = () =>
+        relay(res, initialized.response.statusCode, toClientHeaders(initialized.response.headers, undefined), initialized.body);
       // Refused as 2025-era by a 2026-07-28-only server: the dispatcher finds out for sure (once).
-      if (refusedAsModernOnly({ response: initialized.response, payload: initialized.body })) return { kind: 'era-changed', otherwise: refusal };
+      if (refusedAsModernOnly({ response: initialized.response, payload: initialized.body }))
+        return { kind: 'era-changed', otherwise: refusal };
       return refusal();
     }
     const session = await sessions.create(call, { params, initParams, protocolVersion: link.protocolVersion }, { kind: 'relayed', link });
     const upstreamId = initialized.kind === 'accepted' ? initialized.upstreamId : undefined;
-    log.info({ sid: session.logId, link: link.label, upstream: upstreamId === undefined ? null : deps.fingerprint(upstreamId) }, 'session created');
+    log.info(
+      { sid: session.logId, link: link.label, upstream: upstreamId === undefined ? null : deps.fingerprint(upstreamId) },
+      'session created',
+    );
     relay(res, initialized.response.statusCode, toClientHeaders(initialized.response.headers, session.id), initialized.body);
     return undefined;
   }

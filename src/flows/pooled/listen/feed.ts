@@ -43,7 +43,13 @@ type FeedState =
   | { readonly kind: 'idle' }
   /** The GET stream opening (first listener) or re-opening after a loss (`recovering`). */
   | { readonly kind: 'connecting'; readonly recovering: boolean; readonly flight: Promise<JoinOutcome> }
-  | { readonly kind: 'open'; readonly stream: Readable; readonly stop: AbortController; readonly generation: number; readonly openedAt: number }
+  | {
+      readonly kind: 'open';
+      readonly stream: Readable;
+      readonly stop: AbortController;
+      readonly generation: number;
+      readonly openedAt: number;
+    }
   | { readonly kind: 'ended' };
 
 export interface FeedDeps {
@@ -151,7 +157,8 @@ export class NotificationFeed {
         continue;
       }
       this.uriCounts.delete(uri);
-      if (this.subscribed.delete(uri)) void this.link.notify(resourceRequest('resources/unsubscribe', this.link.nextRequestId(), uri), this.headers);
+      if (this.subscribed.delete(uri))
+        void this.link.notify(resourceRequest('resources/unsubscribe', this.link.nextRequestId(), uri), this.headers);
     }
     if (this.listeners.size > 0) return;
     this.closeStream();
@@ -200,7 +207,15 @@ export class NotificationFeed {
           throw error;
         }
         const status = error instanceof UpstreamAnswer ? error.status : toProxyError(error).detail?.upstreamStatus;
-        this.deps.log.info({ link: this.link.label, attempt, reason: error instanceof UpstreamAnswer ? 'UPSTREAM_REFUSED' : toProxyError(error).reason, upstreamStatus: status }, 'upstream notification stream not back yet; retrying');
+        this.deps.log.info(
+          {
+            link: this.link.label,
+            attempt,
+            reason: error instanceof UpstreamAnswer ? 'UPSTREAM_REFUSED' : toProxyError(error).reason,
+            upstreamStatus: status,
+          },
+          'upstream notification stream not back yet; retrying',
+        );
       }
       await delay(this.deps.retryDelayMs(attempt));
       // (Read through a method: the state changes while this waits.)
@@ -218,7 +233,14 @@ export class NotificationFeed {
     delete headers['content-type'];
     for (let conflict = 0; ; conflict++) {
       const stop = new AbortController();
-      const answer = await this.link.send({ headers, body: undefined, initialized: false, versionFromLink: true, cancel: stop.signal, replayed: undefined });
+      const answer = await this.link.send({
+        headers,
+        body: undefined,
+        initialized: false,
+        versionFromLink: true,
+        cancel: stop.signal,
+        replayed: undefined,
+      });
       const { response, payload } = answer!;
       const status = response.statusCode;
       if (status === 200 && !Buffer.isBuffer(payload) && isEventStream(response.headers['content-type'])) {
@@ -241,8 +263,14 @@ export class NotificationFeed {
         this.deps.log.info({ link: this.link.label, status }, 'upstream offers no GET stream; subscriptions/listen honours nothing');
         return 'no-stream';
       }
-      const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_REFUSAL_BYTES, 'UPSTREAM_BAD_ANSWER').catch(() => Buffer.alloc(0));
-      return { refused: AUTH_CHALLENGE_STATUSES.has(status) ? new UpstreamAnswer(status, response.headers, body) : new ProxyError('UPSTREAM_UNAVAILABLE', { detail: { upstreamStatus: status } }) };
+      const body = Buffer.isBuffer(payload)
+        ? payload
+        : await readBody(payload, MAX_REFUSAL_BYTES, 'UPSTREAM_BAD_ANSWER').catch(() => Buffer.alloc(0));
+      return {
+        refused: AUTH_CHALLENGE_STATUSES.has(status)
+          ? new UpstreamAnswer(status, response.headers, body)
+          : new ProxyError('UPSTREAM_UNAVAILABLE', { detail: { upstreamStatus: status } }),
+      };
     }
   }
 
@@ -343,7 +371,9 @@ export class NotificationFeed {
   private async subscribeAll(): Promise<void> {
     const wanted = [...this.uriCounts.keys()].filter((uri) => !this.subscribed.has(uri));
     for (const uri of wanted) this.subscribed.add(uri);
-    await Promise.all(wanted.map((uri) => this.link.notify(resourceRequest('resources/subscribe', this.link.nextRequestId(), uri), this.headers)));
+    await Promise.all(
+      wanted.map((uri) => this.link.notify(resourceRequest('resources/subscribe', this.link.nextRequestId(), uri), this.headers)),
+    );
   }
 }
 

@@ -100,7 +100,14 @@ export interface Mrtr {
   /** Continue a claimed parked exchange for this retry. */
   resume(call: RoundCall, begun: Extract<Begun, { kind: 'resume' }>, ctx: RoundContext, headers: UpstreamHeaders): void;
   /** Relay an upstream SSE answer to a (re-)run, parking it at a question. */
-  relay(call: RoundCall, begun: Extract<Begun, { kind: 'run' }>, ctx: AnswerContext, link: UpstreamLink, headers: UpstreamHeaders, payload: Readable): void;
+  relay(
+    call: RoundCall,
+    begun: Extract<Begun, { kind: 'run' }>,
+    ctx: AnswerContext,
+    link: UpstreamLink,
+    headers: UpstreamHeaders,
+    payload: Readable,
+  ): void;
 }
 
 export function createMrtr(deps: MrtrDeps): Mrtr {
@@ -150,7 +157,6 @@ export function createMrtr(deps: MrtrDeps): Mrtr {
     },
   };
 }
-
 
 /** The client side of one round: its response, written as SSE once there is something to stream. */
 class Sink {
@@ -351,21 +357,30 @@ export class Exchange {
     if (translated.kind !== 'forward' && translated.kind !== 'answer') return;
     // The answer. Questions still open (an upstream that answered without waiting) stay unanswered.
     this.state = 'done';
-    for (const { id } of this.pending.values()) this.toUpstream({ jsonrpc: '2.0', id, error: { code: UPSTREAM_ANSWER_ERROR, message: 'No answer: the request is complete' } });
+    for (const { id } of this.pending.values())
+      this.toUpstream({ jsonrpc: '2.0', id, error: { code: UPSTREAM_ANSWER_ERROR, message: 'No answer: the request is complete' } });
     this.pending.clear();
     sink.finish(translated.kind === 'answer' ? translated.text : JSON.stringify(translated.message));
   }
 
   private onServerRequest(id: JsonRpcId, method: string, params: unknown, sink: Sink): void {
     if (!isInputRequestMethod(method)) {
-      this.toUpstream({ jsonrpc: '2.0', id, error: { code: -32601, message: `${method} is not available to a 2026-07-28 client (mcp-session-proxy)` } });
+      this.toUpstream({
+        jsonrpc: '2.0',
+        id,
+        error: { code: -32601, message: `${method} is not available to a 2026-07-28 client (mcp-session-proxy)` },
+      });
       return;
     }
     const capability = INPUT_REQUEST_CAPABILITY[method]!;
     const declared = sink.ctx.clientCapabilities?.[capability];
     if (typeof declared !== 'object' || declared === null) {
       // Never sent to the client: refused upstream, and the client's request fails with -32021.
-      this.toUpstream({ jsonrpc: '2.0', id, error: { code: -32601, message: `${method} is not available: the client did not declare ${capability}` } });
+      this.toUpstream({
+        jsonrpc: '2.0',
+        id,
+        error: { code: -32601, message: `${method} is not available: the client did not declare ${capability}` },
+      });
       this.end('missing-capability');
       sink.fail(missingCapabilityError(capability));
       return;
