@@ -1,6 +1,6 @@
 /**
  * buildApp(config): the Fastify instance with every route wired, not yet listening (tests and
- * main.ts both use it). This file only wires; the flow lives in http/endpoint.ts.
+ * main.ts both use it). This file only wires: the dispatcher is http/endpoint.ts, the flows are in flows/.
  */
 import httpProxy from '@fastify/http-proxy';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';

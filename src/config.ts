@@ -639,7 +639,7 @@ export function helpText(): string {
     '',
     'Tracing (OpenTelemetry, off unless an exporter endpoint is set): the standard environment variables only,',
     '  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf, http/json), OTEL_EXPORTER_OTLP_HEADERS,',
-    '  OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, ... (README "Tracing").',
+    '  OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, ... (docs/observability.md).',
   );
   return lines.join('\n');
 }

@@ -3,7 +3,7 @@
  * stream, as a v2 SDK server's answer does: a client that was sent no event gets a plain JSON body
  * (or an error with its own status), one that was gets the answer as the stream's last event.
  * Status, headers and the open-streams gauge are set here only. Used by the MRTR relay
- * (mrtr.ts), hosted input (hosted-input.ts) and the translated relay (endpoint.ts relayTranslated).
+ * (mrtr.ts), hosted input (flows/hosted/input.ts) and the translated relay (flows/pooled/translated-relay.ts).
  */
 import type { ServerResponse } from 'node:http';
 import { errorBody, type JsonRpcId, type ProxyError } from '../errors.js';

@@ -8,7 +8,7 @@
  * Keys are deterministic: the same question (method and params) gets the same key on every run of
  * the same request, so a re-run (another replica, an expired parked exchange) can answer it from
  * `inputResponses` the client sent for an earlier run. A legacy server may name the key itself with
- * `params._meta["mcp-session-proxy/inputKey"]` (a fixture convention, README "MRTR"); otherwise the
+ * `params._meta["mcp-session-proxy/inputKey"]` (a fixture convention, docs/flows/pooled.md); otherwise the
  * key is derived from a digest of method and params.
  */
 import { createHash } from 'node:crypto';

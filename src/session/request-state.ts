@@ -10,7 +10,7 @@
  * 190 µs of CPU in WebCrypto's thread pool; these cost 7–10 µs each in a loop (bench/sealed-ids.ts),
  * 20–35 µs in place (bench/README.md, MRTR). A state lives minutes (--mrtr-state-ttl-ms), so unlike
  * a session id it needs no stable, standard format. (The v1 states were JWEs: a proxy of this
- * version refuses them, README "MRTR".)
+ * version refuses them: docs/flows/pooled.md.)
  *
  *   token = base64url( format (1 byte) ‖ iv (12) ‖ ciphertext ‖ tag (16) ), the format byte
  *           authenticated as associated data: 1 = JSON claims, 2 = raw-deflated JSON claims.

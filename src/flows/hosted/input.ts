@@ -13,7 +13,7 @@
  *                                the byte-exact `requestState` (at most HOSTED_INPUT_MAX_ROUNDS rounds)
  *
  * The client's responses must reach this process: the question waits in this HostedSession only
- * (README: another replica answers such a POST 202 and drops it; route a session's POSTs to one
+ * (docs/flows/hosted.md: another replica answers such a POST 202 and drops it; route a session's POSTs to one
  * replica, or the question times out).
  */
 import type { ServerResponse } from 'node:http';
@@ -308,7 +308,7 @@ async function readRound(
     const fast = response.statusCode === 200 ? hostedJsonAnswer(text, upstreamId, clientId) : undefined;
     if (fast !== undefined) return { kind: 'text', text: fast };
     const parsed = parseJson(text);
-    // An auth challenge goes back as it came, whatever its body (http/endpoint.ts: one rule for every flow).
+    // An auth challenge goes back as it came, whatever its body (mcp/protocol.ts isAuthChallenge: one rule for every flow).
     const answered = !isAuthChallenge(response.statusCode) && isJsonRpcMessage(parsed) && !('method' in parsed) && parsed.id === upstreamId;
     if (answered) return { kind: 'message', message: parsed };
     return { kind: 'other', response, body };
