@@ -109,6 +109,8 @@ const MODERN_HEADERS = {
 const MODERN = 'mcp-session-proxy, 2026-07-28 client (pooled session)';
 const REORIGINATING = 're-origination (initialize + call + DELETE per request)';
 const HELD = 'mcp-session-proxy, 2025 client, 2026-07-28-only upstream (held session)';
+/** A target's twin built from BENCH_BASELINE (the legacy one is BASELINE itself). */
+const twin = (name: string) => `${name} @baseline`;
 
 // With an even count (BENCH_ROUNDS=2 or 4), the mean of the middle two, not the upper one.
 const median = (values: number[]) => {
@@ -225,6 +227,8 @@ process.on('SIGTERM', () => process.exit(143));
 // Built before anything starts, so that a ref that does not build fails the run at once.
 const baseline = BASELINE_REF === undefined ? undefined : buildBaseline(BASELINE_REF);
 const BASELINE = baseline && `mcp-session-proxy @${baseline.shortSha}`;
+/** Section-1 targets compared with the baseline build: current name, baseline name (each next to the other in every round). */
+const COMPARED: readonly (readonly [string, string])[] = BASELINE ? [[CURRENT, BASELINE], [MODERN, twin(MODERN)], [HELD, twin(HELD)]] : [];
 if (baseline?.dependenciesDiffer) {
   console.error(`warning: ${BASELINE}'s package.json has other dependencies; it runs with the current node_modules`);
 }
@@ -285,7 +289,8 @@ const tracedProxy = await startProxy(
   '0',
   fileURLToPath(new URL('./results/tmp/proxy-traced.log', import.meta.url)),
 );
-// The baseline commit's proxy, with the same settings as the current one (`proxy` above).
+// The baseline commit's proxies, with the same settings as the current ones (`proxy` and
+// `heldProxy` above): every section-1 target of the current build has its baseline twin.
 const baselineProxy =
   baseline &&
   (await startBaselineProxy(
@@ -293,6 +298,14 @@ const baselineProxy =
     `${upstream.origin}/mcp`,
     { MAX_SESSIONS: '200000' },
     fileURLToPath(new URL(`./results/tmp/proxy-baseline-${baseline.shortSha}.log`, import.meta.url)),
+  ));
+const baselineHeldProxy =
+  baseline &&
+  (await startBaselineProxy(
+    baseline.mainJs,
+    `${modernUpstream.origin}/mcp`,
+    { UPSTREAM_ERA: 'modern' },
+    fileURLToPath(new URL(`./results/tmp/proxy-baseline-held-${baseline.shortSha}.log`, import.meta.url)),
   ));
 pin(process.pid, LOAD_CPUS);
 pin(upstream.child.pid!, LOAD_CPUS);
@@ -307,6 +320,7 @@ for (const p of [
   heldProxy,
   tracedProxy,
   ...(baselineProxy ? [baselineProxy] : []),
+  ...(baselineHeldProxy ? [baselineHeldProxy] : []),
 ]) {
   pin(p.child.pid!, PROXY_CPU);
 }
@@ -328,8 +342,10 @@ const targets: Target[] = [
   await proxyTarget(TRACED, tracedProxy),
   // The same proxy process as CURRENT, called by a 2026-07-28 client.
   { name: MODERN, origin: proxy.origin, sessionId: '', pid: proxy.child.pid!, modern: true },
+  ...(baselineProxy ? [{ name: twin(MODERN), origin: baselineProxy.origin, sessionId: '', pid: baselineProxy.child.pid!, modern: true as const }] : []),
   { name: REORIGINATING, origin: reoriginating.origin, sessionId: '', pid: reoriginating.child.pid!, modern: true },
   await proxyTarget(HELD, heldProxy),
+  ...(baselineHeldProxy ? [await proxyTarget(twin(HELD), baselineHeldProxy)] : []),
 ];
 
 /**
@@ -340,8 +356,10 @@ const targets: Target[] = [
 function roundOrder(round: number): Target[] {
   if (!BASELINE || round % 2 === 1) return targets;
   const order = [...targets];
-  const i = order.findIndex((t) => t.name === CURRENT);
-  [order[i], order[i + 1]] = [order[i + 1]!, order[i]!];
+  for (const [current] of COMPARED) {
+    const i = order.findIndex((t) => t.name === current);
+    [order[i], order[i + 1]] = [order[i + 1]!, order[i]!];
+  }
   return order;
 }
 
@@ -384,27 +402,28 @@ const poolHits = Number(/pool_lookups_total\{result="hit"\} (\d+)/.exec(await (a
 if (poolHits < steady[MODERN]!.rounds.reduce((a, r) => a + r.requests, 0)) {
   throw new Error(`the 2026-07-28 target was not served from pooled sessions (${poolHits} pool hits)`);
 }
-// The baseline proxy is not needed after this section.
+// The baseline proxies are not needed after this section.
 await baselineProxy?.kill();
+await baselineHeldProxy?.kill();
 
 /**
  * Current over baseline for one figure: the ratio of the medians, and the ratio in each round
  * (the two ran next to each other in every round, so the round-by-round ratios show how far the
  * comparison itself moves). The noise: each target's spread over the rounds, (max − min) / median.
  */
-function compareToBaseline(metric: 'reqPerSec' | 'cpuMicrosPerRequest') {
+function compareToBaseline(metric: 'reqPerSec' | 'cpuMicrosPerRequest', currentName = CURRENT, baselineName = BASELINE!) {
   const figure = (name: string) => steady[name]![metric]!;
   const rounds = (name: string) => runs[name]!.map((r) => r[metric]!);
-  const current = rounds(CURRENT);
-  const before = rounds(BASELINE!);
+  const current = rounds(currentName);
+  const before = rounds(baselineName);
   const perRound = current.map((c, i) => round2(c / before[i]!));
   // One round has no spread to show: null, not a misleading 0%.
   const spreadPercent = (values: number[]) =>
     values.length < 2 ? null : round1(((Math.max(...values) - Math.min(...values)) / median(values)) * 100);
   return {
-    current: figure(CURRENT),
-    baseline: figure(BASELINE!),
-    ratio: round2(figure(CURRENT) / figure(BASELINE!)),
+    current: figure(currentName),
+    baseline: figure(baselineName),
+    ratio: round2(figure(currentName) / figure(baselineName)),
     perRoundRatios: perRound,
     spreadPercent: { current: spreadPercent(current), baseline: spreadPercent(before) },
   };
@@ -416,6 +435,13 @@ const versusBaseline = baseline && {
   dependenciesDiffer: baseline.dependenciesDiffer,
   reqPerSec: compareToBaseline('reqPerSec'),
   cpuMicrosPerRequest: compareToBaseline('cpuMicrosPerRequest'),
+  // Every section-1 target against its twin built from the baseline commit.
+  targets: Object.fromEntries(
+    COMPARED.map(([current, before]) => [
+      current,
+      { baseline: before, reqPerSec: compareToBaseline('reqPerSec', current, before), cpuMicrosPerRequest: compareToBaseline('cpuMicrosPerRequest', current, before) },
+    ]),
+  ),
 };
 
 // 2. SSE pass-through: sequential time to first event; throughput under load.
@@ -661,8 +687,11 @@ const comparisonLine = (label: string, c: ReturnType<typeof compareToBaseline>, 
 const baselineLines = versusBaseline
   ? [
       `current / baseline (${versusBaseline.target}, BENCH_BASELINE=${versusBaseline.ref}), same run, same CPU:`,
-      comparisonLine('req/s', versusBaseline.reqPerSec),
-      comparisonLine('CPU per tools/call', versusBaseline.cpuMicrosPerRequest, ' µs'),
+      ...Object.entries(versusBaseline.targets).flatMap(([name, c]) => [
+        `  ${name}:`,
+        comparisonLine('  req/s', c.reqPerSec),
+        comparisonLine('  CPU per tools/call', c.cpuMicrosPerRequest, ' µs'),
+      ]),
     ]
   : [];
 const range = (r: number[] | null) => (r === null ? '—' : `${r[0]}–${r[1]}`);
