@@ -228,7 +228,13 @@ process.on('SIGTERM', () => process.exit(143));
 const baseline = BASELINE_REF === undefined ? undefined : buildBaseline(BASELINE_REF);
 const BASELINE = baseline && `mcp-session-proxy @${baseline.shortSha}`;
 /** Section-1 targets compared with the baseline build: current name, baseline name (each next to the other in every round). */
-const COMPARED: readonly (readonly [string, string])[] = BASELINE ? [[CURRENT, BASELINE], [MODERN, twin(MODERN)], [HELD, twin(HELD)]] : [];
+const COMPARED: readonly (readonly [string, string])[] = BASELINE
+  ? [
+      [CURRENT, BASELINE],
+      [MODERN, twin(MODERN)],
+      [HELD, twin(HELD)],
+    ]
+  : [];
 if (baseline?.dependenciesDiffer) {
   console.error(`warning: ${BASELINE}'s package.json has other dependencies; it runs with the current node_modules`);
 }
@@ -342,7 +348,9 @@ const targets: Target[] = [
   await proxyTarget(TRACED, tracedProxy),
   // The same proxy process as CURRENT, called by a 2026-07-28 client.
   { name: MODERN, origin: proxy.origin, sessionId: '', pid: proxy.child.pid!, modern: true },
-  ...(baselineProxy ? [{ name: twin(MODERN), origin: baselineProxy.origin, sessionId: '', pid: baselineProxy.child.pid!, modern: true as const }] : []),
+  ...(baselineProxy
+    ? [{ name: twin(MODERN), origin: baselineProxy.origin, sessionId: '', pid: baselineProxy.child.pid!, modern: true as const }]
+    : []),
   { name: REORIGINATING, origin: reoriginating.origin, sessionId: '', pid: reoriginating.child.pid!, modern: true },
   await proxyTarget(HELD, heldProxy),
   ...(baselineHeldProxy ? [await proxyTarget(twin(HELD), baselineHeldProxy)] : []),
@@ -439,7 +447,11 @@ const versusBaseline = baseline && {
   targets: Object.fromEntries(
     COMPARED.map(([current, before]) => [
       current,
-      { baseline: before, reqPerSec: compareToBaseline('reqPerSec', current, before), cpuMicrosPerRequest: compareToBaseline('cpuMicrosPerRequest', current, before) },
+      {
+        baseline: before,
+        reqPerSec: compareToBaseline('reqPerSec', current, before),
+        cpuMicrosPerRequest: compareToBaseline('cpuMicrosPerRequest', current, before),
+      },
     ]),
   ),
 };

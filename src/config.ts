@@ -28,6 +28,14 @@ export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 // lost segments in a row), so 30 s never cuts a live client, yet frees a slow-loris connection
 // in half nginx's time, and well before an SDK client's own 60 s request timeout.
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+// The whole body's allowance, as Apache's mod_reqtimeout `body=20,MinRate=500` (and HAProxy's
+// `timeout http-request`): a pause timeout alone never stops a client that sends a byte every few
+// seconds. The body must arrive within an initial allowance that grows with the bytes received at
+// a minimum rate. 30 s, as the pause timeout, so that no body the pause rule admits is refused at
+// its start; 500 B/s (4 kbit/s, slower than a GPRS link's usable rate) still passes a 4 MiB body
+// (8400 s of allowance), while a byte every two seconds is refused within about 30 s.
+export const DEFAULT_BODY_ALLOWANCE_MS = 30_000;
+export const DEFAULT_BODY_MIN_RATE_BYTES_PER_S = 500;
 // A tool answering with plain JSON sends headers only when it is done; SDK clients give up on a
 // request after 60 s by default, so the upstream gets longer than any such client waits.
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 5 * 60 * 1000;
@@ -96,6 +104,9 @@ export interface Config {
   readonly bodyLimitBytes: number;
   /** Longest pause between two chunks of a POST body (and before the first): 408 beyond. */
   readonly bodyTimeoutMs: number;
+  /** The whole body must arrive within this, plus one second per `bodyMinRateBytesPerS` bytes received: 408 beyond. */
+  readonly bodyAllowanceMs: number;
+  readonly bodyMinRateBytesPerS: number;
   readonly upstreamTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly upstreamRetryMs: number;
@@ -213,6 +224,20 @@ export const SETTINGS = {
     parse: ms(100, 600_000),
     fallback: DEFAULT_BODY_TIMEOUT_MS,
     help: 'longest pause while reading a POST body, before its first byte too (408 and the connection closed beyond); answers, SSE included, are exempt',
+  },
+  bodyAllowanceMs: {
+    flag: 'body-allowance-ms',
+    env: 'BODY_ALLOWANCE_MS',
+    parse: ms(100, 3_600_000),
+    fallback: DEFAULT_BODY_ALLOWANCE_MS,
+    help: 'a POST body must arrive whole within this, plus one second per --body-min-rate-bytes-per-s bytes received (408 and the connection closed beyond), however short its pauses',
+  },
+  bodyMinRateBytesPerS: {
+    flag: 'body-min-rate-bytes-per-s',
+    env: 'BODY_MIN_RATE_BYTES_PER_S',
+    parse: ms(1, 1024 * 1024 * 1024),
+    fallback: DEFAULT_BODY_MIN_RATE_BYTES_PER_S,
+    help: 'the slowest rate a POST body may arrive at, beyond its allowance (see --body-allowance-ms)',
   },
   upstreamTimeoutMs: {
     flag: 'upstream-timeout-ms',
@@ -515,6 +540,8 @@ function buildConfig(flags: Record<string, string | boolean | undefined>, env: N
     sessionIdleTtlMs: read('sessionIdleTtlMs'),
     bodyLimitBytes: read('bodyLimitBytes'),
     bodyTimeoutMs: read('bodyTimeoutMs'),
+    bodyAllowanceMs: read('bodyAllowanceMs'),
+    bodyMinRateBytesPerS: read('bodyMinRateBytesPerS'),
     upstreamTimeoutMs: read('upstreamTimeoutMs'),
     connectTimeoutMs: read('connectTimeoutMs'),
     upstreamRetryMs: read('upstreamRetryMs'),

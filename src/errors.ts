@@ -44,7 +44,7 @@ export const PROXY_ERRORS = {
   // DNS rebinding: a foreign name resolved to this address (http/gate.ts).
   HOST_NOT_ALLOWED: { status: 403, code: -32000, message: 'Forbidden: Host not allowed' },
   // The body stalled for longer than --body-timeout-ms; the connection is closed after this answer.
-  REQUEST_TIMEOUT: { status: 408, code: -32000, message: 'Request Timeout: the request body stopped arriving' },
+  REQUEST_TIMEOUT: { status: 408, code: -32000, message: 'Request Timeout: the request body stopped arriving, or arrived too slowly' },
   METHOD_NOT_ALLOWED: { status: 405, code: -32000, message: 'Method Not Allowed: use GET, POST or DELETE' },
   UPSTREAM_UNAVAILABLE: { status: 502, code: -32000, message: 'Bad Gateway: the upstream MCP server is unreachable' },
   // Sent inside an SSE answer (as an event, for each request still waiting) when it breaks off.

@@ -33,13 +33,21 @@ import { accepted, type Call } from './call.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
 import { toUpstreamHeaders } from './headers.js';
 import { answerError } from './reply.js';
-import { readJsonBody } from './request-body.js';
+import { bodyLimitsOf, readJsonBody } from './request-body.js';
 import { track, type TrackingDeps } from './tracking.js';
 
 export interface McpEndpointDeps extends TrackingDeps {
   readonly config: Pick<
     Config,
-    'mcpPath' | 'host' | 'allowedHosts' | 'allowedOrigins' | 'bodyLimitBytes' | 'bodyTimeoutMs' | 'sessionless'
+    | 'mcpPath'
+    | 'host'
+    | 'allowedHosts'
+    | 'allowedOrigins'
+    | 'bodyLimitBytes'
+    | 'bodyTimeoutMs'
+    | 'bodyAllowanceMs'
+    | 'bodyMinRateBytesPerS'
+    | 'sessionless'
   >;
   readonly flows: {
     readonly relayed: RelayedFlow;
@@ -66,6 +74,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   const { config, flows, sessions, eraProbe, tracing, log } = deps;
   const { relayed, pooled, hosted } = flows;
   const policy = gatePolicyOf(config);
+  const bodyLimits = bodyLimitsOf(config);
   const methods: Record<McpFlow, (call: Call) => Promise<void>> = {
     POST: post,
     GET: get,
@@ -94,7 +103,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   };
 
   async function post(call: Call) {
-    const raw = await readJsonBody(call.req, config.bodyLimitBytes, config.bodyTimeoutMs);
+    const raw = await readJsonBody(call.req, bodyLimits);
     const parsed = parseJson(raw);
     if (tracing.on) return tracing.serve(call.req, call.res, call.tracked, parsed, () => dispatch(call, raw, parsed));
     // `return await`: an async function that returns a promise unawaited resolves it in two more

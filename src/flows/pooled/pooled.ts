@@ -31,7 +31,7 @@ import type { Answer, Outgoing, UpstreamLink } from '../../upstream/link.js';
 import type { LinkPool, PoolEntry } from '../../upstream/pool.js';
 import type { FlowOutcome } from '../era-matrix.js';
 import type { Listens } from './listen/listen.js';
-import type { Mrtr } from './mrtr/mrtr.js';
+import type { Begun, Mrtr } from './mrtr/mrtr.js';
 import { relayTranslated } from './translated-relay.js';
 
 export interface PooledDeps {
@@ -139,22 +139,28 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
       serverInfo: link.serverInfo,
       clientCapabilities,
     };
-    const relayed = () => {
-      if (round !== undefined && !Buffer.isBuffer(answer.payload) && isEventStream(answer.response.headers['content-type'])) {
-        return mrtr.relay(call, round, context, link, headers, answer.payload);
-      }
-      const translate = (m: unknown, text?: string) => toModernMessage(m, context, text);
-      return relayTranslated(deps, call, link, headers, answer, {
-        ...context,
-        translate,
-        splice: (text) => splicedJsonAnswer(text, context, context),
-      });
-    };
     // The upstream was replaced by a 2026-07-28-only server (same address): it refused the
     // translation unprocessed. The dispatcher finds out again, and may send the request as it came.
-    if (refusedAsModernOnly(answer)) return { kind: 'era-changed', otherwise: relayed };
-    await relayed();
-    return undefined;
+    if (refusedAsModernOnly(answer))
+      return { kind: 'era-changed', otherwise: () => relayAnswer(call, round, context, link, headers, answer) };
+    await relayAnswer(call, round, context, link, headers, answer);
+  }
+
+  /** The upstream's answer back to the 2026-07-28 caller: through MRTR when it may ask, else translated. */
+  function relayAnswer(
+    call: Call,
+    round: Begun | undefined,
+    context: AnswerContext,
+    link: UpstreamLink,
+    headers: UpstreamHeaders,
+    answer: Answer,
+  ) {
+    const { payload } = answer;
+    if (round?.kind === 'run' && !Buffer.isBuffer(payload) && isEventStream(answer.response.headers['content-type'])) {
+      return mrtr.relay(call, round, context, link, headers, payload);
+    }
+    const translate = (m: unknown, text?: string) => toModernMessage(m, context, text);
+    return relayTranslated(deps, call, link, headers, answer, context, translate, (text) => splicedJsonAnswer(text, context, context));
   }
 
   async function sessionless(call: Call, parsed: unknown) {
@@ -182,11 +188,7 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     const answer = (await sendOn(call, link, out))!;
     const context = { clientId: id as JsonRpcId, upstreamId, clientProgressToken, upstreamProgressToken };
     const translate = (m: unknown, text?: string) => toSessionlessMessage(m, context, text);
-    return relayTranslated(deps, call, link, headers, answer, {
-      ...context,
-      translate,
-      splice: (text) => splicedJsonAnswer(text, context, undefined),
-    });
+    return relayTranslated(deps, call, link, headers, answer, context, translate, (text) => splicedJsonAnswer(text, context, undefined));
   }
 
   return { modern, sessionless };

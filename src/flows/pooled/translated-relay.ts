@@ -22,13 +22,15 @@ export interface TranslatedRelayDeps {
   readonly log: Logger;
 }
 
-/** The request an answer belongs to, and how its messages are translated for the caller. */
-export interface Translation {
+/** The request an answer belongs to: the caller's id, and the one it has on the shared session. */
+export interface TranslatedIds {
   readonly clientId: JsonRpcId;
   readonly upstreamId: string;
-  readonly translate: MessageMap;
-  /** The common JSON answer rewritten on its text alone (splicedJsonAnswer), or undefined. */
-  readonly splice: (text: string) => string | undefined;
+}
+
+/** Whether the caller has its answer (or its error): from then on, leaving cancels nothing. */
+interface AnswerState {
+  answered: boolean;
 }
 
 export async function relayTranslated(
@@ -37,50 +39,44 @@ export async function relayTranslated(
   link: UpstreamLink,
   headers: UpstreamHeaders,
   answer: Answer,
-  translation: Translation,
+  ids: TranslatedIds,
+  translate: MessageMap,
+  /** The common JSON answer rewritten on its text alone (splicedJsonAnswer), or undefined. */
+  splice: (text: string) => string | undefined,
 ) {
-  const { response } = answer;
+  const { response, payload } = answer;
   // The upstream refused the request unprocessed (expired token, missing scope): its answer goes
   // back as it came, the pooled upstream session stays as it was.
   if (isAuthChallenge(response.statusCode)) return relayAsItCame(call, answer);
-  let answered = false;
+  const state: AnswerState = { answered: false };
   const map: MessageMap = (message, text) => {
-    const translated = translation.translate(message, text);
-    if (translated.kind === 'answer') answered = true;
-    else if (translated.kind === 'forward' && translated.message.id === translation.clientId && !('method' in translated.message))
-      answered = true;
+    const translated = translate(message, text);
+    if (translated.kind === 'answer') state.answered = true;
+    else if (translated.kind === 'forward' && translated.message.id === ids.clientId && !('method' in translated.message))
+      state.answered = true;
     return translated;
-  };
-  const upstream = {
-    refuse: (id: JsonRpcId, method: string) => void link.notify(serverRequestRefusal(id, method), headers),
-    cancel: () => void link.notify(cancellation(translation.upstreamId), headers),
   };
   // The client leaving before its answer (tracking's one 'close' listener cancels `gone`).
   call.tracked.gone.once('abort', () => {
-    if (!answered) upstream.cancel();
+    if (!state.answered) void link.notify(cancellation(ids.upstreamId), headers);
   });
-  const answeredNow = () => {
-    const was = answered;
-    answered = true;
-    return was;
-  };
-  const { payload } = answer;
+  const refuse = (id: JsonRpcId, method: string) => void link.notify(serverRequestRefusal(id, method), headers);
   if (!Buffer.isBuffer(payload) && isEventStream(response.headers['content-type'])) {
-    return relayEvents(deps, call, { response, payload }, translation.clientId, map, upstream, answeredNow, () => answered);
+    return relayEvents(deps, call, link, headers, { response, payload }, ids, map, refuse, state);
   }
   const body = Buffer.isBuffer(payload) ? payload : await readBody(payload, MAX_MESSAGE_BYTES, 'UPSTREAM_UNAVAILABLE', call.tracked.gone);
   const contentType = typeof response.headers['content-type'] === 'string' ? response.headers['content-type'] : undefined;
   const bodyText = body.toString();
   let missing: string | undefined;
   const text =
-    (isEventStream(contentType) ? undefined : translation.splice(bodyText)) ??
+    (isEventStream(contentType) ? undefined : splice(bodyText)) ??
     answerBodyOf(bodyText, contentType, map, (id, method, missingCapability) => {
-      upstream.refuse(id, method);
+      refuse(id, method);
       missing ??= missingCapability;
     });
   if (missing !== undefined) {
     // Answered upstream already (refused): nothing to cancel.
-    answered = true;
+    state.answered = true;
     throw missingCapabilityError(missing);
   }
   if (text === undefined) {
@@ -90,27 +86,22 @@ export async function relayTranslated(
     // A success with nothing for this request (202, an empty body): the upstream never answered.
     throw new ProxyError('UPSTREAM_BAD_ANSWER', { detail: { upstreamStatus: response.statusCode } });
   }
-  answered = true;
+  state.answered = true;
   call.res.writeHead(response.statusCode, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
   call.res.end(text);
-}
-
-/** The upstream session's side of a translated answer: what the proxy tells it on the caller's behalf. */
-interface UpstreamSide {
-  readonly refuse: (id: JsonRpcId, method: string) => void;
-  readonly cancel: () => void;
 }
 
 /** An SSE answer, translated event by event as it streams. */
 function relayEvents(
   deps: TranslatedRelayDeps,
   call: Call,
+  link: UpstreamLink,
+  headers: UpstreamHeaders,
   answer: { readonly response: Answer['response']; readonly payload: Answer['response']['body'] },
-  clientId: JsonRpcId,
+  ids: TranslatedIds,
   map: MessageMap,
-  upstream: UpstreamSide,
-  answeredNow: () => boolean,
-  answered: () => boolean,
+  refuse: (id: JsonRpcId, method: string) => void,
+  state: AnswerState,
 ) {
   const { res } = call;
   const { response, payload } = answer;
@@ -123,22 +114,23 @@ function relayEvents(
   // with -32021 (400 while nothing was streamed yet, else an error event), and the upstream's
   // request is cancelled.
   const missingOnStream = (capability: string) => {
-    if (answeredNow()) return;
-    upstream.cancel();
+    if (state.answered) return;
+    state.answered = true;
+    void link.notify(cancellation(ids.upstreamId), headers);
     payload.unpipe(events);
     events.unpipe(res);
     discard(payload);
     const error = missingCapabilityError(capability);
-    writer.fail(error, clientId, () => answerError(call.req, res, call.tracked, error, deps.log));
+    writer.fail(error, ids.clientId, () => answerError(call.req, res, call.tracked, error, deps.log));
   };
   const events = modernEventStream(map, (id, method, missingCapability) => {
-    upstream.refuse(id, method);
+    refuse(id, method);
     if (missingCapability !== undefined) missingOnStream(missingCapability);
   });
   // An upstream that breaks off mid-stream, or sends an event the translation cannot take (JSON
   // nested deeper than the stack, say): the client's request gets a JSON-RPC error event.
   const cut = () => {
-    if (!answered() && !res.writableEnded) res.write(errorEvents('UPSTREAM_CUT', [clientId]));
+    if (!state.answered && !res.writableEnded) res.write(errorEvents('UPSTREAM_CUT', [ids.clientId]));
     res.end();
   };
   payload.once('error', cut);
