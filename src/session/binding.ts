@@ -58,13 +58,14 @@ export function createCredentialBinding(identityHeader: string | undefined, key:
   };
   return {
     of,
-    matches: (bound, headers) => same(bound, of(headers)),
+    matches: (bound, headers) => sameDigest(bound, of(headers)),
     identityOf,
-    identityMatches: (identity, headers) => same(identity, identityOf(headers)),
+    identityMatches: (identity, headers) => sameDigest(identity, identityOf(headers)),
   };
 }
 
-function same(bound: Buffer | undefined, presented: Buffer | undefined): boolean {
+/** Whether two digests (or their absence) are the same; constant time, for any comparison of credentials. */
+export function sameDigest(bound: Buffer | undefined, presented: Buffer | undefined): boolean {
   if (bound === undefined || presented === undefined) return bound === presented;
   // Constant time: the comparison must not tell an attacker how close a guess came.
   return timingSafeEqual(bound, presented);

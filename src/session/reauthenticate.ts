@@ -14,6 +14,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { UpstreamAnswer } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
+import { sameDigest } from './binding.js';
 import { endBackend, labelOf, type Backend, type Session } from './store.js';
 import { HostedSession } from '../flows/hosted/hosted-session.js';
 import { UpstreamLink, type LinkDeps } from '../upstream/link.js';
@@ -105,8 +106,4 @@ async function openLike(deps: ReauthenticationDeps, current: Backend, clientHead
       return { kind: 'relayed', link };
     }
   }
-}
-
-function sameDigest(a: Buffer | undefined, b: Buffer | undefined): boolean {
-  return a === undefined || b === undefined ? a === b : a.equals(b);
 }
