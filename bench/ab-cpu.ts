@@ -15,38 +15,13 @@ import { Pool } from 'undici';
 import { startProxy, startScript } from '../test/helpers/processes.js';
 import { buildBaseline, startBaselineProxy } from './baseline.js';
 import { cpuMicros } from './cpu.js';
+import { ACCEPT, CALL, INIT, MODERN_CALL, MODERN_HEADERS } from './requests.js';
 
 const REF = process.env.BENCH_BASELINE;
 if (!REF) throw new Error('BENCH_BASELINE=<git ref> is required');
 const CALLS = Number(process.env.AB_CALLS ?? 2000);
 const BLOCKS = Number(process.env.AB_BLOCKS ?? 8);
 const WARM_CALLS = 3000;
-
-const ACCEPT = 'application/json, text/event-stream';
-const CALL = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}';
-const INIT =
-  '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"sampling":{},"elicitation":{},"roots":{"listChanged":true}},"clientInfo":{"name":"bench-client","version":"1.0.0"}}}';
-const MODERN_CALL = JSON.stringify({
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'tools/call',
-  params: {
-    name: 'echo',
-    arguments: { text: 'hi' },
-    _meta: {
-      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-      'io.modelcontextprotocol/clientCapabilities': { sampling: {}, elicitation: {}, roots: { listChanged: true } },
-      'io.modelcontextprotocol/clientInfo': { name: 'bench-client', version: '1.0.0' },
-    },
-  },
-});
-const MODERN_HEADERS = {
-  'content-type': 'application/json',
-  accept: ACCEPT,
-  'mcp-protocol-version': '2026-07-28',
-  'mcp-method': 'tools/call',
-  'mcp-name': 'echo',
-};
 
 interface Target {
   readonly name: string;

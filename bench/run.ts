@@ -39,6 +39,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { buildBaseline, startBaselineProxy } from './baseline.js';
+import { ACCEPT, CALL, INIT, MODERN_CALL, MODERN_HEADERS } from './requests.js';
 import { cpuMicros } from './cpu.js';
 import { runFlood } from './flood.js';
 import { runMrtrBench } from './mrtr.js';
@@ -73,39 +74,8 @@ const CURRENT = 'mcp-session-proxy';
 const TRACED = 'mcp-session-proxy, tracing on (every request sampled)';
 const STORM = SMALL ? 20 : 200;
 
-const ACCEPT = 'application/json, text/event-stream';
-const CALL = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}';
 const STREAM_EVENTS = 200;
 const STREAM_CALL = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"stream","arguments":{"count":${STREAM_EVENTS}},"_meta":{"progressToken":1}}}`;
-// What the official SDK client sends at initialize.
-const INIT_PARAMS = {
-  protocolVersion: '2025-06-18',
-  capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } },
-  clientInfo: { name: 'bench-client', version: '1.0.0' },
-};
-const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: INIT_PARAMS });
-// The same call from a 2026-07-28 client: no session, the envelope in _meta, the routing headers.
-const MODERN_CALL = JSON.stringify({
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'tools/call',
-  params: {
-    name: 'echo',
-    arguments: { text: 'hi' },
-    _meta: {
-      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-      'io.modelcontextprotocol/clientCapabilities': INIT_PARAMS.capabilities,
-      'io.modelcontextprotocol/clientInfo': INIT_PARAMS.clientInfo,
-    },
-  },
-});
-const MODERN_HEADERS = {
-  'content-type': 'application/json',
-  accept: ACCEPT,
-  'mcp-protocol-version': '2026-07-28',
-  'mcp-method': 'tools/call',
-  'mcp-name': 'echo',
-};
 const MODERN = 'mcp-session-proxy, 2026-07-28 client (pooled session)';
 const REORIGINATING = 're-origination (initialize + call + DELETE per request)';
 const HELD = 'mcp-session-proxy, 2025 client, 2026-07-28-only upstream (held session)';
