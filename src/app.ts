@@ -226,7 +226,9 @@ function createEngine(parts: EngineParts) {
   const mrtr = createMrtr({ codec, parked, binding, log: logger, metrics });
   const tracking = { log: logger, metrics, afterAnswer: parts.afterAnswer };
   const sessions = createClientSessions({
-    ...keys,
+    binding,
+    fingerprint,
+    sealer: keys.sealer,
     store,
     terminated: createTerminatedIds(config.maxSessions),
     sessionMaxAgeMs: config.sessionMaxAgeMs,

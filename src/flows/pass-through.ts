@@ -2,7 +2,7 @@
  * The pass-through flow: a 2026-07-28 request for a 2026-07-28 upstream goes as it came, its
  * answer as it goes; and a browser's CORS preflight, which the upstream decides.
  */
-import type { Call } from '../http/call.js';
+import { relayAsItCame, type Call } from '../http/call.js';
 import { toClientHeaders, toUpstreamHeaders } from '../http/headers.js';
 import { relay } from '../http/reply.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -37,5 +37,5 @@ export async function preflight(upstream: UpstreamClient, call: Call): Promise<v
     headers: toUpstreamHeaders(call.req.headers, undefined),
     signal: call.tracked.gone,
   });
-  relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), response.body);
+  relayAsItCame(call, { response, payload: response.body });
 }

@@ -27,7 +27,6 @@ import { classifyEra, isPlainLegacy, routingHeadersOf, type ModernMessage } from
 import { classifyBody, parseJson, PROTOCOL_VERSION_HEADER, SESSION_HEADER } from '../mcp/protocol.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { ClientSessions } from '../session/client-sessions.js';
-import type { Session } from '../session/store.js';
 import type { EraProbe } from '../upstream/era-probe.js';
 import { accepted, type Call } from './call.js';
 import { decide, gatePolicyOf, type McpFlow } from './gate.js';
@@ -137,7 +136,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     if (presented === undefined && config.sessionless === 'pool') return pooled.sessionless(call, parsed);
     const session = await sessions.find(call);
     const { backend } = session;
-    if (backend.kind === 'hosted') return hosted.post(call, session, backend.hosted, parsed);
+    if (backend.kind === 'hosted') return hosted.post(call, backend.hosted, parsed);
     return relayed.post(call, session, backend.link, raw, message.kind === 'initialized');
   }
 
@@ -177,7 +176,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   }
 
   async function get(call: Call) {
-    const session: Session = await sessions.find(call);
+    const session = await sessions.find(call);
     const { backend } = session;
     if (backend.kind === 'hosted') return hosted.stream(call, session, backend.hosted);
     return relayed.stream(call, session, backend.link);

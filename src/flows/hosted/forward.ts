@@ -8,8 +8,8 @@ import type { Logger } from 'pino';
 import type { JsonRpcId } from '../../errors.js';
 import { relayAsItCame, type Call } from '../../http/call.js';
 import { modernEventStream } from '../../http/event-stream.js';
-import { toClientHeaders, toUpstreamHeaders } from '../../http/headers.js';
-import { errorEvents, relay } from '../../http/reply.js';
+import { toUpstreamHeaders } from '../../http/headers.js';
+import { errorEvents } from '../../http/reply.js';
 import { INPUT_REQUIRED_METHODS } from '../../mcp/input-required.js';
 import { routingHeadersFor, toLegacyMessage, toModernRequest } from '../../mcp/modern-upstream.js';
 import { acceptsEventStream, isAuthChallenge, isEventStream, MAX_MESSAGE_BYTES } from '../../mcp/protocol.js';
@@ -89,7 +89,7 @@ export async function forwardHosted(
   const text = answerBodyOf(answer.toString(), typeof contentType === 'string' ? contentType : undefined, map, () => undefined);
   // A JSON-RPC answer to the request goes back as a 2025 server sends one: 200, whatever status a
   // 2026 server gives its errors; anything else (auth, gateway errors) as it came.
-  if (text === undefined) return relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), answer);
+  if (text === undefined) return relayAsItCame(call, { response, payload: answer });
   call.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
   call.res.end(text);
 }

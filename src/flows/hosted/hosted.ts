@@ -8,9 +8,8 @@
  */
 import type { Logger } from 'pino';
 import { ProxyError, type JsonRpcId } from '../../errors.js';
-import { accepted, answerJson, type Call } from '../../http/call.js';
-import { toClientHeaders } from '../../http/headers.js';
-import { relay, type OpenStreams } from '../../http/reply.js';
+import { accepted, answerJson, relayAsItCame, type Call } from '../../http/call.js';
+import type { OpenStreams } from '../../http/reply.js';
 import { isLoggingLevel } from '../../mcp/era.js';
 import { cancelledRequestIdOf } from './in-flight.js';
 import { initializeResultOf, legacyClientOf, negotiatedVersion } from '../../mcp/modern-upstream.js';
@@ -44,7 +43,7 @@ export interface HostedFlow {
   /** A 2025 client's initialize: answered from the upstream's server/discover, with a hosted session. */
   start(call: Call, requestId: JsonRpcId, params: object): Promise<void>;
   /** A POSTed message on a hosted session. */
-  post(call: Call, session: Session, hosted: HostedSession, parsed: unknown): Promise<void>;
+  post(call: Call, hosted: HostedSession, parsed: unknown): Promise<void>;
   /** The session's GET event stream. */
   stream(call: Call, session: Session, hosted: HostedSession): Promise<void>;
 }
@@ -63,7 +62,7 @@ export function createHostedFlow(deps: HostedDeps): HostedFlow {
       // back to a legacy server; the next initialize finds out again (the era is probed anew).
       if (!isAuthChallenge(response.statusCode)) deps.forgetEra();
       // Auth challenges, errors: the client sees the upstream's own answer, and no session is made.
-      return relay(call.res, response.statusCode, toClientHeaders(response.headers, undefined), body);
+      return relayAsItCame(call, { response, payload: body });
     }
     const protocolVersion = negotiatedVersion((params as { protocolVersion?: unknown }).protocolVersion);
     const hosted = new HostedSession(client, protocolVersion);
@@ -86,7 +85,7 @@ export function createHostedFlow(deps: HostedDeps): HostedFlow {
    * A message on a hosted session: answered here (the handshake, ping, the log level, resource
    * subscriptions), or sent on upstream (forward.ts).
    */
-  async function post(call: Call, _session: Session, hosted: HostedSession, parsed: unknown) {
+  async function post(call: Call, hosted: HostedSession, parsed: unknown) {
     if (Array.isArray(parsed)) throw new ProxyError('HELD_BATCH');
     const { id, method, params } = parsed as { id?: JsonRpcId; method?: unknown; params?: Params };
     // A response to a question of an input_required exchange (input.ts) goes to it; a
@@ -141,7 +140,7 @@ export function createHostedFlow(deps: HostedDeps): HostedFlow {
       log.debug({ link: hosted.label }, 'hosted request cancelled by the client: its upstream request is aborted');
   }
 
-  function stream(call: Call, session: Session, hosted: HostedSession) {
+  async function stream(call: Call, session: Session, hosted: HostedSession) {
     if (deps.closing()) throw new ProxyError('SHUTTING_DOWN');
     const streamDeps = {
       upstream: deps.upstream,
@@ -153,7 +152,7 @@ export function createHostedFlow(deps: HostedDeps): HostedFlow {
     return serveHostedStream(streamDeps, call.req, call.res, hosted, session.id);
   }
 
-  return { start, post, stream: async (call, session, hosted) => stream(call, session, hosted) };
+  return { start, post, stream };
 }
 
 function invalidParams(id: JsonRpcId, why: string) {

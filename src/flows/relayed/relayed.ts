@@ -10,8 +10,7 @@
  */
 import type { Logger } from 'pino';
 import { ProxyError, type JsonRpcId } from '../../errors.js';
-import type { Call } from '../../http/call.js';
-import { accepted } from '../../http/call.js';
+import { accepted, relayAsItCame, type Call } from '../../http/call.js';
 import { toClientHeaders, toUpstreamHeaders } from '../../http/headers.js';
 import { errorEvents, relay, type OpenStreams, type RelayOptions } from '../../http/reply.js';
 import { parseJson, requestIdsOf } from '../../mcp/protocol.js';
@@ -59,12 +58,10 @@ export function createRelayedFlow(deps: RelayedDeps): RelayedFlow {
     });
     if (link === undefined) {
       // The upstream refused (unsupported version, auth, ...): its answer goes back as is, no session.
-      const refusal = () =>
-        relay(res, initialized.response.statusCode, toClientHeaders(initialized.response.headers, undefined), initialized.body);
+      const refusal = { response: initialized.response, payload: initialized.body };
       // Refused as 2025-era by a 2026-07-28-only server: the dispatcher finds out for sure (once).
-      if (refusedAsModernOnly({ response: initialized.response, payload: initialized.body }))
-        return { kind: 'era-changed', otherwise: refusal };
-      return refusal();
+      if (refusedAsModernOnly(refusal)) return { kind: 'era-changed', otherwise: () => relayAsItCame(call, refusal) };
+      return relayAsItCame(call, refusal);
     }
     const session = await sessions.create(call, { params, initParams, protocolVersion: link.protocolVersion }, { kind: 'relayed', link });
     const upstreamId = initialized.kind === 'accepted' ? initialized.upstreamId : undefined;
