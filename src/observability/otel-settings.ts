@@ -3,7 +3,7 @@
  * no config file key), read here once so that a bad value stops startup with one line naming the
  * variable, as every other setting does. Tracing and the OTLP metrics are off unless an exporter
  * endpoint is configured. The exporters read their endpoint, headers, timeout and compression
- * variables themselves; the sampler is read by the tracer provider (OTEL_TRACES_SAMPLER{,_ARG}).
+ * variables themselves; the sampler (OTEL_TRACES_SAMPLER{,_ARG}) is read here and applied by tracing.ts.
  */
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json';
@@ -19,8 +19,10 @@ export interface TelemetrySettings {
   readonly traces: OtlpSignal | undefined;
   /** mcp.server/client.operation.duration over OTLP; undefined = none (Prometheus stays either way). */
   readonly metrics: OtlpSignal | undefined;
-  /** OTEL_TRACES_SAMPLER as given (the provider builds it), for the startup line. */
+  /** OTEL_TRACES_SAMPLER as given: tracing.ts decides with it once per request, at the server span. */
   readonly sampler: string;
+  /** OTEL_TRACES_SAMPLER_ARG for the ratio samplers (the spec's default: 1). */
+  readonly samplerRatio: number;
   /** OTEL_METRIC_EXPORT_INTERVAL: ms between metric exports. */
   readonly metricExportIntervalMs: number;
 }
@@ -42,6 +44,9 @@ const RATIO_SAMPLERS = new Set(['traceidratio', 'parentbased_traceidratio']);
 // The SDK's default: follow the caller's decision, sample every trace the proxy starts.
 const DEFAULT_SAMPLER = 'parentbased_always_on';
 
+// The OTel spec's default for OTEL_TRACES_SAMPLER_ARG with a ratio sampler.
+const DEFAULT_RATIO = 1;
+
 // The OTel spec's default for OTEL_METRIC_EXPORT_INTERVAL.
 const DEFAULT_METRIC_EXPORT_INTERVAL_MS = 60_000;
 
@@ -49,6 +54,7 @@ export const TELEMETRY_OFF: TelemetrySettings = {
   traces: undefined,
   metrics: undefined,
   sampler: DEFAULT_SAMPLER,
+  samplerRatio: DEFAULT_RATIO,
   metricExportIntervalMs: DEFAULT_METRIC_EXPORT_INTERVAL_MS,
 };
 
@@ -108,9 +114,10 @@ function read(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
   if (!SAMPLERS.has(sampler))
     problems.push(`OTEL_TRACES_SAMPLER: expected one of ${[...SAMPLERS].join(', ')}, got ${JSON.stringify(sampler)}`);
   const ratio = get('OTEL_TRACES_SAMPLER_ARG');
+  let samplerRatio = DEFAULT_RATIO;
   if (ratio !== undefined && RATIO_SAMPLERS.has(sampler)) {
-    const value = Number(ratio);
-    if (!Number.isFinite(value) || value < 0 || value > 1)
+    samplerRatio = Number(ratio);
+    if (!Number.isFinite(samplerRatio) || samplerRatio < 0 || samplerRatio > 1)
       problems.push(`OTEL_TRACES_SAMPLER_ARG: expected a ratio between 0 and 1, got ${JSON.stringify(ratio)}`);
   }
   const interval = get('OTEL_METRIC_EXPORT_INTERVAL');
@@ -118,5 +125,5 @@ function read(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
   if (!(Number.isInteger(metricExportIntervalMs) && metricExportIntervalMs > 0)) {
     problems.push(`OTEL_METRIC_EXPORT_INTERVAL: expected a positive number of milliseconds, got ${JSON.stringify(interval)}`);
   }
-  return { traces: signal('traces'), metrics: signal('metrics'), sampler, metricExportIntervalMs };
+  return { traces: signal('traces'), metrics: signal('metrics'), sampler, samplerRatio, metricExportIntervalMs };
 }
