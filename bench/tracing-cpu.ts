@@ -34,7 +34,12 @@ const ERAS = [
 
 const log = (name: string) => fileURLToPath(new URL(`./results/tmp/tracing-${name.replace(/\W+/g, '-')}.log`, import.meta.url));
 async function start(setting: string, phase: number): Promise<Proxy> {
-  const proxy = await startProxy(`${upstream.origin}/mcp`, { MAX_SESSIONS: '200000', ...SETTINGS[setting] }, '0', log(`${setting}-${phase}`));
+  const proxy = await startProxy(
+    `${upstream.origin}/mcp`,
+    { MAX_SESSIONS: '200000', ...SETTINGS[setting] },
+    '0',
+    log(`${setting}-${phase}`),
+  );
   pin(proxy.child.pid!);
   return proxy;
 }

@@ -19,7 +19,13 @@ export interface PassThroughDeps {
  * `headers`: the client's, as the upstream must see them (the era probe built them already);
  * `message`: the body as the dispatcher parsed it.
  */
-export async function passThrough(deps: PassThroughDeps, call: Call, headers: UpstreamHeaders, raw: Buffer, message: unknown): Promise<void> {
+export async function passThrough(
+  deps: PassThroughDeps,
+  call: Call,
+  headers: UpstreamHeaders,
+  raw: Buffer,
+  message: unknown,
+): Promise<void> {
   let response;
   try {
     response = await deps.upstream.request({ method: 'POST', headers, body: raw, signal: call.tracked.gone, rpc: message });

@@ -25,22 +25,22 @@ export interface ClientSpanParts {
 export function tracedClient(inner: UpstreamClient, parts: ClientSpanParts): UpstreamClient {
   const { tracer, durations, sampling, upstream } = parts;
 
-  /** An exchange no span is recorded for: timed only. */
-  async function timed(request: UpstreamRequest, started: number): Promise<UpstreamResponse> {
-    if (durations === undefined) return inner.request(request);
+  /** An exchange no span is recorded for: timed only (no async frame of its own: this is every unsampled exchange). */
+  function timed(request: UpstreamRequest, started: number, durations: DurationHistogram): Promise<UpstreamResponse> {
     const method = methodOf(request.rpc);
     const version = versionOf(request.headers['mcp-protocol-version']);
-    let response: UpstreamResponse;
-    try {
-      response = await inner.request(request);
-    } catch (error) {
-      durations.record(secondsSince(started), method, version, toProxyError(error).reason.toLowerCase());
-      throw error;
-    }
-    const errorType = response.statusCode >= 400 ? String(response.statusCode) : undefined;
-    // The exchange is over when its body is: an SSE answer lasts as long as its stream.
-    whenDone(response.body, () => durations.record(secondsSince(started), method, version, errorType));
-    return response;
+    return inner.request(request).then(
+      (response) => {
+        const errorType = response.statusCode >= 400 ? String(response.statusCode) : undefined;
+        // The exchange is over when its body is: an SSE answer lasts as long as its stream.
+        whenDone(response.body, () => durations.record(secondsSince(started), method, version, errorType));
+        return response;
+      },
+      (error: unknown) => {
+        durations.record(secondsSince(started), method, version, toProxyError(error).reason.toLowerCase());
+        throw error;
+      },
+    );
   }
 
   /** An exchange of a recorded trace: its client span, whose context goes upstream instead of the parent's. */
@@ -86,7 +86,12 @@ export function tracedClient(inner: UpstreamClient, parts: ClientSpanParts): Ups
       span.setStatus({ code: SpanStatusCode.ERROR });
     }
     span.end();
-    durations?.record(secondsSince(started), attributes[A.method] as string | undefined, attributes[A.protocolVersion] as string | undefined, errorType);
+    durations?.record(
+      secondsSince(started),
+      attributes[A.method] as string | undefined,
+      attributes[A.protocolVersion] as string | undefined,
+      errorType,
+    );
   }
 
   return {
@@ -100,7 +105,7 @@ export function tracedClient(inner: UpstreamClient, parts: ClientSpanParts): Ups
         // Outside any request (an eviction's DELETE, the startup era probe): a root, if sampled.
         if (parent === undefined && sampling.decide(undefined, newIds().traceId)) return traced(request, started, tracer, undefined);
       }
-      return timed(request, started);
+      return durations === undefined ? inner.request(request) : timed(request, started, durations);
     },
   };
 }
@@ -109,6 +114,6 @@ const secondsSince = (started: number) => (performance.now() - started) / 1000;
 
 function whenDone(body: Readable, done: () => void): void {
   if (body.destroyed) return done();
-  // Every end (the last byte read, an error, a destroy) ends in 'close' (autoDestroy).
-  body.once('close', done);
+  // Every end (the last byte read, an error, a destroy) ends in 'close' (autoDestroy), once.
+  body.on('close', done);
 }

@@ -67,9 +67,9 @@ function createHistogram(name: string, description: string, constant: Attributes
 
   function find(method: string | undefined, version: string | undefined, errorType: string | undefined): Series {
     let byVersion = series.get(method ?? '');
-    if (byVersion === undefined) series.set(method ?? '', (byVersion = new Map()));
+    if (byVersion === undefined) series.set(method ?? '', (byVersion = new Map<string, Map<string, Series>>()));
     let byError = byVersion.get(version ?? '');
-    if (byError === undefined) byVersion.set(version ?? '', (byError = new Map()));
+    if (byError === undefined) byVersion.set(version ?? '', (byError = new Map<string, Series>()));
     let found = byError.get(errorType ?? '');
     if (found !== undefined) return found;
     if (size >= MAX_SERIES) return (overflow ??= newSeries(OVERFLOW));

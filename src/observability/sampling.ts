@@ -27,7 +27,8 @@ export function createSampling(name: string, ratio: number, rootContext: Context
   const rootKind = parentBased ? name.slice('parentbased_'.length) : name;
   // A root's decision: always, never, or by the trace id (the same for every service using the ratio).
   const root = (traceId: string): boolean =>
-    rootKind === 'always_on' || (rootKind === 'traceidratio' && byRatio.shouldSample(rootContext, traceId).decision !== SamplingDecision.NOT_RECORD);
+    rootKind === 'always_on' ||
+    (rootKind === 'traceidratio' && byRatio.shouldSample(rootContext, traceId).decision !== SamplingDecision.NOT_RECORD);
   const decide = (parent: SpanContext | undefined, traceId: string): boolean =>
     parentBased && parent !== undefined ? (parent.traceFlags & TraceFlags.SAMPLED) !== 0 : root(traceId);
   return {

@@ -18,7 +18,17 @@
  * Privacy: `mcp.session.id` is the session's log fingerprint (session/ids.ts), never an id; no
  * header value, token or cookie is put on a span; resource URIs and arguments are not recorded.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Link, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Link,
+  type Span,
+  type SpanContext,
+  type Tracer,
+} from '@opentelemetry/api';
 import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -125,7 +135,8 @@ export function createTracing(deps: TracingDeps): Tracing {
   return {
     on: true,
     serve: servers.serve,
-    step: (name, attributes, headers, work) => (steps === undefined ? work(headers, undefined) : steps.step(name, attributes, headers, work)),
+    step: (name, attributes, headers, work) =>
+      steps === undefined ? work(headers, undefined) : steps.step(name, attributes, headers, work),
     mark: (name, attributes, headers) => steps?.mark(name, attributes, headers),
     wait: (name, headers, linked, waited) => (steps === undefined ? waited : steps.wait(name, headers, linked, waited)),
     inParams: (params, headers) => (isSampled(headers[TRACEPARENT]) ? withMetaMember(params, TRACEPARENT, headers[TRACEPARENT]) : params),
@@ -181,18 +192,29 @@ function upstreamLogIds(fingerprint: Fingerprint): (id: UpstreamSessionId) => st
  */
 function serverSpans(tracer: Tracer | undefined, sampling: Sampling, durations: DurationHistogram | undefined) {
   return {
-    serve<T>(req: IncomingMessage, res: ServerResponse, tracked: Tracked, message: unknown, flow: () => T): T {
+    serve: <T>(req: IncomingMessage, res: ServerResponse, tracked: Tracked, message: unknown, flow: () => T): T => {
       const meta = metaOf(message);
       const { headers } = req;
       // The caller's context: params._meta's if it has one, else the HTTP headers'.
       const inMeta = meta !== undefined && typeof meta[TRACEPARENT] === 'string';
       const carried = inMeta ? meta[TRACEPARENT] : headers[TRACEPARENT];
       const parent = carried === undefined ? undefined : parseTraceparent(carried, inMeta ? meta[TRACESTATE] : headers[TRACESTATE]);
-      const traceId = parent?.traceId ?? newIds().traceId;
-      if (tracer !== undefined && sampling.decide(parent, traceId)) {
-        record(req, res, tracked, message, meta, tracer.startSpan('', { kind: SpanKind.SERVER, startTime: tracked.startedAt }, parent === undefined ? sampling.recordedRoot : trace.setSpanContext(ROOT_CONTEXT, parent)));
+      const ids = parent ?? newIds();
+      if (tracer !== undefined && sampling.decide(parent, ids.traceId)) {
+        record(
+          req,
+          res,
+          tracked,
+          message,
+          meta,
+          tracer.startSpan(
+            '',
+            { kind: SpanKind.SERVER, startTime: tracked.startedAt },
+            parent === undefined ? sampling.recordedRoot : trace.setSpanContext(ROOT_CONTEXT, parent),
+          ),
+        );
       } else {
-        headers[TRACEPARENT] = unsampled(parent, carried as string, traceId);
+        headers[TRACEPARENT] = unsampled(parent, carried as string, ids);
         if (durations !== undefined) {
           const method = methodOf(message);
           const version = versionOf(headers['mcp-protocol-version']);
@@ -204,7 +226,14 @@ function serverSpans(tracer: Tracer | undefined, sampling: Sampling, durations: 
   };
 
   /** A recorded request: its server span, and its context where its exchanges find it. */
-  function record(req: IncomingMessage, res: ServerResponse, tracked: Tracked, message: unknown, meta: Record<string, unknown> | undefined, span: Span): void {
+  function record(
+    req: IncomingMessage,
+    res: ServerResponse,
+    tracked: Tracked,
+    message: unknown,
+    meta: Record<string, unknown> | undefined,
+    span: Span,
+  ): void {
     // Literal keys, one object: spreads and computed keys cost measurably per request.
     const attributes: Attributes = {
       'network.protocol.name': 'http',
@@ -239,9 +268,9 @@ function serverSpans(tracer: Tracer | undefined, sampling: Sampling, durations: 
   }
 }
 
-/** The traceparent an unsampled request passes on: the caller's with the sampled flag clear, or a new one. */
-function unsampled(parent: SpanContext | undefined, carried: string, traceId: string): string {
-  if (parent === undefined) return formatTraceparent({ traceId, spanId: newIds().spanId, traceFlags: 0 });
+/** The traceparent an unsampled request passes on: the caller's with the sampled flag clear, or new ids'. */
+function unsampled(parent: SpanContext | undefined, carried: string, ids: { traceId: string; spanId: string }): string {
+  if (parent === undefined) return formatTraceparent({ ...ids, traceFlags: 0 });
   return isSampled(carried) ? formatTraceparent({ ...parent, traceFlags: 0 }) : carried;
 }
 
@@ -257,7 +286,11 @@ function internalSpans(tracer: Tracer) {
     return isSampled(value) ? parseTraceparent(value, headers[TRACESTATE]) : undefined;
   };
   const start = (name: string, parent: SpanContext, attributes: Attributes, links?: Link[]) =>
-    tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes, ...(links === undefined ? {} : { links }) }, trace.setSpanContext(ROOT_CONTEXT, parent));
+    tracer.startSpan(
+      name,
+      { kind: SpanKind.INTERNAL, attributes, ...(links === undefined ? {} : { links }) },
+      trace.setSpanContext(ROOT_CONTEXT, parent),
+    );
   const fail = (span: Span, error: unknown) => {
     span.setAttribute(A.errorType, toProxyError(error).reason.toLowerCase());
     span.setStatus({ code: SpanStatusCode.ERROR });

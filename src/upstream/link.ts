@@ -458,7 +458,13 @@ export class UpstreamLink {
   }
 
   private async sendInitialized(headers: UpstreamHeaders, signal: AbortSignal): Promise<number> {
-    const answer = await this.deps.upstream.request({ method: 'POST', headers, body: INITIALIZED_NOTIFICATION, signal, rpc: INITIALIZED_RPC });
+    const answer = await this.deps.upstream.request({
+      method: 'POST',
+      headers,
+      body: INITIALIZED_NOTIFICATION,
+      signal,
+      rpc: INITIALIZED_RPC,
+    });
     await drain(answer.body);
     return answer.statusCode;
   }
@@ -555,7 +561,13 @@ export async function initialize(
   tooLarge: ProxyErrorReason,
 ): Promise<Initialized> {
   const { signal } = request;
-  const response = await upstream.request({ method: 'POST', headers: request.headers, body: request.body, signal, rpc: request.rpc ?? INITIALIZE_RPC });
+  const response = await upstream.request({
+    method: 'POST',
+    headers: request.headers,
+    body: request.body,
+    signal,
+    rpc: request.rpc ?? INITIALIZE_RPC,
+  });
   const body = await readBody(response.body, MAX_INITIALIZE_ANSWER_BYTES, tooLarge, signal);
   const ok = response.statusCode >= 200 && response.statusCode < 300;
   const outcome = ok ? initializeOutcomeOf(body.toString(), response.headers['content-type'], request.requestId) : undefined;

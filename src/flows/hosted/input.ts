@@ -96,7 +96,13 @@ export async function hostedExchange(
     const body = toModernRequest(upstreamId, method, params, session.client, session.logLevel);
     let answer: RoundAnswer;
     try {
-      const response = await deps.upstream.request({ method: 'POST', headers, body, signal: gone, rpc: { id: upstreamId, method, params } });
+      const response = await deps.upstream.request({
+        method: 'POST',
+        headers,
+        body,
+        signal: gone,
+        rpc: { id: upstreamId, method, params },
+      });
       deps.log.trace({ link: session.label, round, status: response.statusCode }, 'hosted request: upstream answered');
       answer = await readRound(response, upstreamId, id, (notification) => {
         const translated = toLegacyMessage(notification, method);

@@ -75,7 +75,14 @@ export function createRelayedFlow(deps: RelayedDeps): RelayedFlow {
   }
 
   /** One message (or the GET stream) on the session's upstream link, its answer streamed back. */
-  async function forward(call: Call, session: Session, link: UpstreamLink, body: Buffer | undefined, message: unknown, initialized: boolean) {
+  async function forward(
+    call: Call,
+    session: Session,
+    link: UpstreamLink,
+    body: Buffer | undefined,
+    message: unknown,
+    initialized: boolean,
+  ) {
     const out: Outgoing = {
       headers: toUpstreamHeaders(call.req.headers, undefined),
       body,
