@@ -68,6 +68,8 @@ export interface Tracing {
    * and that context (a traceparent) when the step is recorded.
    */
   step<T>(name: StepName, attributes: Attributes, headers: Carrier, work: StepWork<T>): Promise<T>;
+  /** Whether the request of `headers` is recorded (call sites then build what only a span needs). */
+  recorded(headers: Carrier): boolean;
   /** A zero-length internal span under the context in `headers` (an MRTR round's kind). */
   mark(name: StepName, attributes: Attributes, headers: Carrier): void;
   /**
@@ -94,6 +96,7 @@ export const NO_TRACING: Tracing = {
   on: false,
   serve: (_req, _res, _tracked, _message, flow) => flow(),
   step: (_name, _attributes, headers, work) => work(headers, undefined),
+  recorded: () => false,
   mark: () => undefined,
   wait: (_name, _headers, _linked, waited) => waited,
   inParams: (params) => params,
@@ -137,6 +140,7 @@ export function createTracing(deps: TracingDeps): Tracing {
     serve: servers.serve,
     step: (name, attributes, headers, work) =>
       steps === undefined ? work(headers, undefined) : steps.step(name, attributes, headers, work),
+    recorded: (headers) => steps !== undefined && isSampled(headers[TRACEPARENT]),
     mark: (name, attributes, headers) => steps?.mark(name, attributes, headers),
     wait: (name, headers, linked, waited) => (steps === undefined ? waited : steps.wait(name, headers, linked, waited)),
     inParams: (params, headers) => (isSampled(headers[TRACEPARENT]) ? withMetaMember(params, TRACEPARENT, headers[TRACEPARENT]) : params),
@@ -270,7 +274,7 @@ function serverSpans(tracer: Tracer | undefined, sampling: Sampling, durations: 
 
 /** The traceparent an unsampled request passes on: the caller's with the sampled flag clear, or new ids'. */
 function unsampled(parent: SpanContext | undefined, carried: string, ids: { traceId: string; spanId: string }): string {
-  if (parent === undefined) return formatTraceparent({ ...ids, traceFlags: 0 });
+  if (parent === undefined) return `00-${ids.traceId}-${ids.spanId}-00`;
   return isSampled(carried) ? formatTraceparent({ ...parent, traceFlags: 0 }) : carried;
 }
 

@@ -101,7 +101,7 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     // questions, which become input_required.
     const round = INPUT_REQUIRED_METHODS.has(method) ? mrtr.begin(call, method, params) : undefined;
     // Every round: the first, a retry that continues a parked exchange, or one that runs it again.
-    if (tracing.on && round !== undefined) {
+    if (tracing.on && round !== undefined && tracing.recorded(headers)) {
       const retry = params?.requestState !== undefined || params?.inputResponses !== undefined;
       tracing.mark(
         'mrtr round',
