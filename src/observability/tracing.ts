@@ -36,7 +36,6 @@ import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { LRUCache } from 'lru-cache';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isObject } from '../mcp/protocol.js';
 import type { Tracked } from '../http/tracking.js';
@@ -177,13 +176,18 @@ function startMetrics(settings: TelemetrySettings, resource: Resource, producer:
 
 /**
  * An HMAC per exchange costs as much as the rest of a client span: fingerprints of the upstream
- * ids in use are kept (bounded; in memory only, as the links hold the ids themselves).
+ * ids in use are kept (in memory only, as the links hold the ids themselves). A plain Map,
+ * emptied when full: LRUCache's methods run on every request for the session store, and a second
+ * cache of another kind would make their call sites polymorphic.
  */
 function upstreamLogIds(fingerprint: Fingerprint): (id: UpstreamSessionId) => string {
-  const cache = new LRUCache<string, string>({ max: UPSTREAM_LOG_ID_CACHE });
+  const cache = new Map<string, string>();
   return (id) => {
     let logId = cache.get(id);
-    if (logId === undefined) cache.set(id, (logId = fingerprint(id)));
+    if (logId === undefined) {
+      if (cache.size >= UPSTREAM_LOG_ID_CACHE) cache.clear();
+      cache.set(id, (logId = fingerprint(id)));
+    }
     return logId;
   };
 }
