@@ -9,15 +9,11 @@
  * Driven by the official v2 client pinned to 2026-07-28 (its fetch only watched, for the status
  * and media type of each answer), against the v1-SDK fixture (test/fixtures/legacy-upstream.ts
  * --undeclared), for sampling, elicitation and roots, before and after the answer has started
- * streaming. Then the conformance suite's `server-stateless` scenario through the proxy: its
- * -32021 checks call `test_missing_capability`, which asks for sampling.
+ * streaming. (The conformance suite's server-stateless -32021 checks, through the proxy in front
+ * of test_missing_capability asking on the call's stream: conformance-2026.test.ts.)
  */
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runScenario } from '../helpers/conformance.js';
 import { MODERN } from '../helpers/modern-client.js';
 import { killAll, startFixture, startProxy, statsUntil, type Fixture, type Proxy } from '../helpers/processes.js';
 
@@ -112,30 +108,4 @@ describe("a question on the call's own stream for a capability the client did no
     expect((result.content as Array<{ text?: string }>)[0]?.text).toBe('answered roots');
     await client.close();
   });
-});
-
-/** The two -32021 checks of server-stateless (the rest of the scenario must pass too). */
-const CAPABILITY_CHECKS = ['sep-2575-server-rejects-undeclared-capability', 'sep-2575-missing-capability-http-400'];
-
-describe.each([
-  ["on the call's own stream", false],
-  ["on the session's standing GET stream (as the reference server's legacy tools ask)", true],
-])('conformance server-stateless through the proxy, test_missing_capability asking %s', (_label, askOnStandingStream) => {
-  let proxy: Proxy;
-  let outDir: string;
-  beforeAll(async () => {
-    const upstream = await startFixture('sdk', { conformance: true, askOnStandingStream });
-    proxy = await startProxy(upstream.mcpUrl);
-    outDir = mkdtempSync(join(tmpdir(), 'undeclared-conformance-'));
-  });
-  afterAll(() => rmSync(outDir, { recursive: true, force: true }));
-
-  it('passes, its -32021 checks included', async () => {
-    const { output, checks } = await runScenario(proxy.url, outDir, 'server-stateless');
-    const run = checks.get('server-stateless');
-    expect(run, output).toBeDefined();
-    const failed = run!.filter((c) => c.status === 'FAILURE');
-    expect(failed, JSON.stringify(failed, null, 2)).toEqual([]);
-    for (const id of CAPABILITY_CHECKS) expect(run!.find((c) => c.id === id)?.status, id).toBe('SUCCESS');
-  }, 60_000);
 });
