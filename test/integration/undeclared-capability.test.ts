@@ -87,7 +87,13 @@ describe("a question on the call's own stream for a capability the client did no
       await expect(
         client.callTool(
           { name: 'ask-undeclared', arguments: { capability, progressFirst: true } },
-          { onprogress: (p: { progress: number }) => void progress.push(p.progress) },
+          {
+            onprogress: (p: { progress: number }) => {
+              progress.push(p.progress);
+              // The tool asks once the progress has reached the client.
+              void upstream.release();
+            },
+          },
         ),
       ).rejects.toMatchObject({ code: -32021, data: { requiredCapabilities: { [capability]: {} } } });
       expect(progress).toEqual([1]);
