@@ -36,13 +36,6 @@ export function declares(capabilities: Readonly<Record<string, unknown>> | undef
   return typeof declared === 'object' && declared !== null;
 }
 
-/** Whether a caller with these capabilities can be asked anything (it declared one of them). */
-export function mayBeAsked(capabilities: Readonly<Record<string, unknown>> | undefined): boolean {
-  if (capabilities === undefined) return false;
-  for (const capability of Object.values(INPUT_REQUEST_CAPABILITY)) if (declares(capabilities, capability)) return true;
-  return false;
-}
-
 /**
  * Which call a question on the standing stream belongs to. `method` is a question's method
  * (isInputRequestMethod); `askers` the calls in flight on the session that may be asked.

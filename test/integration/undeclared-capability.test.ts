@@ -9,11 +9,19 @@
  * Driven by the official v2 client pinned to 2026-07-28 (its fetch only watched, for the status
  * and media type of each answer), against the v1-SDK fixture (test/fixtures/legacy-upstream.ts
  * --undeclared), for sampling, elicitation and roots, before and after the answer has started
- * streaming. (The conformance suite's server-stateless -32021 checks, through the proxy in front
- * of test_missing_capability asking on the call's stream: conformance-2026.test.ts.)
+ * streaming, the question asked on the call's own stream and on the session's standing GET stream
+ * (no relatedRequestId: the call, the only one in flight, holds that stream open and takes the
+ * question, flows/pooled/mrtr/standing.ts). Then the conformance suite's server-stateless scenario
+ * through the proxy in front of test_missing_capability asking as the suite's reference server's
+ * legacy tools ask (on the standing stream, --ask-on-standing-stream); asking on the call's stream,
+ * conformance-2026.test.ts runs it.
  */
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runScenario } from '../helpers/conformance.js';
 import { MODERN } from '../helpers/modern-client.js';
 import { killAll, startFixture, startProxy, statsUntil, type Fixture, type Proxy } from '../helpers/processes.js';
 
@@ -56,7 +64,10 @@ async function oneMoreFailure(upstream: Fixture, before: { cancelled: number; ru
   return stats.questionFailures;
 }
 
-describe("a question on the call's own stream for a capability the client did not declare", () => {
+describe.each([
+  ["on the call's own stream", false],
+  ["on the session's standing GET stream (no relatedRequestId)", true],
+])('a question %s for a capability the client did not declare', (_where, standing) => {
   let upstream: Fixture;
   let proxy: Proxy;
   beforeAll(async () => {
@@ -69,7 +80,7 @@ describe("a question on the call's own stream for a capability the client did no
       const before = (await upstream.stats()).questionFailures;
       const cancelledBefore = (await upstream.stats()).cancelled.length;
       const { client, seen } = await connectWithout(proxy.url, capability);
-      await expect(client.callTool({ name: 'ask-undeclared', arguments: { capability } })).rejects.toMatchObject({
+      await expect(client.callTool({ name: 'ask-undeclared', arguments: { capability, standing } })).rejects.toMatchObject({
         code: -32021,
         data: { requiredCapabilities: { [capability]: {} } },
       });
@@ -86,7 +97,7 @@ describe("a question on the call's own stream for a capability the client did no
       const progress: number[] = [];
       await expect(
         client.callTool(
-          { name: 'ask-undeclared', arguments: { capability, progressFirst: true } },
+          { name: 'ask-undeclared', arguments: { capability, progressFirst: true, standing } },
           {
             onprogress: (p: { progress: number }) => {
               progress.push(p.progress);
@@ -110,8 +121,31 @@ describe("a question on the call's own stream for a capability the client did no
     );
     client.setRequestHandler('roots/list', async () => ({ roots: [{ uri: 'file:///work', name: 'work' }] }));
     await client.connect(new StreamableHTTPClientTransport(new URL(proxy.url)));
-    const result = await client.callTool({ name: 'ask-undeclared', arguments: { capability: 'roots' } });
+    const result = await client.callTool({ name: 'ask-undeclared', arguments: { capability: 'roots', standing } });
     expect((result.content as Array<{ text?: string }>)[0]?.text).toBe('answered roots');
     await client.close();
   });
+});
+
+/** The two -32021 checks of server-stateless (the rest of the scenario must pass too). */
+const CAPABILITY_CHECKS = ['sep-2575-server-rejects-undeclared-capability', 'sep-2575-missing-capability-http-400'];
+
+describe('conformance server-stateless through the proxy, test_missing_capability asking on the standing GET stream', () => {
+  let proxy: Proxy;
+  let outDir: string;
+  beforeAll(async () => {
+    const upstream = await startFixture('sdk', { conformance: true, askOnStandingStream: true });
+    proxy = await startProxy(upstream.mcpUrl);
+    outDir = mkdtempSync(join(tmpdir(), 'undeclared-conformance-'));
+  });
+  afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+  it('passes, its -32021 checks included', async () => {
+    const { output, checks } = await runScenario(proxy.url, outDir, 'server-stateless');
+    const run = checks.get('server-stateless');
+    expect(run, output).toBeDefined();
+    const failed = run!.filter((c) => c.status === 'FAILURE');
+    expect(failed, JSON.stringify(failed, null, 2)).toEqual([]);
+    for (const id of CAPABILITY_CHECKS) expect(run!.find((c) => c.id === id)?.status, id).toBe('SUCCESS');
+  }, 60_000);
 });
