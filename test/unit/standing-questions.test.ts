@@ -5,13 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { INPUT_REQUEST_CAPABILITY } from '../../src/mcp/input-required.js';
-import {
-  attributeQuestion,
-  declares,
-  overCallRefusal,
-  unattributedRefusal,
-  type Asker,
-} from '../../src/mcp/standing-questions.js';
+import { attributeQuestion, declares, overCallRefusal, unattributedRefusal, type Asker } from '../../src/mcp/standing-questions.js';
 import { StandingCall } from '../../src/flows/pooled/mrtr/standing.js';
 import type { NotificationFeed } from '../../src/flows/pooled/listen/feed.js';
 
