@@ -8,10 +8,11 @@
  *   the in-flight calls on the session whose callers declared the capability the question needs
  *     exactly one  → it is that call's question (as if it had come on the call's own answer)
  *     more than one→ refused to the upstream (`ambiguous`): the proxy does not guess
- *     none         → if exactly one call may be asked at all, it is that call's question all the
- *                    same: it fails as at an undeclared question on its own answer (-32021 to its
- *                    client, cancelled upstream); else refused to the upstream (`no_caller`), with
- *                    the refusal an undeclared capability gets
+ *     none         → if exactly one call is in flight (every tools/call, prompts/get and
+ *                    resources/read run holds the stream, whatever its caller declared), it is that
+ *                    call's question all the same: it fails as at an undeclared question on its own
+ *                    answer (-32021 to its client, cancelled upstream, then refused); else refused
+ *                    to the upstream (`no_caller`), with the refusal an undeclared capability gets
  *
  * Pure: no I/O.
  */
