@@ -8,10 +8,11 @@
  *   the in-flight calls on the session whose callers declared the capability the question needs
  *     exactly one  → it is that call's question (as if it had come on the call's own answer)
  *     more than one→ refused to the upstream (`ambiguous`): the proxy does not guess
- *     none         → if exactly one call may be asked at all, it is that call's question all the
- *                    same: it fails as at an undeclared question on its own answer (-32021 to its
- *                    client, cancelled upstream); else refused to the upstream (`no_caller`), with
- *                    the refusal an undeclared capability gets
+ *     none         → if exactly one call is in flight (every tools/call, prompts/get and
+ *                    resources/read run holds the stream, whatever its caller declared), it is that
+ *                    call's question all the same: it fails as at an undeclared question on its own
+ *                    answer (-32021 to its client, cancelled upstream, then refused); else refused
+ *                    to the upstream (`no_caller`), with the refusal an undeclared capability gets
  *
  * Pure: no I/O.
  */
@@ -34,13 +35,6 @@ export type Attribution<T extends Asker> =
 export function declares(capabilities: Readonly<Record<string, unknown>> | undefined, capability: string): boolean {
   const declared = capabilities?.[capability];
   return typeof declared === 'object' && declared !== null;
-}
-
-/** Whether a caller with these capabilities can be asked anything (it declared one of them). */
-export function mayBeAsked(capabilities: Readonly<Record<string, unknown>> | undefined): boolean {
-  if (capabilities === undefined) return false;
-  for (const capability of Object.values(INPUT_REQUEST_CAPABILITY)) if (declares(capabilities, capability)) return true;
-  return false;
 }
 
 /**

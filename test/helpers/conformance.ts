@@ -23,10 +23,19 @@ export function runRequirements(
   outDir: string,
   revision: '2025-11-25' | '2026-07-28',
 ): Promise<{ output: string; checks: Map<string, Check[]> }> {
+  return runCli(['--url', url, '--requirements', revision, '-o', outDir], outDir);
+}
+
+/** One CLI run of one scenario; its checks, by scenario name. */
+export function runScenario(url: string, outDir: string, scenario: string): Promise<{ output: string; checks: Map<string, Check[]> }> {
+  return runCli(['--url', url, '--scenario', scenario, '-o', outDir], outDir);
+}
+
+function runCli(args: string[], outDir: string): Promise<{ output: string; checks: Map<string, Check[]> }> {
   return new Promise((resolve) => {
     execFile(
       NODE_24,
-      [CONFORMANCE, 'server', '--url', url, '--requirements', revision, '-o', outDir],
+      [CONFORMANCE, 'server', ...args],
       { maxBuffer: 16 * 1024 * 1024 },
       // A failing scenario (even an unscored or excluded one) makes the exit code non-zero: read the checks.
       (_error, stdout, stderr) => {

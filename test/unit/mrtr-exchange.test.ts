@@ -266,36 +266,57 @@ describe('an MRTR exchange', () => {
     expect(messages[1]).toMatchObject({ id: 1, result: { resultType: 'input_required' } });
   });
 
-  it('ends an exchange whose retry never comes: error answers, a cancellation, the stream discarded', async () => {
+  it('ends an exchange whose retry never comes: a cancellation, then error answers, the stream discarded', async () => {
     const payload = new PassThrough();
     const round = firstRound(payload);
     payload.write(elicit('s1', 'Anyone?'));
     await round;
     expect(timers).toHaveLength(1);
     timers[0]!();
-    expect(sent).toEqual([
-      { jsonrpc: '2.0', id: 's1', error: { code: -32000, message: 'No answer: the client did not answer in time (mcp-session-proxy)' } },
-      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'up-1', reason: 'the client did not answer in time' } },
-    ]);
+    await expect
+      .poll(() => sent)
+      .toEqual([
+        { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'up-1', reason: 'the client did not answer in time' } },
+        { jsonrpc: '2.0', id: 's1', error: { code: -32000, message: 'No answer: the client did not answer in time (mcp-session-proxy)' } },
+      ]);
     expect(payload.destroyed).toBe(true);
     expect(parked.size).toBe(0);
   });
 
-  it('refuses a question for an undeclared capability upstream, and fails the call with -32021', async () => {
+  it('fails the call with -32021 at a question for an undeclared capability; upstream, cancels it, then refuses the question', async () => {
     const payload = new PassThrough();
+    // The cancellation is delivered when the test says: the refusal must wait for it.
+    let deliver!: () => void;
+    const delivered = new Promise<void>((resolve) => (deliver = resolve));
+    const gated = {
+      label: 1,
+      notify: (body: string) => {
+        const message = JSON.parse(body) as Record<string, unknown>;
+        sent.push(message);
+        return message.method === 'notifications/cancelled' ? delivered : Promise.resolve();
+      },
+    } as unknown as UpstreamLink;
     onRound = async (req, res, params) => {
       const call = { req, res, tracked: tracked() };
       const begun = mrtr.begin(call, 'tools/call', params);
       if (begun.kind !== 'run') throw new Error('expected a run');
-      mrtr.relay(call, begun, { ...ctx(1), clientCapabilities: { elicitation: {} } }, link, {}, payload);
+      mrtr.relay(call, begun, { ...ctx(1), clientCapabilities: { elicitation: {} } }, gated, {}, payload);
     };
     const round = send(PARAMS);
     payload.write(event({ jsonrpc: '2.0', id: 'r1', method: 'roots/list' }));
     const answer = await round;
     expect(answer.status).toBe(400);
     expect(answer.last).toMatchObject({ id: 1, error: { code: -32021, data: { requiredCapabilities: { roots: {} } } } });
-    expect(sent[0]).toMatchObject({ id: 'r1', error: { code: -32601 } });
-    expect(sent.at(-1)).toMatchObject({ method: 'notifications/cancelled' });
+    expect(sent).toEqual([
+      {
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 'up-1', reason: 'the request ended (missing-capability)' },
+      },
+    ]);
+    deliver();
+    await expect.poll(() => sent.length).toBe(2);
+    expect(sent[1]).toMatchObject({ id: 'r1', error: { code: -32601 } });
   });
 
   it('answers an upstream that ends without an answer with an error, and a cut one too', async () => {

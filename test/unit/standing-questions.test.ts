@@ -5,14 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { INPUT_REQUEST_CAPABILITY } from '../../src/mcp/input-required.js';
-import {
-  attributeQuestion,
-  declares,
-  mayBeAsked,
-  overCallRefusal,
-  unattributedRefusal,
-  type Asker,
-} from '../../src/mcp/standing-questions.js';
+import { attributeQuestion, declares, overCallRefusal, unattributedRefusal, type Asker } from '../../src/mcp/standing-questions.js';
 import { StandingCall } from '../../src/flows/pooled/mrtr/standing.js';
 import type { NotificationFeed } from '../../src/flows/pooled/listen/feed.js';
 
@@ -54,15 +47,11 @@ describe('attributing a question on the standing stream', () => {
     expect(attributeQuestion('roots/list', [{ clientCapabilities: { sampling: {} } }, roots])).toEqual({ kind: 'deliver', to: roots });
   });
 
-  it('a declaration is an object; a caller may be asked when it declared one of the three', () => {
+  it('a declaration is an object', () => {
     expect(declares({ sampling: {} }, 'sampling')).toBe(true);
     expect(declares({ sampling: null }, 'sampling')).toBe(false);
     expect(declares({ sampling: true }, 'sampling')).toBe(false);
     expect(declares(undefined, 'sampling')).toBe(false);
-    expect(mayBeAsked({ roots: {} })).toBe(true);
-    expect(mayBeAsked({ experimental: {}, tools: {} })).toBe(false);
-    expect(mayBeAsked({})).toBe(false);
-    expect(mayBeAsked(undefined)).toBe(false);
   });
 
   it('answers the upstream with a JSON-RPC error for its request id', () => {

@@ -13,7 +13,7 @@ import { answerJson, relayAsItCame, type Call } from '../../http/call.js';
 import { toTranslatedHeaders, toUpstreamHeaders } from '../../http/headers.js';
 import type { ModernMessage } from '../../mcp/era.js';
 import { INPUT_REQUIRED_METHODS } from '../../mcp/input-required.js';
-import { mayBeAsked, overCallRefusal } from '../../mcp/standing-questions.js';
+import { overCallRefusal } from '../../mcp/standing-questions.js';
 import { isEventStream, PROTOCOL_VERSION_HEADER } from '../../mcp/protocol.js';
 import {
   discoverResult,
@@ -122,8 +122,10 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
       );
     }
     // A call that may be asked holds the session's standing stream open: a legacy server may ask
-    // there instead of on the call's answer (mrtr/standing.ts).
-    const standing = round?.kind === 'run' && mayBeAsked(clientCapabilities) ? await standBy(link, clientCapabilities, headers) : undefined;
+    // there instead of on the call's answer (mrtr/standing.ts). Whatever its client declared: a
+    // question for a capability it did not declare must fail it with -32021, which only a
+    // question that arrives can do (a v1 SDK server drops one for a GET stream that is not open).
+    const standing = round?.kind === 'run' ? await standBy(link, clientCapabilities, headers) : undefined;
     const upstreamId = link.nextRequestId();
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
     const out = outgoing(call, headers, toLegacyRequest(method, round?.params ?? params, upstreamId, upstreamProgressToken));

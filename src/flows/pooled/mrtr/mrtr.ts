@@ -18,8 +18,8 @@
  *                 the client's answers (this round's inputResponses, earlier ones from the state),
  *                 matched by key, i.e. by method and params; anything new is `input_required` again.
  *
- * Questions needing a capability the client did not declare are refused to the upstream with a
- * JSON-RPC error and fail the client's request with -32021, as a 2026-07-28 server does.
+ * A question needing a capability the client did not declare fails the client's request with
+ * -32021, as a 2026-07-28 server does; the upstream request is cancelled, then the question refused.
  *
  * A question the upstream sent on its session's standing stream and the feed attributed to this
  * request (mrtr/standing.ts) is taken exactly as one on the answer's own stream.
@@ -36,7 +36,6 @@ import { createSseReader, type SseReader } from '../../../http/sse-reader.js';
 import { ENVELOPE } from '../../../mcp/era.js';
 import {
   answerFor,
-  INPUT_REQUEST_CAPABILITY,
   inputRequiredResult,
   isInputRequestMethod,
   nextKnowledge,
@@ -46,6 +45,7 @@ import {
   requestDigestOf,
   type Knowledge,
   type Question,
+  undeclaredCapability,
 } from '../../../mcp/input-required.js';
 import { isJsonRpcMessage, parseJson } from '../../../mcp/protocol.js';
 import { toModernMessage, type AnswerContext } from '../../../mcp/translate.js';
@@ -309,16 +309,26 @@ export class Exchange {
     this.payload.resume();
   }
 
-  /** Parkable: the registry ends it (deadline, shutdown, upstream closed). */
-  end(reason: ExchangeEndReason): void {
+  /**
+   * Parkable: the registry ends it (deadline, shutdown, upstream closed). The upstream request is
+   * cancelled first and its open questions (and `refused`, one not taken) answered with errors
+   * only once the cancellation is delivered: a tool that sees its question fail is cancelled
+   * already, and stops rather than carrying on without the answer.
+   */
+  end(reason: ExchangeEndReason, refused?: Obj): void {
     if (this.state === 'done') return;
     this.state = 'done';
     const message = reason === 'timeout' ? 'the client did not answer in time' : `the request ended (${reason})`;
+    const answers = refused === undefined ? [] : [refused];
     for (const { id } of this.pending.values()) {
-      this.toUpstream({ jsonrpc: '2.0', id, error: { code: UPSTREAM_ANSWER_ERROR, message: `No answer: ${message} (mcp-session-proxy)` } });
+      answers.push({ jsonrpc: '2.0', id, error: { code: UPSTREAM_ANSWER_ERROR, message: `No answer: ${message} (mcp-session-proxy)` } });
     }
     this.pending.clear();
-    this.toUpstream({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.upstreamId, reason: message } });
+    const cancelled = this.link.notify(
+      JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.upstreamId, reason: message } }),
+      this.headers,
+    );
+    if (answers.length > 0) void cancelled.then(() => answers.forEach((answer) => this.toUpstream(answer)));
     this.payload.destroy();
     const event = ENDED_EVENTS[reason];
     if (event !== undefined) this.deps.metrics.inputRequired(event);
@@ -415,17 +425,16 @@ export class Exchange {
       });
       return;
     }
-    const capability = INPUT_REQUEST_CAPABILITY[method]!;
-    const declared = sink.ctx.clientCapabilities?.[capability];
-    if (typeof declared !== 'object' || declared === null) {
-      // Never sent to the client: refused upstream, and the client's request fails with -32021.
-      this.toUpstream({
+    const missing = undeclaredCapability(method, sink.ctx.clientCapabilities ?? {});
+    if (missing !== undefined) {
+      // Never sent to the client: its request fails with -32021; upstream, the request is cancelled
+      // and the question refused.
+      sink.fail(missingCapabilityError(missing));
+      this.end('missing-capability', {
         jsonrpc: '2.0',
         id,
-        error: { code: -32601, message: `${method} is not available: the client did not declare ${capability}` },
+        error: { code: -32601, message: `${method} is not available: the client did not declare ${missing}` },
       });
-      this.end('missing-capability');
-      sink.fail(missingCapabilityError(capability));
       return;
     }
     const question = questionOf(method, params, this.taken);
