@@ -17,7 +17,7 @@
  * Pure: no I/O.
  */
 import type { JsonRpcId } from '../errors.js';
-import { INPUT_REQUEST_CAPABILITY } from './input-required.js';
+import { INPUT_REQUEST_CAPABILITY, undeclaredCapability } from './input-required.js';
 
 /** An in-flight call that may be asked: what its caller declared in its envelope. */
 export interface Asker {
@@ -31,12 +31,6 @@ export type Attribution<T extends Asker> =
   | { readonly kind: 'deliver'; readonly to: T }
   | { readonly kind: 'refuse'; readonly reason: UnattributedReason; readonly capability: string };
 
-/** Whether the capabilities declare `capability` (an object, as the spec spells a declaration). */
-export function declares(capabilities: Readonly<Record<string, unknown>> | undefined, capability: string): boolean {
-  const declared = capabilities?.[capability];
-  return typeof declared === 'object' && declared !== null;
-}
-
 /**
  * Which call a question on the standing stream belongs to. `method` is a question's method
  * (isInputRequestMethod); `askers` the calls in flight on the session that may be asked.
@@ -48,7 +42,7 @@ export function attributeQuestion<T extends Asker>(method: string, askers: Itera
   let count = 0;
   for (const asker of askers) {
     if (count++ === 0) lone = asker;
-    if (!declares(asker.clientCapabilities, capability)) continue;
+    if (undeclaredCapability(method, asker.clientCapabilities ?? {}) !== undefined) continue;
     if (found !== undefined) return { kind: 'refuse', reason: 'ambiguous', capability };
     found = asker;
   }

@@ -14,7 +14,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODERN } from '../helpers/modern-client.js';
-import { killAll, startFixture, startProxy, type Fixture, type FixtureStats, type Proxy } from '../helpers/processes.js';
+import { killAll, startFixture, startProxy, statsUntil, type Fixture, type Proxy } from '../helpers/processes.js';
 
 afterAll(killAll);
 
@@ -37,18 +37,8 @@ async function connectModern(url: string, clientName: string, name: string, samp
   return { client, asked };
 }
 
-function textOf(result: { content?: unknown; isError?: unknown }): string {
-  return (result.content as Array<{ text?: string }>)[0]?.text ?? '';
-}
-
-/** Wait until the fixture's stats satisfy `done` (each check is one admin request; bounded). */
-async function statsUntil(upstream: Fixture, done: (s: FixtureStats) => boolean): Promise<FixtureStats> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const stats = await upstream.stats();
-    if (done(stats) || Date.now() > deadline) return stats;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
+function textOf(result: object): string {
+  return ((result as { content?: unknown }).content as Array<{ text?: string }>)[0]?.text ?? '';
 }
 
 async function unattributed(proxy: Proxy, reason: string): Promise<number> {
