@@ -40,7 +40,15 @@ import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { AlwaysOffSampler, BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type Sampler,
+} from '@opentelemetry/sdk-trace';
 import { LRUCache } from 'lru-cache';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -141,14 +149,19 @@ export function createTracing(deps: TracingDeps): Tracing {
     detectResources({ detectors: [envDetector] }),
   );
   const traces = settings.traces;
-  const tracerProvider = new BasicTracerProvider({
+  const tracerProvider = new TracerProvider({
     resource,
     // Metrics only: spans are never recorded, but contexts still propagate.
-    ...(traces === undefined ? { sampler: new AlwaysOffSampler() } : {}),
+    sampler: traces === undefined ? new AlwaysOffSampler() : samplerOf(settings),
     spanProcessors:
       traces === undefined
         ? []
-        : [new BatchSpanProcessor(traces.protocol === 'http/json' ? new JsonTraceExporter() : new ProtoTraceExporter())],
+        : [
+            new BatchSpanProcessor({
+              exporter: traces.protocol === 'http/json' ? new JsonTraceExporter() : new ProtoTraceExporter(),
+              ...settings.batch,
+            }),
+          ],
   });
   const meterProvider =
     settings.metrics === undefined
@@ -318,6 +331,24 @@ export function createTracing(deps: TracingDeps): Tracing {
     const previous = isObject(params._meta) ? params._meta : {};
     const { traceparent: _p, tracestate: _s, ...rest } = previous;
     return JSON.stringify({ ...message, params: { ...params, _meta: { ...rest, ...meta } } });
+  }
+}
+
+/** The sampler OTEL_TRACES_SAMPLER names (SDK 3 takes it in code only). */
+export function samplerOf(settings: Pick<TelemetrySettings, 'sampler' | 'samplerRatio'>): Sampler {
+  switch (settings.sampler) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(settings.samplerRatio);
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.samplerRatio) });
   }
 }
 

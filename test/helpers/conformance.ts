@@ -1,6 +1,6 @@
 /**
- * The MCP conformance suite (`@modelcontextprotocol/conformance`), run as its CLI on the Node 24
- * binary the `node` devDependency brings (the suite needs Node >= 22; the tests run on 20).
+ * The MCP conformance suite (`@modelcontextprotocol/conformance`), run as its CLI on the Node the
+ * tests run on (it needs Node >= 22, as the proxy does).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const NODE_24 = join(ROOT, 'node_modules/node/bin/node');
 export const CONFORMANCE = join(ROOT, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
 
 export interface Check {
@@ -34,7 +33,7 @@ export function runScenario(url: string, outDir: string, scenario: string): Prom
 function runCli(args: string[], outDir: string): Promise<{ output: string; checks: Map<string, Check[]> }> {
   return new Promise((resolve) => {
     execFile(
-      NODE_24,
+      process.execPath,
       [CONFORMANCE, 'server', ...args],
       { maxBuffer: 16 * 1024 * 1024 },
       // A failing scenario (even an unscored or excluded one) makes the exit code non-zero: read the checks.
