@@ -8,8 +8,9 @@ FROM node:26-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
-# npm ci runs the prepare script, which compiles src/ to dist/.
-RUN --mount=type=cache,target=/root/.npm npm ci
+# Without install scripts: they would only fetch the Node binaries the tests run on (the image's
+# Node compiles); then compile src/ to dist/ (the prepare script's job in a plain npm ci).
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts && npm run build
 
 # Final stage: production dependencies and the compiled proxy only, run as a non-root user.
 FROM node:26-slim

@@ -210,7 +210,7 @@ function createEngine(parts: EngineParts) {
     },
   });
   const openStreams: OpenStreams = new Map();
-  const feeds = createNotificationFeeds({ log: logger, now: () => performance.now(), retryDelayMs: defaultRetryDelayMs });
+  const feeds = createNotificationFeeds({ log: logger, now: () => performance.now(), retryDelayMs: defaultRetryDelayMs, metrics });
   const listens = createListens({
     feeds,
     keepAliveMs: config.listenKeepAliveMs,
@@ -240,7 +240,7 @@ function createEngine(parts: EngineParts) {
   });
   const flows = {
     relayed: createRelayedFlow({ links, sessions, fingerprint, openStreams, metrics, log: logger, closing }),
-    pooled: createPooledFlow({ pool, binding, listens, mrtr, forgetEra, tracing, metrics, log: logger }),
+    pooled: createPooledFlow({ pool, binding, listens, feeds, mrtr, forgetEra, tracing, metrics, log: logger }),
     hosted: createHostedFlow({
       upstream,
       sessions,

@@ -10,7 +10,7 @@
  *   upstream: the original request again, new id, params.inputResponses {key: result} and the
  *             requestState exactly as received
  */
-import { INPUT_REQUEST_CAPABILITY, isInputRequestMethod } from './input-required.js';
+import { isInputRequestMethod, undeclaredCapability } from './input-required.js';
 import { isObject } from './protocol.js';
 
 type Obj = Record<string, unknown>;
@@ -60,8 +60,8 @@ export function inputRoundOf(result: Obj): InputRound {
 /** The first capability a question needs that the client did not declare at initialize. */
 export function missingCapabilityOf(asks: readonly InputAsk[], capabilities: Obj): string | undefined {
   for (const ask of asks) {
-    const capability = INPUT_REQUEST_CAPABILITY[ask.method]!;
-    if (!isObject(capabilities[capability])) return capability;
+    const missing = undeclaredCapability(ask.method, capabilities);
+    if (missing !== undefined) return missing;
   }
   return undefined;
 }

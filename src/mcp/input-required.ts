@@ -41,6 +41,21 @@ export function isInputRequestMethod(method: string): boolean {
   return Object.hasOwn(INPUT_REQUEST_CAPABILITY, method);
 }
 
+/**
+ * The client capability a server→client request needs that `declared` (a client's capabilities:
+ * a 2026-07-28 envelope's, or a 2025 initialize's) does not hold, or undefined when it needs none
+ * or the client declared it. A capability is declared by an object (`{}` or richer), as both
+ * eras' schemas spell it. The one decision for every way a question reaches the proxy (a request's
+ * own stream, a session's standing GET stream, a hosted session's `input_required` round): a
+ * 2026-07-28 server "MUST NOT rely on capabilities the client has not declared" and answers -32021
+ * with `data.requiredCapabilities` (errors.ts `missingCapabilityError`).
+ */
+export function undeclaredCapability(method: string, declared: Readonly<Obj>): string | undefined {
+  if (!isInputRequestMethod(method)) return undefined;
+  const capability = INPUT_REQUEST_CAPABILITY[method]!;
+  return isObject(declared[capability]) ? undefined : capability;
+}
+
 /** JSON with object keys sorted at every level: equal values give equal text. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;

@@ -64,10 +64,11 @@ export function createSseTextReader(handlers: SseHandlers, maxEventChars = MAX_E
     onError: rethrowOverflow,
     maxBufferSize: maxEventChars,
   });
-  // The parser looks for a BOM as three bytes (EF BB BF) read as characters, which decoded text
-  // never has and which would be text to keep if it did: an empty first feed disarms the check.
-  // The decoded BOM, U+FEFF, is skipped below.
-  parser.feed('');
+  // The parser strips a leading BOM itself, as U+FEFF or as three bytes (EF BB BF) read as
+  // characters, which decoded text never has and which would be text to keep if it did. A blank
+  // line first (nothing to dispatch yet, so nothing else changes) ends its check; the decoded
+  // BOM, U+FEFF, is skipped below.
+  parser.feed('\n');
   let started = false;
   return {
     feed(text) {

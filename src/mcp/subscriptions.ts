@@ -10,6 +10,7 @@
 import type { JsonRpcId } from '../errors.js';
 import { ENVELOPE } from './era.js';
 import { isJsonRpcMessage, isObject } from './protocol.js';
+import { isInputRequestMethod } from './input-required.js';
 
 type Obj = Record<string, unknown>;
 
@@ -127,7 +128,9 @@ export function listenResult(subscriptionId: JsonRpcId, serverInfo: Record<strin
 export type FeedEvent =
   | { readonly kind: 'list-changed'; readonly list: ListKind; readonly params: Obj | undefined }
   | { readonly kind: 'resource-updated'; readonly uri: string; readonly params: Obj }
-  /** A server→client request: no listener can answer it, the upstream gets an error. */
+  /** A question (elicitation, sampling, roots): for the call it belongs to (mcp/standing-questions.ts). */
+  | { readonly kind: 'question'; readonly id: JsonRpcId; readonly method: string; readonly params: unknown }
+  /** Any other server→client request: no listener can answer it, the upstream gets an error. */
   | { readonly kind: 'refuse'; readonly id: JsonRpcId; readonly method: string }
   /** Anything else (logs and progress unrelated to any request, responses, garbage). */
   | { readonly kind: 'drop' };
@@ -138,7 +141,10 @@ export function feedEventOf(message: unknown): FeedEvent {
   if (!isJsonRpcMessage(message)) return DROP;
   const { method } = message;
   if (typeof method !== 'string') return DROP;
-  if ('id' in message) return { kind: 'refuse', id: message.id as JsonRpcId, method };
+  if ('id' in message) {
+    const id = message.id as JsonRpcId;
+    return isInputRequestMethod(method) ? { kind: 'question', id, method, params: message.params } : { kind: 'refuse', id, method };
+  }
   const params = isObject(message.params) ? message.params : undefined;
   const list = KIND_OF_METHOD.get(method);
   if (list !== undefined) return { kind: 'list-changed', list, params };

@@ -8,6 +8,7 @@
 import type { JsonRpcId } from '../errors.js';
 import { ENVELOPE, MODERN_PROTOCOL_VERSION, severityAtLeast, type LoggingLevel } from './era.js';
 import { forEachEvent } from './initialize-result.js';
+import { undeclaredCapability } from './input-required.js';
 import { isEventStream, isJsonRpcMessage, isObject, parseJson } from './protocol.js';
 
 /** The `_meta` prefix MCP reserves; on a modern request it carries the per-request envelope. */
@@ -117,13 +118,6 @@ export type Translated =
    */
   | { readonly kind: 'refuse-upstream'; readonly id: JsonRpcId; readonly method: string; readonly missingCapability?: string };
 
-/** The client capability each server→client request needs (2025-11-25 `ClientCapabilities`). */
-const CAPABILITY_FOR_SERVER_REQUEST: Readonly<Record<string, string>> = {
-  'sampling/createMessage': 'sampling',
-  'elicitation/create': 'elicitation',
-  'roots/list': 'roots',
-};
-
 const DROP: Translated = { kind: 'drop' };
 
 /**
@@ -154,9 +148,11 @@ export function toModernMessage(message: unknown, ctx: AnswerContext, text?: str
 }
 
 function serverRequestFor(id: JsonRpcId, method: string, declared: Record<string, unknown> | undefined): Translated {
-  const capability = Object.hasOwn(CAPABILITY_FOR_SERVER_REQUEST, method) ? CAPABILITY_FOR_SERVER_REQUEST[method] : undefined;
-  if (declared === undefined || capability === undefined || isObject(declared[capability])) return { kind: 'refuse-upstream', id, method };
-  return { kind: 'refuse-upstream', id, method, missingCapability: capability };
+  // No envelope (a sessionless 2025 caller): nothing declared to check against.
+  const missing = declared === undefined ? undefined : undeclaredCapability(method, declared);
+  return missing === undefined
+    ? { kind: 'refuse-upstream', id, method }
+    : { kind: 'refuse-upstream', id, method, missingCapability: missing };
 }
 
 function progressFor(message: Obj, ctx: SessionlessContext): Translated {

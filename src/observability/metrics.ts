@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ReplayReason } from '../mcp/loss.js';
+import type { UnattributedReason } from '../mcp/standing-questions.js';
 
 /** Why a sealed id that this process had no session for was refused. */
 export type SealedIdRejection = 'invalid' | 'expired' | 'terminated' | 'credentials';
@@ -33,6 +34,8 @@ export interface Metrics {
   poolEnded(reason: PoolEndReason): void;
   /** MRTR (flows/pooled/mrtr/mrtr.ts): what happened to a 2026-07-28 request whose legacy upstream asked something. */
   inputRequired(event: InputRequiredEvent): void;
+  /** A question on a pooled session's standing stream that no single call could take (mcp/standing-questions.ts). */
+  unattributedQuestion(reason: UnattributedReason): void;
 }
 
 /**
@@ -78,6 +81,7 @@ const DISABLED: Metrics = {
   poolMiss() {},
   poolEnded() {},
   inputRequired() {},
+  unattributedQuestion() {},
 };
 
 /** Sizes the metrics read when scraped, beyond the client sessions. */
@@ -180,6 +184,11 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, si
     'MRTR over legacy upstreams, by event: input_required, continued (parked exchange taken up), rerun, refused (bad requestState), ended_<reason> (parked exchange ended without its retry)',
     ['event'],
   );
+  const unattributed = counter(
+    'mcp_session_proxy_unattributed_questions_total',
+    "Questions a legacy server sent on a pooled session's GET stream that the proxy refused upstream, by reason: no_caller (no call that may be asked in flight, or several and none declared the capability), ambiguous (more than one declared it)",
+    ['reason'],
+  );
   const streams = new Gauge({ name: 'mcp_session_proxy_open_sse_streams', help: 'SSE answers being relayed now', registers });
   const endReasons: Record<EndReason, string> = {
     delete: 'deleted',
@@ -205,5 +214,6 @@ export function createMetrics(enabled: boolean, activeSessions: () => number, si
     poolMiss: () => poolLookups.inc({ result: 'miss' }),
     poolEnded: (reason) => poolEnded.inc({ reason }),
     inputRequired: (event) => inputRequired.inc({ event }),
+    unattributedQuestion: (reason) => unattributed.inc({ reason }),
   };
 }

@@ -3,7 +3,8 @@
  * no config file key), read here once so that a bad value stops startup with one line naming the
  * variable, as every other setting does. Tracing and the OTLP metrics are off unless an exporter
  * endpoint is configured. The exporters read their endpoint, headers, timeout and compression
- * variables themselves; the sampler (OTEL_TRACES_SAMPLER{,_ARG}) is read here and applied by tracing.ts.
+ * variables themselves. The sampler (OTEL_TRACES_SAMPLER{,_ARG}) and the batch span processor
+ * (OTEL_BSP_*) are read here: SDK 3 no longer reads them, it takes them in code (tracing.ts).
  */
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json';
@@ -14,15 +15,28 @@ export interface OtlpSignal {
   readonly endpoint: string;
 }
 
+export type SamplerName =
+  'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio';
+
+/** OTEL_BSP_*, under the batch span processor's own option names. */
+export interface BatchSettings {
+  readonly scheduledDelayMillis: number;
+  readonly exportTimeoutMillis: number;
+  readonly maxQueueSize: number;
+  readonly maxExportBatchSize: number;
+}
+
 export interface TelemetrySettings {
   /** Spans over OTLP; undefined = no tracing. */
   readonly traces: OtlpSignal | undefined;
   /** mcp.server/client.operation.duration over OTLP; undefined = none (Prometheus stays either way). */
   readonly metrics: OtlpSignal | undefined;
-  /** OTEL_TRACES_SAMPLER as given: tracing.ts decides with it once per request, at the server span. */
-  readonly sampler: string;
-  /** OTEL_TRACES_SAMPLER_ARG for the ratio samplers (the spec's default: 1). */
+  /** OTEL_TRACES_SAMPLER (the startup line names it too). */
+  readonly sampler: SamplerName;
+  /** OTEL_TRACES_SAMPLER_ARG, for the ratio samplers: 1 when not given, as the spec says. */
   readonly samplerRatio: number;
+  /** OTEL_BSP_*: how spans are batched for export. */
+  readonly batch: BatchSettings;
   /** OTEL_METRIC_EXPORT_INTERVAL: ms between metric exports. */
   readonly metricExportIntervalMs: number;
 }
@@ -31,7 +45,7 @@ export interface TelemetrySettings {
 const DEFAULT_PROTOCOL: OtlpProtocol = 'http/protobuf';
 const PROTOCOLS: ReadonlySet<string> = new Set<OtlpProtocol>(['http/protobuf', 'http/json']);
 // The samplers the SDK builds from OTEL_TRACES_SAMPLER (jaeger_remote and xray need packages we do not ship).
-const SAMPLERS = new Set([
+const SAMPLERS: ReadonlySet<string> = new Set<SamplerName>([
   'always_on',
   'always_off',
   'traceidratio',
@@ -39,13 +53,18 @@ const SAMPLERS = new Set([
   'parentbased_always_off',
   'parentbased_traceidratio',
 ]);
-const RATIO_SAMPLERS = new Set(['traceidratio', 'parentbased_traceidratio']);
+const RATIO_SAMPLERS: ReadonlySet<string> = new Set<SamplerName>(['traceidratio', 'parentbased_traceidratio']);
 
-// The SDK's default: follow the caller's decision, sample every trace the proxy starts.
-const DEFAULT_SAMPLER = 'parentbased_always_on';
+// The spec's default: follow the caller's decision, sample every trace the proxy starts.
+const DEFAULT_SAMPLER: SamplerName = 'parentbased_always_on';
 
-// The OTel spec's default for OTEL_TRACES_SAMPLER_ARG with a ratio sampler.
-const DEFAULT_RATIO = 1;
+// The spec's defaults for OTEL_BSP_SCHEDULE_DELAY, _EXPORT_TIMEOUT, _MAX_QUEUE_SIZE, _MAX_EXPORT_BATCH_SIZE.
+const DEFAULT_BATCH: BatchSettings = {
+  scheduledDelayMillis: 5000,
+  exportTimeoutMillis: 30_000,
+  maxQueueSize: 2048,
+  maxExportBatchSize: 512,
+};
 
 // The OTel spec's default for OTEL_METRIC_EXPORT_INTERVAL.
 const DEFAULT_METRIC_EXPORT_INTERVAL_MS = 60_000;
@@ -54,7 +73,8 @@ export const TELEMETRY_OFF: TelemetrySettings = {
   traces: undefined,
   metrics: undefined,
   sampler: DEFAULT_SAMPLER,
-  samplerRatio: DEFAULT_RATIO,
+  samplerRatio: 1,
+  batch: DEFAULT_BATCH,
   metricExportIntervalMs: DEFAULT_METRIC_EXPORT_INTERVAL_MS,
 };
 
@@ -114,7 +134,7 @@ function read(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
   if (!SAMPLERS.has(sampler))
     problems.push(`OTEL_TRACES_SAMPLER: expected one of ${[...SAMPLERS].join(', ')}, got ${JSON.stringify(sampler)}`);
   const ratio = get('OTEL_TRACES_SAMPLER_ARG');
-  let samplerRatio = DEFAULT_RATIO;
+  let samplerRatio = 1;
   if (ratio !== undefined && RATIO_SAMPLERS.has(sampler)) {
     samplerRatio = Number(ratio);
     if (!Number.isFinite(samplerRatio) || samplerRatio < 0 || samplerRatio > 1)
@@ -125,5 +145,24 @@ function read(env: NodeJS.ProcessEnv, problems: string[]): TelemetrySettings {
   if (!(Number.isInteger(metricExportIntervalMs) && metricExportIntervalMs > 0)) {
     problems.push(`OTEL_METRIC_EXPORT_INTERVAL: expected a positive number of milliseconds, got ${JSON.stringify(interval)}`);
   }
-  return { traces: signal('traces'), metrics: signal('metrics'), sampler, samplerRatio, metricExportIntervalMs };
+  const integer = (name: string, fallback: number, min: number): number => {
+    const text = get(name);
+    const value = text === undefined ? fallback : Number(text);
+    if (!(Number.isInteger(value) && value >= min)) problems.push(`${name}: expected an integer from ${min}, got ${JSON.stringify(text)}`);
+    return value;
+  };
+  const batch: BatchSettings = {
+    scheduledDelayMillis: integer('OTEL_BSP_SCHEDULE_DELAY', DEFAULT_BATCH.scheduledDelayMillis, 0),
+    exportTimeoutMillis: integer('OTEL_BSP_EXPORT_TIMEOUT', DEFAULT_BATCH.exportTimeoutMillis, 0),
+    maxQueueSize: integer('OTEL_BSP_MAX_QUEUE_SIZE', DEFAULT_BATCH.maxQueueSize, 1),
+    maxExportBatchSize: integer('OTEL_BSP_MAX_EXPORT_BATCH_SIZE', DEFAULT_BATCH.maxExportBatchSize, 1),
+  };
+  return {
+    traces: signal('traces'),
+    metrics: signal('metrics'),
+    sampler: sampler as SamplerName,
+    samplerRatio,
+    batch,
+    metricExportIntervalMs,
+  };
 }

@@ -6,7 +6,7 @@
  * parent, and a span with no parent (an exchange outside any request) is decided as a root.
  */
 import { createContextKey, TraceFlags, trace, type Context, type SpanContext } from '@opentelemetry/api';
-import { SamplingDecision, TraceIdRatioBasedSampler, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace-base';
+import { SamplingDecision, TraceIdRatioBasedSampler, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace';
 
 export interface Sampling {
   /** Whether a request with this parent context (undefined: none came) is recorded; `traceId` is its trace's. */

@@ -35,7 +35,7 @@ import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isObject } from '../mcp/protocol.js';
 import type { Tracked } from '../http/tracking.js';
@@ -126,7 +126,8 @@ export function createTracing(deps: TracingDeps): Tracing {
     port: Number(deps.upstreamUrl.port || (deps.upstreamUrl.protocol === 'https:' ? 443 : 80)),
   };
   const sampling = createSampling(settings.sampler, settings.samplerRatio, ROOT_CONTEXT);
-  const spans = settings.traces === undefined ? undefined : startTraces(settings.traces.protocol, resource, sampling, deps.serviceVersion);
+  const spans =
+    settings.traces === undefined ? undefined : startTraces(settings, settings.traces.protocol, resource, sampling, deps.serviceVersion);
   const durations = createDurations(resource, { name: SCOPE, version: deps.serviceVersion }, upstream);
   const metrics = settings.metrics === undefined ? undefined : startMetrics(settings, resource, durations.producer);
   const tracer = spans?.tracer;
@@ -151,11 +152,16 @@ export function createTracing(deps: TracingDeps): Tracing {
   };
 }
 
-function startTraces(protocol: string, resource: Resource, sampling: Sampling, version: string) {
-  const provider = new BasicTracerProvider({
+function startTraces(settings: TelemetrySettings, protocol: string, resource: Resource, sampling: Sampling, version: string) {
+  const provider = new TracerProvider({
     resource,
     sampler: sampling.sampler,
-    spanProcessors: [new BatchSpanProcessor(protocol === 'http/json' ? new JsonTraceExporter() : new ProtoTraceExporter())],
+    spanProcessors: [
+      new BatchSpanProcessor({
+        exporter: protocol === 'http/json' ? new JsonTraceExporter() : new ProtoTraceExporter(),
+        ...settings.batch,
+      }),
+    ],
   });
   return { provider, tracer: provider.getTracer(SCOPE, version) };
 }

@@ -10,7 +10,7 @@
  * credential-binding or log-fingerprint key.
  */
 import { EncryptJWT, errors, jwtDecrypt, type JWTPayload } from 'jose';
-import { hkdfSync, randomBytes, webcrypto } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import type { CredentialBinding } from './binding.js';
 import { MAX_SEALED_ID_LENGTH, type ClientSessionId } from './ids.js';
 
@@ -27,7 +27,7 @@ const HKDF_SALT = 'mcp-session-proxy';
 export async function deriveKeys(secret: Buffer): Promise<SessionKeys> {
   const derive = (purpose: string) => Buffer.from(hkdfSync('sha256', secret, HKDF_SALT, purpose, 32));
   // Imported once: jose would import a raw key again on every open, which triples its cost.
-  const sealing = await webcrypto.subtle.importKey('raw', derive('sealed session id v1'), 'AES-GCM', false, ['encrypt', 'decrypt']);
+  const sealing = await crypto.subtle.importKey('raw', derive('sealed session id v1'), 'AES-GCM', false, ['encrypt', 'decrypt']);
   return {
     sealing,
     requestState: derive('mrtr request state v2'),

@@ -27,7 +27,7 @@ export interface UpstreamOptions {
 
 /**
  * What can cancel an upstream request: an AbortSignal (deadlines), or the lighter Cancellation
- * below (a client gone), which undici accepts as it does any emitter of 'abort'.
+ * below (a client gone).
  */
 export type CancelSignal = AbortSignal | Cancellation;
 
@@ -42,6 +42,14 @@ export class Cancellation extends EventEmitter {
     if (this.aborted) return;
     this.aborted = true;
     this.emit('abort');
+  }
+  // undici takes anything with `aborted` for an AbortSignal and listens through Node's
+  // addAbortListener, which calls these two: the same listeners, on the emitter.
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.once('abort', listener);
+  }
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    this.off('abort', listener);
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * The MCP conformance suite (`@modelcontextprotocol/conformance`), run as its CLI on the Node 24
- * binary the `node` devDependency brings (the suite needs Node >= 22; the tests run on 20).
+ * The MCP conformance suite (`@modelcontextprotocol/conformance`), run as its CLI on the Node the
+ * tests run on (it needs Node >= 22, as the proxy does).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const NODE_24 = join(ROOT, 'node_modules/node/bin/node');
 export const CONFORMANCE = join(ROOT, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
 
 export interface Check {
@@ -23,10 +22,19 @@ export function runRequirements(
   outDir: string,
   revision: '2025-11-25' | '2026-07-28',
 ): Promise<{ output: string; checks: Map<string, Check[]> }> {
+  return runCli(['--url', url, '--requirements', revision, '-o', outDir], outDir);
+}
+
+/** One CLI run of one scenario; its checks, by scenario name. */
+export function runScenario(url: string, outDir: string, scenario: string): Promise<{ output: string; checks: Map<string, Check[]> }> {
+  return runCli(['--url', url, '--scenario', scenario, '-o', outDir], outDir);
+}
+
+function runCli(args: string[], outDir: string): Promise<{ output: string; checks: Map<string, Check[]> }> {
   return new Promise((resolve) => {
     execFile(
-      NODE_24,
-      [CONFORMANCE, 'server', '--url', url, '--requirements', revision, '-o', outDir],
+      process.execPath,
+      [CONFORMANCE, 'server', ...args],
       { maxBuffer: 16 * 1024 * 1024 },
       // A failing scenario (even an unscored or excluded one) makes the exit code non-zero: read the checks.
       (_error, stdout, stderr) => {

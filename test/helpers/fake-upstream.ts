@@ -211,6 +211,7 @@ export function countingMetrics(): Metrics & { replays: ReplayReason[]; replayFa
     poolMiss: () => void counts.pool.push('miss'),
     poolEnded: (reason: string) => void counts.pool.push(reason),
     inputRequired: none,
+    unattributedQuestion: none,
   });
 }
 

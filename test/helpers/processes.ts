@@ -163,6 +163,7 @@ export interface FixtureStats {
   toolRuns: Record<string, number>;
   answersReceived: number;
   answerErrors: number;
+  questionFailures: { cancelled: number; running: number };
   /** MCP requests (with an id) whose answer is still open, on any session. */
   openRequests: number;
   traceparents: { method: string | null; header: string | null; meta: string | null }[];
@@ -170,7 +171,14 @@ export interface FixtureStats {
 
 export async function startFixture(
   mode: FixtureMode,
-  options: { port?: number; idleMs?: number; conformance?: boolean; mrtr?: boolean } = {},
+  options: {
+    port?: number;
+    idleMs?: number;
+    conformance?: boolean;
+    mrtr?: boolean;
+    askOnStandingStream?: boolean;
+    undeclared?: boolean;
+  } = {},
 ): Promise<Fixture> {
   const { proc, port } = start(
     [
@@ -185,6 +193,8 @@ export async function startFixture(
       String(options.idleMs ?? 0),
       ...(options.conformance ? ['--conformance'] : []),
       ...(options.mrtr ? ['--mrtr'] : []),
+      ...(options.askOnStandingStream ? ['--ask-on-standing-stream'] : []),
+      ...(options.undeclared ? ['--undeclared'] : []),
     ],
     {},
     (line) => {
@@ -212,6 +222,16 @@ export async function startFixture(
     notify: async (kind, uri) =>
       ((await admin(`notify?${new URLSearchParams({ kind, ...(uri === undefined ? {} : { uri }) })}`)) as { sent: number }).sent,
   };
+}
+
+/** Wait until the fixture's stats satisfy `done` (each check is one admin request; bounded). */
+export async function statsUntil(upstream: Fixture, done: (s: FixtureStats) => boolean): Promise<FixtureStats> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const stats = await upstream.stats();
+    if (done(stats) || Date.now() > deadline) return stats;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 /** How the modern fixture serves 2025-era requests (createMcpHandler's `legacy` option). */

@@ -3,13 +3,14 @@
  * Docker: it reads the stage's instructions, copies what it copies into an empty directory, runs
  * what it runs (production dependencies only), starts its exact CMD with its ENV plus what a user
  * passes with -e, then checks the HEALTHCHECK, /healthz and one MCP session through the result.
+ * Its `node` is the binary of the `node` devDependency, which must be the base image's line.
  * Not covered: the base image itself, and USER (tests run as whoever runs them).
  */
-import { execSync, spawn } from 'node:child_process';
+import { execFileSync, execSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -17,6 +18,8 @@ import { callText, connect } from '../helpers/client.js';
 import { freePort, killAll, READY_TIMEOUT_MS, startFixture } from '../helpers/processes.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+// The image's `node`: the binary of the shipped line, whichever Node runs the tests.
+const IMAGE_NODE_DIR = join(ROOT, 'node_modules/node/bin');
 
 interface Stage {
   env: Record<string, string>;
@@ -81,7 +84,25 @@ afterAll(async () => {
 });
 
 describe('the container image (final Dockerfile stage, replayed without Docker)', () => {
-  const stage = finalStage(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const stage = finalStage(dockerfile);
+
+  it('is built on the Node line `npm test` runs on; `npm run test:oldest` runs on the one `engines` starts at', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      engines: { node: string };
+      devDependencies: Record<string, string>;
+    };
+    const major = (text: string) => Number(/(\d+)/.exec(text)![1]);
+    const images = [...dockerfile.matchAll(/^FROM\s+node:(\d+)\S*/gm)].map((m) => Number(m[1]));
+    expect(images.length).toBeGreaterThan(1);
+    // Every stage on the line of the `node` devDependency (`npm test` runs on it)...
+    expect(new Set(images)).toEqual(new Set([major(pkg.devDependencies.node!)]));
+    expect(major(execFileSync(join(IMAGE_NODE_DIR, 'node'), ['--version']).toString())).toBe(images[0]);
+    // ...and `node-oldest` (`npm run test:oldest`) on the line `engines` starts at.
+    expect(pkg.devDependencies['node-oldest']).toMatch(/^npm:node@/);
+    expect(major(pkg.devDependencies['node-oldest']!.slice('npm:node@'.length))).toBe(major(pkg.engines.node));
+    expect(major(pkg.engines.node)).toBeLessThan(images[0]!);
+  });
 
   it('is a non-root, production-only stage that exposes its port and has a health check', () => {
     expect(stage.user).toBe('node');
@@ -111,7 +132,13 @@ describe('the container image (final Dockerfile stage, replayed without Docker)'
     const upstream = await startFixture('sdk');
     const port = String(await freePort());
     // As `docker run -e UPSTREAM_URL=... -e PORT=...` (HOST too: tests stay on loopback).
-    const env = { PATH: process.env.PATH ?? '', ...stage.env, UPSTREAM_URL: upstream.mcpUrl, PORT: port, HOST: '127.0.0.1' };
+    const env = {
+      PATH: `${IMAGE_NODE_DIR}${delimiter}${process.env.PATH ?? ''}`,
+      ...stage.env,
+      UPSTREAM_URL: upstream.mcpUrl,
+      PORT: port,
+      HOST: '127.0.0.1',
+    };
     const child = spawn(stage.cmd[0]!, stage.cmd.slice(1), { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = once(child, 'exit');
     let output = '';

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { envelope, MODERN, modernHeaders, post } from '../helpers/modern-client.js';
-import { killAll, startFixture, startProxy, type Fixture, type FixtureStats, type Proxy } from '../helpers/processes.js';
+import { killAll, startFixture, startProxy, statsUntil, type Fixture, type Proxy } from '../helpers/processes.js';
 
 afterAll(killAll);
 
@@ -105,16 +105,6 @@ function retry(
       },
     },
   );
-}
-
-/** Wait until the fixture's stats satisfy `done` (each check is one admin request; bounded). */
-async function statsUntil(upstream: Fixture, done: (s: FixtureStats) => boolean): Promise<FixtureStats> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const stats = await upstream.stats();
-    if (done(stats) || Date.now() > deadline) return stats;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 describe('one proxy: the retry continues the parked upstream exchange', () => {

@@ -11,6 +11,7 @@ import {
   questionOf,
   readRetryParams,
   requestDigestOf,
+  undeclaredCapability,
   withoutKeyHint,
 } from '../../src/mcp/input-required.js';
 
@@ -106,6 +107,50 @@ describe('input-required-result: the 2026-07-28 shape', () => {
       requestState: 'state',
       _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'up', version: '1' } },
     });
+  });
+});
+
+describe('undeclared-capability: what a question needs that the client did not declare', () => {
+  it('names the capability of each kind of question, unless the client declared it with an object', () => {
+    expect(undeclaredCapability('sampling/createMessage', {})).toBe('sampling');
+    expect(undeclaredCapability('elicitation/create', { sampling: {} })).toBe('elicitation');
+    expect(undeclaredCapability('roots/list', { roots: { listChanged: true } })).toBeUndefined();
+    expect(undeclaredCapability('elicitation/create', { elicitation: { form: {} } })).toBeUndefined();
+    // A declaration is an object: true, null or an array declares nothing.
+    for (const declared of [true, null, [], 'yes']) expect(undeclaredCapability('roots/list', { roots: declared })).toBe('roots');
+  });
+
+  it('asks nothing of a request no capability governs (ping, an unknown method), nor of an inherited member', () => {
+    expect(undeclaredCapability('ping', {})).toBeUndefined();
+    expect(undeclaredCapability('tools/call', {})).toBeUndefined();
+    expect(undeclaredCapability('toString', {})).toBeUndefined();
+    expect(undeclaredCapability('__proto__', {})).toBeUndefined();
+  });
+
+  it('never throws, and names a capability exactly when the question is one and it is not declared as an object', () => {
+    const method = fc.oneof(
+      fc.constantFrom('sampling/createMessage', 'elicitation/create', 'roots/list', 'ping', 'constructor'),
+      fc.string(),
+    );
+    const declared = fc.dictionary(fc.constantFrom('sampling', 'elicitation', 'roots', 'other', '__proto__'), fc.anything());
+    fc.assert(
+      fc.property(method, declared, (m, d) => {
+        const missing = undeclaredCapability(m, d);
+        const kinds: Record<string, string> = {
+          'sampling/createMessage': 'sampling',
+          'elicitation/create': 'elicitation',
+          'roots/list': 'roots',
+        };
+        const needed = Object.hasOwn(kinds, m) ? kinds[m] : undefined;
+        const objectDeclared =
+          needed !== undefined &&
+          Object.hasOwn(d, needed) &&
+          typeof d[needed] === 'object' &&
+          d[needed] !== null &&
+          !Array.isArray(d[needed]);
+        expect(missing).toBe(needed === undefined || objectDeclared ? undefined : needed);
+      }),
+    );
   });
 });
 

@@ -16,6 +16,8 @@ import { createRequestStateCodec, randomStateKey } from '../../src/session/reque
 import { Cancellation } from '../../src/upstream/client.js';
 import type { UpstreamLink } from '../../src/upstream/link.js';
 import { createParkedExchanges, type ParkedExchanges, type Schedule } from '../../src/flows/pooled/mrtr/parked.js';
+import { StandingCall } from '../../src/flows/pooled/mrtr/standing.js';
+import type { NotificationFeed } from '../../src/flows/pooled/listen/feed.js';
 
 const CAPABILITIES = { elicitation: {}, sampling: {}, roots: {} };
 const PARAMS = { name: 'tool', arguments: {} };
@@ -73,6 +75,7 @@ const tracked = () => ({
   replayedFor: null,
   failure: null,
   requestId: 1,
+  onClose: null,
 });
 const ctx = (clientId: number) => ({
   method: 'tools/call',
@@ -88,15 +91,15 @@ const ctx = (clientId: number) => ({
 /** Resolved once the latest first round is being relayed. */
 let relayed: Promise<void>;
 
-/** The first round: relayed from `payload`. */
-function firstRound(payload: PassThrough) {
+/** The first round: relayed from `payload` (and its standing-stream questions from `standing`). */
+function firstRound(payload: PassThrough, standing?: StandingCall) {
   let started!: () => void;
   relayed = new Promise((resolve) => (started = resolve));
   onRound = async (req, res, params) => {
     const call = { req, res, tracked: tracked() };
     const begun = mrtr.begin(call, 'tools/call', params);
     if (begun.kind !== 'run') throw new Error('expected a run');
-    mrtr.relay(call, begun, ctx(1), link, {}, payload);
+    mrtr.relay(call, begun, ctx(1), link, {}, payload, standing);
     started();
   };
   return send(PARAMS);
@@ -165,6 +168,57 @@ describe('an MRTR exchange', () => {
     expect(parked.size).toBe(0);
   });
 
+  it('takes questions from the standing stream as its own: one that came before the relay began, one while parked', async () => {
+    let released = 0;
+    const feed = { release: () => void released++ } as unknown as NotificationFeed;
+    const refused: unknown[] = [];
+    const standing = new StandingCall(CAPABILITIES, feed, (id) => void refused.push(id));
+    const question = (message: string) => ({ message, requestedSchema: { type: 'object', properties: {} } });
+    // Before the upstream's answer was read: it waits for the exchange.
+    standing.ask('g1', 'elicitation/create', question('Early?'));
+    const payload = new PassThrough();
+    const first = (await firstRound(payload, standing)).last.result;
+    expect(first.resultType).toBe('input_required');
+    expect(Object.values(first.inputRequests).map((r: any) => r.params.message)).toEqual(['Early?']);
+    // While parked: kept for the retry, which answers the first and is asked the second.
+    standing.ask('g2', 'elicitation/create', question('Late?'));
+    const [k1] = Object.keys(first.inputRequests);
+    const second = await retryRound(2, {
+      inputResponses: { [k1!]: { action: 'accept', content: { a: 1 } } },
+      requestState: first.requestState,
+    });
+    expect(sent).toEqual([{ jsonrpc: '2.0', id: 'g1', result: { action: 'accept', content: { a: 1 } } }]);
+    expect(Object.values(second.last.result.inputRequests).map((r: any) => r.params.message)).toEqual(['Late?']);
+    const [k2] = Object.keys(second.last.result.inputRequests);
+    const done = retryRound(3, { inputResponses: { [k2!]: { action: 'decline' } }, requestState: second.last.result.requestState });
+    // Relaying again (the answer went upstream): the rest of the answer reaches the last retry.
+    await new Promise<void>((resolve) => {
+      const check = () => (sent.length === 2 ? resolve() : setImmediate(check));
+      check();
+    });
+    payload.end(event({ jsonrpc: '2.0', id: 'up-1', result: { content: [{ type: 'text', text: 'ok' }] } }));
+    expect((await done).last).toMatchObject({ id: 3, result: { resultType: 'complete', content: [{ text: 'ok' }] } });
+    expect(sent[1]).toEqual({ jsonrpc: '2.0', id: 'g2', result: { action: 'decline' } });
+    // The answer is over: the call leaves the standing stream, and a late question is refused.
+    if (!payload.destroyed) await once(payload, 'close');
+    expect(released).toBe(1);
+    standing.ask('g3', 'elicitation/create', question('Too late?'));
+    expect(refused).toEqual(['g3']);
+  });
+
+  it('parks at a question from the standing stream that comes while the answer is being relayed', async () => {
+    const feed = { release: () => {} } as unknown as NotificationFeed;
+    const standing = new StandingCall(CAPABILITIES, feed, () => {});
+    const payload = new PassThrough();
+    const round = firstRound(payload, standing);
+    await relayed;
+    standing.ask('g1', 'sampling/createMessage', { messages: [], maxTokens: 1 });
+    const { last } = await round;
+    expect(last.result.resultType).toBe('input_required');
+    expect(Object.values(last.result.inputRequests).map((r: any) => r.method)).toEqual(['sampling/createMessage']);
+    expect(parked.size).toBe(1);
+  });
+
   it('a retry that replays an older round of the same exchange does not take it over', async () => {
     const payload = new PassThrough();
     const round = firstRound(payload);
@@ -213,36 +267,57 @@ describe('an MRTR exchange', () => {
     expect(messages[1]).toMatchObject({ id: 1, result: { resultType: 'input_required' } });
   });
 
-  it('ends an exchange whose retry never comes: error answers, a cancellation, the stream discarded', async () => {
+  it('ends an exchange whose retry never comes: a cancellation, then error answers, the stream discarded', async () => {
     const payload = new PassThrough();
     const round = firstRound(payload);
     payload.write(elicit('s1', 'Anyone?'));
     await round;
     expect(timers).toHaveLength(1);
     timers[0]!();
-    expect(sent).toEqual([
-      { jsonrpc: '2.0', id: 's1', error: { code: -32000, message: 'No answer: the client did not answer in time (mcp-session-proxy)' } },
-      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'up-1', reason: 'the client did not answer in time' } },
-    ]);
+    await expect
+      .poll(() => sent)
+      .toEqual([
+        { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'up-1', reason: 'the client did not answer in time' } },
+        { jsonrpc: '2.0', id: 's1', error: { code: -32000, message: 'No answer: the client did not answer in time (mcp-session-proxy)' } },
+      ]);
     expect(payload.destroyed).toBe(true);
     expect(parked.size).toBe(0);
   });
 
-  it('refuses a question for an undeclared capability upstream, and fails the call with -32021', async () => {
+  it('fails the call with -32021 at a question for an undeclared capability; upstream, cancels it, then refuses the question', async () => {
     const payload = new PassThrough();
+    // The cancellation is delivered when the test says: the refusal must wait for it.
+    let deliver!: () => void;
+    const delivered = new Promise<void>((resolve) => (deliver = resolve));
+    const gated = {
+      label: 1,
+      notify: (body: string) => {
+        const message = JSON.parse(body) as Record<string, unknown>;
+        sent.push(message);
+        return message.method === 'notifications/cancelled' ? delivered : Promise.resolve();
+      },
+    } as unknown as UpstreamLink;
     onRound = async (req, res, params) => {
       const call = { req, res, tracked: tracked() };
       const begun = mrtr.begin(call, 'tools/call', params);
       if (begun.kind !== 'run') throw new Error('expected a run');
-      mrtr.relay(call, begun, { ...ctx(1), clientCapabilities: { elicitation: {} } }, link, {}, payload);
+      mrtr.relay(call, begun, { ...ctx(1), clientCapabilities: { elicitation: {} } }, gated, {}, payload);
     };
     const round = send(PARAMS);
     payload.write(event({ jsonrpc: '2.0', id: 'r1', method: 'roots/list' }));
     const answer = await round;
     expect(answer.status).toBe(400);
     expect(answer.last).toMatchObject({ id: 1, error: { code: -32021, data: { requiredCapabilities: { roots: {} } } } });
-    expect(sent[0]).toMatchObject({ id: 'r1', error: { code: -32601 } });
-    expect(sent.at(-1)).toMatchObject({ method: 'notifications/cancelled' });
+    expect(sent).toEqual([
+      {
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 'up-1', reason: 'the request ended (missing-capability)' },
+      },
+    ]);
+    deliver();
+    await expect.poll(() => sent.length).toBe(2);
+    expect(sent[1]).toMatchObject({ id: 'r1', error: { code: -32601 } });
   });
 
   it('answers an upstream that ends without an answer with an error, and a cut one too', async () => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { FeedEvent } from '../../src/mcp/subscriptions.js';
 import { Cancellation } from '../../src/upstream/client.js';
 import { UpstreamLink, type Outgoing } from '../../src/upstream/link.js';
-import { createNotificationFeeds, type FeedListener } from '../../src/flows/pooled/listen/feed.js';
+import { createNotificationFeeds, STANDING_LINGER_MS, type FeedAsker, type FeedListener } from '../../src/flows/pooled/listen/feed.js';
 import { fakeLinkDeps, FakeUpstream } from '../helpers/fake-upstream.js';
 import pino from 'pino';
 
@@ -28,15 +28,39 @@ function harness() {
   );
   let time = 0;
   const delays: number[] = [];
+  const unattributed: string[] = [];
+  /** Timers the feed set (the linger after the last asker): the test runs them. */
+  let timers: Array<{ run: () => void; ms: number }> = [];
   const feeds = createNotificationFeeds({
     log: pino({ level: 'silent' }),
+    metrics: { unattributedQuestion: (reason) => void unattributed.push(reason) },
+    schedule: (run, ms) => {
+      const timer = { run, ms };
+      timers.push(timer);
+      return () => void (timers = timers.filter((t) => t !== timer));
+    },
     now: () => time,
     retryDelayMs: (attempt) => {
       delays.push(attempt);
       return 0;
     },
   });
-  return { upstream, link, feeds, delays, advance: (ms: number) => void (time += ms) };
+  const runTimers = () => {
+    const due = timers;
+    timers = [];
+    for (const t of due) t.run();
+    return due.map((t) => t.ms);
+  };
+  return {
+    upstream,
+    link,
+    feeds,
+    delays,
+    unattributed,
+    runTimers,
+    pendingTimers: () => timers.length,
+    advance: (ms: number) => void (time += ms),
+  };
 }
 
 /** A listener that records what the feed tells it, and lets a test wait for it. */
@@ -149,6 +173,113 @@ describe('one GET stream per pooled upstream session', () => {
     upstream.getStreams = false;
     const a = listener();
     expect(await feeds.of(link).join(a, HEADERS)).toBe('no-stream');
+    expect(feeds.size).toBe(0);
+  });
+});
+
+/** An in-flight call that may be asked, recording the questions the feed gives it. */
+function asker(clientCapabilities: Record<string, unknown>) {
+  const asked: unknown[] = [];
+  const a: FeedAsker & { asked: unknown[] } = { clientCapabilities, asked, ask: (id) => void asked.push(id) };
+  return a;
+}
+
+const question = (id: string, method: string) => ({ jsonrpc: '2.0', id, method, params: {} });
+
+describe('questions on the standing stream', () => {
+  it('holds the stream open for calls that may be asked, shares it with listeners, and closes it after the last of both', async () => {
+    const { upstream, link, feeds, runTimers, pendingTimers } = harness();
+    const call = asker({ elicitation: {} });
+    const feed = feeds.of(link);
+    await feed.keepOpenFor(call, HEADERS);
+    expect(gets(upstream)).toHaveLength(1);
+    const l = listener();
+    expect(await feed.join(l, HEADERS)).toBe('listening');
+    expect(gets(upstream)).toHaveLength(1);
+    feed.release(call);
+    expect(pendingTimers()).toBe(0);
+    expect(upstream.streams[0]!.body.destroyed).toBe(false);
+    feed.leave(l);
+    expect(upstream.streams[0]!.body.destroyed).toBe(true);
+    expect(feeds.size).toBe(0);
+
+    // Calls alone: the stream lives while any of them is in flight, and lingers after the last.
+    const a = asker({ elicitation: {} });
+    const b = asker({ elicitation: {} });
+    await Promise.all([feeds.of(link).keepOpenFor(a, HEADERS), feeds.of(link).keepOpenFor(b, HEADERS)]);
+    expect(gets(upstream)).toHaveLength(2);
+    feeds.of(link).release(a);
+    feeds.of(link).release(a);
+    expect(pendingTimers()).toBe(0);
+    feeds.of(link).release(b);
+    expect(upstream.streams[1]!.body.destroyed).toBe(false);
+    // The next call of the burst finds it open: no new GET, and the linger starts again after it.
+    const c = asker({ elicitation: {} });
+    await feeds.of(link).keepOpenFor(c, HEADERS);
+    expect(pendingTimers()).toBe(0);
+    expect(gets(upstream)).toHaveLength(2);
+    feeds.of(link).release(c);
+    expect(runTimers()).toEqual([STANDING_LINGER_MS]);
+    expect(upstream.streams[1]!.body.destroyed).toBe(true);
+    expect(feeds.size).toBe(0);
+  });
+
+  it('gives a question to the one call that can take it; refuses it upstream and counts it when none or several can', async () => {
+    const { upstream, link, feeds, unattributed } = harness();
+    const feed = feeds.of(link);
+    const a = asker({ elicitation: {} });
+    await feed.keepOpenFor(a, HEADERS);
+    const stream = upstream.streams[0]!;
+    stream.send(question('q1', 'elicitation/create'));
+    await expect.poll(() => a.asked).toEqual(['q1']);
+    // Not declared, but the only call that may be asked: its own (it fails there with -32021).
+    stream.send(question('q2', 'sampling/createMessage'));
+    await expect.poll(() => a.asked).toEqual(['q1', 'q2']);
+    const b = asker({ elicitation: {} });
+    await feed.keepOpenFor(b, HEADERS);
+    stream.send(question('q3', 'elicitation/create'));
+    await expect.poll(() => unattributed).toEqual(['ambiguous']);
+    // Two calls, neither declared sampling.
+    stream.send(question('q4', 'sampling/createMessage'));
+    await expect.poll(() => unattributed).toEqual(['ambiguous', 'no_caller']);
+    expect(a.asked).toEqual(['q1', 'q2']);
+    expect(b.asked).toEqual([]);
+    await expect
+      .poll(() => upstream.seen.filter((s) => s.httpMethod === 'POST').map((s) => s.rpcId))
+      .toEqual(expect.arrayContaining(['q3', 'q4']));
+    // Not a question: refused as before, not counted.
+    stream.send(question('q5', 'ping'));
+    await expect.poll(() => upstream.seen.some((s) => s.rpcId === 'q5')).toBe(true);
+    expect(unattributed).toEqual(['ambiguous', 'no_caller']);
+  });
+
+  it('lets a call go ahead when the upstream has no GET stream (405), and forgets the feed after it', async () => {
+    const { upstream, link, feeds, pendingTimers } = harness();
+    upstream.getStreams = false;
+    const call = asker({ sampling: {} });
+    await feeds.of(link).keepOpenFor(call, HEADERS);
+    expect(upstream.streams).toHaveLength(0);
+    feeds.of(link).release(call);
+    expect(pendingTimers()).toBe(0);
+    expect(feeds.size).toBe(0);
+    // The next calls on that session do not ask again; a listener still does (it answers its client).
+    const next = asker({ sampling: {} });
+    await feeds.of(link).keepOpenFor(next, HEADERS);
+    feeds.of(link).release(next);
+    expect(gets(upstream)).toHaveLength(1);
+    expect(await feeds.of(link).join(listener(), HEADERS)).toBe('no-stream');
+    expect(gets(upstream)).toHaveLength(2);
+  });
+
+  it('closes a lingering stream when the link ends', async () => {
+    const { upstream, link, feeds, pendingTimers } = harness();
+    const call = asker({ roots: {} });
+    await feeds.of(link).keepOpenFor(call, HEADERS);
+    feeds.of(link).release(call);
+    expect(pendingTimers()).toBe(1);
+    await link.end();
+    expect(upstream.streams[0]!.body.destroyed).toBe(true);
+    expect(pendingTimers()).toBe(0);
     expect(feeds.size).toBe(0);
   });
 });

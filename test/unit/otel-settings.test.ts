@@ -1,5 +1,9 @@
+import { ROOT_CONTEXT, TraceFlags, trace, type Context } from '@opentelemetry/api';
+import { SamplingDecision } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import type { SamplerName } from '../../src/observability/otel-settings.js';
+import { createSampling } from '../../src/observability/sampling.js';
 
 const baseEnv = { UPSTREAM_URL: 'http://127.0.0.1:8000/mcp' } as NodeJS.ProcessEnv;
 
@@ -59,9 +63,64 @@ describe('OpenTelemetry settings: the standard OTEL_* variables', () => {
     ],
     [{ OTEL_METRIC_EXPORT_INTERVAL: 'soon' }, 'OTEL_METRIC_EXPORT_INTERVAL: expected a positive number of milliseconds'],
     [{ OTEL_SDK_DISABLED: 'yes' }, 'OTEL_SDK_DISABLED: expected true or false'],
+    [{ OTEL_BSP_SCHEDULE_DELAY: '1s' }, 'OTEL_BSP_SCHEDULE_DELAY: expected an integer from 0, got "1s"'],
+    [{ OTEL_BSP_MAX_QUEUE_SIZE: '0' }, 'OTEL_BSP_MAX_QUEUE_SIZE: expected an integer from 1, got "0"'],
   ])('a bad value stops startup with one line naming the variable: %o', (env, line) => {
     const found = problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', ...env });
     expect(found).toHaveLength(1);
     expect(found[0]).toContain(line);
+  });
+});
+
+// SDK 3 reads neither OTEL_TRACES_SAMPLER{,_ARG} nor OTEL_BSP_*: the proxy does, and hands them over.
+describe('the sampler and span batching named by OTEL_* variables', () => {
+  it('OTEL_BSP_* set the batch span processor; the spec defaults otherwise', () => {
+    expect(loadConfig([], baseEnv).telemetry.batch).toEqual({
+      scheduledDelayMillis: 5000,
+      exportTimeoutMillis: 30_000,
+      maxQueueSize: 2048,
+      maxExportBatchSize: 512,
+    });
+    const { telemetry } = loadConfig([], {
+      ...baseEnv,
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+      OTEL_BSP_EXPORT_TIMEOUT: '1000',
+      OTEL_BSP_MAX_QUEUE_SIZE: '100',
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '10',
+    });
+    expect(telemetry.batch).toEqual({ scheduledDelayMillis: 50, exportTimeoutMillis: 1000, maxQueueSize: 100, maxExportBatchSize: 10 });
+  });
+
+  const traceId = '0af7651916cd43dd8448eb211c80319c';
+  const parent = (sampled: boolean): Context =>
+    trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId: 'b7ad6b7169203331', traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE });
+  const decide = (env: NodeJS.ProcessEnv, context: Context): SamplingDecision => {
+    const { telemetry } = loadConfig([], { ...baseEnv, ...env });
+    // The decision the server span takes, once per request (observability/sampling.ts).
+    const sampled = createSampling(telemetry.sampler, telemetry.samplerRatio, ROOT_CONTEXT).decide(trace.getSpanContext(context), traceId);
+    return sampled ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD;
+  };
+  const { RECORD_AND_SAMPLED: SAMPLED, NOT_RECORD: DROPPED } = SamplingDecision;
+
+  it.each<[SamplerName | undefined, string | undefined, SamplingDecision, SamplingDecision, SamplingDecision]>([
+    // sampler, ratio, a new trace, under a sampled caller, under a caller that did not sample
+    [undefined, undefined, SAMPLED, SAMPLED, DROPPED],
+    ['parentbased_always_on', undefined, SAMPLED, SAMPLED, DROPPED],
+    ['parentbased_always_off', undefined, DROPPED, SAMPLED, DROPPED],
+    ['always_on', undefined, SAMPLED, SAMPLED, SAMPLED],
+    ['always_off', undefined, DROPPED, DROPPED, DROPPED],
+    ['traceidratio', '0', DROPPED, DROPPED, DROPPED],
+    ['traceidratio', undefined, SAMPLED, SAMPLED, SAMPLED],
+    ['parentbased_traceidratio', '0', DROPPED, SAMPLED, DROPPED],
+    ['parentbased_traceidratio', '1', SAMPLED, SAMPLED, DROPPED],
+  ])('OTEL_TRACES_SAMPLER=%s, OTEL_TRACES_SAMPLER_ARG=%s', (sampler, ratio, root, sampledParent, droppedParent) => {
+    const env: NodeJS.ProcessEnv = {};
+    if (sampler !== undefined) env.OTEL_TRACES_SAMPLER = sampler;
+    if (ratio !== undefined) env.OTEL_TRACES_SAMPLER_ARG = ratio;
+    expect([decide(env, ROOT_CONTEXT), decide(env, parent(true)), decide(env, parent(false))]).toEqual([
+      root,
+      sampledParent,
+      droppedParent,
+    ]);
   });
 });

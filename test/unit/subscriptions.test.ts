@@ -123,8 +123,21 @@ describe('which upstream message reaches which listener', () => {
     expect(notificationFor(updated, { resourcesListChanged: true }, 7)).toBeUndefined();
   });
 
-  it('server requests are refused, everything else dropped', () => {
-    expect(feedEventOf({ jsonrpc: '2.0', id: 4, method: 'roots/list' })).toEqual({ kind: 'refuse', id: 4, method: 'roots/list' });
+  it('questions go to the call they belong to, other server requests are refused, everything else dropped', () => {
+    expect(feedEventOf({ jsonrpc: '2.0', id: 4, method: 'roots/list' })).toEqual({
+      kind: 'question',
+      id: 4,
+      method: 'roots/list',
+      params: undefined,
+    });
+    const params = { message: 'Name?', requestedSchema: {} };
+    expect(feedEventOf({ jsonrpc: '2.0', id: 5, method: 'elicitation/create', params })).toEqual({
+      kind: 'question',
+      id: 5,
+      method: 'elicitation/create',
+      params,
+    });
+    expect(feedEventOf({ jsonrpc: '2.0', id: 6, method: 'ping' })).toEqual({ kind: 'refuse', id: 6, method: 'ping' });
     for (const message of [
       { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'x' } },
       { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } },

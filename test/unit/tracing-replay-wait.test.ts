@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TELEMETRY_OFF } from '../../src/observability/otel-settings.js';
 import { createTracing, type Tracing } from '../../src/observability/tracing.js';
 import { createFingerprint } from '../../src/session/ids.js';
 import { Cancellation, type UpstreamHeaders } from '../../src/upstream/client.js';
@@ -45,13 +46,7 @@ describe('a message waiting for the replay another started', () => {
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;
     process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json';
     tracing = createTracing({
-      settings: {
-        traces: { protocol: 'http/json', endpoint: `${receiver.url}/v1/traces` },
-        metrics: undefined,
-        sampler: 'parentbased_always_on',
-        samplerRatio: 1,
-        metricExportIntervalMs: 60_000,
-      },
+      settings: { ...TELEMETRY_OFF, traces: { protocol: 'http/json', endpoint: `${receiver.url}/v1/traces` } },
       fingerprint: createFingerprint(),
       upstreamUrl: new URL('http://127.0.0.1:1/mcp'),
       serviceVersion: 'test',

@@ -13,6 +13,7 @@ import { answerJson, relayAsItCame, type Call } from '../../http/call.js';
 import { toTranslatedHeaders, toUpstreamHeaders } from '../../http/headers.js';
 import type { ModernMessage } from '../../mcp/era.js';
 import { INPUT_REQUIRED_METHODS } from '../../mcp/input-required.js';
+import { overCallRefusal } from '../../mcp/standing-questions.js';
 import { isEventStream, PROTOCOL_VERSION_HEADER } from '../../mcp/protocol.js';
 import {
   discoverResult,
@@ -30,14 +31,18 @@ import { refusedAsModernOnly } from '../../upstream/era-probe.js';
 import type { Answer, Outgoing, UpstreamLink } from '../../upstream/link.js';
 import type { LinkPool, PoolEntry } from '../../upstream/pool.js';
 import type { FlowOutcome } from '../era-matrix.js';
+import type { NotificationFeeds } from './listen/feed.js';
 import type { Listens } from './listen/listen.js';
 import type { Begun, Mrtr } from './mrtr/mrtr.js';
+import { StandingCall } from './mrtr/standing.js';
 import { relayTranslated } from './translated-relay.js';
 
 export interface PooledDeps {
   readonly pool: LinkPool;
   readonly binding: CredentialBinding;
   readonly listens: Listens;
+  /** The pooled sessions' standing streams: listen's, and the questions a legacy server asks there. */
+  readonly feeds: NotificationFeeds;
   readonly mrtr: Mrtr;
   /** No upstream: when it comes back it may speak another era; find out again. */
   readonly forgetEra: () => void;
@@ -118,6 +123,11 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
         headers,
       );
     }
+    // A call that may be asked holds the session's standing stream open: a legacy server may ask
+    // there instead of on the call's answer (mrtr/standing.ts). Whatever its client declared: a
+    // question for a capability it did not declare must fail it with -32021, which only a
+    // question that arrives can do (a v1 SDK server drops one for a GET stream that is not open).
+    const standing = round?.kind === 'run' ? await standBy(link, clientCapabilities, headers) : undefined;
     const upstreamId = link.nextRequestId();
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
     const out = outgoing(call, headers, toLegacyRequest(method, round?.params ?? params, upstreamId, upstreamProgressToken), message);
@@ -125,6 +135,7 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     try {
       answer = (await link.send(out))!;
     } catch (error) {
+      standing?.release();
       if (toProxyError(error).reason === 'UPSTREAM_UNAVAILABLE') deps.forgetEra();
       throw error;
     } finally {
@@ -143,9 +154,19 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     };
     // The upstream was replaced by a 2026-07-28-only server (same address): it refused the
     // translation unprocessed. The dispatcher finds out again, and may send the request as it came.
-    if (refusedAsModernOnly(answer))
-      return { kind: 'era-changed', otherwise: () => relayAnswer(call, round, context, link, headers, answer) };
-    await relayAnswer(call, round, context, link, headers, answer);
+    if (refusedAsModernOnly(answer)) {
+      standing?.release();
+      return { kind: 'era-changed', otherwise: () => relayAnswer(call, round, context, link, headers, answer, undefined) };
+    }
+    await relayAnswer(call, round, context, link, headers, answer, standing);
+  }
+
+  /** The call's place on its session's standing stream, once the stream is open (or could not be). */
+  async function standBy(link: UpstreamLink, capabilities: Record<string, unknown> | undefined, headers: UpstreamHeaders) {
+    const feed = deps.feeds.of(link);
+    const standing = new StandingCall(capabilities, feed, (id, method) => void link.notify(overCallRefusal(id, method), headers));
+    await feed.keepOpenFor(standing, headers);
+    return standing;
   }
 
   /** The upstream's answer back to the 2026-07-28 caller: through MRTR when it may ask, else translated. */
@@ -156,11 +177,14 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     link: UpstreamLink,
     headers: UpstreamHeaders,
     answer: Answer,
+    standing: StandingCall | undefined,
   ) {
     const { payload } = answer;
     if (round?.kind === 'run' && !Buffer.isBuffer(payload) && isEventStream(answer.response.headers['content-type'])) {
-      return mrtr.relay(call, round, context, link, headers, payload);
+      return mrtr.relay(call, round, context, link, headers, payload, standing);
     }
+    // Not an MRTR stream (a JSON answer comes once the tool is done): no question can follow.
+    standing?.release();
     const translate = (m: unknown, text?: string) => toModernMessage(m, context, text);
     return relayTranslated(deps, call, link, headers, answer, context, translate, (text) => splicedJsonAnswer(text, context, context));
   }

@@ -112,21 +112,21 @@ function relayEvents(
   writer.open();
   // The upstream asked for a capability the client did not declare: the client's request fails
   // with -32021 (400 while nothing was streamed yet, else an error event), and the upstream's
-  // request is cancelled.
-  const missingOnStream = (capability: string) => {
-    if (state.answered) return;
+  // request is cancelled; the question is refused once the cancellation is delivered, so that a
+  // tool that sees it fail is cancelled already and stops rather than carrying on.
+  const missingOnStream = (id: JsonRpcId, method: string, capability: string) => {
+    if (state.answered) return refuse(id, method);
     state.answered = true;
-    void link.notify(cancellation(ids.upstreamId), headers);
+    void link.notify(cancellation(ids.upstreamId), headers).then(() => refuse(id, method));
     payload.unpipe(events);
     events.unpipe(res);
     discard(payload);
     const error = missingCapabilityError(capability);
     writer.fail(error, ids.clientId, () => answerError(call.req, res, call.tracked, error, deps.log));
   };
-  const events = modernEventStream(map, (id, method, missingCapability) => {
-    refuse(id, method);
-    if (missingCapability !== undefined) missingOnStream(missingCapability);
-  });
+  const events = modernEventStream(map, (id, method, missingCapability) =>
+    missingCapability === undefined ? refuse(id, method) : missingOnStream(id, method, missingCapability),
+  );
   // An upstream that breaks off mid-stream, or sends an event the translation cannot take (JSON
   // nested deeper than the stack, say): the client's request gets a JSON-RPC error event.
   const cut = () => {

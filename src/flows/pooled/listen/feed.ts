@@ -1,12 +1,15 @@
 /**
- * One pooled upstream session's notifications, shared by every `subscriptions/listen` of its
- * caller key. A legacy session has at most one GET stream (a second one gets 409), so the feed
- * opens it on the first listener, fans each notification out to every listener (each filters and
- * tags it itself), and closes it after the last one leaves. Resource subscriptions belong to the
- * upstream session, not to a listener: one `resources/subscribe` per URI however many listeners
- * want it, `resources/unsubscribe` when the last of them leaves.
+ * One pooled upstream session's standing (GET) stream, shared by every `subscriptions/listen` of
+ * its caller key and by its in-flight calls that may be asked something. A legacy session has at
+ * most one GET stream (a second one gets 409), so the feed opens it for the first listener or
+ * asker, fans each notification out to every listener (each filters and tags it itself), gives
+ * each question to the call it belongs to (mcp/standing-questions.ts: exactly one call that can
+ * take it, else the upstream gets an error), and closes it after the last listener leaves, or
+ * STANDING_LINGER_MS after the last asker did (the next call of a burst finds it open). Resource
+ * subscriptions belong to the upstream session, not to a listener: one `resources/subscribe` per
+ * URI however many listeners want it, `resources/unsubscribe` when the last of them leaves.
  *
- *   idle ─ first join ─▶ connecting ─▶ open ─ last leave ─▶ idle
+ *   idle ─ first join or asker ─▶ connecting ─▶ open ─ last leave (or release, after the linger) ─▶ idle
  *                           │            └─ stream ends, or the link renews its session ─▶ recovering ─▶ open (+ a gap signal)
  *                           └─ no GET stream upstream (405) ─▶ idle (listeners get an empty honoured set)
  *   anything ─ the link ends (evicted, expired, shutdown) ─▶ ended (every listener ends gracefully)
@@ -19,10 +22,13 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { readEventStream } from '../../../http/sse-reader.js';
 import { isEventStream, parseJson } from '../../../mcp/protocol.js';
+import { attributeQuestion, unattributedRefusal, type Asker } from '../../../mcp/standing-questions.js';
 import { feedEventOf, feedRequestRefusal, resourceRequest, type FeedEvent, type SubscriptionFilter } from '../../../mcp/subscriptions.js';
-import { ProxyError, UpstreamAnswer } from '../../../errors.js';
+import type { Metrics } from '../../../observability/metrics.js';
+import { ProxyError, UpstreamAnswer, type JsonRpcId } from '../../../errors.js';
 import { discard, readBody, toProxyError, type UpstreamHeaders } from '../../../upstream/client.js';
 import type { UpstreamLink } from '../../../upstream/link.js';
+import { realSchedule, type Schedule } from '../mrtr/parked.js';
 
 /** One `subscriptions/listen` stream, as the feed sees it. */
 export interface FeedListener {
@@ -34,6 +40,12 @@ export interface FeedListener {
   gap(): void;
   /** The upstream session is gone for good (its link ended): end gracefully. */
   end(): void;
+}
+
+/** An in-flight call on this session that may be asked (flows/pooled/mrtr/standing.ts). */
+export interface FeedAsker extends Asker {
+  /** A question on the standing stream that is this call's. */
+  ask(id: JsonRpcId, method: string, params: unknown): void;
 }
 
 /** How a join ended: listening, or nothing to listen on (the upstream offers no GET stream). */
@@ -58,6 +70,9 @@ export interface FeedDeps {
   readonly now: () => number;
   /** Waits before reopening a lost stream (attempt 1, 2, …); injectable so tests do not sleep. */
   readonly retryDelayMs: (attempt: number) => number;
+  readonly metrics: Pick<Metrics, 'unattributedQuestion'>;
+  /** Timers (the linger after the last asker); injectable so tests do not wait. */
+  readonly schedule?: Schedule;
 }
 
 // A 409 on GET: the upstream has not yet seen the previous stream of this session close (the
@@ -68,6 +83,10 @@ const CONFLICT_DELAY_MS = 50;
 // that closes every stream at once (or a proxy in front of it that does) must not get a
 // reconnection loop, nor its listeners a storm of gap signals.
 const MIN_STREAM_LIFE_MS = 1_000;
+// After the last call that may be asked, the stream stays open this long: an agent makes its calls
+// one after another, and each would otherwise wait for a new GET before going upstream (and often
+// meet a 409 while the upstream has not yet seen the previous stream close).
+export const STANDING_LINGER_MS = 10_000;
 // A GET answered with one of these means "no GET stream here" (the spec allows 405).
 const NO_STREAM_STATUSES = new Set([404, 405]);
 // An auth challenge reaches a client waiting for its ack as it is, so that its OAuth flow can start.
@@ -88,6 +107,8 @@ export function defaultRetryDelayMs(attempt: number): number {
 export class NotificationFeed {
   private state: FeedState = { kind: 'idle' };
   private readonly listeners = new Set<FeedListener>();
+  /** In-flight calls that may be asked on the standing stream. */
+  private readonly askers = new Set<FeedAsker>();
   /** Listeners per resource URI. */
   private readonly uriCounts = new Map<string, number>();
   /** URIs subscribed on the current upstream session. */
@@ -99,12 +120,19 @@ export class NotificationFeed {
   /** The listeners that were listening when the stream was lost: they are told of the gap. */
   private gapFor = new Set<FeedListener>();
   private readonly unwatch: () => void;
+  /** Cancels the pending close after the last asker left (undefined: none pending). */
+  private lingering: (() => void) | undefined;
 
   constructor(
     private readonly link: UpstreamLink,
     private readonly deps: FeedDeps,
     /** Told when the feed has no listener left, or ended: the registry forgets it. */
     private readonly onIdle: (feed: NotificationFeed) => void,
+    /**
+     * Links whose upstream answered a GET with "no stream" (405), and the generation of their
+     * session then: calls on them do not ask again (the registry's, kept across its feeds).
+     */
+    private readonly streamless: WeakMap<UpstreamLink, number> = new WeakMap(),
   ) {
     this.unwatch = link.watch({
       renewed: (generation) => this.renewed(generation),
@@ -112,8 +140,9 @@ export class NotificationFeed {
     });
   }
 
+  /** Listeners and askers: while any is left the stream stays open. */
   get size(): number {
-    return this.listeners.size;
+    return this.listeners.size + this.askers.size;
   }
 
   /** Stop following the link (the registry forgot this feed). */
@@ -131,6 +160,7 @@ export class NotificationFeed {
     if (this.state.kind === 'ended') throw new ProxyError('UPSTREAM_UNAVAILABLE');
     this.headers = headers;
     this.listeners.add(listener);
+    this.stopLingering();
     for (const uri of listener.honoured.resourceSubscriptions ?? []) this.uriCounts.set(uri, (this.uriCounts.get(uri) ?? 0) + 1);
     let outcome: JoinOutcome;
     try {
@@ -147,6 +177,41 @@ export class NotificationFeed {
     return 'listening';
   }
 
+  /**
+   * Hold the stream open for a call that may be asked, until `release`: resolves once it is open
+   * (a question the upstream sends before that would be lost: a v1 SDK server drops what it would
+   * send on a GET stream that is not there), or could not be (the call goes ahead regardless).
+   */
+  async keepOpenFor(asker: FeedAsker, headers: UpstreamHeaders): Promise<void> {
+    if (this.state.kind === 'ended') return;
+    this.headers = headers;
+    this.askers.add(asker);
+    this.stopLingering();
+    // Questions can only come on the call's own answer there: asking for a GET again only costs.
+    if (this.streamless.get(this.link) === this.link.currentGeneration && this.state.kind === 'idle') return;
+    const outcome = await this.ready().catch((error: unknown) => {
+      this.deps.log.debug({ link: this.link.label, reason: toProxyError(error).reason }, 'standing stream for questions not opened');
+    });
+    if (outcome === 'no-stream') this.streamless.set(this.link, this.link.currentGeneration);
+  }
+
+  /** The call is over: after the last one (with no listener) the stream lingers, then closes. */
+  release(asker: FeedAsker): void {
+    if (!this.askers.delete(asker) || this.wanted()) return;
+    if (this.state.kind !== 'open') return this.closeIfUnwanted();
+    this.stopLingering();
+    const schedule = this.deps.schedule ?? realSchedule;
+    this.lingering = schedule(() => {
+      this.lingering = undefined;
+      this.closeIfUnwanted();
+    }, STANDING_LINGER_MS);
+  }
+
+  private stopLingering(): void {
+    this.lingering?.();
+    this.lingering = undefined;
+  }
+
   /** Remove a listener (its client left, or its stream ended): the last one closes the stream. */
   leave(listener: FeedListener): void {
     if (!this.listeners.delete(listener)) return;
@@ -160,7 +225,11 @@ export class NotificationFeed {
       if (this.subscribed.delete(uri))
         void this.link.notify(resourceRequest('resources/unsubscribe', this.link.nextRequestId(), uri), this.headers);
     }
-    if (this.listeners.size > 0) return;
+    this.closeIfUnwanted();
+  }
+
+  private closeIfUnwanted(): void {
+    if (this.wanted()) return;
     this.closeStream();
     if (this.state.kind === 'open') this.state = { kind: 'idle' };
     // A connecting flight finds nobody left and closes what it opened.
@@ -201,9 +270,9 @@ export class NotificationFeed {
         // The upstream refused the stream: a first open fails its client with the refusal.
         throw outcome.refused;
       } catch (error) {
-        if (!recovering || this.state.kind === 'ended' || this.listeners.size === 0) {
+        if (!recovering || this.state.kind === 'ended' || !this.wanted()) {
           if (this.state.kind === 'connecting') this.state = { kind: 'idle' };
-          if (this.listeners.size === 0 && this.state.kind !== 'ended') this.onIdle(this);
+          if (!this.wanted() && this.state.kind !== 'ended') this.onIdle(this);
           throw error;
         }
         const status = error instanceof UpstreamAnswer ? error.status : toProxyError(error).detail?.upstreamStatus;
@@ -244,7 +313,7 @@ export class NotificationFeed {
       const { response, payload } = answer!;
       const status = response.statusCode;
       if (status === 200 && !Buffer.isBuffer(payload) && isEventStream(response.headers['content-type'])) {
-        if (this.state.kind === 'ended' || this.listeners.size === 0) {
+        if (this.state.kind === 'ended' || !this.wanted()) {
           // Nobody left to listen (or the link ended while this opened).
           stop.abort();
           payload.destroy();
@@ -276,7 +345,12 @@ export class NotificationFeed {
 
   /** The link ended, or nobody listens any more. */
   private unwanted(): boolean {
-    return this.state.kind === 'ended' || this.listeners.size === 0;
+    return this.state.kind === 'ended' || !this.wanted();
+  }
+
+  /** Someone needs the stream: a listener, or a call that may be asked. */
+  private wanted(): boolean {
+    return this.listeners.size > 0 || this.askers.size > 0;
   }
 
   private settle(outcome: JoinOutcome, recovering: boolean): JoinOutcome {
@@ -288,7 +362,7 @@ export class NotificationFeed {
       this.endListeners();
       return outcome;
     }
-    if (this.listeners.size === 0 && this.state.kind !== 'open') this.onIdle(this);
+    if (!this.wanted() && this.state.kind !== 'open') this.onIdle(this);
     if (outcome === 'listening' && recovering) {
       // A new upstream session (or a new stream on the old one): subscribe again, then tell
       // every listener what may have gone unheard.
@@ -317,7 +391,20 @@ export class NotificationFeed {
       void this.link.notify(feedRequestRefusal(event.id, event.method), this.headers);
       return;
     }
+    if (event.kind === 'question') return this.attribute(event);
     for (const listener of [...this.listeners]) listener.hear(event);
+  }
+
+  /** A question on the standing stream: to the one call that can take it, else refused upstream. */
+  private attribute(question: Extract<FeedEvent, { kind: 'question' }>): void {
+    const attribution = attributeQuestion(question.method, this.askers);
+    if (attribution.kind === 'deliver') return attribution.to.ask(question.id, question.method, question.params);
+    this.deps.metrics.unattributedQuestion(attribution.reason);
+    this.deps.log.info(
+      { link: this.link.label, method: question.method, reason: attribution.reason, askers: this.askers.size },
+      'question on the upstream standing stream refused: no single request can take it',
+    );
+    void this.link.notify(unattributedRefusal(question.id, question.method, attribution), this.headers);
   }
 
   /** The open stream is gone (ended, or its session was replaced): reopen it while anyone listens. */
@@ -325,7 +412,7 @@ export class NotificationFeed {
     const lived = this.state.kind === 'open' ? this.deps.now() - this.state.openedAt : Infinity;
     this.shortLived = lived < MIN_STREAM_LIFE_MS ? this.shortLived + 1 : 0;
     this.closeStream();
-    if (this.listeners.size === 0) {
+    if (!this.wanted()) {
       this.state = { kind: 'idle' };
       this.onIdle(this);
       return;
@@ -346,6 +433,8 @@ export class NotificationFeed {
   private ended(): void {
     this.closeStream();
     this.state = { kind: 'ended' };
+    // Their calls meet the end of the link themselves.
+    this.askers.clear();
     this.unwatch();
     this.endListeners();
   }
@@ -361,6 +450,7 @@ export class NotificationFeed {
   }
 
   private closeStream(): void {
+    this.stopLingering();
     if (this.state.kind !== 'open') return;
     const { stream, stop } = this.state;
     stop.abort();
@@ -386,15 +476,17 @@ export interface NotificationFeeds {
 
 export function createNotificationFeeds(deps: FeedDeps): NotificationFeeds {
   const feeds = new Map<UpstreamLink, NotificationFeed>();
+  const streamless = new WeakMap<UpstreamLink, number>();
   return {
     of(link) {
       let feed = feeds.get(link);
       if (feed === undefined) {
-        feed = new NotificationFeed(link, deps, (idle) => {
+        const onIdle = (idle: NotificationFeed) => {
           if (feeds.get(link) !== idle || (idle.size > 0 && link.kind !== 'ended')) return;
           feeds.delete(link);
           idle.detach();
-        });
+        };
+        feed = new NotificationFeed(link, deps, onIdle, streamless);
         feeds.set(link, feed);
       }
       return feed;

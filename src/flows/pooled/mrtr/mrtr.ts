@@ -18,8 +18,11 @@
  *                 the client's answers (this round's inputResponses, earlier ones from the state),
  *                 matched by key, i.e. by method and params; anything new is `input_required` again.
  *
- * Questions needing a capability the client did not declare are refused to the upstream with a
- * JSON-RPC error and fail the client's request with -32021, as a 2026-07-28 server does.
+ * A question needing a capability the client did not declare fails the client's request with
+ * -32021, as a 2026-07-28 server does; the upstream request is cancelled, then the question refused.
+ *
+ * A question the upstream sent on its session's standing stream and the feed attributed to this
+ * request (mrtr/standing.ts) is taken exactly as one on the answer's own stream.
  *
  * COLLECTING: "two at once" arrive as two SSE events, written by the upstream in one go. The proxy
  * takes what the same read of the socket delivered, then what one more turn of the event loop
@@ -33,7 +36,6 @@ import { createSseReader, type SseReader } from '../../../http/sse-reader.js';
 import { ENVELOPE } from '../../../mcp/era.js';
 import {
   answerFor,
-  INPUT_REQUEST_CAPABILITY,
   inputRequiredResult,
   isInputRequestMethod,
   nextKnowledge,
@@ -43,6 +45,7 @@ import {
   requestDigestOf,
   type Knowledge,
   type Question,
+  undeclaredCapability,
 } from '../../../mcp/input-required.js';
 import { isJsonRpcMessage, parseJson } from '../../../mcp/protocol.js';
 import { toModernMessage, type AnswerContext } from '../../../mcp/translate.js';
@@ -52,6 +55,7 @@ import type { RequestStateCodec } from '../../../session/request-state.js';
 import type { UpstreamHeaders } from '../../../upstream/client.js';
 import type { UpstreamLink } from '../../../upstream/link.js';
 import type { ParkEndReason, ParkedExchanges } from './parked.js';
+import type { StandingCall } from './standing.js';
 import { AnswerWriter } from '../../../http/answer-writer.js';
 import { answerError, sseEvent, SSE_KEEPALIVE } from '../../../http/reply.js';
 import type { Tracked } from '../../../http/tracking.js';
@@ -99,7 +103,11 @@ export interface Mrtr {
   begin(call: RoundCall, method: string, params: Obj): Begun;
   /** Continue a claimed parked exchange for this retry. */
   resume(call: RoundCall, begun: Extract<Begun, { kind: 'resume' }>, ctx: RoundContext, headers: UpstreamHeaders): void;
-  /** Relay an upstream SSE answer to a (re-)run, parking it at a question. */
+  /**
+   * Relay an upstream SSE answer to a (re-)run, parking it at a question. `standing`: the call's
+   * place on the session's standing stream, which then feeds its questions there to this exchange
+   * and is released when the answer is over.
+   */
   relay(
     call: RoundCall,
     begun: Extract<Begun, { kind: 'run' }>,
@@ -107,6 +115,7 @@ export interface Mrtr {
     link: UpstreamLink,
     headers: UpstreamHeaders,
     payload: Readable,
+    standing?: StandingCall,
   ): void;
 }
 
@@ -151,9 +160,14 @@ export function createMrtr(deps: MrtrDeps): Mrtr {
     resume(call, begun, ctx, headers) {
       begun.exchange.resume(new Sink(call, begun.exchange.contextFor(ctx), deps), begun.knowledge, headers);
     },
-    relay(call, begun, ctx, link, headers, payload) {
+    relay(call, begun, ctx, link, headers, payload, standing) {
       const exchange = new Exchange(deps, link, headers, payload, ctx, begun);
       exchange.start(new Sink(call, ctx, deps));
+      if (standing === undefined) return;
+      // The answer is over (answered, ended, cut): no question can be this call's any more.
+      if (payload.destroyed) standing.release();
+      else payload.once('close', () => standing.release());
+      standing.attach((id, method, params) => exchange.heardOnStandingStream(id, method, params));
     },
   };
 }
@@ -229,6 +243,8 @@ export class Exchange {
   private sink: Sink | undefined;
   private readonly pending = new Map<string, Pending>();
   private readonly taken = new Set<string>();
+  /** Questions from the standing stream that came while parked: the retry takes them up. */
+  private heardWhileParked: Array<readonly [JsonRpcId, string, unknown]> = [];
   private knowledge: Knowledge;
   private handle: string | undefined;
   private round = 0;
@@ -283,22 +299,36 @@ export class Exchange {
       this.pending.delete(key);
       this.toUpstream({ jsonrpc: '2.0', id: pending.id, result: answer });
     }
+    const heard = this.heardWhileParked;
+    this.heardWhileParked = [];
+    for (const [id, method, params] of heard) this.onServerRequest(id, method, params, sink);
+    if (this.state === 'done') return;
     // Not every question answered: the client is asked again for the rest.
     if (this.pending.size > 0) return this.park();
     this.state = 'relaying';
     this.payload.resume();
   }
 
-  /** Parkable: the registry ends it (deadline, shutdown, upstream closed). */
-  end(reason: ExchangeEndReason): void {
+  /**
+   * Parkable: the registry ends it (deadline, shutdown, upstream closed). The upstream request is
+   * cancelled first and its open questions (and `refused`, one not taken) answered with errors
+   * only once the cancellation is delivered: a tool that sees its question fail is cancelled
+   * already, and stops rather than carrying on without the answer.
+   */
+  end(reason: ExchangeEndReason, refused?: Obj): void {
     if (this.state === 'done') return;
     this.state = 'done';
     const message = reason === 'timeout' ? 'the client did not answer in time' : `the request ended (${reason})`;
+    const answers = refused === undefined ? [] : [refused];
     for (const { id } of this.pending.values()) {
-      this.toUpstream({ jsonrpc: '2.0', id, error: { code: UPSTREAM_ANSWER_ERROR, message: `No answer: ${message} (mcp-session-proxy)` } });
+      answers.push({ jsonrpc: '2.0', id, error: { code: UPSTREAM_ANSWER_ERROR, message: `No answer: ${message} (mcp-session-proxy)` } });
     }
     this.pending.clear();
-    this.toUpstream({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.upstreamId, reason: message } });
+    const cancelled = this.link.notify(
+      JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.upstreamId, reason: message } }),
+      this.headers,
+    );
+    if (answers.length > 0) void cancelled.then(() => answers.forEach((answer) => this.toUpstream(answer)));
     this.payload.destroy();
     const event = ENDED_EVENTS[reason];
     if (event !== undefined) this.deps.metrics.inputRequired(event);
@@ -331,6 +361,29 @@ export class Exchange {
         if (this.state === 'relaying' && this.sink === sink) this.payload.resume();
       });
     }
+    this.collectIfAsked();
+  }
+
+  /**
+   * A question of this request's that came on the session's standing stream (mrtr/standing.ts):
+   * taken as one on the answer's own stream; while parked, kept for the retry.
+   */
+  heardOnStandingStream(id: JsonRpcId, method: string, params: unknown): void {
+    if (this.state === 'done') {
+      this.toUpstream({ jsonrpc: '2.0', id, error: { code: UPSTREAM_ANSWER_ERROR, message: 'No answer: the request is complete' } });
+      return;
+    }
+    const sink = this.sink;
+    if (sink === undefined) {
+      this.heardWhileParked.push([id, method, params]);
+      return;
+    }
+    this.onServerRequest(id, method, params, sink);
+    this.collectIfAsked();
+  }
+
+  /** relaying → collecting at a question: what else the upstream sent with it is taken, then parked. */
+  private collectIfAsked(): void {
     if (this.state === 'relaying' && this.pending.size > 0) {
       this.state = 'collecting';
       this.payload.pause();
@@ -372,17 +425,16 @@ export class Exchange {
       });
       return;
     }
-    const capability = INPUT_REQUEST_CAPABILITY[method]!;
-    const declared = sink.ctx.clientCapabilities?.[capability];
-    if (typeof declared !== 'object' || declared === null) {
-      // Never sent to the client: refused upstream, and the client's request fails with -32021.
-      this.toUpstream({
+    const missing = undeclaredCapability(method, sink.ctx.clientCapabilities ?? {});
+    if (missing !== undefined) {
+      // Never sent to the client: its request fails with -32021; upstream, the request is cancelled
+      // and the question refused.
+      sink.fail(missingCapabilityError(missing));
+      this.end('missing-capability', {
         jsonrpc: '2.0',
         id,
-        error: { code: -32601, message: `${method} is not available: the client did not declare ${capability}` },
+        error: { code: -32601, message: `${method} is not available: the client did not declare ${missing}` },
       });
-      this.end('missing-capability');
-      sink.fail(missingCapabilityError(capability));
       return;
     }
     const question = questionOf(method, params, this.taken);

@@ -61,7 +61,8 @@ export interface ParkedExchanges<T extends Parkable> {
 const HANDLE_PREFIX = `${randomBytes(12).toString('base64url')}.`;
 let handles = 0;
 
-const realSchedule: Schedule = (run, ms) => {
+/** Real timers, unref'd (a pending deadline never keeps the process up). */
+export const realSchedule: Schedule = (run, ms) => {
   const timer = setTimeout(run, ms);
   timer.unref();
   return () => clearTimeout(timer);
