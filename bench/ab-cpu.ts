@@ -8,81 +8,15 @@
  *
  *   BENCH_BASELINE=<ref> node --import tsx bench/ab-cpu.ts     (AB_CALLS per block, AB_BLOCKS)
  */
-import { execFileSync } from 'node:child_process';
-import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Pool } from 'undici';
 import { startProxy, startScript } from '../test/helpers/processes.js';
+import { alternate, median, pin, r2, target, type Target } from './ab.js';
 import { buildBaseline, startBaselineProxy } from './baseline.js';
-import { cpuMicros } from './cpu.js';
-import { ACCEPT, CALL, INIT, MODERN_CALL, MODERN_HEADERS } from './requests.js';
 
 const REF = process.env.BENCH_BASELINE;
 if (!REF) throw new Error('BENCH_BASELINE=<git ref> is required');
 const CALLS = Number(process.env.AB_CALLS ?? 2000);
 const BLOCKS = Number(process.env.AB_BLOCKS ?? 8);
-const WARM_CALLS = 3000;
-
-interface Target {
-  readonly name: string;
-  readonly pid: number;
-  /** One call; resolves once its answer is read. */
-  readonly call: () => Promise<void>;
-}
-
-async function sessionOn(pool: Pool): Promise<string> {
-  const res = await pool.request({
-    path: '/mcp',
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT },
-    body: INIT,
-  });
-  await res.body.text();
-  const id = res.headers['mcp-session-id'];
-  if (res.statusCode !== 200 || typeof id !== 'string') throw new Error(`initialize: ${res.statusCode}`);
-  await (
-    await pool.request({
-      path: '/mcp',
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': id },
-      body: '{"jsonrpc":"2.0","method":"notifications/initialized"}',
-    })
-  ).body.dump();
-  return id;
-}
-
-async function target(name: string, origin: string, pid: number, modern: boolean): Promise<Target> {
-  const pool = new Pool(origin, { connections: 1 });
-  const headers = modern ? MODERN_HEADERS : { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': await sessionOn(pool) };
-  const body = modern ? MODERN_CALL : CALL;
-  return {
-    name,
-    pid,
-    async call() {
-      const res = await pool.request({ path: '/mcp', method: 'POST', headers, body });
-      const text = await res.body.text();
-      if (res.statusCode !== 200 || !text.includes('"result"')) throw new Error(`${name}: ${res.statusCode} ${text.slice(0, 200)}`);
-    },
-  };
-}
-
-/** CPU µs per call over `calls` sequential calls. */
-async function measure(t: Target, calls: number): Promise<number> {
-  const before = cpuMicros(t.pid);
-  for (let i = 0; i < calls; i++) await t.call();
-  return (cpuMicros(t.pid) - before) / calls;
-}
-
-const pin = (pid: number) => {
-  if (process.platform === 'linux' && cpus().length >= 2)
-    execFileSync('taskset', ['-a', '-p', '-c', String(cpus().length - 1), String(pid)], { stdio: 'ignore' });
-};
-const median = (v: number[]) => {
-  const s = [...v].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const r2 = (n: number) => Math.round(n * 100) / 100;
 
 const baseline = buildBaseline(REF);
 const legacyUpstream = await startScript('bench/cheap-upstream.ts');
@@ -115,25 +49,16 @@ const pairs: [Target, Target][] = [
 ];
 const results = [];
 for (const [a, b] of pairs) {
-  await measure(a, WARM_CALLS);
-  await measure(b, WARM_CALLS);
-  const ratios: number[] = [];
-  const [ca, cb]: [number[], number[]] = [[], []];
-  for (let block = 0; block < BLOCKS; block++) {
-    const order = block % 2 === 0 ? [a, b] : [b, a];
-    const cpu = new Map<Target, number>();
-    for (const t of order) cpu.set(t, await measure(t, CALLS));
-    ca.push(cpu.get(a)!);
-    cb.push(cpu.get(b)!);
-    ratios.push(cpu.get(a)! / cpu.get(b)!);
-  }
+  const cpu = await alternate(a, b, CALLS, BLOCKS);
+  const ratios = cpu.a.map((x, i) => x / cpu.b[i]!);
   results.push({
     target: a.name,
-    currentMicros: r2(median(ca)),
-    baselineMicros: r2(median(cb)),
+    currentMicros: r2(median(cpu.a)),
+    baselineMicros: r2(median(cpu.b)),
     ratio: r2(median(ratios)),
     perBlock: ratios.map(r2),
   });
 }
+for (const t of pairs.flat()) await t.close();
 for (const p of [current, before, currentHosted, beforeHosted, legacyUpstream, modernUpstream]) await p.kill();
 process.stdout.write(JSON.stringify({ ref: REF, callsPerBlock: CALLS, blocks: BLOCKS, results }, null, 2) + '\n');

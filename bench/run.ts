@@ -17,7 +17,9 @@
  *   7. 2026-07-28 clients in front of the v1 SDK server: pooled sessions vs re-origination;
  *   8. MRTR (bench/mrtr.ts): a 2026-07-28 call whose legacy tool asks one question, answered at
  *      once, against a plain call through the same proxy, and both made directly on the upstream,
- *      in front of the v1 SDK server and of the cheap upstream.
+ *      in front of the v1 SDK server and of the cheap upstream;
+ *   9. tracing (bench/tracing-cpu.ts): CPU per call with tracing off, 1% sampled and every request
+ *      sampled, for a 2025 session and a 2026-07-28 client, calls one at a time (bench/ab.ts).
  *
  * Knobs (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_ROUNDS (3),
  * BENCH_CONNECTIONS (32), BENCH_PIN=0 (no CPU pinning, below), BENCH_SMALL=1 (a seconds-long smoke
@@ -43,6 +45,7 @@ import { ACCEPT, CALL, INIT, MODERN_CALL, MODERN_HEADERS } from './requests.js';
 import { cpuMicros } from './cpu.js';
 import { runFlood } from './flood.js';
 import { runMrtrBench } from './mrtr.js';
+import { runTracingBench } from './tracing-cpu.js';
 import { killAll, startFixture, startProxy, startScript } from '../test/helpers/processes.js';
 
 const SMALL = process.env.BENCH_SMALL === '1';
@@ -604,6 +607,9 @@ versusSdkUpstream.pooledOverReoriginationThroughput = round2(versusSdkUpstream.p
 // 8. MRTR.
 const mrtr = await runMrtrBench(SAMPLES);
 
+// 9. What tracing costs, sampled and not.
+const tracing = await runTracingBench(SMALL ? 200 : 2000, SMALL ? 2 : 6);
+
 await killAll();
 
 // 5. The flood.
@@ -645,6 +651,7 @@ const result = {
   flood,
   sealedIds: sealedIdCost,
   mrtr,
+  tracing,
 };
 if (!SMALL) {
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
@@ -701,6 +708,10 @@ console.error(
     ...Object.values(mrtr).map(
       (m) =>
         `MRTR against ${m.upstream}: one elicitation round (answered at once) ${m.oneElicitationRoundMedianMs} ms vs a plain call ${m.plainCallMedianMs} ms = ${m.oneRoundOverPlain}× (target ≤ 2); the upstream alone (a 2025 client on its session): ${m.directAskedCallMedianMs} vs ${m.directPlainCallMedianMs} ms = ${m.directAskedOverPlain}×; the proxy adds ${m.addedByProxyAskedMs} ms to the asking call, ${m.addedByProxyPlainMs} ms to a plain one (${m.addedByProxyAskedOverPlain}×); proxy CPU per call (warm, ${m.cpuCalls} calls × 2) ${m.proxyCpuOneRoundMicros} vs ${m.proxyCpuPlainMicros} µs = ${m.proxyCpuOneRoundOverPlain}×${'toolRunsPerCall' in m ? `; tool runs per call ${m.toolRunsPerCall}` : ''}`,
+    ),
+    ...tracing.results.map(
+      (t) =>
+        `tracing ${t.tracing}, ${t.era}: CPU per call ${t.tracedMicros} µs vs ${t.offMicros} µs off = ${t.ratio}× (per phase ${t.perPhase.join(', ')}; target ${t.tracing === '1% sampled' ? '≤ 1.10' : '≤ 1.40'})`,
     ),
     `sealed ids: ${sealedIdCost.inProcess.idLength} chars; seal ${sealedIdCost.inProcess.sealMicros} µs, open ${sealedIdCost.inProcess.openMicros} µs, refuse tampered ${sealedIdCost.inProcess.refuseTamperedMicros} µs; MRTR requestState ${sealedIdCost.inProcess.requestState.length} chars, seal ${sealedIdCost.inProcess.requestState.sealMicros} µs, open ${sealedIdCost.inProcess.requestState.openMicros} µs; first call on another replica ${sealedIdCost.firstCallOnOtherReplicaMedianMs} ms vs ${sealedIdCost.laterCallMedianMs} ms after; steady throughput sealed / random ids = ${sealedIdCost.sealedOverRandomThroughput}; heap per sealed session ${sealedMemory.map((m) => `${m.heapBytesPerSession} B at ${m.sessions}`).join(', ')}`,
   ].join('\n'),

@@ -83,7 +83,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const engine = createEngine({ config, logger, keys, tracing, upstream, closing: () => shutdown.closing, afterAnswer });
   mcp.endpoint = engine.endpoint;
 
-  installRequestHooks(app, gatePolicyOf(config), engine.tracking);
+  installRequestHooks(app, gatePolicyOf(config), engine.tracking, tracing);
   await app.register(healthRoutes, { config, upstream, metrics: engine.metrics });
   if (config.publicUrl !== undefined) {
     await app.register(resourceMetadataRoutes, {

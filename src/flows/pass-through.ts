@@ -15,11 +15,20 @@ export interface PassThroughDeps {
   readonly metrics: Metrics;
 }
 
-/** `headers`: the client's, as the upstream must see them (the era probe built them already). */
-export async function passThrough(deps: PassThroughDeps, call: Call, headers: UpstreamHeaders, raw: Buffer): Promise<void> {
+/**
+ * `headers`: the client's, as the upstream must see them (the era probe built them already);
+ * `message`: the body as the dispatcher parsed it.
+ */
+export async function passThrough(
+  deps: PassThroughDeps,
+  call: Call,
+  headers: UpstreamHeaders,
+  raw: Buffer,
+  message: unknown,
+): Promise<void> {
   let response;
   try {
-    response = await deps.upstream.request({ method: 'POST', headers, body: raw, signal: call.tracked.gone });
+    response = await deps.upstream.request({ method: 'POST', headers, body: raw, signal: call.tracked.gone, rpc: message });
   } catch (error) {
     // No upstream: when it comes back it may be another version; find out again.
     deps.forgetEra();

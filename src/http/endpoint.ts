@@ -89,7 +89,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       const call: Call = { req, res, tracked: track(req, res, deps) };
       if (decision.kind === 'refuse') {
         if (decision.reason === 'SHUTTING_DOWN') res.setHeader('connection', 'close');
-        answerError(req, res, call.tracked, new ProxyError(decision.reason), log);
+        const refuse = () => answerError(req, res, call.tracked, new ProxyError(decision.reason), log);
+        if (tracing.on) tracing.serve(req, res, call.tracked, undefined, refuse);
+        else refuse();
         return true;
       }
       const method = methods[decision.flow];
@@ -102,12 +104,22 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   };
 
   async function post(call: Call) {
-    const raw = await readJsonBody(call.req, bodyLimits);
+    const raw = tracing.on ? await readTraced(call) : await readJsonBody(call.req, bodyLimits);
     const parsed = parseJson(raw);
     if (tracing.on) return tracing.serve(call.req, call.res, call.tracked, parsed, () => dispatch(call, raw, parsed));
     // `return await`: an async function that returns a promise unawaited resolves it in two more
     // turns of the microtask queue; this is every POST's path.
     return await dispatch(call, raw, parsed);
+  }
+
+  /** The body, or, if it cannot be read (too large, too slow), a server span for the refusal. */
+  async function readTraced(call: Call): Promise<Buffer> {
+    try {
+      return await readJsonBody(call.req, bodyLimits);
+    } catch (error) {
+      tracing.serve(call.req, call.res, call.tracked, undefined, () => undefined);
+      throw error;
+    }
   }
 
   /** A POST, its body read: which flow it takes. */
@@ -137,7 +149,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     const session = await sessions.find(call);
     const { backend } = session;
     if (backend.kind === 'hosted') return hosted.post(call, backend.hosted, parsed);
-    return relayed.post(call, session, backend.link, raw, message.kind === 'initialized');
+    return relayed.post(call, session, backend.link, raw, parsed, message.kind === 'initialized');
   }
 
   /** A 2026-07-28 request: pooled in front of a legacy upstream, as it came to a modern one. */
@@ -148,9 +160,9 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     call.tracked.requestId = message.id;
     // Known after the first request: then no await (each costs a turn of the microtask queue).
     const upstream = eraProbe.known() ?? (await eraProbe.era(toUpstreamHeaders(call.req.headers, undefined)));
-    if (flowFor('modern', upstream) === 'pass-through') return passThroughAsSent(call, raw);
+    if (flowFor('modern', upstream) === 'pass-through') return passThroughAsSent(call, raw, message);
     const outcome = await pooled.modern(call, message);
-    if (outcome) await afterEraChange(call, outcome, 'modern', 'pass-through', () => passThroughAsSent(call, raw));
+    if (outcome) await afterEraChange(call, outcome, 'modern', 'pass-through', () => passThroughAsSent(call, raw, message));
   }
 
   /** A 2025 client's initialize: a relayed session, or a hosted one in front of a 2026-07-28-only upstream. */
@@ -171,8 +183,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     return flowFor(caller, upstream) === other ? run() : outcome.otherwise();
   }
 
-  function passThroughAsSent(call: Call, raw: Buffer) {
-    return passThrough(flows.passThrough, call, toUpstreamHeaders(call.req.headers, undefined), raw);
+  function passThroughAsSent(call: Call, raw: Buffer, message: ModernMessage) {
+    return passThrough(flows.passThrough, call, toUpstreamHeaders(call.req.headers, undefined), raw, message);
   }
 
   async function get(call: Call) {

@@ -24,6 +24,8 @@ export interface Tracked {
   failure: ProxyErrorReason | null;
   /** The JSON-RPC id of the single request in the body, once known: error answers carry it. */
   requestId: JsonRpcId | null;
+  /** Called once the answer is over, with its status (null: none was sent): the server span's end. */
+  onClose: ((status: number | null) => void) | null;
 }
 
 export interface TrackingDeps {
@@ -40,7 +42,15 @@ let nextId = 0;
 export function track(req: IncomingMessage, res: ServerResponse, deps: TrackingDeps, quiet = false): Tracked {
   const started = performance.now();
   const gone = new Cancellation();
-  const tracked: Tracked = { gone, startedAt: started, sessionLogId: null, replayedFor: null, failure: null, requestId: null };
+  const tracked: Tracked = {
+    gone,
+    startedAt: started,
+    sessionLogId: null,
+    replayedFor: null,
+    failure: null,
+    requestId: null,
+    onClose: null,
+  };
   const reqId = ++nextId;
   // 'close' is emitted once; `on` spares the once-wrapper on every request.
   res.on('close', () => {
@@ -72,6 +82,7 @@ export function track(req: IncomingMessage, res: ServerResponse, deps: TrackingD
     };
     if (quiet) deps.log.debug(line, 'request');
     else deps.log.info(line, 'request');
+    tracked.onClose?.(status);
     deps.afterAnswer();
   });
   return tracked;

@@ -19,70 +19,86 @@
  * header value, token or cookie is put on a span; resource URIs and arguments are not recorded.
  */
 import {
-  context,
-  propagation,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
   trace,
   type Attributes,
-  type Context,
-  type Histogram,
+  type Link,
   type Span,
-  type TextMapGetter,
+  type SpanContext,
   type Tracer,
 } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  TracerProvider,
-  type Sampler,
-} from '@opentelemetry/sdk-trace';
-import { LRUCache } from 'lru-cache';
+import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
+import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
 import { isObject } from '../mcp/protocol.js';
 import type { Tracked } from '../http/tracking.js';
-import { readUpstreamId, type Fingerprint, type UpstreamSessionId } from '../session/ids.js';
-import { toProxyError, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from '../upstream/client.js';
+import type { Fingerprint, UpstreamSessionId } from '../session/ids.js';
+import { toProxyError, type UpstreamClient } from '../upstream/client.js';
+import { tracedClient } from './client-spans.js';
+import { createDurations, type DurationHistogram } from './durations.js';
 import type { TelemetrySettings } from './otel-settings.js';
+import { createSampling, type Sampling } from './sampling.js';
+import { A, describe, methodOf, versionOf } from './span-attributes.js';
+import { formatTraceparent, isSampled, newIds, parseTraceparent, TRACEPARENT, TRACESTATE } from './trace-context.js';
+
+/** Where a context travels: a request's headers, or an upstream exchange's. */
+export type Carrier = Record<string, string | string[] | undefined>;
 
 export interface Tracing {
   /** False: every other member is a pass-through, and call sites skip them altogether. */
   readonly on: boolean;
   /**
-   * Run a request's flow under its server span. `message` is the parsed POST body (undefined for
-   * GET, DELETE, OPTIONS); the span ends when the answer is over.
+   * Run a request's flow under its server span, deciding there whether the request is recorded.
+   * `message` is the parsed POST body (undefined for GET, DELETE, OPTIONS and requests refused
+   * before their body was read); the span ends when the answer is over. The request's context is
+   * left in its own `traceparent` header, where every upstream exchange made for it finds it.
    */
   serve<T>(req: IncomingMessage, res: ServerResponse, tracked: Tracked, message: unknown, flow: () => T): T;
-  /** Run `work` under an internal span: a replay, a pool miss, a sealed id reopened. */
-  step<T>(name: StepName, attributes: Attributes, work: () => Promise<T>): Promise<T>;
-  /** A zero-length internal span under the active one (an MRTR round's kind). */
-  mark(name: StepName, attributes: Attributes): void;
-  /** The upstream client with a client span around each exchange and the context injected. */
+  /**
+   * Run `work` under an internal span (a replay, a pool miss, a sealed id reopened), the child of
+   * the context in `headers`; `work` gets the headers to send, carrying the step's own context,
+   * and that context (a traceparent) when the step is recorded.
+   */
+  step<T>(name: StepName, attributes: Attributes, headers: Carrier, work: StepWork<T>): Promise<T>;
+  /** Whether the request of `headers` is recorded (call sites then build what only a span needs). */
+  recorded(headers: Carrier): boolean;
+  /** A zero-length internal span under the context in `headers` (an MRTR round's kind). */
+  mark(name: StepName, attributes: Attributes, headers: Carrier): void;
+  /**
+   * The request of `headers` waits for `waited`, work another request started (a replay, traced
+   * in that request's trace as `linked`, a traceparent): a span for the wait, linked to it.
+   */
+  wait<T>(name: StepName, headers: Carrier, linked: string | undefined, waited: Promise<T>): Promise<T>;
+  /**
+   * A JSON object's text (the params of a message the proxy writes itself, a replayed initialize)
+   * with the context of `headers` in its `_meta`, when the request is recorded: each exchange puts
+   * its own there. Textual: the params are not parsed for it.
+   */
+  inParams(params: string, headers: Carrier): string;
+  /** The upstream client with a client span around each exchange of a recorded request. */
   client(upstream: UpstreamClient): UpstreamClient;
   /** Export what is pending and stop (shutdown). */
   shutdown(): Promise<void>;
 }
 
-export type StepName = 'replay initialize' | 'pool miss' | 'sealed id reopen' | 'mrtr round';
+export type StepName = 'replay initialize' | 'pool miss' | 'sealed id reopen' | 'mrtr round' | 'replay wait';
+export type StepWork<T> = (headers: Carrier, traced: string | undefined) => Promise<T>;
 
 export const NO_TRACING: Tracing = {
   on: false,
   serve: (_req, _res, _tracked, _message, flow) => flow(),
-  step: (_name, _attributes, work) => work(),
+  step: (_name, _attributes, headers, work) => work(headers, undefined),
+  recorded: () => false,
   mark: () => undefined,
+  wait: (_name, _headers, _linked, waited) => waited,
+  inParams: (params) => params,
   client: (upstream) => upstream,
   shutdown: async () => undefined,
 };
@@ -94,337 +110,256 @@ export interface TracingDeps {
   readonly serviceVersion: string;
 }
 
-// The attribute names of the conventions (semantic-conventions exports only some as constants yet).
-const A = {
-  method: 'mcp.method.name',
-  protocolVersion: 'mcp.protocol.version',
-  sessionId: 'mcp.session.id',
-  requestId: 'jsonrpc.request.id',
-  toolName: 'gen_ai.tool.name',
-  promptName: 'gen_ai.prompt.name',
-  operationName: 'gen_ai.operation.name',
-  errorType: 'error.type',
-  networkProtocol: 'network.protocol.name',
-  networkProtocolVersion: 'network.protocol.version',
-  networkTransport: 'network.transport',
-  serverAddress: 'server.address',
-  serverPort: 'server.port',
-  clientAddress: 'client.address',
-  clientPort: 'client.port',
-  httpMethod: 'http.request.method',
-  httpStatus: 'http.response.status_code',
-  replayed: 'mcp_session_proxy.replayed',
-} as const;
-
-// The conventions' advice for mcp.*.operation.duration (seconds).
-const DURATION_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300];
-// Bodies are parsed for span names and attributes (and _meta injection) only below this size.
-const MAX_PARSED_BODY_BYTES = 1024 * 1024;
 const UPSTREAM_LOG_ID_CACHE = 10_000;
-const TRACEPARENT = 'traceparent';
-const TRACESTATE = 'tracestate';
-/**
- * Attributes that go on the duration histograms (bounded values only: no ids). Not the tool and
- * prompt names the conventions recommend: any client can send any name, and each new one would be
- * a new series until the SDK's cardinality limit folds everyone's data into its overflow series.
- * They stay on the spans.
- */
-const METRIC_ATTRIBUTES = [
-  A.method,
-  A.protocolVersion,
-  A.errorType,
-  A.networkProtocol,
-  A.networkTransport,
-  A.serverAddress,
-  A.serverPort,
-] as const;
+const SCOPE = 'mcp-session-proxy';
 
 /** NO_TRACING, unless an exporter is configured. */
 export function createTracing(deps: TracingDeps): Tracing {
   const { settings } = deps;
   if (settings.traces === undefined && settings.metrics === undefined) return NO_TRACING;
-
   const resource = resourceFromAttributes({ 'service.name': 'mcp-session-proxy', 'service.version': deps.serviceVersion }).merge(
     // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win.
     detectResources({ detectors: [envDetector] }),
   );
-  const traces = settings.traces;
-  const tracerProvider = new TracerProvider({
-    resource,
-    // Metrics only: spans are never recorded, but contexts still propagate.
-    sampler: traces === undefined ? new AlwaysOffSampler() : samplerOf(settings),
-    spanProcessors:
-      traces === undefined
-        ? []
-        : [
-            new BatchSpanProcessor({
-              exporter: traces.protocol === 'http/json' ? new JsonTraceExporter() : new ProtoTraceExporter(),
-              ...settings.batch,
-            }),
-          ],
-  });
-  const meterProvider =
-    settings.metrics === undefined
-      ? undefined
-      : new MeterProvider({
-          resource,
-          readers: [
-            new PeriodicExportingMetricReader({
-              exporter: settings.metrics.protocol === 'http/json' ? new JsonMetricExporter() : new ProtoMetricExporter(),
-              exportIntervalMillis: settings.metricExportIntervalMs,
-            }),
-          ],
-        });
-  // Contexts follow the flow across awaits (a replay started by a request is under its span).
-  // Only when on: AsyncLocalStorage costs on every async hop.
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  const propagator = new W3CTraceContextPropagator();
-  propagation.setGlobalPropagator(propagator);
-  const tracer: Tracer = tracerProvider.getTracer('mcp-session-proxy', deps.serviceVersion);
-  const meter = meterProvider?.getMeter('mcp-session-proxy', deps.serviceVersion);
-  const histogram = (name: string, description: string): Histogram | undefined =>
-    meter?.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: DURATION_BUCKETS } });
-  const serverDuration = histogram(
-    'mcp.server.operation.duration',
-    'MCP request duration as observed on the receiver (the proxy, for its callers)',
-  );
-  const clientDuration = histogram(
-    'mcp.client.operation.duration',
-    'MCP request duration as observed on the sender (the proxy, towards its upstream)',
-  );
-  // An HMAC per exchange costs as much as the rest of the client span: fingerprints of the upstream
-  // ids in use are kept (bounded; in memory only, as the links hold the ids themselves).
-  const upstreamLogIds = new LRUCache<string, string>({ max: UPSTREAM_LOG_ID_CACHE });
-  const upstreamLogId = (id: UpstreamSessionId): string => {
-    let logId = upstreamLogIds.get(id);
-    if (logId === undefined) upstreamLogIds.set(id, (logId = deps.fingerprint(id)));
-    return logId;
-  };
   const upstream = {
     address: deps.upstreamUrl.hostname,
     port: Number(deps.upstreamUrl.port || (deps.upstreamUrl.protocol === 'https:' ? 443 : 80)),
   };
+  const sampling = createSampling(settings.sampler, settings.samplerRatio, ROOT_CONTEXT);
+  const spans =
+    settings.traces === undefined ? undefined : startTraces(settings, settings.traces.protocol, resource, sampling, deps.serviceVersion);
+  const durations = createDurations(resource, { name: SCOPE, version: deps.serviceVersion }, upstream);
+  const metrics = settings.metrics === undefined ? undefined : startMetrics(settings, resource, durations.producer);
+  const tracer = spans?.tracer;
+  const servers = serverSpans(tracer, sampling, metrics === undefined ? undefined : durations.server);
+  const steps = tracer === undefined ? undefined : internalSpans(tracer);
+  const upstreamLogId = upstreamLogIds(deps.fingerprint);
 
   return {
     on: true,
-
-    serve(req, res, tracked, message, flow) {
-      const parent = propagator.extract(ROOT_CONTEXT, carrierOf(message, req), CARRIER_GETTER);
-      // Literal keys, one object: spreads and computed keys cost measurably per request.
-      const attributes: Attributes = {
-        'network.protocol.name': 'http',
-        'network.protocol.version': req.httpVersion,
-        'network.transport': 'tcp',
-      };
-      const name = describe(message, req.method ?? 'POST', attributes);
-      const version = req.headers['mcp-protocol-version'];
-      if (typeof version === 'string' && version.length <= 32) attributes[A.protocolVersion] = version;
-      if (req.socket.remoteAddress !== undefined) attributes[A.clientAddress] = req.socket.remoteAddress;
-      if (req.socket.remotePort !== undefined) attributes[A.clientPort] = req.socket.remotePort;
-      const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes, startTime: tracked.startedAt }, parent);
-      res.once('close', () => {
-        const status = res.headersSent ? res.statusCode : undefined;
-        if (tracked.sessionLogId !== null) span.setAttribute(A.sessionId, tracked.sessionLogId);
-        if (tracked.replayedFor !== null) span.setAttribute(A.replayed, tracked.replayedFor);
-        if (status !== undefined) span.setAttribute(A.httpStatus, status);
-        const errorType = tracked.failure?.toLowerCase() ?? (status !== undefined && status >= 500 ? String(status) : undefined);
-        if (errorType !== undefined) {
-          span.setAttribute(A.errorType, errorType);
-          span.setStatus({ code: SpanStatusCode.ERROR });
-        }
-        span.end();
-        serverDuration?.record((performance.now() - tracked.startedAt) / 1000, metricAttributes(attributes, errorType));
-      });
-      return context.with(trace.setSpan(parent, span), flow);
-    },
-
-    async step(name, attributes, work) {
-      return tracer.startActiveSpan(name, { kind: SpanKind.INTERNAL, attributes }, async (span: Span) => {
-        try {
-          return await work();
-        } catch (error) {
-          span.setAttribute(A.errorType, toProxyError(error).reason.toLowerCase());
-          span.setStatus({ code: SpanStatusCode.ERROR });
-          throw error;
-        } finally {
-          span.end();
-        }
-      });
-    },
-
-    mark(name, attributes) {
-      tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }).end();
-    },
-
-    client(inner) {
-      return {
-        probe: (timeoutMs) => inner.probe(timeoutMs),
-        close: () => inner.close(),
-        async request(request) {
-          const started = performance.now();
-          const message = parsedBody(request.body);
-          const attributes: Attributes = {
-            'http.request.method': request.method,
-            'network.protocol.name': 'http',
-            'network.transport': 'tcp',
-            'server.address': upstream.address,
-            'server.port': upstream.port,
-          };
-          const name = describe(message, request.method, attributes);
-          const version = request.headers['mcp-protocol-version'];
-          if (typeof version === 'string' && version.length <= 32) attributes[A.protocolVersion] = version;
-          const upstreamId = readUpstreamId(request.headers['mcp-session-id']);
-          if (upstreamId.kind === 'valid') attributes[A.sessionId] = upstreamLogId(upstreamId.id);
-          const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes });
-          const ctx = trace.setSpan(context.active(), span);
-          const traced: UpstreamRequest = { ...request, headers: withContext(request.headers, ctx) };
-          if (request.body !== undefined) (traced as { body?: UpstreamRequest['body'] }).body = withMetaContext(request.body, message, ctx);
-          let response: UpstreamResponse;
-          try {
-            response = await inner.request(traced);
-          } catch (error) {
-            const errorType = toProxyError(error).reason.toLowerCase();
-            finish(span, attributes, started, errorType);
-            throw error;
-          }
-          span.setAttribute(A.httpStatus, response.statusCode);
-          const errorType = response.statusCode >= 400 ? String(response.statusCode) : undefined;
-          // The exchange is over when its body is: an SSE answer lasts as long as its stream.
-          whenDone(response.body, () => finish(span, attributes, started, errorType));
-          return response;
-        },
-      };
-    },
-
+    serve: servers.serve,
+    step: (name, attributes, headers, work) =>
+      steps === undefined ? work(headers, undefined) : steps.step(name, attributes, headers, work),
+    recorded: (headers) => steps !== undefined && isSampled(headers[TRACEPARENT]),
+    mark: (name, attributes, headers) => steps?.mark(name, attributes, headers),
+    wait: (name, headers, linked, waited) => (steps === undefined ? waited : steps.wait(name, headers, linked, waited)),
+    inParams: (params, headers) => (isSampled(headers[TRACEPARENT]) ? withMetaMember(params, TRACEPARENT, headers[TRACEPARENT]) : params),
+    client: (inner) =>
+      tracedClient(inner, { tracer, durations: metrics === undefined ? undefined : durations.client, sampling, upstreamLogId, upstream }),
     async shutdown() {
-      await Promise.allSettled([tracerProvider.shutdown(), meterProvider?.shutdown()]);
+      await Promise.allSettled([spans?.provider.shutdown(), metrics?.shutdown()]);
     },
   };
-
-  function finish(span: Span, attributes: Attributes, started: number, errorType: string | undefined): void {
-    if (errorType !== undefined) {
-      span.setAttribute(A.errorType, errorType);
-      span.setStatus({ code: SpanStatusCode.ERROR });
-    }
-    span.end();
-    clientDuration?.record((performance.now() - started) / 1000, metricAttributes(attributes, errorType));
-  }
-
-  /** The headers with this context's traceparent/tracestate instead of the caller's. */
-  function withContext(headers: UpstreamRequest['headers'], ctx: Context): UpstreamRequest['headers'] {
-    const out = { ...headers };
-    delete out[TRACEPARENT];
-    delete out[TRACESTATE];
-    propagator.inject(ctx, out, { set: (carrier: Record<string, string | string[]>, key, value) => void (carrier[key] = value) });
-    return out;
-  }
-
-  /**
-   * A body the proxy wrote itself (a string) carries the context in params._meta too, as
-   * 2026-07-28 and the conventions do. The client's own bytes (a Buffer) go untouched.
-   */
-  function withMetaContext(body: Buffer | string, message: unknown, ctx: Context): Buffer | string {
-    if (typeof body !== 'string' || !isObject(message) || typeof message.method !== 'string') return body;
-    const meta: Record<string, string> = {};
-    propagator.inject(ctx, meta, { set: (carrier: Record<string, string>, key, value) => void (carrier[key] = value) });
-    const params = isObject(message.params) ? message.params : {};
-    const previous = isObject(params._meta) ? params._meta : {};
-    const { traceparent: _p, tracestate: _s, ...rest } = previous;
-    return JSON.stringify({ ...message, params: { ...params, _meta: { ...rest, ...meta } } });
-  }
 }
 
-/** The sampler OTEL_TRACES_SAMPLER names (SDK 3 takes it in code only). */
-export function samplerOf(settings: Pick<TelemetrySettings, 'sampler' | 'samplerRatio'>): Sampler {
-  switch (settings.sampler) {
-    case 'always_on':
-      return new AlwaysOnSampler();
-    case 'always_off':
-      return new AlwaysOffSampler();
-    case 'traceidratio':
-      return new TraceIdRatioBasedSampler(settings.samplerRatio);
-    case 'parentbased_always_on':
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-    case 'parentbased_always_off':
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
-    case 'parentbased_traceidratio':
-      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.samplerRatio) });
-  }
+function startTraces(settings: TelemetrySettings, protocol: string, resource: Resource, sampling: Sampling, version: string) {
+  const provider = new TracerProvider({
+    resource,
+    sampler: sampling.sampler,
+    spanProcessors: [
+      new BatchSpanProcessor({
+        exporter: protocol === 'http/json' ? new JsonTraceExporter() : new ProtoTraceExporter(),
+        ...settings.batch,
+      }),
+    ],
+  });
+  return { provider, tracer: provider.getTracer(SCOPE, version) };
+}
+
+/** The OTLP metrics: the duration histograms (durations.ts), through the SDK's periodic reader. */
+function startMetrics(settings: TelemetrySettings, resource: Resource, producer: MetricProducer): MeterProvider {
+  return new MeterProvider({
+    resource,
+    readers: [
+      new PeriodicExportingMetricReader({
+        exporter: settings.metrics?.protocol === 'http/json' ? new JsonMetricExporter() : new ProtoMetricExporter(),
+        exportIntervalMillis: settings.metricExportIntervalMs,
+        metricProducers: [producer],
+      }),
+    ],
+  });
 }
 
 /**
- * The span name of a JSON-RPC message (conventions: `{mcp.method.name} {target}`), its MCP
- * attributes written into `attributes`.
+ * An HMAC per exchange costs as much as the rest of a client span: fingerprints of the upstream
+ * ids in use are kept (in memory only, as the links hold the ids themselves). A plain Map,
+ * emptied when full: LRUCache's methods run on every request for the session store, and a second
+ * cache of another kind would make their call sites polymorphic.
  */
-function describe(message: unknown, httpMethod: string, attributes: Attributes): string {
-  if (Array.isArray(message)) return 'batch';
-  if (!isObject(message) || typeof message.method !== 'string' || message.method.length > 128) return httpMethod;
-  const { method, id } = message;
-  attributes[A.method] = method;
-  if (typeof id === 'string' || typeof id === 'number') attributes[A.requestId] = String(id);
-  const name =
-    isObject(message.params) && typeof message.params.name === 'string' && message.params.name.length <= 256
-      ? message.params.name
-      : undefined;
-  if (method === 'tools/call' && name !== undefined) {
-    attributes[A.toolName] = name;
-    attributes[A.operationName] = 'execute_tool';
-    return `${method} ${name}`;
-  }
-  if (method === 'prompts/get' && name !== undefined) {
-    attributes[A.promptName] = name;
-    return `${method} ${name}`;
-  }
-  return method;
-}
-
-function parsedBody(body: UpstreamRequest['body']): unknown {
-  if (body === undefined) return undefined;
-  if ((typeof body === 'string' ? body.length : body.byteLength) > MAX_PARSED_BODY_BYTES) return undefined;
-  try {
-    return JSON.parse(body.toString());
-  } catch {
-    return undefined;
-  }
-}
-
-/** Where the caller's context is: params._meta (the MCP carrier) if it has one, else the HTTP headers. */
-function carrierOf(message: unknown, req: IncomingMessage): Record<string, unknown> {
-  if (
-    isObject(message) &&
-    isObject(message.params) &&
-    isObject(message.params._meta) &&
-    typeof message.params._meta[TRACEPARENT] === 'string'
-  ) {
-    return message.params._meta;
-  }
-  return req.headers;
-}
-
-const CARRIER_GETTER: TextMapGetter<Record<string, unknown>> = {
-  keys: (carrier) => Object.keys(carrier),
-  get: (carrier, key) => {
-    const value = carrier[key];
-    return typeof value === 'string' || Array.isArray(value) ? (value as string | string[]) : undefined;
-  },
-};
-
-function metricAttributes(attributes: Attributes, errorType: string | undefined): Attributes {
-  const out: Attributes = {};
-  for (const key of METRIC_ATTRIBUTES) if (attributes[key] !== undefined) out[key] = attributes[key];
-  if (errorType !== undefined) out[A.errorType] = errorType;
-  return out;
-}
-
-function whenDone(body: Readable, done: () => void): void {
-  if (body.destroyed || body.readableEnded) return done();
-  let called = false;
-  const once = () => {
-    if (called) return;
-    called = true;
-    done();
+function upstreamLogIds(fingerprint: Fingerprint): (id: UpstreamSessionId) => string {
+  const cache = new Map<string, string>();
+  return (id) => {
+    let logId = cache.get(id);
+    if (logId === undefined) {
+      if (cache.size >= UPSTREAM_LOG_ID_CACHE) cache.clear();
+      cache.set(id, (logId = fingerprint(id)));
+    }
+    return logId;
   };
-  body.once('end', once);
-  body.once('close', once);
-  body.once('error', once);
 }
+
+/**
+ * Server spans: the one sampling decision per request. Unsampled, a request gets no span, no
+ * attribute object and no context object: its `traceparent` header is made to carry the decision
+ * (the caller's context with the sampled flag clear, or new ids when none came), and its duration
+ * goes to the histogram.
+ */
+function serverSpans(tracer: Tracer | undefined, sampling: Sampling, durations: DurationHistogram | undefined) {
+  return {
+    serve: <T>(req: IncomingMessage, res: ServerResponse, tracked: Tracked, message: unknown, flow: () => T): T => {
+      const meta = metaOf(message);
+      const { headers } = req;
+      // The caller's context: params._meta's if it has one, else the HTTP headers'.
+      const inMeta = meta !== undefined && typeof meta[TRACEPARENT] === 'string';
+      const carried = inMeta ? meta[TRACEPARENT] : headers[TRACEPARENT];
+      const parent = carried === undefined ? undefined : parseTraceparent(carried, inMeta ? meta[TRACESTATE] : headers[TRACESTATE]);
+      const ids = parent ?? newIds();
+      if (tracer !== undefined && sampling.decide(parent, ids.traceId)) {
+        record(
+          req,
+          res,
+          tracked,
+          message,
+          meta,
+          tracer.startSpan(
+            '',
+            { kind: SpanKind.SERVER, startTime: tracked.startedAt },
+            parent === undefined ? sampling.recordedRoot : trace.setSpanContext(ROOT_CONTEXT, parent),
+          ),
+        );
+      } else {
+        headers[TRACEPARENT] = unsampled(parent, carried as string, ids);
+        if (durations !== undefined) {
+          const method = methodOf(message);
+          const version = versionOf(headers['mcp-protocol-version']);
+          tracked.onClose = (status) => durations.record(secondsSince(tracked.startedAt), method, version, errorTypeOf(tracked, status));
+        }
+      }
+      return flow();
+    },
+  };
+
+  /** A recorded request: its server span, and its context where its exchanges find it. */
+  function record(
+    req: IncomingMessage,
+    res: ServerResponse,
+    tracked: Tracked,
+    message: unknown,
+    meta: Record<string, unknown> | undefined,
+    span: Span,
+  ): void {
+    // Literal keys, one object: spreads and computed keys cost measurably per request.
+    const attributes: Attributes = {
+      'network.protocol.name': 'http',
+      'network.protocol.version': req.httpVersion,
+      'network.transport': 'tcp',
+    };
+    span.updateName(describe(message, req.method ?? 'POST', attributes));
+    const version = versionOf(req.headers['mcp-protocol-version']);
+    if (version !== undefined) attributes[A.protocolVersion] = version;
+    if (req.socket.remoteAddress !== undefined) attributes[A.clientAddress] = req.socket.remoteAddress;
+    if (req.socket.remotePort !== undefined) attributes[A.clientPort] = req.socket.remotePort;
+    span.setAttributes(attributes);
+    const own = formatTraceparent(span.spanContext());
+    req.headers[TRACEPARENT] = own;
+    if (meta !== undefined) {
+      // Bodies the proxy writes from this message carry it in params._meta (each exchange puts its own there).
+      meta[TRACEPARENT] = own;
+      if (typeof meta[TRACESTATE] === 'string' && typeof req.headers[TRACESTATE] !== 'string') req.headers[TRACESTATE] = meta[TRACESTATE];
+    }
+    tracked.onClose = (status) => {
+      if (tracked.sessionLogId !== null) span.setAttribute(A.sessionId, tracked.sessionLogId);
+      if (tracked.replayedFor !== null) span.setAttribute(A.replayed, tracked.replayedFor);
+      if (status !== null) span.setAttribute(A.httpStatus, status);
+      const errorType = errorTypeOf(tracked, status);
+      if (errorType !== undefined) {
+        span.setAttribute(A.errorType, errorType);
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+      durations?.record(secondsSince(tracked.startedAt), attributes[A.method] as string | undefined, version, errorType);
+    };
+  }
+}
+
+/** The traceparent an unsampled request passes on: the caller's with the sampled flag clear, or new ids'. */
+function unsampled(parent: SpanContext | undefined, carried: string, ids: { traceId: string; spanId: string }): string {
+  if (parent === undefined) return `00-${ids.traceId}-${ids.spanId}-00`;
+  return isSampled(carried) ? formatTraceparent({ ...parent, traceFlags: 0 }) : carried;
+}
+
+function errorTypeOf(tracked: Tracked, status: number | null): string | undefined {
+  return tracked.failure?.toLowerCase() ?? (status !== null && status >= 500 ? String(status) : undefined);
+}
+
+/** Internal spans under a request's context, for the requests that are recorded. */
+function internalSpans(tracer: Tracer) {
+  /** The parent context in `headers`, if the request is recorded. */
+  const recordedParent = (headers: Carrier) => {
+    const value = headers[TRACEPARENT];
+    return isSampled(value) ? parseTraceparent(value, headers[TRACESTATE]) : undefined;
+  };
+  const start = (name: string, parent: SpanContext, attributes: Attributes, links?: Link[]) =>
+    tracer.startSpan(
+      name,
+      { kind: SpanKind.INTERNAL, attributes, ...(links === undefined ? {} : { links }) },
+      trace.setSpanContext(ROOT_CONTEXT, parent),
+    );
+  const fail = (span: Span, error: unknown) => {
+    span.setAttribute(A.errorType, toProxyError(error).reason.toLowerCase());
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  };
+  return {
+    async step<T>(name: StepName, attributes: Attributes, headers: Carrier, work: StepWork<T>): Promise<T> {
+      const parent = recordedParent(headers);
+      if (parent === undefined) return work(headers, undefined);
+      const span = start(name, parent, attributes);
+      const own = formatTraceparent(span.spanContext());
+      try {
+        return await work({ ...headers, [TRACEPARENT]: own }, own);
+      } catch (error) {
+        fail(span, error);
+        throw error;
+      } finally {
+        span.end();
+      }
+    },
+    mark(name: StepName, attributes: Attributes, headers: Carrier): void {
+      const parent = recordedParent(headers);
+      if (parent !== undefined) start(name, parent, attributes).end();
+    },
+    async wait<T>(name: StepName, headers: Carrier, linked: string | undefined, waited: Promise<T>): Promise<T> {
+      const parent = recordedParent(headers);
+      if (parent === undefined) return waited;
+      const other = parseTraceparent(linked);
+      const span = start(name, parent, {}, other === undefined ? undefined : [{ context: other }]);
+      try {
+        return await waited;
+      } catch (error) {
+        fail(span, error);
+        throw error;
+      } finally {
+        span.end();
+      }
+    },
+  };
+}
+
+/**
+ * `{…,"_meta":{"key":"value"}}` from `{…}`: the member goes last, so that it wins over a `_meta`
+ * the object may have (JSON.parse keeps the last of duplicate names).
+ */
+function withMetaMember(object: string, key: string, value: string): string {
+  const end = object.lastIndexOf('}');
+  if (end === -1) return object;
+  const head = object.slice(0, end).trimEnd();
+  const member = `"_meta":{${JSON.stringify(key)}:${JSON.stringify(value)}}`;
+  return `${head}${head.endsWith('{') ? '' : ','}${member}${object.slice(end)}`;
+}
+
+/** `params._meta`, when the caller's context may be there (the MCP carrier, as 2026-07-28 and the conventions put it). */
+function metaOf(message: unknown): Record<string, unknown> | undefined {
+  return isObject(message) && isObject(message.params) && isObject(message.params._meta) ? message.params._meta : undefined;
+}
+
+const secondsSince = (started: number) => (performance.now() - started) / 1000;

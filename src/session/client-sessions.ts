@@ -78,7 +78,7 @@ export function createClientSessions(deps: ClientSessionsDeps): ClientSessions {
     const session = store.get(id);
     if (session !== undefined) return admit(call, session, purpose);
     const reopening = () => reopen(deps, call, id, purpose).then((reopened) => admit(call, reopened, purpose));
-    return tracing.on ? tracing.step('sealed id reopen', {}, reopening) : reopening();
+    return tracing.on ? tracing.step('sealed id reopen', {}, call.req.headers, reopening) : reopening();
   }
 
   /**

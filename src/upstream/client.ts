@@ -63,6 +63,11 @@ export interface UpstreamRequest {
   readonly headers: UpstreamHeaders;
   readonly body?: Buffer | string;
   readonly signal?: CancelSignal;
+  /**
+   * The JSON-RPC message the body holds, as its sender parsed or built it: tracing names the
+   * exchange's span from it (bodies are never parsed again for that). Never sent.
+   */
+  readonly rpc?: unknown;
 }
 
 export interface UpstreamResponse {

@@ -38,6 +38,7 @@ const PROBE_BODY = JSON.stringify({
     },
   },
 });
+const PROBE_RPC = { method: 'server/discover' };
 
 export function createEraProbe(upstream: UpstreamClient, setting: UpstreamEra, log: Logger, timeoutMs: number): EraProbe {
   if (setting !== 'auto') return { era: () => setting, known: () => setting, forget: () => undefined };
@@ -55,7 +56,7 @@ export function createEraProbe(upstream: UpstreamClient, setting: UpstreamEra, l
     headers['mcp-method'] = 'server/discover';
     const signal = AbortSignal.timeout(timeoutMs);
     try {
-      const answer = await upstream.request({ method: 'POST', headers, body: PROBE_BODY, signal });
+      const answer = await upstream.request({ method: 'POST', headers, body: PROBE_BODY, signal, rpc: PROBE_RPC });
       const body = await readBody(answer.body, MAX_PROBE_ANSWER_BYTES, 'UPSTREAM_UNAVAILABLE', signal);
       const verdict = verdictOf(answer.statusCode, body.toString(), answer.headers['content-type']);
       if (verdict !== undefined) {

@@ -39,7 +39,13 @@ export type LinkState =
   /** No upstream session in this process (a reopened sealed id, a new pooled link, a failed replay): open first. */
   | { readonly kind: 'unopened'; readonly reason: OpenReason }
   /** initialize + notifications/initialized in flight; every message waits for it. */
-  | { readonly kind: 'replaying'; readonly reason: OpenReason; readonly flight: Promise<void> }
+  | {
+      readonly kind: 'replaying';
+      readonly reason: OpenReason;
+      readonly flight: Promise<void>;
+      /** The replay's span (its traceparent) when it is traced: messages that wait for it link to it. */
+      readonly traced: string | undefined;
+    }
   /** The upstream answered the client's initialize; its notifications/initialized is next. */
   | { readonly kind: 'awaiting-initialized' }
   /** The proxy sends notifications/initialized itself (the client's went to another replica). */
@@ -80,6 +86,8 @@ export interface Outgoing {
   readonly headers: UpstreamHeaders;
   /** A POST body (as received, or as the proxy rewrote it); undefined for a GET (the event stream). */
   readonly body: Buffer | string | undefined;
+  /** The JSON-RPC message the body holds, as the flow parsed or built it (tracing names spans from it). */
+  readonly message?: unknown;
   /** The client's own notifications/initialized: sent only while the upstream session needs one. */
   readonly initialized: boolean;
   /**
@@ -114,6 +122,10 @@ const MAX_INITIALIZE_ANSWER_BYTES = 1024 * 1024;
 // Loss errors are short JSON-RPC errors; reading more than this to classify one is never needed.
 const MAX_ERROR_ANSWER_BYTES = 64 * 1024;
 const INITIALIZED_NOTIFICATION = '{"jsonrpc":"2.0","method":"notifications/initialized"}';
+// What the proxy's own handshake messages are, for tracing (their bodies are built as text).
+const INITIALIZE_RPC = { method: 'initialize' };
+const INITIALIZED_RPC = { method: 'notifications/initialized' };
+const SET_LEVEL_RPC = { method: 'logging/setLevel' };
 
 let links = 0;
 let replays = 0;
@@ -293,6 +305,8 @@ export class UpstreamLink {
    * notifications/initialized when the upstream session has had one already.
    */
   private async ready(out: Readying): Promise<boolean> {
+    // Whether this message started the replay it waits for (else it waits for another's).
+    let started = false;
     for (;;) {
       const state = this.state;
       switch (state.kind) {
@@ -310,12 +324,15 @@ export class UpstreamLink {
         case 'unopened':
           if (state.reason !== 'pooled') out.replayed = state.reason;
           this.replay(state.reason, out.headers);
+          started = true;
           break;
-        case 'replaying':
+        case 'replaying': {
           if (state.reason !== 'pooled') out.replayed ??= state.reason;
+          const { tracing } = this.deps;
           // A failed replay fails every message that waited for it; the next one tries again.
-          await state.flight;
+          await (started || tracing?.on !== true ? state.flight : tracing.wait('replay wait', out.headers, state.traced, state.flight));
           break;
+        }
         case 'acknowledging':
           await state.flight;
           break;
@@ -336,10 +353,17 @@ export class UpstreamLink {
     if (reason !== 'pooled') this.deps.metrics.replay(reason);
     const { tracing } = this.deps;
     // Traced: the handshake's exchanges are the children of a span under the request that needed it.
+    let traced: string | undefined;
     const opening =
       tracing?.on === true
-        ? tracing.step(reason === 'pooled' ? 'pool miss' : 'replay initialize', { 'mcp_session_proxy.replay.reason': reason }, () =>
-            this.reestablish(reason, clientHeaders),
+        ? tracing.step(
+            reason === 'pooled' ? 'pool miss' : 'replay initialize',
+            { 'mcp_session_proxy.replay.reason': reason },
+            clientHeaders,
+            (headers, own) => {
+              traced = own;
+              return this.reestablish(reason, headers as UpstreamHeaders);
+            },
           )
         : this.reestablish(reason, clientHeaders);
     const flight = opening.catch((error: unknown) => {
@@ -351,7 +375,7 @@ export class UpstreamLink {
     });
     // Waiters attach their own handlers; this one keeps a failure nobody awaits from crashing.
     flight.catch(ignore);
-    this.state = { kind: 'replaying', reason, flight };
+    this.state = { kind: 'replaying', reason, flight, traced };
   }
 
   /** initialize (the client's own params) + notifications/initialized on a new upstream session. */
@@ -362,8 +386,9 @@ export class UpstreamLink {
     const signal = AbortSignal.timeout(deps.timeoutMs);
     // A proxy-owned JSON-RPC id: the answer is consumed here and never reaches a client.
     const requestId = `mcp-session-proxy-replay-${++replays}`;
-    const body = `{"jsonrpc":"2.0","id":${JSON.stringify(requestId)},"method":"initialize","params":${this.initParams}}`;
-    const result = await initialize(deps.upstream, { headers, body, requestId, signal }, 'REPLAY_FAILED');
+    const params = deps.tracing?.on === true ? deps.tracing.inParams(this.initParams, headers) : this.initParams;
+    const body = `{"jsonrpc":"2.0","id":${JSON.stringify(requestId)},"method":"initialize","params":${params}}`;
+    const result = await initialize(deps.upstream, { headers, body, requestId, signal, rpc: INITIALIZE_RPC }, 'REPLAY_FAILED');
     if (result.kind === 'refused') {
       const status = result.response.statusCode;
       if (isAuthChallenge(status)) throw new UpstreamAnswer(status, result.response.headers, result.body);
@@ -428,12 +453,18 @@ export class UpstreamLink {
 
   private async setLevel(headers: UpstreamHeaders, signal: AbortSignal): Promise<void> {
     const body = JSON.stringify({ jsonrpc: '2.0', id: this.nextRequestId(), method: 'logging/setLevel', params: { level: this.logLevel } });
-    const answer = await this.deps.upstream.request({ method: 'POST', headers, body, signal });
+    const answer = await this.deps.upstream.request({ method: 'POST', headers, body, signal, rpc: SET_LEVEL_RPC });
     await drain(answer.body);
   }
 
   private async sendInitialized(headers: UpstreamHeaders, signal: AbortSignal): Promise<number> {
-    const answer = await this.deps.upstream.request({ method: 'POST', headers, body: INITIALIZED_NOTIFICATION, signal });
+    const answer = await this.deps.upstream.request({
+      method: 'POST',
+      headers,
+      body: INITIALIZED_NOTIFICATION,
+      signal,
+      rpc: INITIALIZED_RPC,
+    });
     await drain(answer.body);
     return answer.statusCode;
   }
@@ -458,6 +489,7 @@ export class UpstreamLink {
       headers,
       ...(out.body === undefined ? {} : { body: out.body }),
       signal: out.cancel,
+      rpc: out.message,
     });
     if (traced) deps.log.trace({ link: this.label, status: response.statusCode, headers: response.headers }, 'from upstream');
     if (!mayBeLoss(response.statusCode, deps.loss)) return { response, payload: response.body };
@@ -525,11 +557,17 @@ export type Initialized =
  */
 export async function initialize(
   upstream: UpstreamClient,
-  request: { headers: UpstreamHeaders; body: Buffer | string; requestId: JsonRpcId; signal: CancelSignal },
+  request: { headers: UpstreamHeaders; body: Buffer | string; requestId: JsonRpcId; signal: CancelSignal; rpc?: unknown },
   tooLarge: ProxyErrorReason,
 ): Promise<Initialized> {
   const { signal } = request;
-  const response = await upstream.request({ method: 'POST', headers: request.headers, body: request.body, signal });
+  const response = await upstream.request({
+    method: 'POST',
+    headers: request.headers,
+    body: request.body,
+    signal,
+    rpc: request.rpc ?? INITIALIZE_RPC,
+  });
   const body = await readBody(response.body, MAX_INITIALIZE_ANSWER_BYTES, tooLarge, signal);
   const ok = response.statusCode >= 200 && response.statusCode < 300;
   const outcome = ok ? initializeOutcomeOf(body.toString(), response.headers['content-type'], request.requestId) : undefined;

@@ -22,6 +22,8 @@ export interface ReceivedSpan {
   /** OTLP status code: 0 unset, 1 ok, 2 error. */
   readonly status: number;
   readonly service: string | undefined;
+  /** The spans this one links to. */
+  readonly links: { readonly traceId: string; readonly spanId: string }[];
 }
 
 export interface OtlpReceiver {
@@ -120,6 +122,10 @@ function spansOfJson(request: {
         attributes: attributesOfJson(s.attributes as JsonKeyValue[]),
         status: Number((s.status as { code?: number } | undefined)?.code ?? 0),
         service: typeof service === 'string' ? service : undefined,
+        links: ((s.links ?? []) as { traceId?: unknown; spanId?: unknown }[]).map((l) => ({
+          traceId: String(l.traceId),
+          spanId: String(l.spanId),
+        })),
       })),
     );
   });
@@ -198,7 +204,7 @@ function attributesOfProtobuf(list: Buffer[]): Record<string, AttributeValue> {
 /**
  * ExportTraceServiceRequest { resource_spans 1 } → ResourceSpans { resource 1 { attributes 1 },
  * scope_spans 2 } → ScopeSpans { spans 2 } → Span { trace_id 1, span_id 2, parent_span_id 4,
- * name 5, kind 6, attributes 9, status 15 { code 3 } }.
+ * name 5, kind 6, attributes 9, links 13 { trace_id 1, span_id 2 }, status 15 { code 3 } }.
  */
 function spansOfProtobuf(body: Buffer): ReceivedSpan[] {
   return bytesOf(fieldsOf(body), 1).flatMap((resourceSpans) => {
@@ -218,6 +224,10 @@ function spansOfProtobuf(body: Buffer): ReceivedSpan[] {
           attributes: attributesOfProtobuf(bytesOf(s, 9)),
           status: status === undefined ? 0 : firstVarint(fieldsOf(status), 3),
           service: typeof service === 'string' ? service : undefined,
+          links: bytesOf(s, 13).map((link) => {
+            const l = fieldsOf(link);
+            return { traceId: firstBytes(l, 1)?.toString('hex') ?? '', spanId: firstBytes(l, 2)?.toString('hex') ?? '' };
+          }),
         };
       }),
     );

@@ -328,6 +328,9 @@ describe('tracing an MRTR exchange (a 2026-07-28 call whose legacy tool asks the
     expect(server.parentSpanId).toBe(second.spanId);
     const round = one(childrenOf(trace, server), (s) => s.name === 'mrtr round');
     expect(round.attributes).toMatchObject({ 'mcp.method.name': 'tools/call', 'mcp_session_proxy.mrtr.round': 'resume' });
+    // The first round has its span too.
+    const firstRound = one(childrenOf(inTrace(spans, first.traceId), firstServer), (s) => s.name === 'mrtr round');
+    expect(firstRound.attributes).toMatchObject({ 'mcp.method.name': 'tools/call', 'mcp_session_proxy.mrtr.round': 'first' });
     await receiver.close();
   });
 });
@@ -355,6 +358,45 @@ describe('tracing in front of a 2026-07-28-only upstream', () => {
       expect(server.parentSpanId).toBe(context.spanId);
       one(childrenOf(trace, server), (s) => s.kind === CLIENT && s.name === 'tools/call echo');
     }
+    await receiver.close();
+  });
+});
+
+describe('tracing what no flow serves', () => {
+  it('requests refused at the gate or while their body is read, and the pass-through routes, have server spans', async () => {
+    const receiver = await startOtlpReceiver();
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl, { ...otelEnv(receiver, 'http/json'), BODY_LIMIT_BYTES: '1024' });
+    const refused = callerContext();
+    const put = await fetch(proxy.url, { method: 'PUT', headers: { traceparent: refused.traceparent } });
+    expect(put.status).toBe(405);
+    await put.text();
+    const tooLarge = callerContext();
+    const big = await post(
+      proxy.url,
+      { 'content-type': 'application/json', accept: 'application/json, text/event-stream', traceparent: tooLarge.traceparent },
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { padding: 'x'.repeat(4096) } },
+    );
+    expect(big.status).toBe(413);
+    const passed = callerContext();
+    const metadata = await fetch(`${proxy.origin}/.well-known/oauth-protected-resource`, { headers: { traceparent: passed.traceparent } });
+    await metadata.text();
+    await proxy.stop();
+    const spans = receiver.spans();
+    for (const [context, status] of [
+      [refused, 405],
+      [tooLarge, 413],
+    ] as const) {
+      const server = one(inTrace(spans, context.traceId), (s) => s.kind === SERVER);
+      expect(server.parentSpanId).toBe(context.spanId);
+      expect(server.attributes['http.response.status_code']).toBe(status);
+      expect(server.attributes['error.type']).toBeTypeOf('string');
+      expect(server.status).toBe(ERROR);
+    }
+    const route = one(inTrace(spans, passed.traceId), (s) => s.kind === SERVER);
+    expect(route.parentSpanId).toBe(passed.spanId);
+    expect(route.name).toBe('GET');
+    expect(route.attributes['http.response.status_code']).toBe(metadata.status);
     await receiver.close();
   });
 });

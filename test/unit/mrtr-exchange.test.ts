@@ -75,6 +75,7 @@ const tracked = () => ({
   replayedFor: null,
   failure: null,
   requestId: 1,
+  onClose: null,
 });
 const ctx = (clientId: number) => ({
   method: 'tools/call',

@@ -1,9 +1,9 @@
-import { ROOT_CONTEXT, SpanKind, TraceFlags, trace, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, TraceFlags, trace, type Context } from '@opentelemetry/api';
 import { SamplingDecision } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import type { SamplerName } from '../../src/observability/otel-settings.js';
-import { samplerOf } from '../../src/observability/tracing.js';
+import { createSampling } from '../../src/observability/sampling.js';
 
 const baseEnv = { UPSTREAM_URL: 'http://127.0.0.1:8000/mcp' } as NodeJS.ProcessEnv;
 
@@ -96,7 +96,9 @@ describe('the sampler and span batching named by OTEL_* variables', () => {
     trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId: 'b7ad6b7169203331', traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE });
   const decide = (env: NodeJS.ProcessEnv, context: Context): SamplingDecision => {
     const { telemetry } = loadConfig([], { ...baseEnv, ...env });
-    return samplerOf(telemetry).shouldSample(context, traceId, 'tools/call', SpanKind.SERVER, {}, []).decision;
+    // The decision the server span takes, once per request (observability/sampling.ts).
+    const sampled = createSampling(telemetry.sampler, telemetry.samplerRatio, ROOT_CONTEXT).decide(trace.getSpanContext(context), traceId);
+    return sampled ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD;
   };
   const { RECORD_AND_SAMPLED: SAMPLED, NOT_RECORD: DROPPED } = SamplingDecision;
 

@@ -24,6 +24,6 @@ describe('tracing off (no exporter configured)', () => {
 
   it('runs flows and steps directly', async () => {
     expect(tracing.serve({} as never, {} as never, {} as never, undefined, () => 42)).toBe(42);
-    await expect(tracing.step('replay initialize', {}, async () => 'done')).resolves.toBe('done');
+    await expect(tracing.step('replay initialize', {}, {}, async () => 'done')).resolves.toBe('done');
   });
 });

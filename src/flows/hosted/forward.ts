@@ -53,7 +53,7 @@ export async function forwardHosted(
     return hostedExchange(inputDeps, hostedCall, hosted, { id, method, params, headers });
   }
   const body = toModernRequest(id, method, params, hosted.client, hosted.logLevel);
-  const response = await deps.upstream.request({ method: 'POST', headers, body, signal });
+  const response = await deps.upstream.request({ method: 'POST', headers, body, signal, rpc: message });
   // Refused unprocessed (expired token, missing scope): as it came, whatever its body says.
   if (isAuthChallenge(response.statusCode)) return relayAsItCame(call, { response, payload: response.body });
   const map: MessageMap =

@@ -42,6 +42,9 @@ import { toClientHeaders } from '../../http/headers.js';
 import { AnswerWriter } from '../../http/answer-writer.js';
 import { relay, sseEvent } from '../../http/reply.js';
 
+// What the proxy's own tools/list pages are, for tracing.
+const TOOLS_LIST_RPC = { method: 'tools/list' };
+
 type Obj = Record<string, unknown>;
 
 export interface HostedInputDeps {
@@ -93,7 +96,13 @@ export async function hostedExchange(
     const body = toModernRequest(upstreamId, method, params, session.client, session.logLevel);
     let answer: RoundAnswer;
     try {
-      const response = await deps.upstream.request({ method: 'POST', headers, body, signal: gone });
+      const response = await deps.upstream.request({
+        method: 'POST',
+        headers,
+        body,
+        signal: gone,
+        rpc: { id: upstreamId, method, params },
+      });
       deps.log.trace({ link: session.label, round, status: response.statusCode }, 'hosted request: upstream answered');
       answer = await readRound(response, upstreamId, id, (notification) => {
         const translated = toLegacyMessage(notification, method);
@@ -268,7 +277,8 @@ async function learnTools(
     const id = `mcp-session-proxy-tools-${page}`;
     const body = toModernRequest(id, 'tools/list', cursor === undefined ? {} : { cursor }, session.client, undefined);
     try {
-      const answer = await readRound(await deps.upstream.request({ method: 'POST', headers, body, signal: gone }), id, id, () => undefined);
+      const request = { method: 'POST', headers, body, signal: gone, rpc: TOOLS_LIST_RPC } as const;
+      const answer = await readRound(await deps.upstream.request(request), id, id, () => undefined);
       const result =
         answer.kind === 'message'
           ? answer.message.result

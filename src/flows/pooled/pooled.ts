@@ -105,12 +105,14 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     // MRTR: a retry may continue a parked upstream exchange; a run of these methods may be asked
     // questions, which become input_required.
     const round = INPUT_REQUIRED_METHODS.has(method) ? mrtr.begin(call, method, params) : undefined;
-    // A retry carrying answers (an MRTR round after the first): continued, or re-run.
-    if (tracing.on && round !== undefined && (params?.requestState !== undefined || params?.inputResponses !== undefined)) {
-      tracing.mark('mrtr round', {
-        'mcp.method.name': method,
-        'mcp_session_proxy.mrtr.round': round.kind === 'resume' ? 'resume' : 'rerun',
-      });
+    // Every round: the first, a retry that continues a parked exchange, or one that runs it again.
+    if (tracing.on && round !== undefined && tracing.recorded(headers)) {
+      const retry = params?.requestState !== undefined || params?.inputResponses !== undefined;
+      tracing.mark(
+        'mrtr round',
+        { 'mcp.method.name': method, 'mcp_session_proxy.mrtr.round': round.kind === 'resume' ? 'resume' : retry ? 'rerun' : 'first' },
+        headers,
+      );
     }
     const { logLevel, clientCapabilities } = envelope;
     if (round?.kind === 'resume') {
@@ -128,7 +130,7 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     const standing = round?.kind === 'run' ? await standBy(link, clientCapabilities, headers) : undefined;
     const upstreamId = link.nextRequestId();
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
-    const out = outgoing(call, headers, toLegacyRequest(method, round?.params ?? params, upstreamId, upstreamProgressToken));
+    const out = outgoing(call, headers, toLegacyRequest(method, round?.params ?? params, upstreamId, upstreamProgressToken), message);
     let answer: Answer;
     try {
       answer = (await link.send(out))!;
@@ -203,12 +205,12 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     });
     if (id === undefined) {
       // A notification: nothing comes back for it.
-      return relayAsItCame(call, (await sendOn(call, link, outgoing(call, headers, JSON.stringify(parsed))))!);
+      return relayAsItCame(call, (await sendOn(call, link, outgoing(call, headers, JSON.stringify(parsed), parsed)))!);
     }
     const upstreamId = link.nextRequestId();
     const clientProgressToken = progressTokenOf(params);
     const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
-    const out = outgoing(call, headers, toLegacyRequest(method, params ?? {}, upstreamId, upstreamProgressToken));
+    const out = outgoing(call, headers, toLegacyRequest(method, params ?? {}, upstreamId, upstreamProgressToken), parsed);
     const answer = (await sendOn(call, link, out))!;
     const context = { clientId: id as JsonRpcId, upstreamId, clientProgressToken, upstreamProgressToken };
     const translate = (m: unknown, text?: string) => toSessionlessMessage(m, context, text);
@@ -218,8 +220,9 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
   return { modern, sessionless };
 }
 
-function outgoing(call: Call, headers: UpstreamHeaders, body: string | undefined): Outgoing {
-  return { headers, body, initialized: false, versionFromLink: true, cancel: call.tracked.gone, replayed: undefined };
+/** `message`: what `body` holds, as the flow has it (for tracing). */
+function outgoing(call: Call, headers: UpstreamHeaders, body: string | undefined, message?: unknown): Outgoing {
+  return { headers, body, message, initialized: false, versionFromLink: true, cancel: call.tracked.gone, replayed: undefined };
 }
 
 /** A message on a link; the access line says why it waited, if it did (a replay). */

@@ -38,7 +38,8 @@ export interface RelayedFlow {
   /** A 2025 client's initialize: a new client session over a new upstream session. */
   start(call: Call, raw: Buffer, requestId: JsonRpcId, params: object): Promise<FlowOutcome>;
   /** A POSTed message on the session (`initialized`: the client's notifications/initialized). */
-  post(call: Call, session: Session, link: UpstreamLink, raw: Buffer, initialized: boolean): Promise<void>;
+  /** `message`: `raw` as the dispatcher parsed it. */
+  post(call: Call, session: Session, link: UpstreamLink, raw: Buffer, message: unknown, initialized: boolean): Promise<void>;
   /** The session's GET event stream. */
   stream(call: Call, session: Session, link: UpstreamLink): Promise<void>;
 }
@@ -74,10 +75,18 @@ export function createRelayedFlow(deps: RelayedDeps): RelayedFlow {
   }
 
   /** One message (or the GET stream) on the session's upstream link, its answer streamed back. */
-  async function forward(call: Call, session: Session, link: UpstreamLink, body: Buffer | undefined, initialized: boolean) {
+  async function forward(
+    call: Call,
+    session: Session,
+    link: UpstreamLink,
+    body: Buffer | undefined,
+    message: unknown,
+    initialized: boolean,
+  ) {
     const out: Outgoing = {
       headers: toUpstreamHeaders(call.req.headers, undefined),
       body,
+      message,
       initialized,
       versionFromLink: false,
       cancel: call.tracked.gone,
@@ -108,7 +117,7 @@ export function createRelayedFlow(deps: RelayedDeps): RelayedFlow {
 
   return {
     start,
-    post: (call, session, link, raw, initialized) => forward(call, session, link, raw, initialized),
-    stream: (call, session, link) => forward(call, session, link, undefined, false),
+    post: (call, session, link, raw, message, initialized) => forward(call, session, link, raw, message, initialized),
+    stream: (call, session, link) => forward(call, session, link, undefined, undefined, false),
   };
 }

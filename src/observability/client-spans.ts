@@ -1,0 +1,119 @@
+/**
+ * The upstream client, traced: a client span per upstream HTTP exchange of a recorded request,
+ * and the client duration histogram for every exchange. The parent is the context in the
+ * exchange's own `traceparent` header (trace-context.ts): an unsampled one costs a character test
+ * and the histogram, nothing else.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import type { Readable } from 'node:stream';
+import { readUpstreamId, type UpstreamSessionId } from '../session/ids.js';
+import { toProxyError, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from '../upstream/client.js';
+import type { DurationHistogram } from './durations.js';
+import type { Sampling } from './sampling.js';
+import { A, describe, methodOf, versionOf } from './span-attributes.js';
+import { formatTraceparent, isSampled, newIds, parseTraceparent, TRACEPARENT, TRACESTATE } from './trace-context.js';
+
+export interface ClientSpanParts {
+  readonly tracer: Tracer | undefined;
+  readonly durations: DurationHistogram | undefined;
+  readonly sampling: Sampling;
+  /** The log fingerprint of an upstream session id (never the id on a span). */
+  readonly upstreamLogId: (id: UpstreamSessionId) => string;
+  readonly upstream: { readonly address: string; readonly port: number };
+}
+
+export function tracedClient(inner: UpstreamClient, parts: ClientSpanParts): UpstreamClient {
+  const { tracer, durations, sampling, upstream } = parts;
+
+  /** An exchange no span is recorded for: timed only (no async frame of its own: this is every unsampled exchange). */
+  function timed(request: UpstreamRequest, started: number, durations: DurationHistogram): Promise<UpstreamResponse> {
+    const method = methodOf(request.rpc);
+    const version = versionOf(request.headers['mcp-protocol-version']);
+    return inner.request(request).then(
+      (response) => {
+        const errorType = response.statusCode >= 400 ? String(response.statusCode) : undefined;
+        // The exchange is over when its body is: an SSE answer lasts as long as its stream.
+        whenDone(response.body, () => durations.record(secondsSince(started), method, version, errorType));
+        return response;
+      },
+      (error: unknown) => {
+        durations.record(secondsSince(started), method, version, toProxyError(error).reason.toLowerCase());
+        throw error;
+      },
+    );
+  }
+
+  /** An exchange of a recorded trace: its client span, whose context goes upstream instead of the parent's. */
+  async function traced(request: UpstreamRequest, started: number, tracer: Tracer, parent: string | undefined): Promise<UpstreamResponse> {
+    const parentContext = parseTraceparent(parent, request.headers[TRACESTATE]);
+    const attributes: Attributes = {
+      'http.request.method': request.method,
+      'network.protocol.name': 'http',
+      'network.transport': 'tcp',
+      'server.address': upstream.address,
+      'server.port': upstream.port,
+    };
+    const name = describe(request.rpc, request.method, attributes);
+    const version = versionOf(request.headers['mcp-protocol-version']);
+    if (version !== undefined) attributes[A.protocolVersion] = version;
+    const upstreamId = readUpstreamId(request.headers['mcp-session-id']);
+    if (upstreamId.kind === 'valid') attributes[A.sessionId] = parts.upstreamLogId(upstreamId.id);
+    const context = parentContext === undefined ? sampling.recordedRoot : trace.setSpanContext(ROOT_CONTEXT, parentContext);
+    const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, context);
+    const own = formatTraceparent(span.spanContext());
+    const sent: UpstreamRequest = { ...request, headers: { ...request.headers, [TRACEPARENT]: own } };
+    // A body the proxy wrote from a recorded request's message carries its context in
+    // params._meta (serve put it there): the exchange's own goes instead, as in the header.
+    if (typeof request.body === 'string' && parent !== undefined && request.body.includes(parent)) {
+      (sent as { body?: UpstreamRequest['body'] }).body = request.body.replace(parent, own);
+    }
+    let response: UpstreamResponse;
+    try {
+      response = await inner.request(sent);
+    } catch (error) {
+      finish(span, attributes, started, toProxyError(error).reason.toLowerCase());
+      throw error;
+    }
+    span.setAttribute(A.httpStatus, response.statusCode);
+    const errorType = response.statusCode >= 400 ? String(response.statusCode) : undefined;
+    whenDone(response.body, () => finish(span, attributes, started, errorType));
+    return response;
+  }
+
+  function finish(span: Span, attributes: Attributes, started: number, errorType: string | undefined): void {
+    if (errorType !== undefined) {
+      span.setAttribute(A.errorType, errorType);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.end();
+    durations?.record(
+      secondsSince(started),
+      attributes[A.method] as string | undefined,
+      attributes[A.protocolVersion] as string | undefined,
+      errorType,
+    );
+  }
+
+  return {
+    probe: (timeoutMs) => inner.probe(timeoutMs),
+    close: () => inner.close(),
+    request(request) {
+      const started = performance.now();
+      const parent = request.headers[TRACEPARENT];
+      if (tracer !== undefined) {
+        if (isSampled(parent)) return traced(request, started, tracer, parent);
+        // Outside any request (an eviction's DELETE, the startup era probe): a root, if sampled.
+        if (parent === undefined && sampling.decide(undefined, newIds().traceId)) return traced(request, started, tracer, undefined);
+      }
+      return durations === undefined ? inner.request(request) : timed(request, started, durations);
+    },
+  };
+}
+
+const secondsSince = (started: number) => (performance.now() - started) / 1000;
+
+function whenDone(body: Readable, done: () => void): void {
+  if (body.destroyed) return done();
+  // Every end (the last byte read, an error, a destroy) ends in 'close' (autoDestroy), once.
+  body.on('close', done);
+}
