@@ -5,7 +5,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { isObject } from '../mcp/protocol.js';
 
-// The attribute names of the conventions (semantic-conventions exports only some as constants yet).
+// The attribute names of the conventions, spelled here: the semantic-conventions package exports only some as constants yet.
 export const A = {
   method: 'mcp.method.name',
   protocolVersion: 'mcp.protocol.version',
