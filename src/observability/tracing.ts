@@ -346,15 +346,19 @@ function internalSpans(tracer: Tracer) {
 }
 
 /**
- * `{…,"_meta":{"key":"value"}}` from `{…}`: the member goes last, so that it wins over a `_meta`
- * the object may have (JSON.parse keeps the last of duplicate names).
+ * The params of a replayed initialize with the replay's context in `_meta`, the client's other
+ * `_meta` members kept (its traceparent/tracestate replaced). Replays are rare: parsed here.
  */
-function withMetaMember(object: string, key: string, value: string): string {
-  const end = object.lastIndexOf('}');
-  if (end === -1) return object;
-  const head = object.slice(0, end).trimEnd();
-  const member = `"_meta":{${JSON.stringify(key)}:${JSON.stringify(value)}}`;
-  return `${head}${head.endsWith('{') ? '' : ','}${member}${object.slice(end)}`;
+function withMetaMember(params: string, key: string, value: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(params);
+  } catch {
+    return params;
+  }
+  if (!isObject(parsed)) return params;
+  const { traceparent: _p, tracestate: _s, ...rest } = isObject(parsed._meta) ? parsed._meta : {};
+  return JSON.stringify({ ...parsed, _meta: { ...rest, [key]: value } });
 }
 
 /** `params._meta`, when the caller's context may be there (the MCP carrier, as 2026-07-28 and the conventions put it). */

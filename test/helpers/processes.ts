@@ -166,7 +166,7 @@ export interface FixtureStats {
   questionFailures: { cancelled: number; running: number };
   /** MCP requests (with an id) whose answer is still open, on any session. */
   openRequests: number;
-  traceparents: { method: string | null; header: string | null; meta: string | null }[];
+  traceparents: { method: string | null; header: string | null; meta: string | null; metaKeys: string[] }[];
 }
 
 export async function startFixture(

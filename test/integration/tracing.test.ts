@@ -79,7 +79,12 @@ describe('tracing over OTLP http/json in front of a legacy upstream', () => {
       jsonrpc: '2.0',
       id: 0,
       method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'recovered', version: '1' } },
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'recovered', version: '1' },
+        _meta: { 'example.com/kept': 'yes' },
+      },
     });
     const sessionId = init.headers.get('mcp-session-id')!;
     secrets.push(sessionId);
@@ -184,6 +189,8 @@ describe('tracing over OTLP http/json in front of a legacy upstream', () => {
     const initialize = one(childrenOf(trace, replay), (s) => s.name === 'initialize');
     const seenInit = seen.before.find((t) => t.method === 'initialize' && spanIdOf(t.header) === initialize.spanId);
     expect(spanIdOf(seenInit!.meta)).toBe(initialize.spanId);
+    // The client's own _meta members travel with the replay's context.
+    expect(seenInit!.metaKeys.sort()).toEqual(['example.com/kept', 'traceparent']);
   });
 
   it("a modern call on a pooled session: the caller's context from params._meta, a pool miss opening the session, _meta rewritten upstream", () => {
