@@ -66,20 +66,25 @@ function createHistogram(name: string, description: string, constant: Attributes
   });
 
   function find(method: string | undefined, version: string | undefined, errorType: string | undefined): Series {
+    const found = series
+      .get(method ?? '')
+      ?.get(version ?? '')
+      ?.get(errorType ?? '');
+    if (found !== undefined) return found;
+    // Method names and versions come from clients: past the bound, nothing more is kept per value.
+    if (size >= MAX_SERIES) return (overflow ??= newSeries(OVERFLOW));
     let byVersion = series.get(method ?? '');
     if (byVersion === undefined) series.set(method ?? '', (byVersion = new Map<string, Map<string, Series>>()));
     let byError = byVersion.get(version ?? '');
     if (byError === undefined) byVersion.set(version ?? '', (byError = new Map<string, Series>()));
-    let found = byError.get(errorType ?? '');
-    if (found !== undefined) return found;
-    if (size >= MAX_SERIES) return (overflow ??= newSeries(OVERFLOW));
     const attributes: Attributes = { ...constant };
     if (method !== undefined) attributes['mcp.method.name'] = method;
     if (version !== undefined) attributes['mcp.protocol.version'] = version;
     if (errorType !== undefined) attributes['error.type'] = errorType;
-    byError.set(errorType ?? '', (found = newSeries(attributes)));
+    const created = newSeries(attributes);
+    byError.set(errorType ?? '', created);
     size++;
-    return found;
+    return created;
   }
 
   return {
