@@ -15,6 +15,12 @@ export interface Sampling {
   readonly sampler: Sampler;
   /** The context a recorded root server span starts from (the decision is already made). */
   readonly recordedRoot: Context;
+  /**
+   * The context a server span `decide` said to record starts from: under the caller's context if
+   * one came, marked decided, so that the SDK records it whatever the caller's flag said
+   * (always_on, traceidratio: they do not follow the caller).
+   */
+  recordedFrom(parent: SpanContext | undefined): Context;
 }
 
 const RECORDED: SamplingResult = { decision: SamplingDecision.RECORD_AND_SAMPLED };
@@ -31,9 +37,11 @@ export function createSampling(name: string, ratio: number, rootContext: Context
     (rootKind === 'traceidratio' && byRatio.shouldSample(rootContext, traceId).decision !== SamplingDecision.NOT_RECORD);
   const decide = (parent: SpanContext | undefined, traceId: string): boolean =>
     parentBased && parent !== undefined ? (parent.traceFlags & TraceFlags.SAMPLED) !== 0 : root(traceId);
+  const recordedRoot = rootContext.setValue(DECIDED, true);
   return {
     decide,
-    recordedRoot: rootContext.setValue(DECIDED, true),
+    recordedRoot,
+    recordedFrom: (parent) => (parent === undefined ? recordedRoot : trace.setSpanContext(recordedRoot, parent)),
     sampler: {
       shouldSample(context, traceId) {
         if (context.getValue(DECIDED) === true) return RECORDED;

@@ -221,11 +221,7 @@ function serverSpans(tracer: Tracer | undefined, sampling: Sampling, durations: 
           tracked,
           message,
           meta,
-          tracer.startSpan(
-            '',
-            { kind: SpanKind.SERVER, startTime: tracked.startedAt },
-            parent === undefined ? sampling.recordedRoot : trace.setSpanContext(ROOT_CONTEXT, parent),
-          ),
+          tracer.startSpan('', { kind: SpanKind.SERVER, startTime: tracked.startedAt }, sampling.recordedFrom(parent)),
         );
       } else {
         headers[TRACEPARENT] = unsampled(parent, carried as string, ids);

@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, TraceFlags, trace, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, TraceFlags, trace, type Context } from '@opentelemetry/api';
 import { SamplingDecision } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -97,7 +97,15 @@ describe('the sampler and span batching named by OTEL_* variables', () => {
   const decide = (env: NodeJS.ProcessEnv, context: Context): SamplingDecision => {
     const { telemetry } = loadConfig([], { ...baseEnv, ...env });
     // The decision the server span takes, once per request (observability/sampling.ts).
-    const sampled = createSampling(telemetry.sampler, telemetry.samplerRatio, ROOT_CONTEXT).decide(trace.getSpanContext(context), traceId);
+    const sampling = createSampling(telemetry.sampler, telemetry.samplerRatio, ROOT_CONTEXT);
+    const sampled = sampling.decide(trace.getSpanContext(context), traceId);
+    // The SDK agrees: a server span decided so is recorded, whatever the caller's flag said.
+    if (sampled) {
+      const from = sampling.recordedFrom(trace.getSpanContext(context));
+      expect(sampling.sampler.shouldSample(from, traceId, 'tools/call', SpanKind.SERVER, {}, []).decision).toBe(
+        SamplingDecision.RECORD_AND_SAMPLED,
+      );
+    }
     return sampled ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD;
   };
   const { RECORD_AND_SAMPLED: SAMPLED, NOT_RECORD: DROPPED } = SamplingDecision;
