@@ -118,6 +118,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
       return await readJsonBody(call.req, bodyLimits);
     } catch (error) {
       tracing.serve(call.req, call.res, call.tracked, undefined, () => undefined);
+      // A client that left mid-body: its answer closed before the span was there to end with it.
+      if (call.tracked.gone.aborted) call.tracked.onClose?.(null);
       throw error;
     }
   }

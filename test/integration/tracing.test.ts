@@ -4,6 +4,8 @@
  * the proxy stopped (SIGTERM flushes them) or as they arrive, never after a guessed delay.
  */
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect as connectSocket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callText, connect } from '../helpers/client.js';
 import { envelope, modernHeaders, post } from '../helpers/modern-client.js';
@@ -369,6 +371,17 @@ describe('tracing in front of a 2026-07-28-only upstream', () => {
   });
 });
 
+/** Wait until the proxy's /metrics shows `series` (a name with its labels) counted at least once. */
+async function metricUntil(proxy: Proxy, series: string): Promise<void> {
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
+    const text = await (await fetch(`${proxy.origin}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+    if (line !== undefined && Number(line.slice(series.length + 1)) >= 1) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error(`${series} never counted`);
+}
+
 describe('tracing what no flow serves', () => {
   it('requests refused at the gate or while their body is read, and the pass-through routes, have server spans', async () => {
     const receiver = await startOtlpReceiver();
@@ -385,6 +398,17 @@ describe('tracing what no flow serves', () => {
       { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { padding: 'x'.repeat(4096) } },
     );
     expect(big.status).toBe(413);
+    // A client that leaves mid-body: its server span ends with the request all the same.
+    const left = callerContext();
+    const socket = connectSocket(proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(
+      `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${proxy.port}\r\ncontent-type: application/json\r\n` +
+        `accept: application/json, text/event-stream\r\ntraceparent: ${left.traceparent}\r\ncontent-length: 900\r\n\r\n{"jsonrpc":`,
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    socket.destroy();
+    await metricUntil(proxy, 'mcp_session_proxy_request_duration_seconds_count{method="POST",outcome="aborted"}');
     const passed = callerContext();
     const metadata = await fetch(`${proxy.origin}/.well-known/oauth-protected-resource`, { headers: { traceparent: passed.traceparent } });
     await metadata.text();
@@ -400,6 +424,9 @@ describe('tracing what no flow serves', () => {
       expect(server.attributes['error.type']).toBeTypeOf('string');
       expect(server.status).toBe(ERROR);
     }
+    const abandoned = one(inTrace(spans, left.traceId), (s) => s.kind === SERVER);
+    expect(abandoned.parentSpanId).toBe(left.spanId);
+    expect(abandoned.status).toBe(ERROR);
     const route = one(inTrace(spans, passed.traceId), (s) => s.kind === SERVER);
     expect(route.parentSpanId).toBe(passed.spanId);
     expect(route.name).toBe('GET');
