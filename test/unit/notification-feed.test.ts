@@ -271,6 +271,27 @@ describe('questions on the standing stream', () => {
     expect(gets(upstream)).toHaveLength(2);
   });
 
+  it('lets a new call go ahead at once while a lost stream is being recovered, however long the upstream refuses it', async () => {
+    const { upstream, link, feeds } = harness();
+    const feed = feeds.of(link);
+    const a = asker({ elicitation: {} });
+    await feed.keepOpenFor(a, HEADERS);
+    upstream.getRefusal = 503;
+    upstream.streams[0]!.body.end();
+    await expect.poll(() => gets(upstream).length).toBeGreaterThanOrEqual(2);
+    // The recovery retries for as long as anyone wants the stream; the call must not wait on it.
+    let wentAhead = false;
+    const b = asker({ elicitation: {} });
+    void feed.keepOpenFor(b, HEADERS)?.then(() => (wentAhead = true));
+    const before = gets(upstream).length;
+    await expect.poll(() => gets(upstream).length).toBeGreaterThanOrEqual(before + 2);
+    expect(wentAhead).toBe(true);
+    // Both calls over: the recovery gives up, and the feed is forgotten.
+    feed.release(a);
+    feed.release(b);
+    await expect.poll(() => feeds.size).toBe(0);
+  });
+
   it('closes a lingering stream when the link ends', async () => {
     const { upstream, link, feeds, pendingTimers } = harness();
     const call = asker({ roots: {} });

@@ -187,8 +187,13 @@ export class NotificationFeed {
     this.headers = headers;
     this.askers.add(asker);
     this.stopLingering();
+    const state = this.state;
+    // Being recovered: that flight retries for as long as the stream is wanted, and this call now
+    // wants it; waiting on it could be for ever (an upstream that keeps refusing). Go ahead.
+    if (state.kind === 'connecting' && state.recovering) return;
     // Questions can only come on the call's own answer there: asking for a GET again only costs.
-    if (this.streamless.get(this.link) === this.link.currentGeneration && this.state.kind === 'idle') return;
+    if (this.streamless.get(this.link) === this.link.currentGeneration && state.kind === 'idle') return;
+    // Otherwise the wait is for one attempt at most (a first open never retries).
     const outcome = await this.ready().catch((error: unknown) => {
       this.deps.log.debug({ link: this.link.label, reason: toProxyError(error).reason }, 'standing stream for questions not opened');
     });
