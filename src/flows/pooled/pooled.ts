@@ -132,7 +132,7 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
     // question that arrives can do (a v1 SDK server drops one for a GET stream that is not open).
     const standing = round?.kind === 'run' ? standingCallOn(link, clientCapabilities, headers) : undefined;
     try {
-      await standing?.opened;
+      if (standing?.opened !== undefined) await standing.opened;
       let answer: Answer;
       try {
         answer = (await link.send(out))!;
