@@ -13,7 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MODERN } from '../helpers/modern-client.js';
+import { envelope, MODERN, modernHeaders, post } from '../helpers/modern-client.js';
 import { killAll, startFixture, startProxy, statsUntil, type Fixture, type Proxy } from '../helpers/processes.js';
 
 afterAll(killAll);
@@ -117,6 +117,28 @@ describe('a v1-SDK legacy server that asks on its standing stream', () => {
     expect(await unattributed(proxy, 'ambiguous')).toBe(ambiguousBefore + 2);
     await a.client.close();
     await b.client.close();
+  });
+
+  it('frees the place of a call that failed before going upstream: the next call on the session is still the only one asked', async () => {
+    const meta = envelope({
+      'io.modelcontextprotocol/clientInfo': { name: 'standing-unsendable', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+    });
+    // Parses, but cannot be written out again for the upstream (JSON.stringify runs out of stack).
+    const deep = '['.repeat(20_000) + ']'.repeat(20_000);
+    const unsendable = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"register-user","arguments":{"deep":${deep}},"_meta":${JSON.stringify(meta)}}}`;
+    const failed = await post(proxy.url, modernHeaders('tools/call', 'register-user'), unsendable);
+    expect(failed.messages[0]).toMatchObject({ id: 1, error: {} });
+    const asked = await post(proxy.url, modernHeaders('tools/call', 'register-user'), {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'register-user', arguments: {}, _meta: meta },
+    });
+    expect(asked.messages.at(-1)).toMatchObject({
+      id: 2,
+      result: { resultType: 'input_required', inputRequests: expect.any(Object) },
+    });
   });
 
   it('still lets a 2025 client answer on its own GET stream, as before', async () => {

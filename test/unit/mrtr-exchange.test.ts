@@ -284,6 +284,26 @@ describe('an MRTR exchange', () => {
     expect(parked.size).toBe(0);
   });
 
+  it('answers a question heard on the standing stream while parked with an error when the exchange ends', async () => {
+    const feed = { release: () => {} } as unknown as NotificationFeed;
+    const standing = new StandingCall(CAPABILITIES, feed, () => {});
+    const payload = new PassThrough();
+    const round = firstRound(payload, standing);
+    payload.write(elicit('s1', 'Anyone?'));
+    await round;
+    standing.ask('g1', 'elicitation/create', { message: 'Still there?', requestedSchema: { type: 'object', properties: {} } });
+    expect(timers).toHaveLength(1);
+    timers[0]!();
+    const noAnswer = { code: -32000, message: 'No answer: the client did not answer in time (mcp-session-proxy)' };
+    await expect
+      .poll(() => sent)
+      .toEqual([
+        { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'up-1', reason: 'the client did not answer in time' } },
+        { jsonrpc: '2.0', id: 's1', error: noAnswer },
+        { jsonrpc: '2.0', id: 'g1', error: noAnswer },
+      ]);
+  });
+
   it('fails the call with -32021 at a question for an undeclared capability; upstream, cancels it, then refuses the question', async () => {
     const payload = new PassThrough();
     // The cancellation is delivered when the test says: the refusal must wait for it.

@@ -13,7 +13,8 @@ import pino from 'pino';
 
 const HEADERS = { authorization: 'Bearer t' };
 
-function harness() {
+/** `retryMs`: what every backoff is (0: the recoveries' real timers fire at once). */
+function harness(retryMs = 0) {
   const upstream = new FakeUpstream();
   upstream.capabilities = { tools: { listChanged: true }, resources: { subscribe: true } };
   const { deps } = fakeLinkDeps(upstream);
@@ -42,7 +43,7 @@ function harness() {
     now: () => time,
     retryDelayMs: (attempt) => {
       delays.push(attempt);
-      return 0;
+      return retryMs;
     },
   });
   const runTimers = () => {
@@ -269,6 +270,64 @@ describe('questions on the standing stream', () => {
     expect(gets(upstream)).toHaveLength(1);
     expect(await feeds.of(link).join(listener(), HEADERS)).toBe('no-stream');
     expect(gets(upstream)).toHaveLength(2);
+  });
+
+  it('lets a new call go ahead at once while a lost stream is being recovered, however long the upstream refuses it', async () => {
+    const { upstream, link, feeds } = harness();
+    const feed = feeds.of(link);
+    const a = asker({ elicitation: {} });
+    await feed.keepOpenFor(a, HEADERS);
+    upstream.getRefusal = 503;
+    upstream.streams[0]!.body.end();
+    await expect.poll(() => gets(upstream).length).toBeGreaterThanOrEqual(2);
+    // The recovery retries for as long as anyone wants the stream; the call must not wait on it.
+    let wentAhead = false;
+    const b = asker({ elicitation: {} });
+    void Promise.resolve(feed.keepOpenFor(b, HEADERS)).then(() => (wentAhead = true));
+    const before = gets(upstream).length;
+    await expect.poll(() => gets(upstream).length).toBeGreaterThanOrEqual(before + 2);
+    expect(wentAhead).toBe(true);
+    // Both calls over: the recovery gives up, and the feed is forgotten.
+    feed.release(a);
+    feed.release(b);
+    await expect.poll(() => feeds.size).toBe(0);
+  });
+
+  it('holds an open stream for a call at once, with nothing to wait for', async () => {
+    const { upstream, link, feeds } = harness();
+    const feed = feeds.of(link);
+    await feed.keepOpenFor(asker({ elicitation: {} }), HEADERS);
+    const next = asker({ elicitation: {} });
+    expect(feed.keepOpenFor(next, HEADERS)).toBeUndefined();
+    expect(feed.size).toBe(2);
+    expect(gets(upstream)).toHaveLength(1);
+  });
+
+  it('remembers a refused GET for a backoff: the calls meanwhile go ahead without asking again', async () => {
+    const { upstream, link, feeds, advance } = harness(1_000);
+    upstream.getRefusal = 401;
+    const call = async () => {
+      const a = asker({ elicitation: {} });
+      await feeds.of(link).keepOpenFor(a, HEADERS);
+      feeds.of(link).release(a);
+    };
+    await call();
+    expect(gets(upstream)).toHaveLength(1);
+    await call();
+    await call();
+    expect(gets(upstream)).toHaveLength(1);
+    // The backoff passed: asked again, refused again.
+    advance(1_000);
+    await call();
+    expect(gets(upstream)).toHaveLength(2);
+    await call();
+    expect(gets(upstream)).toHaveLength(2);
+    // Accepted after the next backoff: the stream opens, and no refusal is remembered any more.
+    upstream.getRefusal = undefined;
+    advance(1_000);
+    await call();
+    expect(gets(upstream)).toHaveLength(3);
+    expect(upstream.streams).toHaveLength(1);
   });
 
   it('closes a lingering stream when the link ends', async () => {

@@ -123,50 +123,54 @@ export function createPooledFlow(deps: PooledDeps): PooledFlow {
         headers,
       );
     }
+    const upstreamId = link.nextRequestId();
+    const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
+    const out = outgoing(call, headers, toLegacyRequest(method, round?.params ?? params, upstreamId, upstreamProgressToken), message);
     // A call that may be asked holds the session's standing stream open: a legacy server may ask
     // there instead of on the call's answer (mrtr/standing.ts). Whatever its client declared: a
     // question for a capability it did not declare must fail it with -32021, which only a
     // question that arrives can do (a v1 SDK server drops one for a GET stream that is not open).
-    const standing = round?.kind === 'run' ? await standBy(link, clientCapabilities, headers) : undefined;
-    const upstreamId = link.nextRequestId();
-    const upstreamProgressToken = clientProgressToken === undefined ? undefined : upstreamId;
-    const out = outgoing(call, headers, toLegacyRequest(method, round?.params ?? params, upstreamId, upstreamProgressToken), message);
-    let answer: Answer;
+    const standing = round?.kind === 'run' ? standingCallOn(link, clientCapabilities, headers) : undefined;
     try {
-      answer = (await link.send(out))!;
-    } catch (error) {
-      standing?.release();
-      if (toProxyError(error).reason === 'UPSTREAM_UNAVAILABLE') deps.forgetEra();
-      throw error;
+      if (standing?.opened !== undefined) await standing.opened;
+      let answer: Answer;
+      try {
+        answer = (await link.send(out))!;
+      } catch (error) {
+        if (toProxyError(error).reason === 'UPSTREAM_UNAVAILABLE') deps.forgetEra();
+        throw error;
+      } finally {
+        // The access line says why the request waited, if it did (a replay).
+        call.tracked.replayedFor = out.replayed ?? null;
+      }
+      const context: AnswerContext = {
+        method,
+        clientId: message.id,
+        upstreamId,
+        clientProgressToken,
+        upstreamProgressToken,
+        logLevel,
+        serverInfo: link.serverInfo,
+        clientCapabilities,
+      };
+      // The upstream was replaced by a 2026-07-28-only server (same address): it refused the
+      // translation unprocessed. The dispatcher finds out again, and may send the request as it came.
+      if (refusedAsModernOnly(answer)) {
+        return { kind: 'era-changed', otherwise: () => relayAnswer(call, round, context, link, headers, answer, undefined) };
+      }
+      await relayAnswer(call, round, context, link, headers, answer, standing?.place);
     } finally {
-      // The access line says why the request waited, if it did (a replay).
-      call.tracked.replayedFor = out.replayed ?? null;
+      // Whatever happened before an MRTR exchange took the place (a throw included), it is freed:
+      // a place left behind would hold the stream open for ever and take the session's questions.
+      standing?.place.releaseUnlessTaken();
     }
-    const context: AnswerContext = {
-      method,
-      clientId: message.id,
-      upstreamId,
-      clientProgressToken,
-      upstreamProgressToken,
-      logLevel,
-      serverInfo: link.serverInfo,
-      clientCapabilities,
-    };
-    // The upstream was replaced by a 2026-07-28-only server (same address): it refused the
-    // translation unprocessed. The dispatcher finds out again, and may send the request as it came.
-    if (refusedAsModernOnly(answer)) {
-      standing?.release();
-      return { kind: 'era-changed', otherwise: () => relayAnswer(call, round, context, link, headers, answer, undefined) };
-    }
-    await relayAnswer(call, round, context, link, headers, answer, standing);
   }
 
-  /** The call's place on its session's standing stream, once the stream is open (or could not be). */
-  async function standBy(link: UpstreamLink, capabilities: Record<string, unknown> | undefined, headers: UpstreamHeaders) {
+  /** The call's place on its session's standing stream, and the wait for the stream to open (if any). */
+  function standingCallOn(link: UpstreamLink, capabilities: Record<string, unknown> | undefined, headers: UpstreamHeaders) {
     const feed = deps.feeds.of(link);
-    const standing = new StandingCall(capabilities, feed, (id, method) => void link.notify(overCallRefusal(id, method), headers));
-    await feed.keepOpenFor(standing, headers);
-    return standing;
+    const place = new StandingCall(capabilities, feed, (id, method) => void link.notify(overCallRefusal(id, method), headers));
+    return { place, opened: feed.keepOpenFor(place, headers) };
   }
 
   /** The upstream's answer back to the 2026-07-28 caller: through MRTR when it may ask, else translated. */

@@ -64,6 +64,15 @@ type FeedState =
     }
   | { readonly kind: 'ended' };
 
+/**
+ * Why the calls on a link do not ask for its GET stream (the registry's, kept across its feeds): it
+ * has none (on that generation of its session), or it refused the last ones (an auth challenge, a
+ * server error), until a backoff has passed.
+ */
+type NoStream =
+  | { readonly kind: 'streamless'; readonly generation: number }
+  | { readonly kind: 'refused'; readonly until: number; readonly refusals: number };
+
 export interface FeedDeps {
   readonly log: Logger;
   /** Clock (ms), injectable for tests. */
@@ -128,11 +137,8 @@ export class NotificationFeed {
     private readonly deps: FeedDeps,
     /** Told when the feed has no listener left, or ended: the registry forgets it. */
     private readonly onIdle: (feed: NotificationFeed) => void,
-    /**
-     * Links whose upstream answered a GET with "no stream" (405), and the generation of their
-     * session then: calls on them do not ask again (the registry's, kept across its feeds).
-     */
-    private readonly streamless: WeakMap<UpstreamLink, number> = new WeakMap(),
+    /** Links whose calls do not ask for the GET stream, and why (the registry's, kept across its feeds). */
+    private readonly noStream: WeakMap<UpstreamLink, NoStream> = new WeakMap(),
   ) {
     this.unwatch = link.watch({
       renewed: (generation) => this.renewed(generation),
@@ -178,21 +184,43 @@ export class NotificationFeed {
   }
 
   /**
-   * Hold the stream open for a call that may be asked, until `release`: resolves once it is open
-   * (a question the upstream sends before that would be lost: a v1 SDK server drops what it would
-   * send on a GET stream that is not there), or could not be (the call goes ahead regardless).
+   * Hold the stream open for a call that may be asked, until `release`. The promise (none when
+   * there is nothing to wait for) resolves once the stream is open (a question the upstream sends
+   * before that would be lost: a v1 SDK server drops what it would send on a GET stream that is
+   * not there), or could not be (the call goes ahead regardless).
    */
-  async keepOpenFor(asker: FeedAsker, headers: UpstreamHeaders): Promise<void> {
+  keepOpenFor(asker: FeedAsker, headers: UpstreamHeaders): Promise<void> | undefined {
     if (this.state.kind === 'ended') return;
     this.headers = headers;
     this.askers.add(asker);
     this.stopLingering();
-    // Questions can only come on the call's own answer there: asking for a GET again only costs.
-    if (this.streamless.get(this.link) === this.link.currentGeneration && this.state.kind === 'idle') return;
-    const outcome = await this.ready().catch((error: unknown) => {
-      this.deps.log.debug({ link: this.link.label, reason: toProxyError(error).reason }, 'standing stream for questions not opened');
-    });
-    if (outcome === 'no-stream') this.streamless.set(this.link, this.link.currentGeneration);
+    const state = this.state;
+    if (state.kind === 'open') return;
+    // Being recovered: that flight retries for as long as the stream is wanted, and this call now
+    // wants it; waiting on it could be for ever (an upstream that keeps refusing). Go ahead.
+    if (state.kind === 'connecting' && state.recovering) return;
+    // No GET stream there (questions can only come on the call's own answer), or refused lately:
+    // asking again only costs.
+    if (state.kind === 'idle' && this.skipsGet()) return;
+    // Otherwise the wait is for one attempt at most (a first open never retries).
+    return this.ready().then(
+      (outcome) => {
+        if (outcome === 'no-stream') this.noStream.set(this.link, { kind: 'streamless', generation: this.link.currentGeneration });
+      },
+      (error: unknown) => {
+        this.deps.log.debug({ link: this.link.label, reason: toProxyError(error).reason }, 'standing stream for questions not opened');
+        const last = this.noStream.get(this.link);
+        const refusals = last?.kind === 'refused' ? last.refusals + 1 : 1;
+        this.noStream.set(this.link, { kind: 'refused', until: this.deps.now() + this.deps.retryDelayMs(refusals), refusals });
+      },
+    );
+  }
+
+  /** Calls on this link go ahead without asking for the GET stream. */
+  private skipsGet(): boolean {
+    const known = this.noStream.get(this.link);
+    if (known === undefined) return false;
+    return known.kind === 'streamless' ? known.generation === this.link.currentGeneration : this.deps.now() < known.until;
   }
 
   /** The call is over: after the last one (with no listener) the stream lingers, then closes. */
@@ -377,6 +405,7 @@ export class NotificationFeed {
   }
 
   private install(stream: Readable, stop: AbortController): void {
+    this.noStream.delete(this.link);
     this.state = { kind: 'open', stream, stop, generation: this.link.currentGeneration, openedAt: this.deps.now() };
     this.deps.log.debug({ link: this.link.label, listeners: this.listeners.size }, 'upstream notification stream open');
     // A notification the translation cannot take makes the stream lost (re-opened, the gap signalled).
@@ -476,7 +505,7 @@ export interface NotificationFeeds {
 
 export function createNotificationFeeds(deps: FeedDeps): NotificationFeeds {
   const feeds = new Map<UpstreamLink, NotificationFeed>();
-  const streamless = new WeakMap<UpstreamLink, number>();
+  const noStream = new WeakMap<UpstreamLink, NoStream>();
   return {
     of(link) {
       let feed = feeds.get(link);
@@ -486,7 +515,7 @@ export function createNotificationFeeds(deps: FeedDeps): NotificationFeeds {
           feeds.delete(link);
           idle.detach();
         };
-        feed = new NotificationFeed(link, deps, onIdle, streamless);
+        feed = new NotificationFeed(link, deps, onIdle, noStream);
         feeds.set(link, feed);
       }
       return feed;

@@ -320,10 +320,14 @@ export class Exchange {
     this.state = 'done';
     const message = reason === 'timeout' ? 'the client did not answer in time' : `the request ended (${reason})`;
     const answers = refused === undefined ? [] : [refused];
-    for (const { id } of this.pending.values()) {
+    // Questions asked (on the answer or the standing stream) or heard on the standing stream while
+    // parked: each waits upstream for an answer, so each gets this one.
+    const noAnswer = (id: JsonRpcId) =>
       answers.push({ jsonrpc: '2.0', id, error: { code: UPSTREAM_ANSWER_ERROR, message: `No answer: ${message} (mcp-session-proxy)` } });
-    }
+    for (const { id } of this.pending.values()) noAnswer(id);
+    for (const [id] of this.heardWhileParked) noAnswer(id);
     this.pending.clear();
+    this.heardWhileParked = [];
     const cancelled = this.link.notify(
       JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.upstreamId, reason: message } }),
       this.headers,

@@ -48,6 +48,11 @@ export class StandingCall implements FeedAsker {
     for (const [id, method, params] of state.early) sink(id, method, params);
   }
 
+  /** released, unless an exchange took the call's questions (it releases the place when its answer is over). */
+  releaseUnlessTaken(): void {
+    if (this.state.kind !== 'attached') this.release();
+  }
+
   /** → released: the call is over; the stream may close. Questions still waiting are refused. */
   release(): void {
     const state = this.state;
