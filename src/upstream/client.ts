@@ -92,7 +92,8 @@ export interface UpstreamClient {
 // that worked on it for a while before dropping it has probably started running it.
 const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 const IDEMPOTENT_METHODS = new Set(['GET', 'DELETE', 'OPTIONS']);
-// A restart can reset the retry too (it may land on a connection the stopping server never takes).
+// A restart can reset the retry too (it may land on a connection the stopping server never takes):
+// two retries at once, then with backoff until connectRetryMs, as a refused connection.
 const MAX_RESET_RETRIES = 2;
 // A refused connection never delivered the request: retrying it is always safe, and an upstream
 // that is restarting is back within a second or two.
@@ -132,12 +133,13 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
       if (signal?.aborted) throw toProxyError(error, signal);
       const resetEarly =
         STALE_SOCKET_CODES.has(code) &&
-        resetRetries < MAX_RESET_RETRIES &&
         (IDEMPOTENT_METHODS.has(request.method) || performance.now() - sentAt <= options.resetRetryWindowMs);
-      if (resetEarly) {
+      if (resetEarly && resetRetries < MAX_RESET_RETRIES) {
         resetRetries++;
       } else {
-        if (!REFUSED_CODES.has(code) || Date.now() + backoff > retryUntil) throw toProxyError(error, signal);
+        // Past the immediate retries, more resets right after sending (a restarting upstream
+        // closing pooled connections one by one) are retried as refused connections are.
+        if (!(REFUSED_CODES.has(code) || resetEarly) || Date.now() + backoff > retryUntil) throw toProxyError(error, signal);
         await sleep(backoff);
         if (signal?.aborted) throw toProxyError(error, signal);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
