@@ -80,12 +80,18 @@ export function median(v: readonly number[]): number {
 export const r2 = (n: number): number => Math.round(n * 100) / 100;
 
 /**
- * Warm both up, then `blocks` blocks of `calls` calls each, `a` first in even blocks and `b` first
- * in odd ones. CPU µs per call of each, block by block.
+ * Warm both up (`warm` calls each), then `blocks` blocks of `calls` calls each, `a` first in even
+ * blocks and `b` first in odd ones. CPU µs per call of each, block by block.
  */
-export async function alternate(a: Target, b: Target, calls: number, blocks: number): Promise<{ a: number[]; b: number[] }> {
-  await measure(a, WARM_CALLS);
-  await measure(b, WARM_CALLS);
+export async function alternate(
+  a: Target,
+  b: Target,
+  calls: number,
+  blocks: number,
+  warm = WARM_CALLS,
+): Promise<{ a: number[]; b: number[] }> {
+  await measure(a, warm);
+  await measure(b, warm);
   const out = { a: [] as number[], b: [] as number[] };
   for (let block = 0; block < blocks; block++) {
     if (block % 2 === 0) {

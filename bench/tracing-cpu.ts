@@ -14,7 +14,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { startProxy, startScript, type Proxy } from '../test/helpers/processes.js';
-import { alternate, median, pin, r2, target } from './ab.js';
+import { alternate, median, pin, r2, target, WARM_CALLS } from './ab.js';
 
 const SETTINGS = (sink: string): Record<string, Record<string, string>> => {
   const exported = { OTEL_EXPORTER_OTLP_ENDPOINT: sink, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' };
@@ -41,7 +41,7 @@ export interface TracingCost {
 }
 
 /** `calls` per block, `blocks` per phase; two phases (start order swapped) per traced setting. */
-export async function runTracingBench(calls: number, blocks: number) {
+export async function runTracingBench(calls: number, blocks: number, warm = WARM_CALLS) {
   const upstream = await startScript('bench/cheap-upstream.ts');
   const sink = await startScript('bench/otlp-sink.ts');
   const settings = SETTINGS(sink.origin);
@@ -71,7 +71,7 @@ export async function runTracingBench(calls: number, blocks: number) {
       for (const { era, modern } of ERAS) {
         const a = await target(`${era}, off`, off.origin, off.child.pid!, modern);
         const b = await target(`${era}, ${traced}`, on.origin, on.child.pid!, modern);
-        const cpu = await alternate(a, b, calls, blocks);
+        const cpu = await alternate(a, b, calls, blocks, warm);
         await a.close();
         await b.close();
         const ratios = cpu.b.map((x, i) => x / cpu.a[i]!);
