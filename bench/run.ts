@@ -45,7 +45,7 @@ import { ACCEPT, CALL, INIT, MODERN_CALL, MODERN_HEADERS } from './requests.js';
 import { cpuMicros } from './cpu.js';
 import { runFlood } from './flood.js';
 import { runMrtrBench } from './mrtr.js';
-import { runTracingBench } from './tracing-cpu.js';
+import { BLOCKS as TRACING_BLOCKS, CALLS as TRACING_CALLS, runTracingBench } from './tracing-cpu.js';
 import { killAll, startFixture, startProxy, startScript } from '../test/helpers/processes.js';
 
 const SMALL = process.env.BENCH_SMALL === '1';
@@ -609,7 +609,7 @@ const mrtr = await runMrtrBench(SAMPLES);
 
 // 9. What tracing costs, sampled and not.
 // The smoke run checks the section runs, not its figures: a short warm-up.
-const tracing = await runTracingBench(SMALL ? 200 : 2000, SMALL ? 2 : 6, SMALL ? 200 : undefined);
+const tracing = await runTracingBench(SMALL ? 200 : TRACING_CALLS, SMALL ? 2 : TRACING_BLOCKS, SMALL ? 200 : undefined);
 
 await killAll();
 

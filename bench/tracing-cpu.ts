@@ -10,8 +10,9 @@
  * 15–20% more whatever it runs. The ratio quoted is the median of the per-block ratios of both
  * phases; each phase's own median is given too.
  *
- *   node --import tsx bench/tracing-cpu.ts      (TRACING_CALLS per block, TRACING_BLOCKS per phase)
+ *   node --import tsx bench/tracing-cpu.ts      (TRACING_CALLS per block, 400; TRACING_BLOCKS per phase, 30)
  */
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startProxy, startScript, type Proxy } from '../test/helpers/processes.js';
 import { alternate, median, pin, r2, target, WARM_CALLS } from './ab.js';
@@ -24,6 +25,10 @@ const SETTINGS = (sink: string): Record<string, Record<string, string>> => {
     'all sampled': { ...exported, OTEL_TRACES_SAMPLER: 'always_on' },
   };
 };
+// Short blocks, many of them: the machine's speed drifts by a third within a minute here, and a
+// pair of 400-call blocks takes about half a second (CPU read in ns, bench/cpu.ts).
+export const CALLS = 400;
+export const BLOCKS = 30;
 const ERAS = [
   { era: '2025 session', modern: false },
   { era: '2026-07-28 client', modern: true },
@@ -45,6 +50,7 @@ export async function runTracingBench(calls: number, blocks: number, warm = WARM
   const upstream = await startScript('bench/cheap-upstream.ts');
   const sink = await startScript('bench/otlp-sink.ts');
   const settings = SETTINGS(sink.origin);
+  mkdirSync(new URL('./results/tmp/', import.meta.url), { recursive: true });
   const log = (name: string) => fileURLToPath(new URL(`./results/tmp/tracing-${name.replace(/\W+/g, '-')}.log`, import.meta.url));
   const start = async (setting: string, phase: number): Promise<Proxy> => {
     const proxy = await startProxy(
@@ -105,6 +111,6 @@ export async function runTracingBench(calls: number, blocks: number, warm = WARM
 
 // Run alone: `node --import tsx bench/tracing-cpu.ts`.
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const result = await runTracingBench(Number(process.env.TRACING_CALLS ?? 2000), Number(process.env.TRACING_BLOCKS ?? 6));
+  const result = await runTracingBench(Number(process.env.TRACING_CALLS ?? CALLS), Number(process.env.TRACING_BLOCKS ?? BLOCKS));
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
 }
