@@ -44,7 +44,13 @@ export function tracedClient(inner: UpstreamClient, parts: ClientSpanParts): Ups
   }
 
   /** An exchange of a recorded trace: its client span, whose context goes upstream instead of the parent's. */
-  async function traced(request: UpstreamRequest, started: number, tracer: Tracer, parent: string | undefined): Promise<UpstreamResponse> {
+  async function traced(
+    request: UpstreamRequest,
+    started: number,
+    tracer: Tracer,
+    parent: string | undefined,
+    rootTraceId?: string,
+  ): Promise<UpstreamResponse> {
     const parentContext = parseTraceparent(parent, request.headers[TRACESTATE]);
     const attributes: Attributes = {
       'http.request.method': request.method,
@@ -59,7 +65,8 @@ export function tracedClient(inner: UpstreamClient, parts: ClientSpanParts): Ups
     const upstreamId = readUpstreamId(request.headers['mcp-session-id']);
     if (upstreamId.kind === 'valid') attributes[A.sessionId] = parts.upstreamLogId(upstreamId.id);
     const context = parentContext === undefined ? sampling.recordedRoot : trace.setSpanContext(ROOT_CONTEXT, parentContext);
-    const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, context);
+    const start = () => tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, context);
+    const span = rootTraceId === undefined ? start() : sampling.rootOn(rootTraceId, start);
     const own = formatTraceparent(span.spanContext());
     const sent: UpstreamRequest = { ...request, headers: { ...request.headers, [TRACEPARENT]: own } };
     // A body the proxy wrote from a recorded request's message carries its context in
@@ -103,7 +110,10 @@ export function tracedClient(inner: UpstreamClient, parts: ClientSpanParts): Ups
       if (tracer !== undefined) {
         if (isSampled(parent)) return traced(request, started, tracer, parent);
         // Outside any request (an eviction's DELETE, the startup era probe): a root, if sampled.
-        if (parent === undefined && sampling.decide(undefined, newIds().traceId)) return traced(request, started, tracer, undefined);
+        if (parent === undefined) {
+          const { traceId } = newIds();
+          if (sampling.decide(undefined, traceId)) return traced(request, started, tracer, undefined, traceId);
+        }
       }
       return durations === undefined ? inner.request(request) : timed(request, started, durations);
     },

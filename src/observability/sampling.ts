@@ -6,7 +6,14 @@
  * parent, and a span with no parent (an exchange outside any request) is decided as a root.
  */
 import { createContextKey, TraceFlags, trace, type Context, type SpanContext } from '@opentelemetry/api';
-import { SamplingDecision, TraceIdRatioBasedSampler, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace';
+import {
+  RandomIdGenerator,
+  SamplingDecision,
+  TraceIdRatioBasedSampler,
+  type IdGenerator,
+  type Sampler,
+  type SamplingResult,
+} from '@opentelemetry/sdk-trace';
 
 export interface Sampling {
   /** Whether a request with this parent context (undefined: none came) is recorded; `traceId` is its trace's. */
@@ -21,6 +28,14 @@ export interface Sampling {
    * (always_on, traceidratio: they do not follow the caller).
    */
   recordedFrom(parent: SpanContext | undefined): Context;
+  /** For the tracer provider: the SDK's random ids, but a root span started by `rootOn` takes the trace id given there. */
+  readonly ids: IdGenerator;
+  /**
+   * Start a root span (`start` calls the tracer) on the trace id its decision was made on: the
+   * ratio samplers decide on the trace id, so a trace they selected must keep it (another service
+   * deciding on the same id with the same ratio then agrees).
+   */
+  rootOn<T>(traceId: string, start: () => T): T;
 }
 
 const RECORDED: SamplingResult = { decision: SamplingDecision.RECORD_AND_SAMPLED };
@@ -38,9 +53,23 @@ export function createSampling(name: string, ratio: number, rootContext: Context
   const decide = (parent: SpanContext | undefined, traceId: string): boolean =>
     parentBased && parent !== undefined ? (parent.traceFlags & TraceFlags.SAMPLED) !== 0 : root(traceId);
   const recordedRoot = rootContext.setValue(DECIDED, true);
+  const random = new RandomIdGenerator();
+  let decidedTraceId: string | undefined;
   return {
     decide,
     recordedRoot,
+    ids: {
+      generateSpanId: () => random.generateSpanId(),
+      generateTraceId: () => decidedTraceId ?? random.generateTraceId(),
+    },
+    rootOn(traceId, start) {
+      decidedTraceId = traceId;
+      try {
+        return start();
+      } finally {
+        decidedTraceId = undefined;
+      }
+    },
     recordedFrom: (parent) => (parent === undefined ? recordedRoot : trace.setSpanContext(recordedRoot, parent)),
     sampler: {
       shouldSample(context, traceId) {

@@ -156,6 +156,7 @@ function startTraces(settings: TelemetrySettings, protocol: string, resource: Re
   const provider = new TracerProvider({
     resource,
     sampler: sampling.sampler,
+    idGenerator: sampling.ids,
     spanProcessors: [
       new BatchSpanProcessor({
         exporter: protocol === 'http/json' ? new JsonTraceExporter() : new ProtoTraceExporter(),
@@ -221,7 +222,11 @@ function serverSpans(tracer: Tracer | undefined, sampling: Sampling, durations: 
           tracked,
           message,
           meta,
-          tracer.startSpan('', { kind: SpanKind.SERVER, startTime: tracked.startedAt }, sampling.recordedFrom(parent)),
+          parent === undefined
+            ? sampling.rootOn(ids.traceId, () =>
+                tracer.startSpan('', { kind: SpanKind.SERVER, startTime: tracked.startedAt }, sampling.recordedRoot),
+              )
+            : tracer.startSpan('', { kind: SpanKind.SERVER, startTime: tracked.startedAt }, sampling.recordedFrom(parent)),
         );
       } else {
         headers[TRACEPARENT] = unsampled(parent, carried as string, ids);

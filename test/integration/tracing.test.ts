@@ -3,6 +3,8 @@
  * in front of the legacy fixture, which reports the trace context it saw. Spans are read after
  * the proxy stopped (SIGTERM flushes them) or as they arrive, never after a guessed delay.
  */
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { SamplingDecision, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect as connectSocket } from 'node:net';
@@ -431,6 +433,46 @@ describe('tracing what no flow serves', () => {
     expect(route.parentSpanId).toBe(passed.spanId);
     expect(route.name).toBe('GET');
     expect(route.attributes['http.response.status_code']).toBe(metadata.status);
+    await receiver.close();
+  });
+});
+
+describe('ratio sampling (traceidratio 0.5) of requests that come without a context', () => {
+  it('a recorded trace keeps the trace id the ratio selected, and every trace id sent upstream agrees with the decision', async () => {
+    const receiver = await startOtlpReceiver();
+    const upstream = await startFixture('sdk');
+    const proxy = await startProxy(upstream.mcpUrl, {
+      ...otelEnv(receiver, 'http/json'),
+      OTEL_TRACES_SAMPLER: 'traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.5',
+    });
+    const calls = 24;
+    for (let i = 0; i < calls; i++) {
+      const answer = await post(proxy.url, modernHeaders('tools/call', 'echo'), {
+        jsonrpc: '2.0',
+        id: `ratio-${i}`,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { text: `ratio ${i}` }, _meta: envelope() },
+      });
+      expect(answer.messages[0]).toMatchObject({ result: { content: [{ text: `ratio ${i}` }] } });
+    }
+    await proxy.stop();
+    const ratio = new TraceIdRatioBasedSampler(0.5);
+    const selected = (traceId: string) => ratio.shouldSample(ROOT_CONTEXT, traceId).decision === SamplingDecision.RECORD_AND_SAMPLED;
+
+    const roots = receiver.spans().filter((s) => s.kind === SERVER && s.attributes['mcp.method.name'] === 'tools/call');
+    expect(roots.every((s) => s.parentSpanId === '')).toBe(true);
+    // 24 calls at 0.5: none recorded, or all, has a chance of 2^-24.
+    expect(roots.length).toBeGreaterThan(0);
+    expect(roots.length).toBeLessThan(calls);
+    expect(roots.filter((s) => !selected(s.traceId)).map((s) => s.traceId)).toEqual([]);
+
+    const sent = (await upstream.stats()).traceparents.filter((t) => t.method === 'tools/call' && t.header !== null);
+    expect(sent).toHaveLength(calls);
+    for (const { header } of sent) {
+      const [, traceId, , flags] = header!.split('-');
+      expect({ traceId, sampled: flags === '01' }).toEqual({ traceId, sampled: selected(traceId!) });
+    }
     await receiver.close();
   });
 });

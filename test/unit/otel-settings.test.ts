@@ -1,5 +1,5 @@
 import { ROOT_CONTEXT, SpanKind, TraceFlags, trace, type Context } from '@opentelemetry/api';
-import { SamplingDecision } from '@opentelemetry/sdk-trace';
+import { SamplingDecision, TracerProvider } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import type { SamplerName } from '../../src/observability/otel-settings.js';
@@ -130,5 +130,22 @@ describe('the sampler and span batching named by OTEL_* variables', () => {
       sampledParent,
       droppedParent,
     ]);
+  });
+
+  it('a root span started through rootOn takes the trace id its decision was made on; other roots get random ids', () => {
+    const sampling = createSampling('traceidratio', 0.5, ROOT_CONTEXT);
+    const tracer = new TracerProvider({ sampler: sampling.sampler, idGenerator: sampling.ids }).getTracer('test');
+    const decided = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const root = sampling.rootOn(decided, () => tracer.startSpan('decided', {}, sampling.recordedRoot));
+    expect(root.spanContext().traceId).toBe(decided);
+    expect(root.spanContext().spanId).toMatch(/^[0-9a-f]{16}$/);
+    const other = tracer.startSpan('another root', {}, sampling.recordedRoot);
+    expect(other.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(other.spanContext().traceId).not.toBe(decided);
+    // A child keeps its parent's trace, inside rootOn or not.
+    const child = sampling.rootOn('0af7651916cd43dd8448eb211c80319c', () =>
+      tracer.startSpan('child', {}, trace.setSpanContext(sampling.recordedRoot, root.spanContext())),
+    );
+    expect(child.spanContext().traceId).toBe(decided);
   });
 });
