@@ -222,11 +222,10 @@ function serverSpans(tracer: Tracer | undefined, sampling: Sampling, durations: 
           tracked,
           message,
           meta,
-          parent === undefined
-            ? sampling.rootOn(ids.traceId, () =>
-                tracer.startSpan('', { kind: SpanKind.SERVER, startTime: tracked.startedAt }, sampling.recordedRoot),
-              )
-            : tracer.startSpan('', { kind: SpanKind.SERVER, startTime: tracked.startedAt }, sampling.recordedFrom(parent)),
+          // A new trace keeps the id decided on (under a caller's context, `ids` is the caller's).
+          sampling.rootOn(ids.traceId, () =>
+            tracer.startSpan('', { kind: SpanKind.SERVER, startTime: tracked.startedAt }, sampling.recordedFrom(parent)),
+          ),
         );
       } else {
         headers[TRACEPARENT] = unsampled(parent, carried as string, ids);
