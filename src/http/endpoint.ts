@@ -104,7 +104,13 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
   };
 
   async function post(call: Call) {
-    const raw = tracing.on ? await readTraced(call) : await readJsonBody(call.req, bodyLimits);
+    let raw: Buffer;
+    try {
+      raw = await readJsonBody(call.req, bodyLimits);
+    } catch (error) {
+      if (tracing.on) serveRefusal(call);
+      throw error;
+    }
     const parsed = parseJson(raw);
     if (tracing.on) return tracing.serve(call.req, call.res, call.tracked, parsed, () => dispatch(call, raw, parsed));
     // `return await`: an async function that returns a promise unawaited resolves it in two more
@@ -112,16 +118,11 @@ export function createMcpEndpoint(deps: McpEndpointDeps): McpEndpoint {
     return await dispatch(call, raw, parsed);
   }
 
-  /** The body, or, if it cannot be read (too large, too slow), a server span for the refusal. */
-  async function readTraced(call: Call): Promise<Buffer> {
-    try {
-      return await readJsonBody(call.req, bodyLimits);
-    } catch (error) {
-      tracing.serve(call.req, call.res, call.tracked, undefined, () => undefined);
-      // A client that left mid-body: its answer closed before the span was there to end with it.
-      if (call.tracked.gone.aborted) call.tracked.onClose?.(null);
-      throw error;
-    }
+  /** A server span for a POST whose body could not be read (too large, too slow, the client gone). */
+  function serveRefusal(call: Call): void {
+    tracing.serve(call.req, call.res, call.tracked, undefined, () => undefined);
+    // A client that left mid-body: its answer closed before the span was there to end with it.
+    if (call.tracked.gone.aborted) call.tracked.onClose?.(null);
   }
 
   /** A POST, its body read: which flow it takes. */

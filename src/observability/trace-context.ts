@@ -54,8 +54,8 @@ export function newIds(): { traceId: string; spanId: string } {
     randomFillSync(POOL);
     offset = 0;
   }
-  const traceId = POOL.toString('hex', offset, offset + 16);
-  const spanId = POOL.toString('hex', offset + 16, offset + 24);
+  // One hex string for both (slices of it are not copies).
+  const hex = POOL.toString('hex', offset, offset + 24);
   offset += 24;
-  return { traceId, spanId };
+  return { traceId: hex.slice(0, 32), spanId: hex.slice(32) };
 }

@@ -29,13 +29,9 @@ import {
   type SpanContext,
   type Tracer,
 } from '@opentelemetry/api';
-import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
-import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
-import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import { BatchSpanProcessor, TracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isObject } from '../mcp/protocol.js';
 import type { Tracked } from '../http/tracking.js';
@@ -43,6 +39,7 @@ import type { Fingerprint, UpstreamSessionId } from '../session/ids.js';
 import { toProxyError, type UpstreamClient } from '../upstream/client.js';
 import { tracedClient } from './client-spans.js';
 import { createDurations, type DurationHistogram } from './durations.js';
+import { startExportThread } from './export-thread.js';
 import type { TelemetrySettings } from './otel-settings.js';
 import { createSampling, type Sampling } from './sampling.js';
 import { A, describe, methodOf, versionOf } from './span-attributes.js';
@@ -126,10 +123,10 @@ export function createTracing(deps: TracingDeps): Tracing {
     port: Number(deps.upstreamUrl.port || (deps.upstreamUrl.protocol === 'https:' ? 443 : 80)),
   };
   const sampling = createSampling(settings.sampler, settings.samplerRatio, ROOT_CONTEXT);
-  const spans =
-    settings.traces === undefined ? undefined : startTraces(settings, settings.traces.protocol, resource, sampling, deps.serviceVersion);
+  const exporters = startExportThread(settings.traces?.protocol, settings.metrics?.protocol);
+  const spans = settings.traces === undefined ? undefined : startTraces(settings, exporters.spans, resource, sampling, deps.serviceVersion);
   const durations = createDurations(resource, { name: SCOPE, version: deps.serviceVersion }, upstream);
-  const metrics = settings.metrics === undefined ? undefined : startMetrics(settings, resource, durations.producer);
+  const metrics = settings.metrics === undefined ? undefined : startMetrics(settings, exporters.metrics, resource, durations.producer);
   const tracer = spans?.tracer;
   const servers = serverSpans(tracer, sampling, metrics === undefined ? undefined : durations.server);
   const steps = tracer === undefined ? undefined : internalSpans(tracer);
@@ -152,28 +149,28 @@ export function createTracing(deps: TracingDeps): Tracing {
   };
 }
 
-function startTraces(settings: TelemetrySettings, protocol: string, resource: Resource, sampling: Sampling, version: string) {
+function startTraces(settings: TelemetrySettings, exporter: SpanExporter, resource: Resource, sampling: Sampling, version: string) {
   const provider = new TracerProvider({
     resource,
     sampler: sampling.sampler,
     idGenerator: sampling.ids,
-    spanProcessors: [
-      new BatchSpanProcessor({
-        exporter: protocol === 'http/json' ? new JsonTraceExporter() : new ProtoTraceExporter(),
-        ...settings.batch,
-      }),
-    ],
+    spanProcessors: [new BatchSpanProcessor({ exporter, ...settings.batch })],
   });
   return { provider, tracer: provider.getTracer(SCOPE, version) };
 }
 
 /** The OTLP metrics: the duration histograms (durations.ts), through the SDK's periodic reader. */
-function startMetrics(settings: TelemetrySettings, resource: Resource, producer: MetricProducer): MeterProvider {
+function startMetrics(
+  settings: TelemetrySettings,
+  exporter: PushMetricExporter,
+  resource: Resource,
+  producer: MetricProducer,
+): MeterProvider {
   return new MeterProvider({
     resource,
     readers: [
       new PeriodicExportingMetricReader({
-        exporter: settings.metrics?.protocol === 'http/json' ? new JsonMetricExporter() : new ProtoMetricExporter(),
+        exporter,
         exportIntervalMillis: settings.metricExportIntervalMs,
         metricProducers: [producer],
       }),
