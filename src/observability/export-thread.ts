@@ -66,9 +66,10 @@ export function startExportThread(traces: OtlpProtocol | undefined, metrics: Otl
   function send<T>(signal: Signal, serializer: ISerializer<T, unknown>, items: T, count: number, done: (result: ExportResult) => void) {
     let bytes = serializer.serializeRequest(items);
     if (bytes === undefined) return done({ code: ExportResultCode.FAILED, error: new Error('nothing to send') });
-    // Moved, not copied: a view on a shared buffer (a pooled Buffer) is copied out first.
+    // Moved, not copied; but a view on part of a buffer (the protobuf writer's, or a pooled
+    // Buffer, whose slice() would not copy) is copied out first: moving a buffer detaches it.
     if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength || !(bytes.buffer instanceof ArrayBuffer))
-      bytes = bytes.slice();
+      bytes = new Uint8Array(bytes);
     void ask({ kind: 'export', signal, bytes, items: count }, bytes.buffer as ArrayBuffer).then((reply) =>
       done(reply.ok ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new Error(reply.error) }),
     );
