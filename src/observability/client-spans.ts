@@ -4,14 +4,14 @@
  * exchange's own `traceparent` header (trace-context.ts): an unsampled one costs a character test
  * and the histogram, nothing else.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type { Readable } from 'node:stream';
 import { readUpstreamId, type UpstreamSessionId } from '../session/ids.js';
 import { toProxyError, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from '../upstream/client.js';
 import type { DurationHistogram } from './durations.js';
 import type { Sampling } from './sampling.js';
 import { A, describe, methodOf, versionOf } from './span-attributes.js';
-import { formatTraceparent, isSampled, newIds, parseTraceparent, TRACEPARENT, TRACESTATE } from './trace-context.js';
+import { formatTraceparent, isSampled, newIds, parentContext, TRACEPARENT, TRACESTATE } from './trace-context.js';
 
 export interface ClientSpanParts {
   readonly tracer: Tracer | undefined;
@@ -51,7 +51,6 @@ export function tracedClient(inner: UpstreamClient, parts: ClientSpanParts): Ups
     parent: string | undefined,
     rootTraceId?: string,
   ): Promise<UpstreamResponse> {
-    const parentContext = parseTraceparent(parent, request.headers[TRACESTATE]);
     const attributes: Attributes = {
       'http.request.method': request.method,
       'network.protocol.name': 'http',
@@ -64,7 +63,7 @@ export function tracedClient(inner: UpstreamClient, parts: ClientSpanParts): Ups
     if (version !== undefined) attributes[A.protocolVersion] = version;
     const upstreamId = readUpstreamId(request.headers['mcp-session-id']);
     if (upstreamId.kind === 'valid') attributes[A.sessionId] = parts.upstreamLogId(upstreamId.id);
-    const context = parentContext === undefined ? sampling.recordedRoot : trace.setSpanContext(ROOT_CONTEXT, parentContext);
+    const context = (parent === undefined ? undefined : parentContext(parent, request.headers[TRACESTATE])) ?? sampling.recordedRoot;
     const start = () => tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, context);
     const span = rootTraceId === undefined ? start() : sampling.rootOn(rootTraceId, start);
     const own = formatTraceparent(span.spanContext());

@@ -6,7 +6,7 @@
  * pay a hook, sampled or not.
  */
 import { randomFillSync } from 'node:crypto';
-import { createTraceState, TraceFlags, type SpanContext } from '@opentelemetry/api';
+import { createTraceState, ROOT_CONTEXT, TraceFlags, trace, type Context, type SpanContext } from '@opentelemetry/api';
 
 export const TRACEPARENT = 'traceparent';
 export const TRACESTATE = 'tracestate';
@@ -26,6 +26,24 @@ export function parseTraceparent(value: unknown, tracestate?: unknown): SpanCont
   if (version === 'ff' || (version === '00' && rest !== '') || traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return undefined;
   const context: SpanContext = { traceId, spanId, traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true };
   return typeof tracestate === 'string' && tracestate !== '' ? { ...context, traceState: createTraceState(tracestate) } : context;
+}
+
+// The last parent asked for, and its OTel context: a recorded request's steps and exchanges ask
+// for their request's again and again (a 2026-07-28 call: its MRTR round, then its exchange).
+let last: { value: string; tracestate: unknown; context: Context } | undefined;
+
+/** The context to start a span under, as the child of the one a `traceparent` names; undefined if it names none. */
+export function parentContext(value: string, tracestate: unknown): Context | undefined {
+  if (last !== undefined && last.value === value && last.tracestate === tracestate) return last.context;
+  const parent = parseTraceparent(value, tracestate);
+  return parent === undefined ? undefined : remember(value, tracestate, parent);
+}
+
+/** The context for the span whose `traceparent` (and the request's `tracestate`) this is, known without parsing. */
+export function remember(value: string, tracestate: unknown, span: SpanContext): Context {
+  const context = trace.setSpanContext(ROOT_CONTEXT, span);
+  last = { value, tracestate, context };
+  return context;
 }
 
 export function formatTraceparent(context: Pick<SpanContext, 'traceId' | 'spanId' | 'traceFlags'>): string {

@@ -22,8 +22,8 @@ import {
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
-  trace,
   type Attributes,
+  type Context,
   type Link,
   type Span,
   type SpanContext,
@@ -43,7 +43,16 @@ import { startExportThread } from './export-thread.js';
 import type { TelemetrySettings } from './otel-settings.js';
 import { createSampling, type Sampling } from './sampling.js';
 import { A, describe, methodOf, versionOf } from './span-attributes.js';
-import { formatTraceparent, isSampled, newIds, parseTraceparent, TRACEPARENT, TRACESTATE } from './trace-context.js';
+import {
+  formatTraceparent,
+  isSampled,
+  newIds,
+  parentContext,
+  parseTraceparent,
+  remember,
+  TRACEPARENT,
+  TRACESTATE,
+} from './trace-context.js';
 
 /** Where a context travels: a request's headers, or an upstream exchange's. */
 export type Carrier = Record<string, string | string[] | undefined>;
@@ -259,6 +268,8 @@ function serverSpans(tracer: Tracer | undefined, sampling: Sampling, durations: 
     span.setAttributes(attributes);
     const own = formatTraceparent(span.spanContext());
     req.headers[TRACEPARENT] = own;
+    // Its steps and exchanges find their parent here without parsing `own` again.
+    remember(own, req.headers[TRACESTATE], span.spanContext());
     if (meta !== undefined) {
       // Bodies the proxy writes from this message carry it in params._meta (each exchange puts its own there).
       meta[TRACEPARENT] = own;
@@ -294,14 +305,10 @@ function internalSpans(tracer: Tracer) {
   /** The parent context in `headers`, if the request is recorded. */
   const recordedParent = (headers: Carrier) => {
     const value = headers[TRACEPARENT];
-    return isSampled(value) ? parseTraceparent(value, headers[TRACESTATE]) : undefined;
+    return isSampled(value) ? parentContext(value, headers[TRACESTATE]) : undefined;
   };
-  const start = (name: string, parent: SpanContext, attributes: Attributes, links?: Link[]) =>
-    tracer.startSpan(
-      name,
-      { kind: SpanKind.INTERNAL, attributes, ...(links === undefined ? {} : { links }) },
-      trace.setSpanContext(ROOT_CONTEXT, parent),
-    );
+  const start = (name: string, parent: Context, attributes: Attributes, links?: Link[]) =>
+    tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes, ...(links === undefined ? {} : { links }) }, parent);
   const fail = (span: Span, error: unknown) => {
     span.setAttribute(A.errorType, toProxyError(error).reason.toLowerCase());
     span.setStatus({ code: SpanStatusCode.ERROR });
