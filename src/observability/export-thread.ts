@@ -78,13 +78,17 @@ export function startExportThread(traces: OtlpProtocol | undefined, metrics: Otl
     const reply = await ask({ kind, signal });
     if (!reply.ok && gone === undefined) throw new Error(reply.error);
   };
-  // The worker ends when both signals' exporters are shut down (an unused signal counts as shut).
-  let open = (traces === undefined ? 0 : 1) + (metrics === undefined ? 0 : 1);
+  // The worker ends when each signal in use has shut its exporter down (once; again is a no-op).
+  const open = new Set<Signal>([
+    ...(traces === undefined ? [] : ['traces' as const]),
+    ...(metrics === undefined ? [] : ['metrics' as const]),
+  ]);
   const shutdown = async (signal: Signal) => {
+    if (!open.delete(signal)) return;
     try {
       await control('shutdown', signal);
     } finally {
-      if (--open === 0) await worker.terminate();
+      if (open.size === 0) await worker.terminate();
     }
   };
 
