@@ -268,13 +268,14 @@ function serverSpans(tracer: Tracer | undefined, sampling: Sampling, durations: 
     span.setAttributes(attributes);
     const own = formatTraceparent(span.spanContext());
     req.headers[TRACEPARENT] = own;
-    // Its steps and exchanges find their parent here without parsing `own` again.
-    remember(own, req.headers[TRACESTATE], span.spanContext());
     if (meta !== undefined) {
       // Bodies the proxy writes from this message carry it in params._meta (each exchange puts its own there).
       meta[TRACEPARENT] = own;
       if (typeof meta[TRACESTATE] === 'string' && typeof req.headers[TRACESTATE] !== 'string') req.headers[TRACESTATE] = meta[TRACESTATE];
     }
+    // Its steps and exchanges find their parent here without parsing `own` again (keyed as they
+    // will ask: with the request's tracestate, which may have come from _meta just above).
+    remember(own, req.headers[TRACESTATE], span.spanContext());
     tracked.onClose = (status) => {
       if (tracked.sessionLogId !== null) span.setAttribute(A.sessionId, tracked.sessionLogId);
       if (tracked.replayedFor !== null) span.setAttribute(A.replayed, tracked.replayedFor);
