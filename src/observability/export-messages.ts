@@ -1,7 +1,7 @@
 /**
  * What the main thread and the export worker (export-worker.ts) say to each other. An export is
- * its OTLP request body, serialised on the main thread by the SDK's serialiser and moved (not
- * copied) to the worker, which sends it.
+ * its OTLP request body, serialised on the main thread by the SDK's serialiser and copied to the
+ * worker (never moved: see export-thread.ts), which sends it.
  */
 import type { OtlpProtocol } from './otel-settings.js';
 

@@ -53,24 +53,28 @@ export function startExportThread(traces: OtlpProtocol | undefined, metrics: Otl
   worker.on('error', (error: Error) => failAll(`the export thread failed: ${error.message}`));
   worker.on('exit', (code) => failAll(`the export thread exited (${code})`));
 
-  const ask = (request: Unsent<ExportRequest>, transfer?: ArrayBuffer): Promise<ExportReply> =>
+  const ask = (request: Unsent<ExportRequest>): Promise<ExportReply> =>
     new Promise((resolve) => {
       const id = nextId++;
       if (gone !== undefined) return resolve({ id, ok: false, error: gone });
       if (pending.size === 0) worker.ref();
       pending.set(id, resolve);
-      worker.postMessage({ ...request, id }, transfer === undefined ? undefined : [transfer]);
+      worker.postMessage({ ...request, id });
     });
 
   /** Serialise `items` on this thread, send them from the worker. */
   function send<T>(signal: Signal, serializer: ISerializer<T, unknown>, items: T, count: number, done: (result: ExportResult) => void) {
     let bytes = serializer.serializeRequest(items);
     if (bytes === undefined) return done({ code: ExportResultCode.FAILED, error: new Error('nothing to send') });
-    // Moved, not copied; but a view on part of a buffer (the protobuf writer's, or a pooled
-    // Buffer, whose slice() would not copy) is copied out first: moving a buffer detaches it.
+    // Copied, never moved: moving (transferring) an ArrayBuffer detaches it, and the first detach
+    // in a process invalidates V8's ArrayBufferDetaching protector, deoptimising every hot
+    // function that touches a Buffer (about 150 of the request path's; a lasting 5-10% in
+    // bench/tracing-cpu.ts). The copy is a memcpy of the body. postMessage copies a view's
+    // whole buffer (and shares a shared one): a view on part of a buffer (the protobuf writer's,
+    // a pooled Buffer, whose slice() would not copy) is copied out first.
     if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength || !(bytes.buffer instanceof ArrayBuffer))
       bytes = new Uint8Array(bytes);
-    void ask({ kind: 'export', signal, bytes, items: count }, bytes.buffer as ArrayBuffer).then((reply) =>
+    void ask({ kind: 'export', signal, bytes, items: count }).then((reply) =>
       done(reply.ok ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new Error(reply.error) }),
     );
   }
