@@ -64,8 +64,11 @@ export function tracedClient(inner: UpstreamClient, parts: ClientSpanParts): Ups
     const upstreamId = readUpstreamId(request.headers['mcp-session-id']);
     if (upstreamId.kind === 'valid') attributes[A.sessionId] = parts.upstreamLogId(upstreamId.id);
     const context = (parent === undefined ? undefined : parentContext(parent, request.headers[TRACESTATE])) ?? sampling.recordedRoot;
-    const start = () => tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, context);
-    const span = rootTraceId === undefined ? start() : sampling.rootOn(rootTraceId, start);
+    const start = () => tracer.startSpan(name, { kind: SpanKind.CLIENT }, context);
+    // Set after the start, not given to it: the SDK checks start attributes twice (for the
+    // sampler, then for the span), each check of a value allocating a WeakSet; the sampling
+    // decision was made at the server span and reads no attribute.
+    const span = (rootTraceId === undefined ? start() : sampling.rootOn(rootTraceId, start)).setAttributes(attributes);
     const own = formatTraceparent(span.spanContext());
     const sent: UpstreamRequest = { ...request, headers: { ...request.headers, [TRACEPARENT]: own } };
     // A body the proxy wrote from a recorded request's message carries its context in

@@ -308,8 +308,9 @@ function internalSpans(tracer: Tracer) {
     const value = headers[TRACEPARENT];
     return isSampled(value) ? parentContext(value, headers[TRACESTATE]) : undefined;
   };
+  // Attributes set after the start, as on client spans (client-spans.ts says why).
   const start = (name: string, parent: Context, attributes: Attributes, links?: Link[]) =>
-    tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes, ...(links === undefined ? {} : { links }) }, parent);
+    tracer.startSpan(name, { kind: SpanKind.INTERNAL, ...(links === undefined ? {} : { links }) }, parent).setAttributes(attributes);
   const fail = (span: Span, error: unknown) => {
     span.setAttribute(A.errorType, toProxyError(error).reason.toLowerCase());
     span.setStatus({ code: SpanStatusCode.ERROR });
