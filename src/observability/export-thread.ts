@@ -67,11 +67,11 @@ export function startExportThread(traces: OtlpProtocol | undefined, metrics: Otl
     let bytes = serializer.serializeRequest(items);
     if (bytes === undefined) return done({ code: ExportResultCode.FAILED, error: new Error('nothing to send') });
     // Copied, never moved: moving (transferring) an ArrayBuffer detaches it, and the first detach
-    // in a process invalidates V8's ArrayBufferDetaching protector, deoptimising every hot
-    // function that touches a Buffer (about 150 of the request path's; a lasting 5-10% in
-    // bench/tracing-cpu.ts). The copy is a memcpy of the body. postMessage copies a view's
-    // whole buffer (and shares a shared one): a view on part of a buffer (the protobuf writer's,
-    // a pooled Buffer, whose slice() would not copy) is copied out first.
+    // in a process invalidates V8's ArrayBufferDetaching protector, deoptimising every function
+    // compiled on the assumption that none is (about 150 of the request path's at once; the 1%
+    // setting of bench/tracing-cpu.ts paid 0.04-0.06 for it). The copy is a memcpy. postMessage
+    // copies a view's whole buffer (and shares a shared one): a view on part of a buffer (the
+    // protobuf writer's, a pooled Buffer, whose slice() would not copy) is copied out first.
     if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength || !(bytes.buffer instanceof ArrayBuffer))
       bytes = new Uint8Array(bytes);
     void ask({ kind: 'export', signal, bytes, items: count }).then((reply) =>
