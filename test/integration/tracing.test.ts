@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect as connectSocket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callText, connect } from '../helpers/client.js';
+import { callText, connect, sessionHeaders } from '../helpers/client.js';
 import { envelope, modernHeaders, post } from '../helpers/modern-client.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
 import { freePort, killAll, startFixture, startModernFixture, startProxy, type Fixture, type Proxy } from '../helpers/processes.js';
@@ -474,5 +474,52 @@ describe('ratio sampling (traceidratio 0.5) of requests that come without a cont
       expect({ traceId, sampled: flags === '01' }).toEqual({ traceId, sampled: selected(traceId!) });
     }
     await receiver.close();
+  });
+});
+
+describe('an upstream exchange whose caller left mid-stream', () => {
+  let receiver: OtlpReceiver;
+  let upstream: Fixture;
+  let proxy: Proxy;
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    upstream = await startFixture('sdk');
+    proxy = await startProxy(upstream.mcpUrl, otelEnv(receiver, 'http/json'));
+  });
+  afterAll(async () => {
+    await upstream.release();
+    await proxy.stop();
+    await receiver.close();
+  });
+
+  // The client span ends with the exchange's body, however it ends: here it is cut (the caller
+  // left after the first progress event, so the proxy aborts the upstream request), and its end is
+  // only an error on the body, never its last byte.
+  it('still ends its client span, under the server span', async () => {
+    const caller = callerContext();
+    const c = await connect(proxy.url, 'quitter');
+    const controller = new AbortController();
+    const res = await fetch(proxy.url, {
+      method: 'POST',
+      signal: controller.signal,
+      headers: { ...sessionHeaders(c), traceparent: caller.traceparent },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: { name: 'gated-progress', arguments: { steps: 2 }, _meta: { progressToken: 'p' } },
+      }),
+    });
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const first = new TextDecoder().decode((await res.body!.getReader().read()).value);
+    expect(first).toContain('notifications/progress');
+    controller.abort();
+    const spans = await receiver.waitForSpans((all) => inTrace(all, caller.traceId).filter((s) => s.kind !== INTERNAL).length >= 2);
+    const server = one(inTrace(spans, caller.traceId), (s) => s.kind === SERVER);
+    expect(server.name).toBe('tools/call gated-progress');
+    const client = one(childrenOf(spans, server), (s) => s.kind === CLIENT);
+    expect(client.name).toBe('tools/call gated-progress');
+    expect(client.attributes['http.response.status_code']).toBe(200);
+    await c.close();
   });
 });
