@@ -93,8 +93,8 @@ describe('the export thread', () => {
 
 /**
  * Moving a buffer to the worker would detach it, and the first detach in a process invalidates
- * V8's ArrayBufferDetaching protector: every optimised function that touches a typed array is
- * thrown away, and the request path pays for it for good (bench/README.md). A separate Node process
+ * V8's ArrayBufferDetaching protector: every function compiled on the assumption that none is
+ * gets deoptimised at once, about 150 of the request path's (bench/README.md). A separate Node process
  * with V8's protector tracing on exports through the thread; a control process that does detach
  * shows the trace names it, so the check cannot pass because the trace went quiet.
  */
